@@ -1,0 +1,154 @@
+//! Finds where a field path (`brokers[1].tls.ca_file`) was written in a YAML text.
+//!
+//! serde_yaml reports positions for errors it raises itself, but our validation runs after
+//! deserialisation, when positions are gone. This walks the document once with a marked event
+//! parser and records the line/column of every value by its path, so a validation error can
+//! still say `file:line:column`.
+
+use std::collections::HashMap;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// A 1-based position in the source text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Path → position of the value (or, for a key whose value is absent, of the key).
+#[derive(Debug, Default)]
+pub struct Locator {
+    positions: HashMap<String, Position>,
+}
+
+impl Locator {
+    /// Index `text`. A text the YAML parser refuses yields an empty index: serde_yaml will have
+    /// reported that error with its own position already.
+    pub fn new(text: &str) -> Self {
+        let mut walker = Walker::default();
+        let mut parser = Parser::new_from_str(text);
+        if parser.load(&mut walker, false).is_err() {
+            return Self::default();
+        }
+        Self {
+            positions: walker.positions,
+        }
+    }
+
+    /// The position of `path`, or of its closest written ancestor (a missing field is reported
+    /// where its parent is).
+    pub fn find(&self, path: &str) -> Option<Position> {
+        let mut p = path;
+        loop {
+            if let Some(pos) = self.positions.get(p) {
+                return Some(*pos);
+            }
+            let cut = p.rfind(['.', '['])?;
+            p = &p[..cut];
+        }
+    }
+}
+
+enum Frame {
+    Map { path: String, key: Option<String> },
+    Seq { path: String, index: usize },
+}
+
+#[derive(Default)]
+struct Walker {
+    stack: Vec<Frame>,
+    positions: HashMap<String, Position>,
+}
+
+impl Walker {
+    /// Path of the node about to start, or `None` if the node is a mapping key.
+    fn child_path(&mut self) -> Option<String> {
+        match self.stack.last_mut() {
+            None => Some(String::new()),
+            Some(Frame::Map { key: None, .. }) => None,
+            Some(Frame::Map { path, key: Some(k) }) => Some(if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            }),
+            Some(Frame::Seq { path, index }) => Some(format!("{path}[{index}]")),
+        }
+    }
+
+    /// A value node finished: the parent map now expects a key, the sequence the next item.
+    fn value_done(&mut self) {
+        match self.stack.last_mut() {
+            Some(Frame::Map { key, .. }) => *key = None,
+            Some(Frame::Seq { index, .. }) => *index += 1,
+            None => {}
+        }
+    }
+}
+
+impl MarkedEventReceiver for Walker {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let pos = Position {
+            line: mark.line(),
+            column: mark.col() + 1,
+        };
+        match ev {
+            Event::Scalar(value, ..) => match self.child_path() {
+                None => {
+                    if let Some(Frame::Map { path, key }) = self.stack.last_mut() {
+                        let full = if path.is_empty() {
+                            value.clone()
+                        } else {
+                            format!("{path}.{value}")
+                        };
+                        self.positions.entry(full).or_insert(pos);
+                        *key = Some(value);
+                    }
+                }
+                Some(p) => {
+                    self.positions.insert(p, pos);
+                    self.value_done();
+                }
+            },
+            Event::Alias(_) => {
+                if let Some(p) = self.child_path() {
+                    self.positions.insert(p, pos);
+                }
+                self.value_done();
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                // A complex mapping key (`? [a]: b`) is not something our config uses; treat
+                // it as an anonymous value so the walk stays balanced.
+                let path = self.child_path().unwrap_or_default();
+                self.positions.entry(path.clone()).or_insert(pos);
+                self.stack.push(if matches!(ev, Event::MappingStart(..)) {
+                    Frame::Map { path, key: None }
+                } else {
+                    Frame::Seq { path, index: 0 }
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+                self.value_done();
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nested_values_and_falls_back_to_parents() {
+        let text = "listen: x\nbrokers:\n  - name: a\n    tls:\n      ca_file: /nope\n  - url: b\n";
+        let l = Locator::new(text);
+        assert_eq!(l.find("listen"), Some(Position { line: 1, column: 9 }));
+        assert_eq!(l.find("brokers[0].tls.ca_file").map(|p| p.line), Some(5));
+        assert_eq!(l.find("brokers[1].url").map(|p| p.line), Some(6));
+        // a field that was not written is reported at its closest written parent
+        assert_eq!(l.find("brokers[1].name").map(|p| p.line), Some(6));
+        assert_eq!(l.find("nothing"), None);
+    }
+}

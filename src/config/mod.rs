@@ -1,0 +1,861 @@
+//! Validated configuration.
+//!
+//! Two stages, as ripgrep does it: `raw` holds what was written (serde, unknown fields refused),
+//! this module turns it into checked types (`Duration`, `SocketAddr`, URLs, enums, readable
+//! files, secrets) and is the only place that knows the defaults. Every error names the source,
+//! the line/column and the field path, and quotes the bad value unless the value is a secret.
+//! `load(path)` reads a file; `parse(text, …)` takes bytes so unit tests need no files.
+
+mod locate;
+pub mod raw;
+
+use locate::{Locator, Position};
+use raw::{DurationText, RawBroker, RawConfig, RawSys, RawTls};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The configuration compiled into the binary, used when no file is given.
+pub const DEFAULT_YAML: &str = include_str!("default.yaml");
+/// Name used in error messages for the embedded configuration.
+pub const DEFAULT_SOURCE: &str = "<embedded default config>";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub log: LogConfig,
+    pub brokers: Vec<BrokerConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    pub level: LogLevel,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// The `broker` label on every series of this broker.
+    pub name: String,
+    pub url: BrokerUrl,
+    pub protocol: Protocol,
+    /// Explicit client id; `None` means a unique id is generated per process.
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub tls: Option<TlsConfig>,
+    pub keep_alive: Duration,
+    pub connect_timeout: Duration,
+    pub reconnect: Backoff,
+    pub capacity: Capacity,
+    pub sys: SysConfig,
+}
+
+/// Where a broker listens. Only the parts Paho needs are kept; credentials in the URL are
+/// refused at load time so they cannot leak into labels or logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub transport: Transport,
+    pub host: String,
+    pub port: u16,
+    /// WebSocket path (`/mqtt`); empty for TCP.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+}
+
+impl BrokerUrl {
+    pub fn is_tls(&self) -> bool {
+        matches!(self.transport, Transport::Tls | Transport::Wss)
+    }
+
+    /// The URI in the form the Paho C library understands.
+    pub fn paho_uri(&self) -> String {
+        let scheme = match self.transport {
+            Transport::Tcp => "tcp",
+            Transport::Tls => "ssl",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
+        };
+        format!(
+            "{scheme}://{}:{}{}",
+            self.host_for_uri(),
+            self.port,
+            self.path
+        )
+    }
+
+    fn host_for_uri(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
+    }
+}
+
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.transport {
+            Transport::Tcp => "mqtt",
+            Transport::Tls => "mqtts",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
+        };
+        write!(
+            f,
+            "{scheme}://{}:{}{}",
+            self.host_for_uri(),
+            self.port,
+            self.path
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    V5,
+    V311,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::V5 => "v5",
+            Protocol::V311 => "v3.1.1",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// CA bundle to verify the broker with; `None` uses the system trust store.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate for mTLS (may also hold the key).
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capacity {
+    pub max_connections: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysConfig {
+    pub enabled: bool,
+    /// The subscription filter, always `<prefix>#`.
+    pub topic: String,
+    pub profile: ProfileName,
+    /// Cap on series whose labels come from the broker (unknown topics, bridges).
+    pub max_series: usize,
+}
+
+impl SysConfig {
+    /// The filter without its trailing `#`: what profile patterns are relative to.
+    pub fn prefix(&self) -> &str {
+        self.topic.strip_suffix('#').unwrap_or(&self.topic)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileName {
+    Auto,
+    Mosquitto,
+    Generic,
+}
+
+impl ProfileName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileName::Auto => "auto",
+            ProfileName::Mosquitto => "mosquitto",
+            ProfileName::Generic => "generic",
+        }
+    }
+}
+
+/// A value that must never be printed: `Debug` and `Display` show `<secret>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The plain value, for handing to the MQTT client only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// A configuration error: where (source, position, field path) and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub source_name: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Dotted field path (`brokers[0].tls.ca_file`); empty for whole-document errors.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source_name)?;
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            write!(f, ":{l}:{c}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Read and validate a config file. Relative file paths inside it are resolved against the
+/// file's directory, as Prometheus does.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let source_name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        source_name: source_name.clone(),
+        line: None,
+        column: None,
+        path: String::new(),
+        message: format!("cannot read config file: {e}"),
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&text, &source_name, &base, &|k| std::env::var(k).ok())
+}
+
+/// The embedded default configuration.
+pub fn embedded_default() -> Result<Config, ConfigError> {
+    parse(DEFAULT_YAML, DEFAULT_SOURCE, Path::new("."), &|k| {
+        std::env::var(k).ok()
+    })
+}
+
+/// Parse and validate `text`. `base` resolves relative file paths; `env` answers `${VAR}`.
+pub fn parse(
+    text: &str,
+    source_name: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let raw: RawConfig = if is_blank(text) {
+        RawConfig::default()
+    } else {
+        serde_yaml::from_str(text).map_err(|e| yaml_error(source_name, &e))?
+    };
+    let v = Validator {
+        source_name,
+        locator: Locator::new(text),
+        base,
+        env,
+    };
+    v.config(raw)
+}
+
+fn is_blank(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|l| l.is_empty() || l.starts_with('#') || l == "---")
+}
+
+/// serde_yaml's message ends in " at line L column C"; we move the position to the front,
+/// and split off its `path: ` prefix so every error reads the same way.
+fn yaml_error(source_name: &str, e: &serde_yaml::Error) -> ConfigError {
+    let mut message = e.to_string();
+    let (line, column) = match e.location() {
+        Some(loc) => {
+            let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+            if let Some(stripped) = message.strip_suffix(&suffix) {
+                message = stripped.to_owned();
+            }
+            (Some(loc.line()), Some(loc.column()))
+        }
+        None => (None, None),
+    };
+    let mut path = String::new();
+    if let Some((p, rest)) = message.split_once(": ") {
+        let looks_like_path = !p.is_empty()
+            && !p.contains(' ')
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c));
+        if looks_like_path {
+            path = p.to_owned();
+            message = rest.to_owned();
+        }
+    }
+    // Point at the misspelt field itself, not at the mapping that holds it.
+    if let Some(field) = message
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split_once('`'))
+        .map(|(f, _)| f.to_owned())
+    {
+        path = if path.is_empty() {
+            field
+        } else {
+            format!("{path}.{field}")
+        };
+    }
+    ConfigError {
+        source_name: source_name.to_owned(),
+        line,
+        column,
+        path,
+        message,
+    }
+}
+
+struct Validator<'a> {
+    source_name: &'a str,
+    locator: Locator,
+    base: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+type R<T> = Result<T, ConfigError>;
+
+impl Validator<'_> {
+    fn err(&self, path: &str, message: impl Into<String>) -> ConfigError {
+        let pos: Option<Position> = self.locator.find(path);
+        ConfigError {
+            source_name: self.source_name.to_owned(),
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// Expand `${VAR}` (and `$${` for a literal `${`). `secret` hides the value in messages.
+    fn expand(&self, path: &str, value: &str, secret: bool) -> R<String> {
+        expand_env(value, self.env).map_err(|why| {
+            let shown = if secret {
+                String::new()
+            } else {
+                format!(" in {value:?}")
+            };
+            self.err(path, format!("{why}{shown}"))
+        })
+    }
+
+    fn file(&self, path: &str, value: &str) -> R<PathBuf> {
+        let expanded = self.expand(path, value, false)?;
+        if expanded.is_empty() {
+            return Err(self.err(path, "file name is empty"));
+        }
+        let p = self.base.join(&expanded);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => match std::fs::File::open(&p) {
+                Ok(_) => Ok(p),
+                Err(e) => Err(self.err(path, format!("cannot read {expanded:?}: {e}"))),
+            },
+            Ok(_) => Err(self.err(path, format!("{expanded:?} is not a regular file"))),
+            Err(e) => Err(self.err(path, format!("cannot read {expanded:?}: {e}"))),
+        }
+    }
+
+    fn duration(&self, path: &str, d: Option<&DurationText>, default: Duration) -> R<Duration> {
+        let Some(DurationText(text)) = d else {
+            return Ok(default);
+        };
+        let t = self.expand(path, text, false)?;
+        let parsed = humantime::parse_duration(t.trim()).map_err(|e| {
+            self.err(
+                path,
+                format!("invalid duration {t:?}: {e} (write it like \"30s\" or \"500ms\")"),
+            )
+        })?;
+        if parsed.is_zero() {
+            return Err(self.err(path, format!("duration {t:?} must be greater than zero")));
+        }
+        Ok(parsed)
+    }
+
+    fn config(&self, raw: RawConfig) -> R<Config> {
+        let listen = match &raw.listen {
+            None => SocketAddr::from(([0, 0, 0, 0], 10883)),
+            Some(s) => {
+                let t = self.expand("listen", s, false)?;
+                t.parse().map_err(|_| {
+                    self.err(
+                        "listen",
+                        format!(
+                            "invalid address {t:?}: expected ip:port such as \"0.0.0.0:10883\""
+                        ),
+                    )
+                })?
+            }
+        };
+        let log = self.log(raw.log.unwrap_or_default())?;
+        let raw_brokers = raw.brokers.unwrap_or_else(|| {
+            vec![RawBroker {
+                name: Some("local".into()),
+                url: Some("mqtt://localhost:1883".into()),
+                ..RawBroker::default()
+            }]
+        });
+        let mut brokers: Vec<BrokerConfig> = Vec::with_capacity(raw_brokers.len());
+        for (i, rb) in raw_brokers.into_iter().enumerate() {
+            let b = self.broker(&format!("brokers[{i}]"), rb)?;
+            if let Some(j) = brokers.iter().position(|o| o.name == b.name) {
+                return Err(self.err(
+                    &format!("brokers[{i}].name"),
+                    format!(
+                        "duplicate broker name {:?} (also brokers[{j}]); names are the `broker` label and must be unique",
+                        b.name
+                    ),
+                ));
+            }
+            brokers.push(b);
+        }
+        Ok(Config {
+            listen,
+            log,
+            brokers,
+        })
+    }
+
+    fn log(&self, raw: raw::RawLog) -> R<LogConfig> {
+        let level = match raw.level.as_deref() {
+            None => LogLevel::Info,
+            Some(s) => match s.to_ascii_lowercase().as_str() {
+                "error" => LogLevel::Error,
+                "warn" | "warning" => LogLevel::Warn,
+                "info" => LogLevel::Info,
+                "debug" => LogLevel::Debug,
+                "trace" => LogLevel::Trace,
+                _ => {
+                    return Err(self.err(
+                        "log.level",
+                        format!("unknown level {s:?}: expected error, warn, info, debug or trace"),
+                    ));
+                }
+            },
+        };
+        let format = match raw.format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(s) => {
+                return Err(self.err(
+                    "log.format",
+                    format!("unknown format {s:?}: expected text or json"),
+                ));
+            }
+        };
+        Ok(LogConfig { level, format })
+    }
+
+    fn broker(&self, at: &str, raw: RawBroker) -> R<BrokerConfig> {
+        let p = |field: &str| format!("{at}.{field}");
+        let url_text = match &raw.url {
+            Some(u) => self.expand(&p("url"), u, false)?,
+            None => return Err(self.err(at, "missing field `url`")),
+        };
+        let url = self.url(&p("url"), &url_text)?;
+        let name = match &raw.name {
+            Some(n) => {
+                let n = self.expand(&p("name"), n, false)?;
+                let ok = !n.is_empty()
+                    && n.len() <= 64
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+                if !ok {
+                    return Err(self.err(
+                        &p("name"),
+                        format!("invalid name {n:?}: use 1-64 characters from A-Z a-z 0-9 - _ . :"),
+                    ));
+                }
+                n
+            }
+            None => format!("{}:{}", url.host, url.port),
+        };
+        let protocol = match raw.protocol.as_deref() {
+            None | Some("v5") | Some("5") => Protocol::V5,
+            Some("v3.1.1") | Some("3.1.1") => Protocol::V311,
+            Some(s) => {
+                return Err(self.err(
+                    &p("protocol"),
+                    format!("unknown protocol {s:?}: expected v5 or v3.1.1"),
+                ));
+            }
+        };
+        let client_id = match &raw.client_id {
+            None => None,
+            Some(c) => {
+                let c = self.expand(&p("client_id"), c, false)?;
+                if c.is_empty() {
+                    None
+                } else if c.len() > 65535 || c.contains(['+', '#', '\0']) {
+                    return Err(self.err(
+                        &p("client_id"),
+                        format!("invalid client id {c:?}: must not contain +, # or NUL"),
+                    ));
+                } else {
+                    Some(c)
+                }
+            }
+        };
+        let username = match &raw.username {
+            None => None,
+            Some(u) => Some(self.expand(&p("username"), u, false)?),
+        };
+        let password = match (&raw.password, &raw.password_file) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    &p("password_file"),
+                    "set either password or password_file, not both",
+                ));
+            }
+            (Some(pw), None) => Some(Secret(self.expand(&p("password"), pw, true)?)),
+            (None, Some(f)) => {
+                let path = self.file(&p("password_file"), f)?;
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    self.err(&p("password_file"), format!("cannot read {f:?}: {e}"))
+                })?;
+                Some(Secret(text.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+            (None, None) => None,
+        };
+        if password.is_some() && username.is_none() && protocol == Protocol::V311 {
+            return Err(self.err(
+                &p("username"),
+                "a password needs a username with MQTT v3.1.1",
+            ));
+        }
+        let tls = match raw.tls {
+            None => None,
+            Some(t) => Some(self.tls(&p("tls"), t)?),
+        };
+        if tls.is_some() && !url.is_tls() {
+            return Err(self.err(
+                &p("tls"),
+                format!(
+                    "tls is set but url {url_text:?} is not a TLS url (use mqtts:// or wss://)"
+                ),
+            ));
+        }
+        let keep_alive = self.duration(
+            &p("keep_alive"),
+            raw.keep_alive.as_ref(),
+            Duration::from_secs(30),
+        )?;
+        if keep_alive < Duration::from_secs(1) || keep_alive > Duration::from_secs(65535) {
+            return Err(self.err(
+                &p("keep_alive"),
+                format!("keep_alive {keep_alive:?} is out of range: MQTT allows 1s to 65535s"),
+            ));
+        }
+        let connect_timeout = self.duration(
+            &p("connect_timeout"),
+            raw.connect_timeout.as_ref(),
+            Duration::from_secs(10),
+        )?;
+        let rr = raw.reconnect.unwrap_or_default();
+        let reconnect = Backoff {
+            initial: self.duration(
+                &p("reconnect.initial_backoff"),
+                rr.initial_backoff.as_ref(),
+                Duration::from_millis(500),
+            )?,
+            max: self.duration(
+                &p("reconnect.max_backoff"),
+                rr.max_backoff.as_ref(),
+                Duration::from_secs(30),
+            )?,
+        };
+        if reconnect.initial > reconnect.max {
+            return Err(self.err(
+                &p("reconnect.max_backoff"),
+                format!(
+                    "max_backoff {:?} is shorter than initial_backoff {:?}",
+                    reconnect.max, reconnect.initial
+                ),
+            ));
+        }
+        let capacity = Capacity {
+            max_connections: raw.capacity.and_then(|c| c.max_connections),
+        };
+        let sys = self.sys(&p("sys"), raw.sys.unwrap_or_default())?;
+        Ok(BrokerConfig {
+            name,
+            url,
+            protocol,
+            client_id,
+            username,
+            password,
+            tls,
+            keep_alive,
+            connect_timeout,
+            reconnect,
+            capacity,
+            sys,
+        })
+    }
+
+    fn url(&self, path: &str, text: &str) -> R<BrokerUrl> {
+        let parsed = url::Url::parse(text)
+            .map_err(|e| self.err(path, format!("invalid url {text:?}: {e}")))?;
+        let (transport, default_port) = match parsed.scheme() {
+            "mqtt" | "tcp" => (Transport::Tcp, 1883),
+            "mqtts" | "ssl" => (Transport::Tls, 8883),
+            "ws" => (Transport::Ws, 80),
+            "wss" => (Transport::Wss, 443),
+            other => {
+                return Err(self.err(
+                    path,
+                    format!("unsupported scheme {other:?} in {text:?}: use mqtt, mqtts, ws or wss"),
+                ));
+            }
+        };
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            // Do not quote the URL: it holds a credential.
+            return Err(self.err(
+                path,
+                "credentials in the url are not allowed: use username and password_file",
+            ));
+        }
+        let host = match parsed.host() {
+            Some(url::Host::Domain(d)) => d.to_owned(),
+            Some(url::Host::Ipv4(a)) => a.to_string(),
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            None => return Err(self.err(path, format!("url {text:?} has no host"))),
+        };
+        let url_path = match transport {
+            Transport::Ws | Transport::Wss => parsed.path().to_owned(),
+            _ if parsed.path().is_empty() || parsed.path() == "/" => String::new(),
+            _ => {
+                return Err(self.err(
+                    path,
+                    format!("url {text:?} has a path; only ws:// and wss:// urls take one"),
+                ));
+            }
+        };
+        Ok(BrokerUrl {
+            transport,
+            host,
+            port: parsed.port().unwrap_or(default_port),
+            path: url_path,
+        })
+    }
+
+    fn tls(&self, at: &str, raw: RawTls) -> R<TlsConfig> {
+        let p = |field: &str| format!("{at}.{field}");
+        if let Some(sn) = &raw.server_name {
+            return Err(self.err(
+                &p("server_name"),
+                format!(
+                    "server_name {sn:?} cannot be honoured: the Paho C client verifies the host of the url and has no SNI override; put the certificate's name in the url, or set insecure_skip_verify"
+                ),
+            ));
+        }
+        let ca_file = raw
+            .ca_file
+            .as_deref()
+            .map(|f| self.file(&p("ca_file"), f))
+            .transpose()?;
+        let cert_file = raw
+            .cert_file
+            .as_deref()
+            .map(|f| self.file(&p("cert_file"), f))
+            .transpose()?;
+        let key_file = raw
+            .key_file
+            .as_deref()
+            .map(|f| self.file(&p("key_file"), f))
+            .transpose()?;
+        if key_file.is_some() && cert_file.is_none() {
+            return Err(self.err(&p("key_file"), "key_file needs cert_file"));
+        }
+        Ok(TlsConfig {
+            ca_file,
+            cert_file,
+            key_file,
+            insecure_skip_verify: raw.insecure_skip_verify.unwrap_or(false),
+        })
+    }
+
+    fn sys(&self, at: &str, raw: RawSys) -> R<SysConfig> {
+        let p = |field: &str| format!("{at}.{field}");
+        let topic = match &raw.topic {
+            None => "$SYS/#".to_owned(),
+            Some(t) => self.expand(&p("topic"), t, false)?,
+        };
+        let valid = (topic == "#" || topic.ends_with("/#"))
+            && !topic[..topic.len() - 1].contains(['+', '#']);
+        if !valid {
+            return Err(self.err(
+                &p("topic"),
+                format!("invalid topic filter {topic:?}: expected a prefix ending in /# such as \"$SYS/#\""),
+            ));
+        }
+        let profile = match raw.profile.as_deref() {
+            None | Some("auto") => ProfileName::Auto,
+            Some("mosquitto") => ProfileName::Mosquitto,
+            Some("generic") => ProfileName::Generic,
+            Some(s) => {
+                return Err(self.err(
+                    &p("profile"),
+                    format!("unknown profile {s:?}: expected auto, mosquitto or generic"),
+                ));
+            }
+        };
+        let max_series = raw.max_series.unwrap_or(500);
+        if max_series > 100_000 {
+            return Err(self.err(
+                &p("max_series"),
+                format!("max_series {max_series} is above the limit of 100000"),
+            ));
+        }
+        Ok(SysConfig {
+            enabled: raw.enabled.unwrap_or(true),
+            topic,
+            profile,
+            max_series,
+        })
+    }
+}
+
+/// Replace `${NAME}` with the variable's value; `$${` stands for a literal `${`.
+pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            let Some(end) = tail.find('}') else {
+                return Err("unterminated ${".to_owned());
+            };
+            let name = &tail[..end];
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!("invalid environment variable name {name:?}"));
+            }
+            match env(name) {
+                Some(v) => out.push_str(&v),
+                None => return Err(format!("environment variable {name} is not set")),
+            }
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl Config {
+    /// A human summary for `check`; secrets print as `<secret>`.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "listen: {}", self.listen);
+        let _ = writeln!(
+            s,
+            "log: level {}, format {}",
+            self.log.level.as_str(),
+            match self.log.format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+        );
+        let _ = writeln!(s, "brokers: {}", self.brokers.len());
+        for b in &self.brokers {
+            let _ = writeln!(
+                s,
+                "  - {}: {} protocol {} client_id {} username {} password {} tls {} keep_alive {:?} sys {} (profile {}, max_series {})",
+                b.name,
+                b.url,
+                b.protocol.as_str(),
+                b.client_id.as_deref().unwrap_or("<generated>"),
+                b.username.as_deref().unwrap_or("<none>"),
+                if b.password.is_some() {
+                    "<secret>"
+                } else {
+                    "<none>"
+                },
+                match &b.tls {
+                    None if b.url.is_tls() => "system-ca",
+                    None => "off",
+                    Some(t) if t.insecure_skip_verify => "INSECURE",
+                    Some(t) if t.cert_file.is_some() => "mtls",
+                    Some(_) => "on",
+                },
+                b.keep_alive,
+                if b.sys.enabled {
+                    b.sys.topic.as_str()
+                } else {
+                    "off"
+                },
+                b.sys.profile.as_str(),
+                b.sys.max_series,
+            );
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+//! The configuration exactly as written in YAML.
+//!
+//! Every field is optional and unknown fields are refused, so a typo is an error, not a
+//! silently ignored setting. Nothing here is validated beyond YAML types: `mod.rs` turns these
+//! structs into checked types and is the only consumer.
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub log: Option<RawLog>,
+    pub brokers: Option<Vec<RawBroker>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub level: Option<String>,
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBroker {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub protocol: Option<String>,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    pub tls: Option<RawTls>,
+    pub keep_alive: Option<DurationText>,
+    pub connect_timeout: Option<DurationText>,
+    pub reconnect: Option<RawReconnect>,
+    pub capacity: Option<RawCapacity>,
+    pub sys: Option<RawSys>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub insecure_skip_verify: Option<bool>,
+    pub server_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReconnect {
+    pub initial_backoff: Option<DurationText>,
+    pub max_backoff: Option<DurationText>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapacity {
+    pub max_connections: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSys {
+    pub enabled: Option<bool>,
+    pub topic: Option<String>,
+    pub profile: Option<String>,
+    pub max_series: Option<usize>,
+}
+
+/// A duration as written (`"30s"`, `"1m30s"`, `"500ms"`). A bare number is refused here with a
+/// message that shows the expected form, because `keep_alive: 30` is ambiguous.
+#[derive(Debug, Clone)]
+pub struct DurationText(pub String);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = DurationText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration with a unit, such as \"30s\" or \"500ms\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationText, E> {
+                Ok(DurationText(v.to_owned()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}

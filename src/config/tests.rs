@@ -1,0 +1,219 @@
+use super::*;
+
+fn env(k: &str) -> Option<String> {
+    match k {
+        "MQTT_PASSWORD" => Some("hunter2".into()),
+        "HOST" => Some("broker.internal".into()),
+        _ => None,
+    }
+}
+
+fn p(text: &str) -> Result<Config, ConfigError> {
+    parse(text, "test.yaml", Path::new("."), &env)
+}
+
+#[test]
+fn embedded_default_watches_localhost() {
+    let c = parse(DEFAULT_YAML, DEFAULT_SOURCE, Path::new("."), &env).unwrap();
+    assert_eq!(c.listen.to_string(), "0.0.0.0:10883");
+    assert_eq!(c.brokers.len(), 1);
+    let b = &c.brokers[0];
+    assert_eq!(b.name, "local");
+    assert_eq!(b.url.paho_uri(), "tcp://localhost:1883");
+    assert_eq!(b.protocol, Protocol::V5);
+    assert_eq!(b.keep_alive, Duration::from_secs(30));
+    assert_eq!(b.reconnect.max, Duration::from_secs(30));
+    assert!(b.sys.enabled);
+    assert_eq!(b.sys.topic, "$SYS/#");
+    assert_eq!(b.sys.prefix(), "$SYS/");
+    assert_eq!(b.sys.max_series, 500);
+    assert_eq!(b.client_id, None);
+}
+
+#[test]
+fn blank_file_means_defaults() {
+    let c = p("# nothing here\n").unwrap();
+    assert_eq!(c.brokers[0].url.to_string(), "mqtt://localhost:1883");
+}
+
+#[test]
+fn env_expansion_and_secrets() {
+    let c = p("brokers:\n  - name: a\n    url: mqtts://${HOST}:8884\n    username: u\n    password: ${MQTT_PASSWORD}\n").unwrap();
+    let b = &c.brokers[0];
+    assert_eq!(b.url.paho_uri(), "ssl://broker.internal:8884");
+    assert_eq!(b.password.as_ref().unwrap().expose(), "hunter2");
+    assert_eq!(format!("{:?}", b.password), "Some(<secret>)");
+    let summary = c.summary();
+    assert!(!summary.contains("hunter2"), "{summary}");
+    assert!(summary.contains("password <secret>"), "{summary}");
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn expand_env_rules() {
+    assert_eq!(expand_env("a$${b}c", &env).unwrap(), "a${b}c");
+    assert_eq!(expand_env("$5 and $", &env).unwrap(), "$5 and $");
+    assert_eq!(
+        expand_env("x${HOST}y", &env).unwrap(),
+        "xbroker.internal y".replace(' ', "")
+    );
+    assert_eq!(
+        expand_env("${NOPE}", &env).unwrap_err(),
+        "environment variable NOPE is not set"
+    );
+    assert_eq!(expand_env("${HOST", &env).unwrap_err(), "unterminated ${");
+    assert_eq!(
+        expand_env("${1X}", &env).unwrap_err(),
+        "invalid environment variable name \"1X\""
+    );
+}
+
+#[test]
+fn urls() {
+    let c = p("brokers:\n  - url: ws://[::1]:9001/mqtt\n  - url: mqtt://127.0.0.1\n").unwrap();
+    assert_eq!(c.brokers[0].url.paho_uri(), "ws://[::1]:9001/mqtt");
+    assert_eq!(c.brokers[0].name, "::1:9001");
+    assert_eq!(c.brokers[1].url.port, 1883);
+    assert_eq!(c.brokers[1].name, "127.0.0.1:1883");
+}
+
+#[test]
+fn durations() {
+    let c = p("brokers:\n  - url: mqtt://h\n    keep_alive: 1m30s\n    reconnect: {initial_backoff: 100ms, max_backoff: 2s}\n").unwrap();
+    assert_eq!(c.brokers[0].keep_alive, Duration::from_secs(90));
+    assert_eq!(c.brokers[0].reconnect.initial, Duration::from_millis(100));
+}
+
+/// Each bad file under tests/fixtures/config/bad with the exact message `check` prints after
+/// the file name. Secrets in these files (`s3cr3t-in-url`, `pw-inline-secret`) must not appear.
+const BAD: &[(&str, &str)] = &[
+    (
+        "backoff-order.yaml",
+        r#"6:20: brokers[0].reconnect.max_backoff: max_backoff 1s is shorter than initial_backoff 10s"#,
+    ),
+    (
+        "bad-duration.yaml",
+        r#"4:22: brokers[0].connect_timeout: invalid duration "soon": expected number at 0 (write it like "30s" or "500ms")"#,
+    ),
+    (
+        "bad-listen.yaml",
+        r#"1:9: listen: invalid address "0.0.0.0:99999": expected ip:port such as "0.0.0.0:10883""#,
+    ),
+    (
+        "bad-log-format.yaml",
+        r#"2:11: log.format: unknown format "logfmt": expected text or json"#,
+    ),
+    (
+        "bad-log-level.yaml",
+        r#"2:10: log.level: unknown level "verbose": expected error, warn, info, debug or trace"#,
+    ),
+    (
+        "bad-name.yaml",
+        r#"2:11: brokers[0].name: invalid name "my broker": use 1-64 characters from A-Z a-z 0-9 - _ . :"#,
+    ),
+    (
+        "bad-profile.yaml",
+        r#"5:16: brokers[0].sys.profile: unknown profile "hivemq": expected auto, mosquitto or generic"#,
+    ),
+    (
+        "bad-protocol.yaml",
+        r#"4:15: brokers[0].protocol: unknown protocol "v4": expected v5 or v3.1.1"#,
+    ),
+    (
+        "bad-sys-topic.yaml",
+        r#"5:14: brokers[0].sys.topic: invalid topic filter "$SYS/+/clients": expected a prefix ending in /# such as "$SYS/#""#,
+    ),
+    (
+        "bad-url-scheme.yaml",
+        r#"3:10: brokers[0].url: unsupported scheme "http" in "http://localhost:1883": use mqtt, mqtts, ws or wss"#,
+    ),
+    (
+        "brokers-not-a-list.yaml",
+        r#"1:10: brokers: invalid type: string "mqtt://localhost:1883", expected a sequence"#,
+    ),
+    (
+        "duplicate-name.yaml",
+        r#"4:11: brokers[1].name: duplicate broker name "a" (also brokers[0]); names are the `broker` label and must be unique"#,
+    ),
+    (
+        "keep-alive-number.yaml",
+        r#"4:17: brokers[0].keep_alive: invalid duration "30": time unit needed, for example 30sec or 30ms (write it like "30s" or "500ms")"#,
+    ),
+    (
+        "keep-alive-range.yaml",
+        r#"4:17: brokers[0].keep_alive: keep_alive 100000s is out of range: MQTT allows 1s to 65535s"#,
+    ),
+    (
+        "key-without-cert.yaml",
+        r#"5:17: brokers[0].tls.key_file: key_file needs cert_file"#,
+    ),
+    (
+        "missing-ca-file.yaml",
+        r#"5:16: brokers[0].tls.ca_file: cannot read "no-such-ca.pem": No such file or directory (os error 2)"#,
+    ),
+    (
+        "missing-url.yaml",
+        r#"2:9: brokers[0]: missing field `url`"#,
+    ),
+    (
+        "negative-max-series.yaml",
+        r#"5:19: brokers[0].sys.max_series: invalid type: integer `-1`, expected usize"#,
+    ),
+    (
+        "password-and-file.yaml",
+        r#"6:20: brokers[0].password_file: set either password or password_file, not both"#,
+    ),
+    (
+        "server-name.yaml",
+        r#"5:20: brokers[0].tls.server_name: server_name "broker.example" cannot be honoured: the Paho C client verifies the host of the url and has no SNI override; put the certificate's name in the url, or set insecure_skip_verify"#,
+    ),
+    (
+        "tls-on-plain-url.yaml",
+        r#"4:5: brokers[0].tls: tls is set but url "mqtt://localhost:1883" is not a TLS url (use mqtts:// or wss://)"#,
+    ),
+    (
+        "unknown-tls-field.yaml",
+        r#"5:7: brokers[0].tls.ca_fil: unknown field `ca_fil`, expected one of `ca_file`, `cert_file`, `key_file`, `insecure_skip_verify`, `server_name`"#,
+    ),
+    (
+        "unknown-top-field.yaml",
+        r#"1:1: listn: unknown field `listn`, expected one of `listen`, `log`, `brokers`"#,
+    ),
+    (
+        "unset-env.yaml",
+        r#"5:15: brokers[0].password: environment variable MQTT_SENTINEL_TEST_UNSET_VAR is not set"#,
+    ),
+    (
+        "url-with-credentials.yaml",
+        r#"3:10: brokers[0].url: credentials in the url are not allowed: use username and password_file"#,
+    ),
+    (
+        "yaml-syntax.yaml",
+        r#"3:9: mapping values are not allowed in this context"#,
+    ),
+];
+
+#[test]
+fn bad_configs_give_exact_messages() {
+    let dir = Path::new("tests/fixtures/config/bad");
+    let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let mut in_table: Vec<String> = BAD.iter().map(|(n, _)| n.to_string()).collect();
+    in_table.sort();
+    assert_eq!(
+        on_disk, in_table,
+        "every bad fixture needs a row, every row a fixture"
+    );
+    assert!(BAD.len() >= 15);
+    for (name, want) in BAD {
+        let path = dir.join(name);
+        let err = load(&path).expect_err(name).to_string();
+        assert_eq!(err, format!("{}:{want}", path.display()), "{name}");
+        for secret in ["s3cr3t-in-url", "pw-inline-secret"] {
+            assert!(!err.contains(secret), "{name} leaks a secret: {err}");
+        }
+    }
+}
