@@ -4,3 +4,4 @@
 //! service in-process on an ephemeral port. See `../shared/DESIGN.md` for the picture.
 
 pub mod config;
+pub mod sys;
