@@ -1,7 +1,13 @@
 //! mqtt-sentinel: watches MQTT brokers and exports their health as Prometheus metrics.
 //!
 //! The binary (`main.rs`) is thin; everything lives here so integration tests can start the
-//! service in-process on an ephemeral port. See `../shared/DESIGN.md` for the picture.
+//! service in-process on an ephemeral port. Module map and data flow: `../shared/DESIGN.md`.
 
+pub mod app;
+pub mod cli;
 pub mod config;
+pub mod exposition;
+pub mod http;
+pub mod metrics;
+pub mod mqtt;
 pub mod sys;

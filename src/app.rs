@@ -1,0 +1,76 @@
+//! Wiring only: build the registry and metric handles, start one task per broker and the HTTP
+//! server on one `TaskTracker`, and stop them in order when `shutdown` fires.
+//!
+//! Takes its listener and shutdown token as arguments (mini-redis style), so tests bind
+//! `127.0.0.1:0` and stop the service cleanly.
+
+use crate::config::Config;
+use crate::http::{self, BrokerView, HttpState};
+use crate::metrics::Metrics;
+use crate::mqtt::Connection;
+use crate::sys::{Ingest, SysCollector, SysStore};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// How long broker tasks and the HTTP server get to stop after shutdown begins.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let tracker = TaskTracker::new();
+
+    let mut stores = Vec::with_capacity(config.brokers.len());
+    let mut views = Vec::with_capacity(config.brokers.len());
+    for b in &config.brokers {
+        let bm = metrics.broker(&b.name, b.capacity.max_connections);
+        let store = SysStore::new(&b.name);
+        let ingest = b
+            .sys
+            .enabled
+            .then(|| Ingest::new(&b.sys, store.clone(), bm.ingest.clone()));
+        if b.tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
+            warn!(broker = %b.name, "TLS certificate verification is OFF for this broker");
+        }
+        views.push(BrokerView {
+            name: b.name.clone(),
+            url: b.url.to_string(),
+            up: bm.up.clone(),
+            store: store.clone(),
+        });
+        stores.push(store);
+        tracker.spawn(Connection::new(b.clone(), bm, ingest).run(shutdown.clone()));
+    }
+    if config.brokers.is_empty() {
+        warn!("no brokers configured: only the exporter's own metrics will be served");
+    }
+    registry.register_collector(Box::new(SysCollector::new(stores)));
+
+    info!(listen = %listener.local_addr()?, brokers = config.brokers.len(), "serving /metrics");
+    let state = Arc::new(HttpState {
+        registry,
+        brokers: views,
+        shutdown: shutdown.clone(),
+    });
+    tracker.spawn(http::serve(listener, state));
+    tracker.close();
+
+    shutdown.cancelled().await;
+    info!("shutting down");
+    if tokio::time::timeout(STOP_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!("some tasks did not stop within {STOP_GRACE:?}; exiting anyway");
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! The HTTP server (hyper 1): `/metrics`, `/healthz`, `/readyz` and a landing page.
+//!
+//! Handlers are thin: encoding lives in `exposition`, state in the registry and the per-broker
+//! views. `/readyz` reports the exporter, never a broker: a broker outage must not make
+//! Kubernetes or Prometheus lose sight of the process that reports the outage.
+
+use crate::exposition::{self, Format};
+use crate::sys::SysStore;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// What the landing page shows about one broker.
+#[derive(Debug)]
+pub struct BrokerView {
+    pub name: String,
+    pub url: String,
+    pub up: Gauge,
+    pub store: Arc<SysStore>,
+}
+
+#[derive(Debug)]
+pub struct HttpState {
+    pub registry: Registry,
+    pub brokers: Vec<BrokerView>,
+    /// Set when shutdown begins: `/readyz` turns 503 while in-flight requests drain.
+    pub shutdown: CancellationToken,
+}
+
+/// How long a client may take to send its request headers (slowloris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests may take to finish once shutdown begins.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Accept connections until `state.shutdown` fires, then drain (bounded) and return.
+pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
+    let graceful = GracefulShutdown::new();
+    let shutdown = state.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.cancelled() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        };
+        let st = state.clone();
+        let svc = service_fn(move |req| {
+            let st = st.clone();
+            async move { Ok::<_, Infallible>(handle(&req, &st)) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(error = %e, "http connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("http connections still open after {DRAIN:?}; closing them");
+    }
+    info!("http server stopped");
+}
+
+fn handle(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD are supported\n",
+        );
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+            let format = Format::negotiate(accept);
+            match exposition::encode(&st.registry, format) {
+                Ok(body) => respond(StatusCode::OK, format.content_type(), body),
+                Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n"),
+            }
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => {
+            if st.shutdown.is_cancelled() {
+                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            } else {
+                text(StatusCode::OK, "ready\n")
+            }
+        }
+        "/" => respond(StatusCode::OK, "text/html; charset=utf-8", landing(st)),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found; see / for the endpoints\n",
+        ),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body.to_owned())
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn landing(st: &HttpState) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut h = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>mqtt-sentinel</title></head><body>\
+         <h1>mqtt-sentinel</h1><ul>\
+         <li><a href=\"/metrics\">/metrics</a></li>\
+         <li><a href=\"/healthz\">/healthz</a></li>\
+         <li><a href=\"/readyz\">/readyz</a></li></ul>\
+         <h2>Brokers</h2><table border=\"1\" cellpadding=\"4\">\
+         <tr><th>broker</th><th>url</th><th>session</th><th>last $SYS update</th></tr>",
+    );
+    for b in &st.brokers {
+        let state = if b.up.get() == 1 { "up" } else { "down" };
+        let last = match b.store.last_update() {
+            Some(t) => format!("{:.0} s ago", (now - t).max(0.0)),
+            None => "never".to_owned(),
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{state}</td><td>{last}</td></tr>",
+            html_escape(&b.name),
+            html_escape(&b.url)
+        );
+    }
+    let _ = writeln!(
+        h,
+        "</table><p>mqtt-sentinel {} ({})</p></body></html>",
+        crate::metrics::VERSION,
+        crate::metrics::REVISION
+    );
+    h
+}
