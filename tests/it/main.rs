@@ -1,0 +1,8 @@
+//! mqtt-sentinel integration tests: one binary, real mosquitto / promtool / openssl, the real
+//! `mqtt-sentinel` executable. Only loopback addresses; every wait has a deadline.
+
+mod cli;
+mod collector;
+mod connection;
+mod http;
+mod support;

@@ -1,0 +1,10 @@
+//! Test support: every external part is real and owned by a guard that stops it on drop.
+pub mod certs;
+pub mod mosquitto;
+pub mod scrape;
+pub mod sentinel;
+pub mod wait;
+
+pub use mosquitto::Mosquitto;
+pub use sentinel::Sentinel;
+pub use wait::wait_until;

@@ -1,0 +1,149 @@
+//! The real `mqtt-sentinel` binary, started with a temp config on `127.0.0.1:0`; its stderr
+//! is captured (for secret checks), its listen address read from the startup log line.
+//! Killed on drop.
+
+use super::scrape::{HttpResponse, Scrape, get};
+use super::wait::wait_until;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mqtt-sentinel");
+
+pub struct Sentinel {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl Sentinel {
+    /// Start with `yaml` (which must not set `listen`).
+    pub fn start(yaml: &str) -> Sentinel {
+        Self::start_in(yaml, None)
+    }
+
+    /// Start with the working directory `cwd`.
+    pub fn start_in(yaml: &str, cwd: Option<&Path>) -> Sentinel {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("sentinel.yaml");
+        std::fs::write(&config_path, format!("listen: \"127.0.0.1:0\"\n{yaml}")).expect("write");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
+            .arg(&config_path)
+            .env_remove("RUST_LOG")
+            .env_remove("MQTT_SENTINEL_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(d) = cwd {
+            cmd.current_dir(d);
+        }
+        let mut child = cmd.spawn().expect("spawn mqtt-sentinel");
+        let log = Arc::new(Mutex::new(String::new()));
+        for pipe in [
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let mut s = Sentinel {
+            child: Some(child),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+            _dir: dir,
+            config_path,
+        };
+        let log = s.log.clone();
+        s.addr = wait_until(Duration::from_secs(10), "mqtt-sentinel listening", || {
+            let l = log.lock().unwrap();
+            let at = l.find("listen=")? + "listen=".len();
+            let end = l[at..].find([' ', '\n'])? + at;
+            l[at..end].parse().ok()
+        });
+        s
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        get(self.addr, path, &[]).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    pub fn scrape(&self) -> Scrape {
+        let r = self.get("/metrics");
+        assert_eq!(r.status, 200);
+        Scrape::parse(&r.body)
+    }
+
+    /// Wait until a scrape satisfies `cond`; returns that scrape.
+    pub fn wait_scrape(
+        &self,
+        within: Duration,
+        what: &str,
+        cond: impl Fn(&Scrape) -> bool,
+    ) -> Scrape {
+        wait_until(within, what, || {
+            let s = self.scrape();
+            cond(&s).then_some(s)
+        })
+    }
+
+    /// SIGTERM, then wait (bounded) for exit.
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        wait_until(within, "mqtt-sentinel exits after SIGTERM", || {
+            child.try_wait().ok().flatten()
+        })
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Resident set size of a process in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
