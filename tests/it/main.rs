@@ -4,5 +4,6 @@
 mod cli;
 mod collector;
 mod connection;
+mod docs;
 mod http;
 mod support;

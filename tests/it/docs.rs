@@ -1,0 +1,77 @@
+//! The README's metric reference is checked against what the code registers and encodes.
+
+use mqtt_sentinel::exposition::{Format, encode};
+use mqtt_sentinel::metrics::Metrics;
+use mqtt_sentinel::sys::profile::{FAMILIES, Kind};
+use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+
+/// name → (type, extra labels) from the README table.
+fn readme_table() -> BTreeMap<String, (String, String)> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("<!-- metrics:begin -->").expect("begin marker");
+    let end = readme.find("<!-- metrics:end -->").expect("end marker");
+    readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let name = cells[1].trim_matches('`').to_owned();
+            let labels = cells[3].replace('`', "").replace(' ', "");
+            (name, (cells[2].to_owned(), labels))
+        })
+        .collect()
+}
+
+#[test]
+fn readme_metric_table_matches_the_code() {
+    let mut code: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for f in FAMILIES {
+        let t = match f.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        code.insert(
+            f.name.to_owned(),
+            (t.to_owned(), f.label.unwrap_or("").to_owned()),
+        );
+    }
+    code.insert(
+        "mqtt_broker_info".into(),
+        ("gauge".into(), "implementation,version,profile".into()),
+    );
+    code.insert(
+        "mqtt_broker_sys_last_update_timestamp_seconds".into(),
+        ("gauge".into(), String::new()),
+    );
+    // Everything registered on the registry, as the classic text format names it.
+    let mut reg = Registry::default();
+    let m = Metrics::register(&mut reg);
+    let b = m.broker("x", Some(1));
+    b.record_connect("success");
+    let text = encode(&reg, Format::Text).unwrap();
+    for line in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, t) = line.split_once(' ').unwrap();
+        let labels = match name {
+            "mqtt_connects_total" => "result",
+            "mqtt_sentinel_build_info" => "version,revision",
+            _ => "",
+        };
+        code.insert(name.to_owned(), (t.to_owned(), labels.to_owned()));
+    }
+    let readme = readme_table();
+    let missing: Vec<&String> = code.keys().filter(|k| !readme.contains_key(*k)).collect();
+    let stale: Vec<&String> = readme.keys().filter(|k| !code.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty(),
+        "metrics missing from README: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "README lists metrics the code does not have: {stale:?}"
+    );
+    for (name, want) in &code {
+        assert_eq!(&readme[name], want, "README row for {name}");
+    }
+}
