@@ -18,7 +18,7 @@ fn readme_table() -> BTreeMap<String, (String, String)> {
         .map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
             let name = cells[1].trim_matches('`').to_owned();
-            let labels = cells[3].replace('`', "").replace(' ', "");
+            let labels = cells[3].replace(['`', ' '], "");
             (name, (cells[2].to_owned(), labels))
         })
         .collect()
