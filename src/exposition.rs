@@ -66,44 +66,61 @@ pub fn encode(registry: &Registry, format: Format) -> Result<String, std::fmt::E
 }
 
 /// Translate OpenMetrics text (as prometheus-client writes it) into Prometheus text 0.0.4.
+/// One pass, no per-line allocation: this runs on every classic-format scrape.
 pub fn openmetrics_to_text(om: &str) -> String {
-    let mut out = String::with_capacity(om.len());
+    let mut out = String::with_capacity(om.len() + om.len() / 8);
     // HELP precedes TYPE in the input but must carry the renamed family name, so hold it.
     let mut pending_help: Option<(&str, &str)> = None;
-    // Current family as named in the input, and its OpenMetrics type.
+    // Current family as named in the input, and whether it is a counter.
     let mut family = "";
-    let mut kind = "";
+    let mut counter = false;
     for line in om.lines() {
         if let Some(rest) = line.strip_prefix("# HELP ") {
-            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
-            pending_help = Some((name, help));
+            pending_help = Some(rest.split_once(' ').unwrap_or((rest, "")));
         } else if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, t) = rest.split_once(' ').unwrap_or((rest, "unknown"));
             family = name;
-            kind = t;
-            let (new_name, new_type) = match t {
-                "counter" => (format!("{name}_total"), "counter"),
-                "info" => (format!("{name}_info"), "gauge"),
-                "stateset" => (name.to_owned(), "gauge"),
-                "gaugehistogram" => (name.to_owned(), "histogram"),
-                "unknown" => (name.to_owned(), "untyped"),
-                other => (name.to_owned(), other),
+            counter = t == "counter";
+            let (suffix, new_type) = match t {
+                "counter" => ("_total", "counter"),
+                "info" => ("_info", "gauge"),
+                "stateset" => ("", "gauge"),
+                "gaugehistogram" => ("", "histogram"),
+                "unknown" => ("", "untyped"),
+                other => ("", other),
             };
             if let Some((_, help)) = pending_help.take().filter(|(h, _)| *h == name) {
+                out.push_str("# HELP ");
+                out.push_str(name);
+                out.push_str(suffix);
+                out.push(' ');
                 // OpenMetrics escapes `"` in HELP; 0.0.4 only knows `\\` and `\n`.
-                let help = help.replace("\\\"", "\"");
-                out.push_str(&format!("# HELP {new_name} {help}\n"));
+                if help.contains("\\\"") {
+                    out.push_str(&help.replace("\\\"", "\""));
+                } else {
+                    out.push_str(help);
+                }
+                out.push('\n');
             }
-            out.push_str(&format!("# TYPE {new_name} {new_type}\n"));
+            out.push_str("# TYPE ");
+            out.push_str(name);
+            out.push_str(suffix);
+            out.push(' ');
+            out.push_str(new_type);
+            out.push('\n');
         } else if line.starts_with('#') || line.is_empty() {
             // `# UNIT`, `# EOF` and comments have no 0.0.4 form.
             continue;
         } else {
             // A sample. Counters' `_created` series have no 0.0.4 equivalent.
-            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-            let name = &line[..name_end];
-            if kind == "counter" && name == format!("{family}_created") {
-                continue;
+            if counter {
+                let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+                if line[..name_end]
+                    .strip_prefix(family)
+                    .is_some_and(|s| s == "_created")
+                {
+                    continue;
+                }
             }
             out.push_str(strip_exemplar(line));
             out.push('\n');
