@@ -20,18 +20,7 @@ bash scripts/install-deps.sh
 cargo build --release --locked --quiet
 bin=target/release/mqtt-sentinel
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_port() { for _ in $(seq 200); do port_open "$1" && return 0; sleep 0.05; done; return 1; }
+. scripts/lib.sh
 
 mport=$(free_port)
 hport=$(free_port)

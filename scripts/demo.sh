@@ -14,17 +14,7 @@ bash scripts/install-deps.sh
 cargo build --release --locked
 bin=target/release/mqtt-sentinel
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+. scripts/lib.sh
 
 args=()
 if [ $# -ge 1 ]; then
@@ -43,8 +33,7 @@ set_tcp_nodelay true
 CONF
     mosquitto -c "$tmp/mosquitto.conf" >"$tmp/mosquitto.log" 2>&1 &
     pids+=($!)
-    for _ in $(seq 100); do port_open 1883 && break; sleep 0.05; done
-    port_open 1883 || { cat "$tmp/mosquitto.log"; echo "mosquitto did not start" >&2; exit 1; }
+    wait_port 1883 || { cat "$tmp/mosquitto.log"; echo "mosquitto did not start" >&2; exit 1; }
     echo "started a private mosquitto on 127.0.0.1:1883 (log: $tmp/mosquitto.log)"
 fi
 

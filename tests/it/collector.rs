@@ -162,10 +162,7 @@ fn compare(reference: &BTreeMap<String, String>, scrape: &Scrape) -> Vec<String>
 #[test]
 fn every_mosquitto_sys_topic_becomes_the_right_metric() {
     let broker = Mosquitto::start();
-    let s = Sentinel::start(&format!(
-        "brokers:\n  - name: m\n    url: {}\n",
-        broker.url()
-    ));
+    let s = Sentinel::watching(&broker, "");
     let reference = RefSub::start(broker.port());
     // Both clients see the same publish stream. Freeze the broker so it stops publishing,
     // wait for both to drain, then compare last values exactly. A SIGSTOP can land between
@@ -249,10 +246,7 @@ fn every_mosquitto_sys_topic_becomes_the_right_metric() {
 #[test]
 fn promtool_finds_no_problems() {
     let broker = Mosquitto::start();
-    let s = Sentinel::start(&format!(
-        "brokers:\n  - name: m\n    url: {}\n",
-        broker.url()
-    ));
+    let s = Sentinel::watching(&broker, "");
     s.wait_scrape(Duration::from_secs(10), "a full $SYS round", |sc| {
         sc.value("mqtt_broker_uptime_seconds", &[("broker", "m")])
             .is_some()
@@ -288,20 +282,11 @@ fn promtool_finds_no_problems() {
 #[test]
 fn dead_broker_exports_no_frozen_values_and_recovers() {
     let mut broker = Mosquitto::start();
-    let s = Sentinel::start(&format!(
-        "brokers:\n  - name: m\n    url: {}\n    keep_alive: 2s\n    reconnect: {{initial_backoff: 100ms, max_backoff: 1s}}\n",
-        broker.url()
-    ));
-    s.wait_scrape(
-        Duration::from_secs(10),
-        "connected with $SYS values",
-        |sc| {
-            sc.value("mqtt_up", &[("broker", "m")]) == Some(1.0)
-                && sc
-                    .value("mqtt_broker_uptime_seconds", &[("broker", "m")])
-                    .is_some()
-        },
+    let s = Sentinel::watching(
+        &broker,
+        "    keep_alive: 2s\n    reconnect: {initial_backoff: 100ms, max_backoff: 1s}\n",
     );
+    s.wait_collecting();
     broker.kill();
     // keep-alive (2 s) + 2 s
     let down = s.wait_scrape(
@@ -366,10 +351,10 @@ fn publish_all(port: u16, msgs: impl IntoIterator<Item = (String, Vec<u8>)>) -> 
 #[test]
 fn odd_payloads_are_counted_capped_and_harmless() {
     let broker = Mosquitto::start();
-    let s = Sentinel::start(&format!(
-        "brokers:\n  - name: m\n    url: {}\n    sys: {{topic: \"test/sys/#\", max_series: 100}}\n",
-        broker.url()
-    ));
+    let s = Sentinel::watching(
+        &broker,
+        "    sys: {topic: \"test/sys/#\", max_series: 100}\n",
+    );
     s.wait_scrape(Duration::from_secs(10), "connected", |sc| {
         sc.value("mqtt_up", &[("broker", "m")]) == Some(1.0)
     });

@@ -208,10 +208,7 @@ fn read_only_working_directory_stays_empty_and_sigterm_exits_cleanly() {
         &format!("brokers:\n  - name: m\n    url: {}\n", broker.url()),
         Some(cwd.path()),
     );
-    s.wait_scrape(Duration::from_secs(10), "collecting", |sc| {
-        sc.value("mqtt_broker_uptime_seconds", &[("broker", "m")])
-            .is_some()
-    });
+    s.wait_collecting();
     let t = Instant::now();
     let status = s.terminate(Duration::from_secs(5));
     assert!(status.success(), "exit status {status:?}\n{}", s.logs());

@@ -7,10 +7,7 @@ use std::time::Duration;
 #[test]
 fn metrics_formats_and_endpoints() {
     let broker = Mosquitto::start();
-    let s = Sentinel::start(&format!(
-        "brokers:\n  - name: m\n    url: {}\n    capacity: {{max_connections: 500}}\n",
-        broker.url()
-    ));
+    let s = Sentinel::watching(&broker, "    capacity: {max_connections: 500}\n");
     s.wait_scrape(Duration::from_secs(10), "info", |sc| {
         sc.value("mqtt_broker_info", &[("broker", "m")]).is_some()
     });

@@ -17,7 +17,7 @@ impl Pki {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
+fn openssl(dir: &Path, args: &[String]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -31,45 +31,42 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl req` with a new unencrypted EC P-256 key in `name.key`, then `extra`.
+fn new_key_request(dir: &Path, name: &str, subject: &str, extra: &[&str]) {
+    let mut args: Vec<String> = ["req", "-newkey", "ec", "-pkeyopt"]
+        .into_iter()
+        .chain(["ec_paramgen_curve:prime256v1", "-nodes", "-keyout"])
+        .map(String::from)
+        .collect();
+    args.push(format!("{name}.key"));
+    args.extend(["-subj".into(), format!("/CN={subject}")]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    openssl(dir, &args);
+}
+
+/// A certificate `name.crt` signed by `ca.crt` with the given X.509 extensions.
 fn leaf(dir: &Path, name: &str, cn: &str, ext: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={cn}"),
-        ],
-    );
-    std::fs::write(dir.join(format!("{name}.ext")), ext).expect("ext");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-        ],
-    );
+    let csr = format!("{name}.csr");
+    new_key_request(dir, name, cn, &["-out", &csr]);
+    let ext_file = format!("{name}.ext");
+    std::fs::write(dir.join(&ext_file), ext).expect("ext");
+    let crt = format!("{name}.crt");
+    let args = [
+        "x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key",
+    ]
+    .into_iter()
+    .chain([
+        "-CAcreateserial",
+        "-out",
+        &crt,
+        "-days",
+        "2",
+        "-extfile",
+        &ext_file,
+    ])
+    .map(String::from)
+    .collect::<Vec<_>>();
+    openssl(dir, &args);
 }
 
 /// A CA plus `server.{crt,key}` and `client.{crt,key}`; `other-ca.crt` is an unrelated CA.
@@ -77,25 +74,12 @@ pub fn generate() -> Pki {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     for ca in ["ca", "other-ca"] {
-        openssl(
+        let crt = format!("{ca}.crt");
+        new_key_request(
             d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.crt"),
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN=mqtt-sentinel test {ca}"),
-            ],
+            ca,
+            &format!("mqtt-sentinel test {ca}"),
+            &["-x509", "-days", "2", "-out", &crt],
         );
     }
     leaf(

@@ -27,6 +27,29 @@ impl Sentinel {
         Self::start_in(yaml, None)
     }
 
+    /// Watch `broker` under the name `m`; `extra` is more YAML for that broker entry, each
+    /// line indented by four spaces (`"    keep_alive: 2s\n"`).
+    pub fn watching(broker: &super::Mosquitto, extra: &str) -> Sentinel {
+        Self::start(&format!(
+            "brokers:\n  - name: m\n    url: {}\n{extra}",
+            broker.url()
+        ))
+    }
+
+    /// Wait until broker `m` is connected and its `$SYS` uptime has arrived.
+    pub fn wait_collecting(&self) -> Scrape {
+        self.wait_scrape(
+            Duration::from_secs(10),
+            "connected with $SYS values",
+            |sc| {
+                sc.value("mqtt_up", &[("broker", "m")]) == Some(1.0)
+                    && sc
+                        .value("mqtt_broker_uptime_seconds", &[("broker", "m")])
+                        .is_some()
+            },
+        )
+    }
+
     /// Start with the working directory `cwd`.
     pub fn start_in(yaml: &str, cwd: Option<&Path>) -> Sentinel {
         let dir = tempfile::tempdir().expect("tempdir");
