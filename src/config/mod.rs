@@ -10,7 +10,8 @@ mod locate;
 pub mod raw;
 
 use locate::{Locator, Position};
-use raw::{DurationText, RawBroker, RawConfig, RawSys, RawTls};
+use raw::{DurationText, RawBroker, RawConfig, RawModule, RawProbe, RawSys, RawTls};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,104 @@ pub struct Config {
     pub listen: SocketAddr,
     pub log: LogConfig,
     pub brokers: Vec<BrokerConfig>,
+    /// `/probe?module=` settings by name; `default` always exists.
+    pub probe_modules: BTreeMap<String, ProbeModule>,
+    /// `/probe?target=` must match this in full; `None` allows any target (see README: SSRF).
+    pub probe_allowed_targets: Option<regex::Regex>,
 }
+
+/// MQTT quality of service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Qos {
+    AtMostOnce,
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+impl Qos {
+    pub fn as_i32(self) -> i32 {
+        match self {
+            Qos::AtMostOnce => 0,
+            Qos::AtLeastOnce => 1,
+            Qos::ExactlyOnce => 2,
+        }
+    }
+    /// Label value: `"0"`, `"1"` or `"2"`.
+    pub fn label(self) -> &'static str {
+        ["0", "1", "2"][self.as_i32() as usize]
+    }
+    pub fn from_u8(q: u8) -> Option<Qos> {
+        match q {
+            0 => Some(Qos::AtMostOnce),
+            1 => Some(Qos::AtLeastOnce),
+            2 => Some(Qos::ExactlyOnce),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// Unique per broker; part of the probe topic and the `probe` label.
+    pub name: String,
+    pub kind: ProbeKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// Publish to ourselves on the watching session and wait for it to come back.
+    Roundtrip { qos: Qos, payload_bytes: usize },
+    /// A fresh client per run: TCP(+TLS) + CONNECT/CONNACK.
+    Connect,
+    /// Publish a unique retained value; a fresh subscriber must receive exactly it.
+    Retained,
+}
+
+impl ProbeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeKind::Roundtrip { .. } => "roundtrip",
+            ProbeKind::Connect => "connect",
+            ProbeKind::Retained => "retained",
+        }
+    }
+}
+
+/// How `/probe` and `mqtt-sentinel probe` reach a target.
+#[derive(Debug, Clone)]
+pub struct ProbeModule {
+    pub qos: Qos,
+    pub timeout: Duration,
+    pub protocol: Protocol,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub tls: Option<TlsConfig>,
+    pub payload_bytes: usize,
+    pub degraded_rtt: Duration,
+}
+
+impl Default for ProbeModule {
+    fn default() -> Self {
+        Self {
+            qos: Qos::AtLeastOnce,
+            timeout: Duration::from_secs(5),
+            protocol: Protocol::V5,
+            username: None,
+            password: None,
+            tls: None,
+            payload_bytes: DEFAULT_PAYLOAD_BYTES,
+            degraded_rtt: DEFAULT_DEGRADED_RTT,
+        }
+    }
+}
+
+/// Probe payloads carry a nonce and a sequence number; this is the smallest that fits.
+pub const MIN_PAYLOAD_BYTES: usize = 32;
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+pub const DEFAULT_PAYLOAD_BYTES: usize = 64;
+pub const DEFAULT_DEGRADED_RTT: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
@@ -77,6 +175,11 @@ pub struct BrokerConfig {
     pub reconnect: Backoff,
     pub capacity: Capacity,
     pub sys: SysConfig,
+    pub probes: Vec<ProbeConfig>,
+    /// Probe topics are `<prefix>/<client-id>/<probe-name>`.
+    pub probe_topic_prefix: String,
+    /// A round trip slower than this makes the broker `degraded`.
+    pub degraded_rtt: Duration,
 }
 
 /// Where a broker listens. Only the parts Paho needs are kept; credentials in the URL are
@@ -464,11 +567,227 @@ impl Validator<'_> {
             }
             brokers.push(b);
         }
+        let mut probe_modules = BTreeMap::new();
+        probe_modules.insert("default".to_owned(), ProbeModule::default());
+        for (name, rm) in raw.probe_modules.unwrap_or_default() {
+            let at = format!("probe_modules.{name}");
+            if !valid_name(&name) {
+                return Err(self.err(
+                    &at,
+                    format!(
+                        "invalid module name {name:?}: use 1-64 characters from A-Z a-z 0-9 - _"
+                    ),
+                ));
+            }
+            let m = self.module(&at, rm)?;
+            probe_modules.insert(name, m);
+        }
+        let probe_allowed_targets = match &raw.probe_allowed_targets {
+            None => None,
+            Some(re) => Some(regex::Regex::new(&format!("^(?:{re})$")).map_err(|e| {
+                self.err(
+                    "probe_allowed_targets",
+                    format!(
+                        "invalid regular expression {re:?}: {}",
+                        e.to_string().lines().last().unwrap_or("")
+                    ),
+                )
+            })?),
+        };
         Ok(Config {
             listen,
             log,
             brokers,
+            probe_modules,
+            probe_allowed_targets,
         })
+    }
+
+    fn qos(&self, path: &str, q: Option<u8>, default: Qos) -> R<Qos> {
+        match q {
+            None => Ok(default),
+            Some(q) => Qos::from_u8(q)
+                .ok_or_else(|| self.err(path, format!("invalid qos {q}: expected 0, 1 or 2"))),
+        }
+    }
+
+    fn payload_bytes(&self, path: &str, n: Option<usize>) -> R<usize> {
+        let n = n.unwrap_or(DEFAULT_PAYLOAD_BYTES);
+        if !(MIN_PAYLOAD_BYTES..=MAX_PAYLOAD_BYTES).contains(&n) {
+            return Err(self.err(
+                path,
+                format!(
+                    "payload_bytes {n} is out of range {MIN_PAYLOAD_BYTES}..={MAX_PAYLOAD_BYTES}"
+                ),
+            ));
+        }
+        Ok(n)
+    }
+
+    fn protocol(&self, path: &str, p: Option<&str>) -> R<Protocol> {
+        match p {
+            None | Some("v5") | Some("5") => Ok(Protocol::V5),
+            Some("v3.1.1") | Some("3.1.1") => Ok(Protocol::V311),
+            Some(s) => Err(self.err(
+                path,
+                format!("unknown protocol {s:?}: expected v5 or v3.1.1"),
+            )),
+        }
+    }
+
+    /// username / password / password_file, shared by brokers and probe modules.
+    fn credentials(
+        &self,
+        at: &str,
+        username: Option<&String>,
+        password: Option<&String>,
+        password_file: Option<&String>,
+        protocol: Protocol,
+    ) -> R<(Option<String>, Option<Secret>)> {
+        let p = |field: &str| format!("{at}.{field}");
+        let username = match username {
+            None => None,
+            Some(u) => Some(self.expand(&p("username"), u, false)?),
+        };
+        let password = match (password, password_file) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    &p("password_file"),
+                    "set either password or password_file, not both",
+                ));
+            }
+            (Some(pw), None) => Some(Secret(self.expand(&p("password"), pw, true)?)),
+            (None, Some(f)) => {
+                let path = self.file(&p("password_file"), f)?;
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    self.err(&p("password_file"), format!("cannot read {f:?}: {e}"))
+                })?;
+                Some(Secret(text.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+            (None, None) => None,
+        };
+        if password.is_some() && username.is_none() && protocol == Protocol::V311 {
+            return Err(self.err(
+                &p("username"),
+                "a password needs a username with MQTT v3.1.1",
+            ));
+        }
+        Ok((username, password))
+    }
+
+    fn module(&self, at: &str, raw: RawModule) -> R<ProbeModule> {
+        let p = |field: &str| format!("{at}.{field}");
+        let protocol = self.protocol(&p("protocol"), raw.protocol.as_deref())?;
+        let (username, password) = self.credentials(
+            at,
+            raw.username.as_ref(),
+            raw.password.as_ref(),
+            raw.password_file.as_ref(),
+            protocol,
+        )?;
+        Ok(ProbeModule {
+            qos: self.qos(&p("qos"), raw.qos, Qos::AtLeastOnce)?,
+            timeout: self.duration(&p("timeout"), raw.timeout.as_ref(), Duration::from_secs(5))?,
+            protocol,
+            username,
+            password,
+            tls: raw.tls.map(|t| self.tls(&p("tls"), t)).transpose()?,
+            payload_bytes: self.payload_bytes(&p("payload_bytes"), raw.payload_bytes)?,
+            degraded_rtt: self.duration(
+                &p("degraded_rtt"),
+                raw.degraded_rtt.as_ref(),
+                DEFAULT_DEGRADED_RTT,
+            )?,
+        })
+    }
+
+    fn probes(&self, at: &str, raw: Option<Vec<RawProbe>>) -> R<Vec<ProbeConfig>> {
+        let Some(raw) = raw else {
+            // The embedded default: one QoS 1 round trip every 10 s.
+            return Ok(vec![ProbeConfig {
+                name: "rtt-qos1".into(),
+                kind: ProbeKind::Roundtrip {
+                    qos: Qos::AtLeastOnce,
+                    payload_bytes: DEFAULT_PAYLOAD_BYTES,
+                },
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(5),
+            }]);
+        };
+        let mut out: Vec<ProbeConfig> = Vec::with_capacity(raw.len());
+        for (i, rp) in raw.into_iter().enumerate() {
+            let at = format!("{at}[{i}]");
+            let p = |field: &str| format!("{at}.{field}");
+            let kind = match rp.kind.as_deref() {
+                None | Some("roundtrip") => ProbeKind::Roundtrip {
+                    qos: self.qos(&p("qos"), rp.qos, Qos::AtLeastOnce)?,
+                    payload_bytes: self.payload_bytes(&p("payload_bytes"), rp.payload_bytes)?,
+                },
+                Some(k @ ("connect" | "retained")) => {
+                    if rp.qos.is_some() || rp.payload_bytes.is_some() {
+                        let field = if rp.qos.is_some() {
+                            "qos"
+                        } else {
+                            "payload_bytes"
+                        };
+                        return Err(self.err(
+                            &p(field),
+                            format!("{field} applies to roundtrip probes only, not {k}"),
+                        ));
+                    }
+                    if k == "connect" {
+                        ProbeKind::Connect
+                    } else {
+                        ProbeKind::Retained
+                    }
+                }
+                Some(k) => {
+                    return Err(self.err(
+                        &p("kind"),
+                        format!(
+                            "unknown probe kind {k:?}: expected roundtrip, connect or retained"
+                        ),
+                    ));
+                }
+            };
+            let name = match &rp.name {
+                Some(n) if valid_name(n) => n.clone(),
+                Some(n) => {
+                    return Err(self.err(
+                        &p("name"),
+                        format!(
+                            "invalid probe name {n:?}: use 1-64 characters from A-Z a-z 0-9 - _"
+                        ),
+                    ));
+                }
+                None => match kind {
+                    ProbeKind::Roundtrip { qos, .. } => format!("rtt-qos{}", qos.label()),
+                    other => other.as_str().to_owned(),
+                },
+            };
+            if let Some(j) = out.iter().position(|o| o.name == name) {
+                return Err(self.err(
+                    &p("name"),
+                    format!("duplicate probe name {name:?} (also probes[{j}])"),
+                ));
+            }
+            let default_interval = Duration::from_secs(match kind {
+                ProbeKind::Roundtrip { .. } => 10,
+                ProbeKind::Connect => 30,
+                ProbeKind::Retained => 60,
+            });
+            out.push(ProbeConfig {
+                name,
+                kind,
+                interval: self.duration(&p("interval"), rp.interval.as_ref(), default_interval)?,
+                timeout: self.duration(
+                    &p("timeout"),
+                    rp.timeout.as_ref(),
+                    Duration::from_secs(5),
+                )?,
+            });
+        }
+        Ok(out)
     }
 
     fn log(&self, raw: raw::RawLog) -> R<LogConfig> {
@@ -525,16 +844,7 @@ impl Validator<'_> {
             }
             None => format!("{}:{}", url.host, url.port),
         };
-        let protocol = match raw.protocol.as_deref() {
-            None | Some("v5") | Some("5") => Protocol::V5,
-            Some("v3.1.1") | Some("3.1.1") => Protocol::V311,
-            Some(s) => {
-                return Err(self.err(
-                    &p("protocol"),
-                    format!("unknown protocol {s:?}: expected v5 or v3.1.1"),
-                ));
-            }
-        };
+        let protocol = self.protocol(&p("protocol"), raw.protocol.as_deref())?;
         let client_id = match &raw.client_id {
             None => None,
             Some(c) => {
@@ -551,33 +861,13 @@ impl Validator<'_> {
                 }
             }
         };
-        let username = match &raw.username {
-            None => None,
-            Some(u) => Some(self.expand(&p("username"), u, false)?),
-        };
-        let password = match (&raw.password, &raw.password_file) {
-            (Some(_), Some(_)) => {
-                return Err(self.err(
-                    &p("password_file"),
-                    "set either password or password_file, not both",
-                ));
-            }
-            (Some(pw), None) => Some(Secret(self.expand(&p("password"), pw, true)?)),
-            (None, Some(f)) => {
-                let path = self.file(&p("password_file"), f)?;
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    self.err(&p("password_file"), format!("cannot read {f:?}: {e}"))
-                })?;
-                Some(Secret(text.trim_end_matches(['\r', '\n']).to_owned()))
-            }
-            (None, None) => None,
-        };
-        if password.is_some() && username.is_none() && protocol == Protocol::V311 {
-            return Err(self.err(
-                &p("username"),
-                "a password needs a username with MQTT v3.1.1",
-            ));
-        }
+        let (username, password) = self.credentials(
+            at,
+            raw.username.as_ref(),
+            raw.password.as_ref(),
+            raw.password_file.as_ref(),
+            protocol,
+        )?;
         let tls = match raw.tls {
             None => None,
             Some(t) => Some(self.tls(&p("tls"), t)?),
@@ -632,6 +922,29 @@ impl Validator<'_> {
             max_connections: raw.capacity.and_then(|c| c.max_connections),
         };
         let sys = self.sys(&p("sys"), raw.sys.unwrap_or_default())?;
+        let probes = self.probes(&p("probes"), raw.probes)?;
+        let probe_topic_prefix = match &raw.probe_topic_prefix {
+            None => "mqtt-sentinel".to_owned(),
+            Some(t) => {
+                let t = self.expand(&p("probe_topic_prefix"), t, false)?;
+                let ok = !t.is_empty()
+                    && !t.starts_with(['/', '$'])
+                    && !t.ends_with('/')
+                    && !t.contains(['+', '#', '.', ' ', '\0']);
+                if !ok {
+                    return Err(self.err(
+                        &p("probe_topic_prefix"),
+                        format!("invalid probe topic prefix {t:?}: no leading $ or /, no trailing /, and no + # . or spaces (RabbitMQ and NATS rewrite dots)"),
+                    ));
+                }
+                t
+            }
+        };
+        let degraded_rtt = self.duration(
+            &p("degraded_rtt"),
+            raw.degraded_rtt.as_ref(),
+            DEFAULT_DEGRADED_RTT,
+        )?;
         Ok(BrokerConfig {
             name,
             url,
@@ -645,6 +958,9 @@ impl Validator<'_> {
             reconnect,
             capacity,
             sys,
+            probes,
+            probe_topic_prefix,
+            degraded_rtt,
         })
     }
 
@@ -771,6 +1087,14 @@ impl Validator<'_> {
     }
 }
 
+/// Names of probes and modules: safe in topics, labels and URLs.
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Replace `${NAME}` with the variable's value; `$${` stands for a literal `${`.
 pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
@@ -852,7 +1176,30 @@ impl Config {
                 b.sys.profile.as_str(),
                 b.sys.max_series,
             );
+            for pr in &b.probes {
+                let what = match pr.kind {
+                    ProbeKind::Roundtrip { qos, payload_bytes } => {
+                        format!("roundtrip qos {} payload {payload_bytes} B", qos.label())
+                    }
+                    other => other.as_str().to_owned(),
+                };
+                let _ = writeln!(
+                    s,
+                    "      probe {}: {what} every {:?}, timeout {:?}",
+                    pr.name, pr.interval, pr.timeout
+                );
+            }
         }
+        let names: Vec<&str> = self.probe_modules.keys().map(String::as_str).collect();
+        let _ = writeln!(s, "probe modules: {}", names.join(", "));
+        let _ = writeln!(
+            s,
+            "probe targets allowed: {}",
+            self.probe_allowed_targets
+                .as_ref()
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_else(|| "any".to_owned())
+        );
         s
     }
 }

@@ -12,6 +12,9 @@ pub struct RawConfig {
     pub listen: Option<String>,
     pub log: Option<RawLog>,
     pub brokers: Option<Vec<RawBroker>>,
+    pub probe_modules: Option<std::collections::BTreeMap<String, RawModule>>,
+    /// Regex a `/probe?target=` URL must match in full; absent = any target.
+    pub probe_allowed_targets: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +40,35 @@ pub struct RawBroker {
     pub reconnect: Option<RawReconnect>,
     pub capacity: Option<RawCapacity>,
     pub sys: Option<RawSys>,
+    pub probes: Option<Vec<RawProbe>>,
+    pub probe_topic_prefix: Option<String>,
+    pub degraded_rtt: Option<DurationText>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub qos: Option<u8>,
+    pub interval: Option<DurationText>,
+    pub timeout: Option<DurationText>,
+    pub payload_bytes: Option<usize>,
+}
+
+/// A `/probe` module: how to reach and probe an arbitrary target.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModule {
+    pub qos: Option<u8>,
+    pub timeout: Option<DurationText>,
+    pub protocol: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    pub tls: Option<RawTls>,
+    pub payload_bytes: Option<usize>,
+    pub degraded_rtt: Option<DurationText>,
 }
 
 #[derive(Debug, Default, Deserialize)]

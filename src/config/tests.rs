@@ -191,6 +191,34 @@ const BAD: &[(&str, &str)] = &[
         "yaml-syntax.yaml",
         r#"3:9: mapping values are not allowed in this context"#,
     ),
+    (
+        "probe-bad-qos.yaml",
+        r#"5:32: brokers[0].probes[0].qos: invalid qos 3: expected 0, 1 or 2"#,
+    ),
+    (
+        "probe-bad-kind.yaml",
+        r#"5:16: brokers[0].probes[0].kind: unknown probe kind "ping": expected roundtrip, connect or retained"#,
+    ),
+    (
+        "probe-duplicate-name.yaml",
+        r#"6:16: brokers[0].probes[1].name: duplicate probe name "x" (also probes[0])"#,
+    ),
+    (
+        "probe-topic-prefix-dot.yaml",
+        r#"4:25: brokers[0].probe_topic_prefix: invalid probe topic prefix "probes/v1.0": no leading $ or /, no trailing /, and no + # . or spaces (RabbitMQ and NATS rewrite dots)"#,
+    ),
+    (
+        "probe-allowed-targets-regex.yaml",
+        r#"1:24: probe_allowed_targets: invalid regular expression "mqtt://(unclosed": error: unclosed group"#,
+    ),
+    (
+        "probe-qos-on-connect.yaml",
+        r#"5:30: brokers[0].probes[0].qos: qos applies to roundtrip probes only, not connect"#,
+    ),
+    (
+        "module-payload-too-small.yaml",
+        r#"3:20: probe_modules.quick.payload_bytes: payload_bytes 8 is out of range 32..=262144"#,
+    ),
 ];
 
 #[test]
@@ -216,4 +244,44 @@ fn bad_configs_give_exact_messages() {
             assert!(!err.contains(secret), "{name} leaks a secret: {err}");
         }
     }
+}
+
+#[test]
+fn probe_defaults_and_modules() {
+    let c = p("brokers:\n  - url: mqtt://h\n").unwrap();
+    let b = &c.brokers[0];
+    assert_eq!(b.probes.len(), 1);
+    assert_eq!(b.probes[0].name, "rtt-qos1");
+    assert_eq!(
+        b.probes[0].kind,
+        ProbeKind::Roundtrip {
+            qos: Qos::AtLeastOnce,
+            payload_bytes: 64
+        }
+    );
+    assert_eq!(b.probes[0].interval, Duration::from_secs(10));
+    assert_eq!(b.probe_topic_prefix, "mqtt-sentinel");
+    assert_eq!(b.degraded_rtt, Duration::from_millis(100));
+    assert!(c.probe_modules.contains_key("default"));
+    assert!(c.probe_allowed_targets.is_none());
+
+    let c = p("brokers:\n  - url: mqtt://h\n    probes:\n      - {qos: 2, interval: 1s}\n      - {kind: connect}\n      - {kind: retained, name: keep}\nprobe_modules:\n  fast: {qos: 0, timeout: 1s}\nprobe_allowed_targets: 'mqtt://127\\.0\\.0\\.1:\\d+'\n").unwrap();
+    let names: Vec<&str> = c.brokers[0]
+        .probes
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(names, ["rtt-qos2", "connect", "keep"]);
+    assert_eq!(c.brokers[0].probes[1].interval, Duration::from_secs(30));
+    assert_eq!(c.probe_modules["fast"].qos, Qos::AtMostOnce);
+    let re = c.probe_allowed_targets.unwrap();
+    assert!(re.is_match("mqtt://127.0.0.1:1883"));
+    assert!(!re.is_match("mqtt://127.0.0.1:1883.evil"));
+    assert!(
+        p("brokers:\n  - url: mqtt://h\n    probes: []\n")
+            .unwrap()
+            .brokers[0]
+            .probes
+            .is_empty()
+    );
 }
