@@ -177,7 +177,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "unknown-top-field.yaml",
-        r#"1:1: listn: unknown field `listn`, expected one of `listen`, `log`, `brokers`"#,
+        r#"1:1: listn: unknown field `listn`, expected one of `listen`, `log`, `brokers`, `probe_modules`, `probe_allowed_targets`"#,
     ),
     (
         "unset-env.yaml",
