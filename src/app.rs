@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::http::{self, BrokerView, HttpState};
 use crate::metrics::Metrics;
 use crate::mqtt::Connection;
+use crate::probe::runner::Probes;
 use crate::sys::{Ingest, SysCollector, SysStore};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -48,7 +49,11 @@ pub async fn run(
             store: store.clone(),
         });
         stores.push(store);
-        tracker.spawn(Connection::new(b.clone(), bm, ingest).run(shutdown.clone()));
+        let health = bm.health.clone();
+        let conn = Connection::new(b.clone(), bm, ingest, |cfg, client_id| {
+            Probes::new(cfg, client_id, &metrics, health)
+        });
+        tracker.spawn(conn.run(shutdown.clone()));
     }
     if config.brokers.is_empty() {
         warn!("no brokers configured: only the exporter's own metrics will be served");

@@ -10,4 +10,5 @@ pub mod exposition;
 pub mod http;
 pub mod metrics;
 pub mod mqtt;
+pub mod probe;
 pub mod sys;

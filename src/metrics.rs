@@ -9,6 +9,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
@@ -24,7 +25,64 @@ pub struct ConnectLabels {
     pub result: &'static str,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QosLabels {
+    pub broker: String,
+    pub qos: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabels {
+    pub broker: String,
+    pub probe: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub broker: String,
+    pub probe: String,
+    /// Bounded: v5 reason-code names or a small closed set (timeout, not_connected, …).
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HealthLabels {
+    pub broker: String,
+    pub state: &'static str,
+}
+
+/// Latency buckets from 50 µs (a loopback round trip) to 10 s (a probe timeout).
+pub const LATENCY_BUCKETS: [f64; 17] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Broker health derived from the probes, exported as a state set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    Degraded,
+    Down,
+}
+
+impl Health {
+    pub const ALL: [Health; 3] = [Health::Healthy, Health::Degraded, Health::Down];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Down => "down",
+        }
+    }
+}
+
+#[derive(Debug)]
 pub struct Metrics {
     up: Family<BrokerLabels, Gauge>,
     connects: Family<ConnectLabels, Counter>,
@@ -33,6 +91,45 @@ pub struct Metrics {
     sys_series_dropped: Family<BrokerLabels, Counter>,
     messages_dropped: Family<BrokerLabels, Counter>,
     capacity_max_connections: Family<BrokerLabels, Gauge>,
+    probe_rtt: Histograms<QosLabels>,
+    probe_ack: Histograms<QosLabels>,
+    probe_sent: Family<ProbeLabels, Counter>,
+    probe_received: Family<ProbeLabels, Counter>,
+    probe_lost: Family<ProbeLabels, Counter>,
+    probe_duplicates: Family<ProbeLabels, Counter>,
+    probe_out_of_order: Family<ProbeLabels, Counter>,
+    probe_ignored: Family<ReasonLabels, Counter>,
+    probe_success: Family<ProbeLabels, Gauge>,
+    probe_errors: Family<ReasonLabels, Counter>,
+    connect_duration: Histograms<BrokerLabels>,
+    health: Family<HealthLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let h: fn() -> Histogram = latency_histogram;
+        Self {
+            up: Family::default(),
+            connects: Family::default(),
+            sys_messages: Family::default(),
+            sys_parse_errors: Family::default(),
+            sys_series_dropped: Family::default(),
+            messages_dropped: Family::default(),
+            capacity_max_connections: Family::default(),
+            probe_rtt: Family::new_with_constructor(h),
+            probe_ack: Family::new_with_constructor(h),
+            probe_sent: Family::default(),
+            probe_received: Family::default(),
+            probe_lost: Family::default(),
+            probe_duplicates: Family::default(),
+            probe_out_of_order: Family::default(),
+            probe_ignored: Family::default(),
+            probe_success: Family::default(),
+            probe_errors: Family::default(),
+            connect_duration: Family::new_with_constructor(h),
+            health: Family::default(),
+        }
+    }
 }
 
 /// The version this binary was built from (`git describe` when built from a checkout).
@@ -78,6 +175,66 @@ impl Metrics {
             m.capacity_max_connections.clone(),
         );
         reg.register(
+            "mqtt_probe_rtt_seconds",
+            "Publish-to-self round trip: publish call to receipt in the MQTT callback",
+            m.probe_rtt.clone(),
+        );
+        reg.register(
+            "mqtt_probe_ack_seconds",
+            "Publish call to PUBACK (QoS 1) or PUBCOMP (QoS 2) of a round-trip probe",
+            m.probe_ack.clone(),
+        );
+        reg.register(
+            "mqtt_probe_sent",
+            "Round-trip probes published",
+            m.probe_sent.clone(),
+        );
+        reg.register(
+            "mqtt_probe_received",
+            "Round-trip probes that came back in time",
+            m.probe_received.clone(),
+        );
+        reg.register(
+            "mqtt_probe_lost",
+            "Round-trip probes not back within their timeout (or when the session ended)",
+            m.probe_lost.clone(),
+        );
+        reg.register(
+            "mqtt_probe_duplicates",
+            "Round-trip probes received more than once",
+            m.probe_duplicates.clone(),
+        );
+        reg.register(
+            "mqtt_probe_out_of_order",
+            "Round-trip probes received after a newer one",
+            m.probe_out_of_order.clone(),
+        );
+        reg.register(
+            "mqtt_probe_ignored",
+            "Messages on a probe topic that were not counted: foreign (other sender or run) or late (after their timeout)",
+            m.probe_ignored.clone(),
+        );
+        reg.register(
+            "mqtt_probe_success",
+            "1 if the probe's last run succeeded in time, 0 otherwise",
+            m.probe_success.clone(),
+        );
+        reg.register(
+            "mqtt_probe_errors",
+            "Failed probe runs by reason (v5 reason-code name, timeout, refused, tls, dns, not_connected, mismatch, error)",
+            m.probe_errors.clone(),
+        );
+        reg.register(
+            "mqtt_connect_duration_seconds",
+            "Connect probe: TCP (+TLS) + CONNECT/CONNACK of a fresh client",
+            m.connect_duration.clone(),
+        );
+        reg.register(
+            "mqtt_probe_health",
+            "Broker health from the probes as a state set: healthy, degraded (round trip above degraded_rtt) or down",
+            m.health.clone(),
+        );
+        reg.register(
             "mqtt_sentinel_build",
             "Version and git revision of mqtt-sentinel",
             Info::new(vec![("version", VERSION), ("revision", REVISION)]),
@@ -97,6 +254,16 @@ impl Metrics {
                 .set(i64::try_from(max).unwrap_or(i64::MAX));
         }
         BrokerMetrics {
+            health: HealthHandle {
+                gauges: Health::ALL.map(|h| {
+                    self.health
+                        .get_or_create(&HealthLabels {
+                            broker: name.to_owned(),
+                            state: h.as_str(),
+                        })
+                        .clone()
+                }),
+            },
             name: name.to_owned(),
             up: self.up.get_or_create(&l).clone(),
             connects: self.connects.clone(),
@@ -110,14 +277,119 @@ impl Metrics {
     }
 }
 
+/// Handles every probe kind has.
+#[derive(Debug, Clone)]
+pub struct ProbeMetrics {
+    broker: String,
+    probe: String,
+    pub success: Gauge,
+    ignored: Family<ReasonLabels, Counter>,
+    errors: Family<ReasonLabels, Counter>,
+}
+
+impl ProbeMetrics {
+    fn labels(&self, reason: &'static str) -> ReasonLabels {
+        ReasonLabels {
+            broker: self.broker.clone(),
+            probe: self.probe.clone(),
+            reason,
+        }
+    }
+    /// A failed run: success 0 and the reason counted.
+    pub fn record_failure(&self, reason: &'static str) {
+        self.success.set(0);
+        self.errors.get_or_create(&self.labels(reason)).inc();
+    }
+    pub fn record_ignored(&self, reason: &'static str) {
+        self.ignored.get_or_create(&self.labels(reason)).inc();
+    }
+}
+
+/// Handles of a round-trip probe.
+#[derive(Debug, Clone)]
+pub struct RoundtripMetrics {
+    pub base: ProbeMetrics,
+    pub rtt: Histogram,
+    /// `None` at QoS 0, which has no acknowledgement.
+    pub ack: Option<Histogram>,
+    pub sent: Counter,
+    pub received: Counter,
+    pub lost: Counter,
+    pub duplicates: Counter,
+    pub out_of_order: Counter,
+}
+
+/// The broker's health state set: exactly one of the three gauges is 1.
+#[derive(Debug, Clone)]
+pub struct HealthHandle {
+    gauges: [Gauge; 3],
+}
+
+impl HealthHandle {
+    pub fn set(&self, h: Health) {
+        for (g, s) in self.gauges.iter().zip(Health::ALL) {
+            g.set(i64::from(s == h));
+        }
+    }
+}
+
 /// One broker's handles; clones share the same atomics.
 #[derive(Debug, Clone)]
 pub struct BrokerMetrics {
     name: String,
+    pub health: HealthHandle,
     pub up: Gauge,
     connects: Family<ConnectLabels, Counter>,
     pub messages_dropped: Counter,
     pub ingest: IngestCounters,
+}
+
+impl Metrics {
+    /// Handles any probe kind needs.
+    pub fn probe(&self, broker: &str, probe: &str) -> ProbeMetrics {
+        let pl = ProbeLabels {
+            broker: broker.to_owned(),
+            probe: probe.to_owned(),
+        };
+        ProbeMetrics {
+            broker: broker.to_owned(),
+            probe: probe.to_owned(),
+            success: self.probe_success.get_or_create(&pl).clone(),
+            ignored: self.probe_ignored.clone(),
+            errors: self.probe_errors.clone(),
+        }
+    }
+
+    /// Handles of a round-trip probe at `qos` (`"0"`, `"1"`, `"2"`).
+    pub fn roundtrip(&self, broker: &str, probe: &str, qos: &'static str) -> RoundtripMetrics {
+        let pl = ProbeLabels {
+            broker: broker.to_owned(),
+            probe: probe.to_owned(),
+        };
+        let ql = QosLabels {
+            broker: broker.to_owned(),
+            qos,
+        };
+        RoundtripMetrics {
+            base: self.probe(broker, probe),
+            rtt: self.probe_rtt.get_or_create(&ql).clone(),
+            ack: (qos != "0").then(|| self.probe_ack.get_or_create(&ql).clone()),
+            sent: self.probe_sent.get_or_create(&pl).clone(),
+            received: self.probe_received.get_or_create(&pl).clone(),
+            lost: self.probe_lost.get_or_create(&pl).clone(),
+            duplicates: self.probe_duplicates.get_or_create(&pl).clone(),
+            out_of_order: self.probe_out_of_order.get_or_create(&pl).clone(),
+        }
+    }
+
+    /// The connect-probe latency histogram of `broker`.
+    pub fn connect_duration(&self, broker: &str) -> Histogram {
+        self.connect_duration
+            .get_or_create(&BrokerLabels {
+                broker: broker.to_owned(),
+            })
+            .clone()
+    }
 }
 
 impl BrokerMetrics {

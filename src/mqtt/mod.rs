@@ -12,8 +12,10 @@ pub mod reason;
 
 use crate::config::BrokerConfig;
 use crate::metrics::BrokerMetrics;
+use crate::probe::runner::Probes;
 use crate::sys::Ingest;
 use backoff::Backoff;
+use futures_util::StreamExt;
 use paho_mqtt as paho;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
@@ -30,7 +32,7 @@ const STABLE_SESSION: Duration = Duration::from_secs(5);
 /// A message as received in the Paho callback, stamped before any channel hop.
 struct Received {
     msg: paho::Message,
-    #[allow(dead_code)] // read by the probe runner (round-trip times)
+    /// Receive time of round-trip probes.
     at: Instant,
 }
 
@@ -44,6 +46,9 @@ enum Control {
 enum End {
     Shutdown,
     Lost(Option<paho::ReasonCode>),
+    /// The connection is open but the broker stopped answering (a probe timed out and
+    /// nothing at all arrived since it was sent): frozen, overloaded or half-open.
+    Unresponsive,
 }
 
 /// A unique client id for this process: `mqtt-sentinel-<host>-<random>`, so two replicas
@@ -68,17 +73,33 @@ pub struct Connection {
     client_id: String,
     metrics: BrokerMetrics,
     ingest: Option<Ingest>,
+    probes: Probes,
+    /// Callback time of the last message of any kind in this session.
+    last_rx: Instant,
 }
 
 impl Connection {
-    pub fn new(cfg: BrokerConfig, metrics: BrokerMetrics, ingest: Option<Ingest>) -> Self {
+    /// `make_probes` builds the round-trip probes for the client id chosen here.
+    pub fn new(
+        cfg: BrokerConfig,
+        metrics: BrokerMetrics,
+        ingest: Option<Ingest>,
+        make_probes: impl FnOnce(&BrokerConfig, &str) -> Probes,
+    ) -> Self {
         let client_id = cfg.client_id.clone().unwrap_or_else(generated_client_id);
+        let probes = make_probes(&cfg, &client_id);
         Self {
             cfg,
             client_id,
             metrics,
             ingest,
+            probes,
+            last_rx: Instant::now(),
         }
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
     }
 
     /// Run until `shutdown`; then disconnect cleanly (bounded) and return.
@@ -124,7 +145,16 @@ impl Connection {
             };
             let result = match attempt {
                 Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err((self.diagnose(&e, started.elapsed()).await, e.to_string())),
+                Ok(Err(e)) => {
+                    let label = reason::diagnose(
+                        &e,
+                        started.elapsed(),
+                        &self.cfg.url,
+                        self.cfg.connect_timeout,
+                    )
+                    .await;
+                    Err((label, e.to_string()))
+                }
                 Err(_) => {
                     // Abandon the attempt so the next connect is not ignored as a duplicate.
                     drop(client.disconnect(None));
@@ -140,11 +170,14 @@ impl Connection {
                           "connected");
                     failures = 0;
                     let session_start = Instant::now();
+                    self.last_rx = session_start;
                     self.subscribe(&client).await;
+                    self.probes.session_started(Instant::now());
                     let end = self
                         .session(&client, &mut msg_rx, &mut ctl_rx, &shutdown)
                         .await;
                     self.metrics.up.set(0);
+                    self.probes.session_ended();
                     if let Some(ing) = &mut self.ingest {
                         ing.session_ended();
                     }
@@ -153,6 +186,18 @@ impl Connection {
                         End::Lost(rc) => {
                             let why = rc.map(reason::reason_name).unwrap_or("connection lost");
                             warn!(%broker, reason = why, "disconnected from broker");
+                        }
+                        End::Unresponsive => {
+                            warn!(%broker, "broker stopped answering (probe timed out, nothing received since); reconnecting");
+                            // Do not wait for a frozen broker to acknowledge DISCONNECT.
+                            let opts = paho::DisconnectOptionsBuilder::new()
+                                .timeout(Duration::ZERO)
+                                .finalize();
+                            let _ = tokio::time::timeout(
+                                Duration::from_millis(500),
+                                client.disconnect(opts),
+                            )
+                            .await;
                         }
                     }
                     if session_start.elapsed() >= STABLE_SESSION {
@@ -183,26 +228,21 @@ impl Connection {
         info!(%broker, "stopped");
     }
 
-    async fn subscribe(&self, client: &paho::AsyncClient) {
-        let Some(ing) = &self.ingest else { return };
-        let topic = self.cfg.sys.topic.clone();
-        let r = tokio::time::timeout(Duration::from_secs(10), client.subscribe(&topic, 0)).await;
-        let refused = match &r {
-            Ok(Ok(rsp)) => {
-                rsp.reason_code().is_err() || rsp.subscribe_response().is_some_and(|q| q >= 0x80)
+    async fn subscribe(&mut self, client: &paho::AsyncClient) {
+        let broker = self.cfg.name.clone();
+        if self.ingest.is_some() {
+            let topic = self.cfg.sys.topic.clone();
+            if let Err(why) = subscribe_one(client, &topic, 0).await {
+                warn!(%broker, %topic, error = %why,
+                      "$SYS subscription refused; broker statistics will be missing");
             }
-            _ => true,
-        };
-        if refused {
-            let detail = match r {
-                Ok(Ok(rsp)) => reason::reason_name(rsp.reason_code()).to_owned(),
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => "no SUBACK within 10s".to_owned(),
-            };
-            warn!(broker = %ing.store().broker, %topic, error = %detail,
-                  "$SYS subscription refused; broker statistics will be missing");
-        } else {
-            debug!(broker = %ing.store().broker, %topic, "subscribed");
+        }
+        for (i, topic, qos) in self.probes.subscriptions() {
+            let refused = subscribe_one(client, &topic, qos.as_i32()).await.err();
+            if let Some(why) = refused {
+                warn!(%broker, %topic, reason = why, "probe subscription refused; the probe fails until it is allowed");
+            }
+            self.probes.subscribed(i, refused);
         }
     }
 
@@ -214,6 +254,12 @@ impl Connection {
         shutdown: &CancellationToken,
     ) -> End {
         loop {
+            // A far-away instant stands in for "no probe work scheduled".
+            let wake = self
+                .probes
+                .next_wakeup()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let acks_pending = !self.probes.acks().is_empty();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return End::Shutdown,
@@ -229,44 +275,49 @@ impl Connection {
                     Some(r) => self.dispatch(r),
                     None => return End::Lost(None),
                 },
+                Some(done) = self.probes.acks().next(), if acks_pending => self.probes.on_ack(done),
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    if let Some(sent) = self.probes.on_timer(Instant::now(), client) {
+                        if self.last_rx < sent {
+                            return End::Unresponsive;
+                        }
+                    }
+                }
             }
         }
     }
 
     fn dispatch(&mut self, r: Received) {
+        self.last_rx = self.last_rx.max(r.at);
         let topic = r.msg.topic();
+        if self.probes.on_message(topic, r.msg.payload(), r.at) {
+            return;
+        }
         if let Some(ing) = self.ingest.as_mut().filter(|i| i.wants(topic)) {
             ing.handle(topic, r.msg.payload(), SystemTime::now());
         }
     }
+}
 
-    /// Name a failure Paho reports only as "TCP/TLS connect failure": look at the transport
-    /// ourselves (once per failed attempt, bounded by 2 s each step).
-    async fn diagnose(&self, err: &paho::Error, elapsed: Duration) -> &'static str {
-        if let Some(label) = reason::from_error(err) {
-            return label;
+/// Subscribe and check the SUBACK; `Err` carries a bounded reason label.
+async fn subscribe_one(
+    client: &paho::AsyncClient,
+    topic: &str,
+    qos: i32,
+) -> Result<(), &'static str> {
+    match tokio::time::timeout(Duration::from_secs(10), client.subscribe(topic, qos)).await {
+        Ok(Ok(rsp)) => {
+            if rsp.reason_code().is_err() {
+                Err(reason::reason_name(rsp.reason_code()))
+            } else if rsp.subscribe_response().is_some_and(|q| q >= 0x80) {
+                // v3.1.1 SUBACK failure (0x80) carries no reason.
+                Err(reason::NOT_AUTHORIZED)
+            } else {
+                Ok(())
+            }
         }
-        if elapsed + Duration::from_millis(100) >= self.cfg.connect_timeout {
-            return reason::TIMEOUT;
-        }
-        let step = Duration::from_secs(2);
-        let host = self.cfg.url.host.as_str();
-        let port = self.cfg.url.port;
-        let addrs = match tokio::time::timeout(step, tokio::net::lookup_host((host, port))).await {
-            Ok(Ok(a)) => a.collect::<Vec<_>>(),
-            Ok(Err(_)) => return reason::DNS,
-            Err(_) => return reason::TIMEOUT,
-        };
-        let Some(addr) = addrs.first() else {
-            return reason::DNS;
-        };
-        match tokio::time::timeout(step, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(_)) if self.cfg.url.is_tls() => reason::TLS,
-            Ok(Ok(_)) => reason::ERROR,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => reason::REFUSED,
-            Ok(Err(_)) => reason::ERROR,
-            Err(_) => reason::TIMEOUT,
-        }
+        Ok(Err(e)) => Err(reason::from_error(&e).unwrap_or(reason::ERROR)),
+        Err(_) => Err(reason::TIMEOUT),
     }
 }
 

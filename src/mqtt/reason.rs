@@ -10,6 +10,10 @@ pub const TLS: &str = "tls";
 pub const DNS: &str = "dns";
 pub const ERROR: &str = "error";
 pub const SUCCESS: &str = "success";
+/// Also the v3.1.1 SUBACK failure (0x80), which carries no reason.
+pub const NOT_AUTHORIZED: &str = "not_authorized";
+/// A scheduled probe found its session down.
+pub const NOT_CONNECTED: &str = "not_connected";
 
 /// snake_case name of a v5 reason code, as used in `result`/`reason` labels.
 pub fn reason_name(rc: ReasonCode) -> &'static str {
@@ -70,6 +74,44 @@ pub fn from_error(err: &paho_mqtt::Error) -> Option<&'static str> {
         E::TcpConnectTimeout | E::Timeout => Some(TIMEOUT),
         E::SslNotSupported => Some(TLS),
         _ => None,
+    }
+}
+
+/// The label for a failed connect: from the error when it says enough, otherwise by looking
+/// at the transport ourselves (Paho reports a refused port, a failed TLS handshake and an
+/// unknown host alike as "TCP/TLS connect failure"). Runs on the failure path only; each
+/// look is bounded by 2 s.
+pub async fn diagnose(
+    err: &paho_mqtt::Error,
+    elapsed: std::time::Duration,
+    url: &crate::config::BrokerUrl,
+    connect_timeout: std::time::Duration,
+) -> &'static str {
+    use std::time::Duration;
+    if let Some(label) = from_error(err) {
+        return label;
+    }
+    if elapsed + Duration::from_millis(100) >= connect_timeout {
+        return TIMEOUT;
+    }
+    let step = Duration::from_secs(2);
+    let addrs =
+        match tokio::time::timeout(step, tokio::net::lookup_host((url.host.as_str(), url.port)))
+            .await
+        {
+            Ok(Ok(a)) => a.collect::<Vec<_>>(),
+            Ok(Err(_)) => return DNS,
+            Err(_) => return TIMEOUT,
+        };
+    let Some(addr) = addrs.first() else {
+        return DNS;
+    };
+    match tokio::time::timeout(step, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) if url.is_tls() => TLS,
+        Ok(Ok(_)) => ERROR,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => REFUSED,
+        Ok(Err(_)) => ERROR,
+        Err(_) => TIMEOUT,
     }
 }
 

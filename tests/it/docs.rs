@@ -50,12 +50,20 @@ fn readme_metric_table_matches_the_code() {
     let m = Metrics::register(&mut reg);
     let b = m.broker("x", Some(1));
     b.record_connect("success");
+    let rt = m.roundtrip("x", "p", "1");
+    rt.base.record_failure("timeout");
+    rt.base.record_ignored("late");
+    m.connect_duration("x").observe(0.1);
     let text = encode(&reg, Format::Text).unwrap();
     for line in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
         let (name, t) = line.split_once(' ').unwrap();
         let labels = match name {
             "mqtt_connects_total" => "result",
             "mqtt_sentinel_build_info" => "version,revision",
+            "mqtt_probe_rtt_seconds" | "mqtt_probe_ack_seconds" => "qos",
+            "mqtt_probe_ignored_total" | "mqtt_probe_errors_total" => "probe,reason",
+            "mqtt_probe_health" => "state",
+            n if n.starts_with("mqtt_probe_") => "probe",
             _ => "",
         };
         code.insert(name.to_owned(), (t.to_owned(), labels.to_owned()));

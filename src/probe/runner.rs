@@ -1,0 +1,302 @@
+//! Scheduled round-trip probes on a broker's watching session.
+//!
+//! Each probe publishes to `<prefix>/<client-id>/<probe-name>`, which the session subscribes
+//! to at the probe's QoS, and waits for its own message to come back. The send time is taken
+//! just before Paho's `publish`, the receive time in the Paho callback. A probe never overlaps
+//! itself: a run ends when its message is back or its timeout passes, and ticks that fall
+//! inside a run are skipped. Acknowledgements (PUBACK/PUBCOMP) are Paho delivery tokens polled
+//! by the session loop, so their times include one wake-up of the runtime thread.
+
+use super::tracker::{Arrival, Tracker};
+use crate::config::{BrokerConfig, ProbeKind, Qos};
+use crate::metrics::{Health, HealthHandle, Metrics, RoundtripMetrics};
+use crate::mqtt::reason;
+use futures_util::stream::FuturesUnordered;
+use paho_mqtt as paho;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+/// The outcome of one publish's delivery token.
+pub struct AckDone {
+    probe: usize,
+    seq: u64,
+    sent: Instant,
+    at: Instant,
+    result: Result<(), paho::Error>,
+}
+
+type AckFuture = Pin<Box<dyn Future<Output = AckDone> + Send>>;
+
+#[derive(Debug)]
+struct InFlight {
+    seq: u64,
+    sent: Instant,
+    deadline: Instant,
+}
+
+#[derive(Debug)]
+struct Roundtrip {
+    name: String,
+    qos: Qos,
+    interval: Duration,
+    timeout: Duration,
+    topic: String,
+    tracker: Tracker,
+    metrics: RoundtripMetrics,
+    next_run: Instant,
+    in_flight: Option<InFlight>,
+    /// Subscribed in the current session.
+    usable: bool,
+    /// Last run: `Some(rtt)` if it came back in time, `None` if it failed.
+    last: Option<Option<Duration>>,
+}
+
+/// Probe topics hold no `.`, `+`, `#` or spaces: RabbitMQ and NATS rewrite dots.
+pub fn topic_segment(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub struct Probes {
+    items: Vec<Roundtrip>,
+    degraded_rtt: Duration,
+    health: HealthHandle,
+    acks: FuturesUnordered<AckFuture>,
+}
+
+impl Probes {
+    pub fn new(
+        cfg: &BrokerConfig,
+        client_id: &str,
+        metrics: &Metrics,
+        health: HealthHandle,
+    ) -> Self {
+        let now = Instant::now();
+        let items = cfg
+            .probes
+            .iter()
+            .filter_map(|p| match p.kind {
+                ProbeKind::Roundtrip { qos, payload_bytes } => Some(Roundtrip {
+                    name: p.name.clone(),
+                    qos,
+                    interval: p.interval,
+                    timeout: p.timeout,
+                    topic: format!(
+                        "{}/{}/{}",
+                        cfg.probe_topic_prefix,
+                        topic_segment(client_id),
+                        p.name
+                    ),
+                    tracker: Tracker::new(rand::random(), payload_bytes),
+                    metrics: metrics.roundtrip(&cfg.name, &p.name, qos.label()),
+                    next_run: now,
+                    in_flight: None,
+                    usable: false,
+                    last: None,
+                }),
+                _ => None,
+            })
+            .collect();
+        let p = Self {
+            items,
+            degraded_rtt: cfg.degraded_rtt,
+            health,
+            acks: FuturesUnordered::new(),
+        };
+        p.update_health(false);
+        p
+    }
+
+    /// `(index, topic, qos)` of every probe to subscribe on a new session.
+    pub fn subscriptions(&self) -> Vec<(usize, String, Qos)> {
+        self.items
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i, r.topic.clone(), r.qos))
+            .collect()
+    }
+
+    /// Record the SUBACK of probe `i`: refused probes fail with `reason` and do not run.
+    pub fn subscribed(&mut self, i: usize, refused: Option<&'static str>) {
+        let Some(r) = self.items.get_mut(i) else {
+            return;
+        };
+        r.usable = refused.is_none();
+        if let Some(reason) = refused {
+            r.metrics.base.record_failure(reason);
+            r.last = Some(None);
+        }
+    }
+
+    pub fn session_started(&mut self, now: Instant) {
+        for r in &mut self.items {
+            r.next_run = now;
+        }
+        self.update_health(true);
+    }
+
+    /// The session is gone: runs in flight are lost, every probe fails until the next one.
+    pub fn session_ended(&mut self) {
+        self.acks = FuturesUnordered::new();
+        for r in &mut self.items {
+            let lost = r.tracker.abandon();
+            r.metrics.lost.inc_by(lost.len() as u64);
+            r.in_flight = None;
+            r.usable = false;
+            r.metrics.base.success.set(0);
+            r.last = None;
+        }
+        self.update_health(false);
+    }
+
+    /// When `on_timer` next has work: a run to start or a deadline to enforce.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        self.items
+            .iter()
+            .filter(|r| r.usable)
+            .map(|r| match &r.in_flight {
+                Some(f) => f.deadline,
+                None => r.next_run,
+            })
+            .min()
+    }
+
+    /// Enforce deadlines and start due runs. Returns the send time of the oldest run that
+    /// expired, so the caller can tell a silent broker from a lost message.
+    pub fn on_timer(&mut self, now: Instant, client: &paho::AsyncClient) -> Option<Instant> {
+        let mut expired: Option<Instant> = None;
+        for i in 0..self.items.len() {
+            let r = &mut self.items[i];
+            if !r.usable {
+                continue;
+            }
+            if let Some(f) = &r.in_flight {
+                if now < f.deadline {
+                    continue;
+                }
+                let sent = f.sent;
+                for _ in r.tracker.expire(now, r.timeout) {
+                    r.metrics.lost.inc();
+                }
+                r.in_flight = None;
+                r.metrics.base.record_failure(reason::TIMEOUT);
+                r.last = Some(None);
+                expired = Some(expired.map_or(sent, |e: Instant| e.min(sent)));
+            }
+            if now >= r.next_run {
+                // Keep the schedule on its grid; after a stall, skip missed ticks.
+                while r.next_run <= now {
+                    r.next_run += r.interval;
+                }
+                let sent = Instant::now();
+                let (seq, payload) = r.tracker.send(sent);
+                let msg = paho::Message::new(r.topic.as_str(), payload, r.qos.as_i32());
+                let token = client.publish(msg);
+                r.metrics.sent.inc();
+                r.in_flight = Some(InFlight {
+                    seq,
+                    sent,
+                    deadline: sent + r.timeout,
+                });
+                self.acks.push(Box::pin(async move {
+                    let result = token.await;
+                    AckDone {
+                        probe: i,
+                        seq,
+                        sent,
+                        at: Instant::now(),
+                        result,
+                    }
+                }));
+            }
+        }
+        if expired.is_some() {
+            self.update_health(true);
+        }
+        expired
+    }
+
+    /// Pending acknowledgements, for the session loop to poll.
+    pub fn acks(&mut self) -> &mut FuturesUnordered<AckFuture> {
+        &mut self.acks
+    }
+
+    pub fn on_ack(&mut self, done: AckDone) {
+        let Some(r) = self.items.get_mut(done.probe) else {
+            return;
+        };
+        match done.result {
+            Ok(()) => {
+                if let Some(h) = &r.metrics.ack {
+                    h.observe(done.at.saturating_duration_since(done.sent).as_secs_f64());
+                }
+            }
+            Err(e) => {
+                // Refused by the broker (v5 PUBACK reason) or not sent at all.
+                let why = reason::from_error(&e).unwrap_or(reason::ERROR);
+                tracing::debug!(probe = %r.name, error = %e, "probe publish failed");
+                r.tracker.cancel(done.seq);
+                if r.in_flight.as_ref().is_some_and(|f| f.seq == done.seq) {
+                    r.in_flight = None;
+                }
+                r.metrics.base.record_failure(why);
+                r.last = Some(None);
+                self.update_health(true);
+            }
+        }
+    }
+
+    /// Route a message; `false` if it is not on a probe topic.
+    pub fn on_message(&mut self, topic: &str, payload: &[u8], at: Instant) -> bool {
+        let Some(r) = self.items.iter_mut().find(|r| r.topic == topic) else {
+            return false;
+        };
+        let arrival = r.tracker.receive(payload, at);
+        match arrival {
+            Arrival::Fresh { seq, rtt } | Arrival::OutOfOrder { seq, rtt } => {
+                if matches!(arrival, Arrival::OutOfOrder { .. }) {
+                    r.metrics.out_of_order.inc();
+                }
+                if r.in_flight.as_ref().is_some_and(|f| f.seq == seq) {
+                    r.in_flight = None;
+                }
+                r.metrics.received.inc();
+                r.metrics.rtt.observe(rtt.as_secs_f64());
+                r.metrics.base.success.set(1);
+                r.last = Some(Some(rtt));
+            }
+            Arrival::Duplicate { .. } => {
+                r.metrics.duplicates.inc();
+            }
+            Arrival::Late { .. } => r.metrics.base.record_ignored("late"),
+            Arrival::Foreign => r.metrics.base.record_ignored("foreign"),
+        }
+        self.update_health(true);
+        true
+    }
+
+    fn update_health(&self, up: bool) {
+        // Down: no session, or a probe whose last run failed (refused subscriptions included).
+        let failing = self.items.iter().any(|r| r.last == Some(None));
+        let h = if !up || failing {
+            Health::Down
+        } else if self
+            .items
+            .iter()
+            .any(|r| matches!(r.last, Some(Some(rtt)) if rtt > self.degraded_rtt))
+        {
+            Health::Degraded
+        } else {
+            Health::Healthy
+        };
+        self.health.set(h);
+    }
+}
