@@ -4,10 +4,11 @@
 //! Takes its listener and shutdown token as arguments (mini-redis style), so tests bind
 //! `127.0.0.1:0` and stop the service cleanly.
 
-use crate::config::Config;
+use crate::config::{Config, ProbeKind};
 use crate::http::{self, BrokerView, HttpState};
 use crate::metrics::Metrics;
 use crate::mqtt::Connection;
+use crate::probe::fresh;
 use crate::probe::runner::Probes;
 use crate::sys::{Ingest, SysCollector, SysStore};
 use prometheus_client::registry::Registry;
@@ -53,6 +54,18 @@ pub async fn run(
         let conn = Connection::new(b.clone(), bm, ingest, |cfg, client_id| {
             Probes::new(cfg, client_id, &metrics, health)
         });
+        for p in &b.probes {
+            if matches!(p.kind, ProbeKind::Connect | ProbeKind::Retained) {
+                tracker.spawn(fresh::run(
+                    b.clone(),
+                    p.clone(),
+                    conn.client_id().to_owned(),
+                    metrics.probe(&b.name, &p.name),
+                    (p.kind == ProbeKind::Connect).then(|| metrics.connect_duration(&b.name)),
+                    shutdown.clone(),
+                ));
+            }
+        }
         tracker.spawn(conn.run(shutdown.clone()));
     }
     if config.brokers.is_empty() {
@@ -64,6 +77,8 @@ pub async fn run(
     let state = Arc::new(HttpState {
         registry,
         brokers: views,
+        probe_modules: config.probe_modules.clone(),
+        probe_allowed_targets: config.probe_allowed_targets.clone(),
         shutdown: shutdown.clone(),
     });
     tracker.spawn(http::serve(listener, state));

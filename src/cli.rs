@@ -19,10 +19,29 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the exporter (the default).
     Run,
     /// Validate the configuration; exit 0 if valid, 1 if not. Secrets print as <secret>.
     Check,
+    /// Probe one broker now: publish-to-self round trips on a fresh connection.
+    /// Exit 0 healthy, 1 degraded (some lost, or median round trip above the module's
+    /// degraded_rtt), 2 down. Usable as a Kubernetes exec probe or from cron.
+    Probe {
+        /// Broker URL, e.g. mqtt://127.0.0.1:1883 or mqtts://broker:8883
+        url: String,
+        /// QoS of the round trips [default: the module's, 1]
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
+        qos: Option<u8>,
+        /// Number of round trips
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        count: u32,
+        /// Probe module from the config file (credentials, TLS, timeout, degraded_rtt)
+        #[arg(long, default_value = "default")]
+        module: String,
+        /// Print one JSON object instead of a line of text
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -4,7 +4,9 @@
 //! views. `/readyz` reports the exporter, never a broker: a broker outage must not make
 //! Kubernetes or Prometheus lose sight of the process that reports the outage.
 
+use crate::config::{self, ProbeModule};
 use crate::exposition::{self, Format};
+use crate::probe::oneshot;
 use crate::sys::SysStore;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,6 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -38,6 +41,8 @@ pub struct BrokerView {
 pub struct HttpState {
     pub registry: Registry,
     pub brokers: Vec<BrokerView>,
+    pub probe_modules: BTreeMap<String, ProbeModule>,
+    pub probe_allowed_targets: Option<regex::Regex>,
     /// Set when shutdown begins: `/readyz` turns 503 while in-flight requests drain.
     pub shutdown: CancellationToken,
 }
@@ -70,7 +75,7 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
         let st = state.clone();
         let svc = service_fn(move |req| {
             let st = st.clone();
-            async move { Ok::<_, Infallible>(handle(&req, &st)) }
+            async move { Ok::<_, Infallible>(handle(&req, &st).await) }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -93,7 +98,7 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
     info!("http server stopped");
 }
 
-fn handle(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>> {
+async fn handle(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -109,6 +114,7 @@ fn handle(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>> {
                 Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n"),
             }
         }
+        "/probe" => probe(req, st).await,
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
             if st.shutdown.is_cancelled() {
@@ -122,6 +128,96 @@ fn handle(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>> {
             StatusCode::NOT_FOUND,
             "not found; see / for the endpoints\n",
         ),
+    }
+}
+
+/// Prometheus sends its scrape timeout; we leave this much of it for the response.
+const SCRAPE_TIMEOUT_OFFSET: f64 = 0.5;
+
+/// The probe deadline: the scrape timeout header minus the offset, capped by the module's
+/// timeout. A missing or zero header means "no limit from Prometheus" (blackbox: 120 s).
+fn probe_deadline(header: Option<&str>, module_timeout: Duration) -> Result<Duration, String> {
+    let secs = match header.map(str::trim) {
+        None => 120.0,
+        Some(v) => match v.parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 => {
+                if s == 0.0 {
+                    120.0
+                } else {
+                    s
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "invalid X-Prometheus-Scrape-Timeout-Seconds {v:?}: expected seconds"
+                ));
+            }
+        },
+    };
+    let budget = secs - SCRAPE_TIMEOUT_OFFSET;
+    if budget <= 0.0 {
+        return Err(format!(
+            "scrape timeout {secs}s leaves no time to probe ({SCRAPE_TIMEOUT_OFFSET}s are kept for the response)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(budget).min(module_timeout))
+}
+
+async fn probe(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>> {
+    let bad =
+        |status: StatusCode, msg: String| respond(status, "text/plain; charset=utf-8", msg + "\n");
+    let mut target = None;
+    let mut module = "default".to_owned();
+    for (k, v) in url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "target" => target = Some(v.into_owned()),
+            "module" => module = v.into_owned(),
+            _ => {}
+        }
+    }
+    let Some(target) = target else {
+        return bad(
+            StatusCode::BAD_REQUEST,
+            "missing parameter target, e.g. /probe?target=mqtt://host:1883".into(),
+        );
+    };
+    let url = match config::parse_broker_url(&target) {
+        Ok(u) => u,
+        Err(m) => return bad(StatusCode::BAD_REQUEST, format!("target: {m}")),
+    };
+    if let Some(re) = &st.probe_allowed_targets {
+        if !re.is_match(&target) {
+            return bad(
+                StatusCode::FORBIDDEN,
+                format!("target {target:?} is not allowed by probe_allowed_targets"),
+            );
+        }
+    }
+    let Some(m) = st.probe_modules.get(&module) else {
+        let known: Vec<&str> = st.probe_modules.keys().map(String::as_str).collect();
+        return bad(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unknown module {module:?}; configured modules: {}",
+                known.join(", ")
+            ),
+        );
+    };
+    let header = req
+        .headers()
+        .get("X-Prometheus-Scrape-Timeout-Seconds")
+        .map(|v| v.to_str().unwrap_or("<not text>"));
+    let within = match probe_deadline(header, m.timeout) {
+        Ok(d) => d,
+        Err(msg) => return bad(StatusCode::BAD_REQUEST, msg),
+    };
+    let report = oneshot::run(url, m, 1, within).await;
+    debug!(%target, %module, success = report.success, reason = report.reason, "one-shot probe");
+    let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
+    match exposition::encode(&report.registry(), format) {
+        Ok(body) => respond(StatusCode::OK, format.content_type(), body),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n"),
     }
 }
 
@@ -154,7 +250,8 @@ fn landing(st: &HttpState) -> String {
          <h1>mqtt-sentinel</h1><ul>\
          <li><a href=\"/metrics\">/metrics</a></li>\
          <li><a href=\"/healthz\">/healthz</a></li>\
-         <li><a href=\"/readyz\">/readyz</a></li></ul>\
+         <li><a href=\"/readyz\">/readyz</a></li>\
+         <li>/probe?target=mqtt://host:1883&amp;module=default (one-shot probe)</li></ul>\
          <h2>Brokers</h2><table border=\"1\" cellpadding=\"4\">\
          <tr><th>broker</th><th>url</th><th>session</th><th>last $SYS update</th></tr>",
     );
@@ -178,4 +275,29 @@ fn landing(st: &HttpState) -> String {
         crate::metrics::REVISION
     );
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines() {
+        let m = Duration::from_secs(5);
+        assert_eq!(probe_deadline(None, m), Ok(m));
+        assert_eq!(probe_deadline(Some("0"), m), Ok(m));
+        assert_eq!(probe_deadline(Some("1"), m), Ok(Duration::from_millis(500)));
+        assert_eq!(probe_deadline(Some(" 10 "), m), Ok(m));
+        assert!(
+            probe_deadline(Some("abc"), m)
+                .unwrap_err()
+                .contains("\"abc\"")
+        );
+        assert!(probe_deadline(Some("-1"), m).is_err());
+        assert!(
+            probe_deadline(Some("0.4"), m)
+                .unwrap_err()
+                .contains("leaves no time")
+        );
+    }
 }

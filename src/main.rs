@@ -20,6 +20,19 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| config::DEFAULT_SOURCE.to_owned());
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&source, loaded),
+        Command::Probe {
+            url,
+            qos,
+            count,
+            module,
+            json,
+        } => match loaded {
+            Ok(cfg) => probe(&cfg, &url, qos, count, &module, json),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Run => match loaded {
             Ok(cfg) => run(cfg),
             Err(e) => {
@@ -41,6 +54,91 @@ fn check(source: &str, loaded: Result<Config, ConfigError>) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `mqtt-sentinel probe`: 0 healthy, 1 degraded, 2 down (or cannot probe).
+fn probe(
+    cfg: &Config,
+    url: &str,
+    qos: Option<u8>,
+    count: u32,
+    module: &str,
+    json: bool,
+) -> ExitCode {
+    use mqtt_sentinel::config::Qos;
+    use mqtt_sentinel::metrics::Health;
+    let target = match config::parse_broker_url(url) {
+        Ok(u) => u,
+        Err(m) => {
+            eprintln!("error: {m}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(mut m) = cfg.probe_modules.get(module).cloned() else {
+        eprintln!("error: unknown probe module {module:?}");
+        return ExitCode::from(2);
+    };
+    if let Some(q) = qos.and_then(Qos::from_u8) {
+        m.qos = q;
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Each round trip is bounded by the module timeout; connect and subscribe get one each.
+    let within = m.timeout.saturating_mul(count + 2);
+    let report = rt.block_on(mqtt_sentinel::probe::oneshot::run(
+        target,
+        &m,
+        count as usize,
+        within,
+    ));
+    let health = report.health(m.degraded_rtt);
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let p50_max = report.rtt_p50_max();
+    if json {
+        let v = serde_json::json!({
+            "target": report.target,
+            "state": health.as_str(),
+            "qos": report.qos,
+            "sent": report.sent,
+            "received": report.rtts.len(),
+            "rtt_p50_seconds": p50_max.map(|(p, _)| p.as_secs_f64()),
+            "rtt_max_seconds": p50_max.map(|(_, x)| x.as_secs_f64()),
+            "connect_seconds": report.connect.map(|d| d.as_secs_f64()),
+            "reason": report.reason,
+        });
+        println!("{v}");
+    } else {
+        let rtt = match p50_max {
+            Some((p, x)) => format!("rtt p50 {:.3} ms max {:.3} ms", ms(p), ms(x)),
+            None => "no round trip".to_owned(),
+        };
+        let connect = report
+            .connect
+            .map(|d| format!(", connect {:.3} ms", ms(d)))
+            .unwrap_or_default();
+        println!(
+            "{} {}: {}/{} round trips at QoS {}, {rtt}{connect}, reason {}",
+            report.target,
+            health.as_str(),
+            report.rtts.len(),
+            report.sent,
+            report.qos,
+            report.reason
+        );
+    }
+    ExitCode::from(match health {
+        Health::Healthy => 0,
+        Health::Degraded => 1,
+        Health::Down => 2,
+    })
 }
 
 fn run(cfg: Config) -> ExitCode {

@@ -965,49 +965,7 @@ impl Validator<'_> {
     }
 
     fn url(&self, path: &str, text: &str) -> R<BrokerUrl> {
-        let parsed = url::Url::parse(text)
-            .map_err(|e| self.err(path, format!("invalid url {text:?}: {e}")))?;
-        let (transport, default_port) = match parsed.scheme() {
-            "mqtt" | "tcp" => (Transport::Tcp, 1883),
-            "mqtts" | "ssl" => (Transport::Tls, 8883),
-            "ws" => (Transport::Ws, 80),
-            "wss" => (Transport::Wss, 443),
-            other => {
-                return Err(self.err(
-                    path,
-                    format!("unsupported scheme {other:?} in {text:?}: use mqtt, mqtts, ws or wss"),
-                ));
-            }
-        };
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            // Do not quote the URL: it holds a credential.
-            return Err(self.err(
-                path,
-                "credentials in the url are not allowed: use username and password_file",
-            ));
-        }
-        let host = match parsed.host() {
-            Some(url::Host::Domain(d)) => d.to_owned(),
-            Some(url::Host::Ipv4(a)) => a.to_string(),
-            Some(url::Host::Ipv6(a)) => a.to_string(),
-            None => return Err(self.err(path, format!("url {text:?} has no host"))),
-        };
-        let url_path = match transport {
-            Transport::Ws | Transport::Wss => parsed.path().to_owned(),
-            _ if parsed.path().is_empty() || parsed.path() == "/" => String::new(),
-            _ => {
-                return Err(self.err(
-                    path,
-                    format!("url {text:?} has a path; only ws:// and wss:// urls take one"),
-                ));
-            }
-        };
-        Ok(BrokerUrl {
-            transport,
-            host,
-            port: parsed.port().unwrap_or(default_port),
-            path: url_path,
-        })
+        parse_broker_url(text).map_err(|m| self.err(path, m))
     }
 
     fn tls(&self, at: &str, raw: RawTls) -> R<TlsConfig> {
@@ -1084,6 +1042,80 @@ impl Validator<'_> {
             profile,
             max_series,
         })
+    }
+}
+
+/// Parse a broker URL (`mqtt://`, `mqtts://`, `ws://`, `wss://`, `tcp://`, `ssl://`).
+/// Credentials in the URL are refused, and then not quoted in the message.
+pub fn parse_broker_url(text: &str) -> Result<BrokerUrl, String> {
+    let parsed = url::Url::parse(text).map_err(|e| format!("invalid url {text:?}: {e}"))?;
+    let (transport, default_port) = match parsed.scheme() {
+        "mqtt" | "tcp" => (Transport::Tcp, 1883),
+        "mqtts" | "ssl" => (Transport::Tls, 8883),
+        "ws" => (Transport::Ws, 80),
+        "wss" => (Transport::Wss, 443),
+        other => {
+            return Err(format!(
+                "unsupported scheme {other:?} in {text:?}: use mqtt, mqtts, ws or wss"
+            ));
+        }
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "credentials in the url are not allowed: use username and password_file".into(),
+        );
+    }
+    let host = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.to_owned(),
+        Some(url::Host::Ipv4(a)) => a.to_string(),
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        None => return Err(format!("url {text:?} has no host")),
+    };
+    let path = match transport {
+        Transport::Ws | Transport::Wss => parsed.path().to_owned(),
+        _ if parsed.path().is_empty() || parsed.path() == "/" => String::new(),
+        _ => {
+            return Err(format!(
+                "url {text:?} has a path; only ws:// and wss:// urls take one"
+            ));
+        }
+    };
+    Ok(BrokerUrl {
+        transport,
+        host,
+        port: parsed.port().unwrap_or(default_port),
+        path,
+    })
+}
+
+impl BrokerConfig {
+    /// Settings for a one-shot probe of `url` with `module` (`/probe`, `mqtt-sentinel probe`).
+    pub fn for_oneshot(url: BrokerUrl, m: &ProbeModule) -> BrokerConfig {
+        BrokerConfig {
+            name: format!("{}:{}", url.host, url.port),
+            url,
+            protocol: m.protocol,
+            client_id: None,
+            username: m.username.clone(),
+            password: m.password.clone(),
+            tls: m.tls.clone(),
+            keep_alive: Duration::from_secs(30),
+            connect_timeout: m.timeout,
+            reconnect: Backoff {
+                initial: Duration::from_millis(500),
+                max: Duration::from_secs(30),
+            },
+            capacity: Capacity::default(),
+            sys: SysConfig {
+                enabled: false,
+                topic: "$SYS/#".into(),
+                profile: ProfileName::Auto,
+                max_series: 0,
+            },
+            probes: Vec::new(),
+            probe_topic_prefix: "mqtt-sentinel".into(),
+            degraded_rtt: m.degraded_rtt,
+        }
     }
 }
 

@@ -5,5 +5,7 @@
 //! * `fresh` connect and retained probes, each run on fresh clients;
 //! * `oneshot` the `/probe` endpoint and `mqtt-sentinel probe`.
 
+pub mod fresh;
+pub mod oneshot;
 pub mod runner;
 pub mod tracker;

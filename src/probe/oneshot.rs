@@ -1,0 +1,242 @@
+//! One-shot probes of any broker: `GET /probe?target=&module=` (blackbox-exporter pattern,
+//! fresh registry per request) and `mqtt-sentinel probe URL`. A fresh client connects,
+//! subscribes to a private topic and does `count` publish-to-self round trips, all under one
+//! deadline.
+
+use super::fresh::{self, Failure};
+use super::tracker::{Arrival, Tracker};
+use crate::config::{BrokerConfig, BrokerUrl, ProbeModule, Qos};
+use crate::metrics::Health;
+use crate::mqtt::reason;
+use futures_util::future::OptionFuture;
+use paho_mqtt as paho;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub target: String,
+    pub qos: i32,
+    /// Every round trip came back in time.
+    pub success: bool,
+    /// `success`, or the first failure's label.
+    pub reason: &'static str,
+    pub duration: Duration,
+    pub connect: Option<Duration>,
+    pub subscribe: Option<Duration>,
+    pub sent: usize,
+    /// Round trips that came back, in order.
+    pub rtts: Vec<Duration>,
+    /// Publish → PUBACK/PUBCOMP (QoS 1 and 2 only).
+    pub acks: Vec<Duration>,
+}
+
+impl Report {
+    fn failed(target: &BrokerUrl, qos: Qos, started: Instant, f: &Failure) -> Report {
+        Report {
+            target: target.to_string(),
+            qos: qos.as_i32(),
+            success: false,
+            reason: f.reason,
+            duration: started.elapsed(),
+            connect: None,
+            subscribe: None,
+            sent: 0,
+            rtts: Vec::new(),
+            acks: Vec::new(),
+        }
+    }
+
+    /// Median and maximum round trip.
+    pub fn rtt_p50_max(&self) -> Option<(Duration, Duration)> {
+        let mut v = self.rtts.clone();
+        v.sort();
+        Some((*v.get((v.len().checked_sub(1)?) / 2)?, *v.last()?))
+    }
+
+    /// down: nothing came back; degraded: some lost or the median above `degraded_rtt`.
+    pub fn health(&self, degraded_rtt: Duration) -> Health {
+        match self.rtt_p50_max() {
+            None => Health::Down,
+            Some((p50, _)) if p50 > degraded_rtt || self.rtts.len() < self.sent => Health::Degraded,
+            Some(_) => Health::Healthy,
+        }
+    }
+
+    /// The `/probe` answer: a fresh registry holding only this probe's result.
+    pub fn registry(&self) -> Registry {
+        let mut r = Registry::default();
+        let g = |v: f64| {
+            let g: Gauge<f64, AtomicU64> = Gauge::default();
+            g.set(v);
+            g
+        };
+        r.register(
+            "probe_success",
+            "1 if every round trip came back in time",
+            g(if self.success { 1.0 } else { 0.0 }),
+        );
+        r.register(
+            "probe_duration_seconds",
+            "How long the whole probe took",
+            g(self.duration.as_secs_f64()),
+        );
+        let parts = [
+            (
+                "probe_mqtt_connect_seconds",
+                "TCP (+TLS) + CONNECT/CONNACK",
+                self.connect,
+            ),
+            (
+                "probe_mqtt_subscribe_seconds",
+                "SUBSCRIBE/SUBACK",
+                self.subscribe,
+            ),
+            (
+                "probe_mqtt_rtt_seconds",
+                "Publish-to-self round trip (first)",
+                self.rtts.first().copied(),
+            ),
+            (
+                "probe_mqtt_ack_seconds",
+                "Publish to PUBACK/PUBCOMP (first)",
+                self.acks.first().copied(),
+            ),
+        ];
+        for (name, help, v) in parts {
+            if let Some(d) = v {
+                r.register(name, help, g(d.as_secs_f64()));
+            }
+        }
+        r.register(
+            "probe_mqtt_reason",
+            "Outcome: success or the failure's reason label",
+            Info::new(vec![("reason", self.reason)]),
+        );
+        r
+    }
+}
+
+/// Probe `target` with `module`: `count` round trips, all within `within`.
+pub async fn run(
+    target: BrokerUrl,
+    module: &ProbeModule,
+    count: usize,
+    within: Duration,
+) -> Report {
+    let started = Instant::now();
+    let deadline = started + within;
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let cfg = BrokerConfig::for_oneshot(target.clone(), module);
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let client = match fresh::connect(&cfg, &format!("mqtt-sentinel-probe-{tag}"), within).await {
+        Ok(c) => c,
+        Err(f) => return Report::failed(&target, module.qos, started, &f),
+    };
+    let topic = format!("mqtt-sentinel/oneshot-{tag}/probe");
+    let mut report = Report {
+        connect: Some(client.connect_time),
+        ..Report::failed(
+            &target,
+            module.qos,
+            started,
+            &Failure {
+                reason: reason::SUCCESS,
+                detail: String::new(),
+            },
+        )
+    };
+    match client.subscribe(&topic, module.qos.as_i32(), left()).await {
+        Ok(d) => report.subscribe = Some(d),
+        Err(f) => {
+            report.reason = f.reason;
+            report.duration = started.elapsed();
+            client.close().await;
+            return report;
+        }
+    }
+    let mut client = client;
+    let mut tracker = Tracker::new(rand::random(), module.payload_bytes);
+    for _ in 0..count.max(1) {
+        if left().is_zero() {
+            report.reason = reason::TIMEOUT;
+            break;
+        }
+        report.sent += 1;
+        let until = Instant::now() + module.timeout.min(left());
+        if let Err(why) = one_round_trip(
+            &mut client,
+            &topic,
+            module.qos,
+            &mut tracker,
+            until,
+            &mut report,
+        )
+        .await
+        {
+            if report.reason == reason::SUCCESS {
+                report.reason = why;
+            }
+            // After a refusal the next attempt would fail the same way.
+            if why != reason::TIMEOUT {
+                break;
+            }
+        }
+    }
+    report.success = report.sent > 0 && report.rtts.len() == report.sent;
+    report.duration = started.elapsed();
+    client.close().await;
+    report
+}
+
+async fn one_round_trip(
+    c: &mut fresh::FreshClient,
+    topic: &str,
+    qos: Qos,
+    tracker: &mut Tracker,
+    until: Instant,
+    report: &mut Report,
+) -> Result<(), &'static str> {
+    let sent = Instant::now();
+    let (seq, payload) = tracker.send(sent);
+    let mut token = Some(
+        c.client
+            .publish(paho::Message::new(topic, payload, qos.as_i32())),
+    );
+    let mut rtt = None;
+    let need_ack = qos != Qos::AtMostOnce;
+    while rtt.is_none() || (need_ack && token.is_some()) {
+        tokio::select! {
+            Some(r) = OptionFuture::from(token.as_mut()), if token.is_some() => {
+                token = None;
+                match r {
+                    Ok(()) if need_ack => report.acks.push(sent.elapsed()),
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracker.cancel(seq);
+                        return Err(reason::from_error(&e).unwrap_or(reason::ERROR));
+                    }
+                }
+            }
+            m = c.messages.recv() => match m {
+                Some((m, at)) => {
+                    if let Arrival::Fresh { seq: s, rtt: d } | Arrival::OutOfOrder { seq: s, rtt: d } = tracker.receive(m.payload(), at) {
+                        if s == seq {
+                            rtt = Some(d);
+                            report.rtts.push(d);
+                        }
+                    }
+                }
+                None => return Err(reason::ERROR),
+            },
+            _ = tokio::time::sleep_until(until.into()) => {
+                tracker.expire(Instant::now(), Duration::ZERO);
+                return Err(reason::TIMEOUT);
+            }
+        }
+    }
+    Ok(())
+}
