@@ -118,6 +118,7 @@ impl Connection {
         let opts = match options::connect_options(&self.cfg) {
             Ok(o) => o,
             Err(e) => {
+                // No token exists yet, so dropping the client here is safe.
                 tracing::error!(%broker, error = %e, "invalid MQTT options; this broker is not watched");
                 return;
             }
@@ -156,8 +157,9 @@ impl Connection {
                     Err((label, e.to_string()))
                 }
                 Err(_) => {
-                    // Abandon the attempt so the next connect is not ignored as a duplicate.
-                    drop(client.disconnect(None));
+                    // Paho's own timeout (shorter than ours) normally ends the attempt first.
+                    // Never disconnect while a connect is pending: Paho frees the connect
+                    // token's context and later completes the connect with it.
                     Err((reason::TIMEOUT, format!("no CONNACK within {deadline:?}")))
                 }
             };
@@ -225,6 +227,7 @@ impl Connection {
         if client.is_connected() {
             let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect(None)).await;
         }
+        options::retire(client, options::retire_grace(&self.cfg));
         info!(%broker, "stopped");
     }
 

@@ -7,6 +7,43 @@
 
 use crate::config::{BrokerConfig, Protocol, Transport};
 use paho_mqtt as paho;
+use std::time::Duration;
+
+/// Let go of a Paho client safely.
+///
+/// Every Paho token holds a clone of its client and is completed, and dropped, on Paho's own
+/// thread while Paho's global lock is held. If that token held the LAST clone, the drop runs
+/// `MQTTAsync_destroy` inside the lock it needs: a self-deadlock that stops every MQTT client
+/// of the process (seen in testing: an abandoned connect to a frozen broker). So a client is
+/// kept for `grace`, longer than anything Paho can still have pending for it (its whole-second
+/// connect timeout), and then destroyed on the blocking pool, never on the runtime thread.
+pub fn retire(client: paho::AsyncClient, grace: Duration) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => {
+            h.spawn(async move {
+                tokio::time::sleep(grace).await;
+                drop(tokio::task::spawn_blocking(move || drop(client)));
+            });
+        }
+        Err(_) => {
+            std::thread::spawn(move || {
+                std::thread::sleep(grace);
+                drop(client);
+            });
+        }
+    }
+}
+
+/// How long to keep a client after we are done with it (see [`retire`]).
+pub fn retire_grace(cfg: &BrokerConfig) -> Duration {
+    paho_connect_timeout(cfg) + Duration::from_secs(5)
+}
+
+/// Paho counts whole seconds (500 ms would become 0, "no timeout"); callers enforce the exact
+/// deadline themselves.
+fn paho_connect_timeout(cfg: &BrokerConfig) -> Duration {
+    Duration::from_secs(cfg.connect_timeout.as_secs_f64().ceil().max(1.0) as u64)
+}
 
 /// Client creation options for `client_id`.
 pub fn create_options(cfg: &BrokerConfig, client_id: &str) -> paho::CreateOptions {
@@ -32,7 +69,7 @@ pub fn connect_options(cfg: &BrokerConfig) -> Result<paho::ConnectOptions, paho:
         (Protocol::V311, true) => paho::ConnectOptionsBuilder::new_ws(),
     };
     b.keep_alive_interval(cfg.keep_alive)
-        .connect_timeout(cfg.connect_timeout);
+        .connect_timeout(paho_connect_timeout(cfg));
     match cfg.protocol {
         Protocol::V5 => b.clean_start(true),
         Protocol::V311 => b.clean_session(true),

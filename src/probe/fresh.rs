@@ -28,11 +28,21 @@ impl Failure {
 }
 
 /// A connected client with its own message queue (callback timestamps, as in `mqtt`).
+/// Dropping it retires the Paho client safely (see `mqtt::options::retire`).
 pub struct FreshClient {
-    pub client: paho::AsyncClient,
+    client: Option<paho::AsyncClient>,
+    grace: Duration,
     pub messages: mpsc::Receiver<(paho::Message, Instant)>,
     /// TCP (+TLS) + CONNECT/CONNACK.
     pub connect_time: Duration,
+}
+
+impl Drop for FreshClient {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            options::retire(c, self.grace);
+        }
+    }
 }
 
 /// Connect a new client within `within`.
@@ -41,6 +51,7 @@ pub async fn connect(
     client_id: &str,
     within: Duration,
 ) -> Result<FreshClient, Failure> {
+    // A client that fails to be created has no tokens yet: a plain drop is safe.
     let client = paho::AsyncClient::new(options::create_options(cfg, client_id))
         .map_err(|e| Failure::new(reason::ERROR, e.to_string()))?;
     let (tx, messages) = mpsc::channel(64);
@@ -58,7 +69,8 @@ pub async fn connect(
     let started = Instant::now();
     match tokio::time::timeout(within, client.connect(opts)).await {
         Ok(Ok(_)) => Ok(FreshClient {
-            client,
+            client: Some(client),
+            grace: options::retire_grace(&cfg),
             messages,
             connect_time: started.elapsed(),
         }),
@@ -68,7 +80,10 @@ pub async fn connect(
             Err(Failure::new(label, e.to_string()))
         }
         Err(_) => {
-            drop(client.disconnect(None));
+            // Paho's own (whole-second) timeout or a late CONNACK completes the pending
+            // connect token, which holds a clone of the client: keep ours until then. Do not
+            // disconnect while the connect is pending.
+            options::retire(client, options::retire_grace(&cfg));
             Err(Failure::new(
                 reason::TIMEOUT,
                 format!("no CONNACK within {within:?}"),
@@ -78,13 +93,20 @@ pub async fn connect(
 }
 
 impl FreshClient {
+    pub fn client(&self) -> &paho::AsyncClient {
+        // Only `Drop` takes the client out, so it is always here before that.
+        self.client
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("client taken before drop"))
+    }
+
     /// Disconnect, bounded; a broker that does not answer is not waited for.
     pub async fn close(self) {
         let opts = paho::DisconnectOptionsBuilder::new()
             .timeout(Duration::from_millis(200))
             .finalize();
         let _ =
-            tokio::time::timeout(Duration::from_millis(500), self.client.disconnect(opts)).await;
+            tokio::time::timeout(Duration::from_millis(500), self.client().disconnect(opts)).await;
     }
 
     /// Subscribe and check the SUBACK.
@@ -95,7 +117,7 @@ impl FreshClient {
         within: Duration,
     ) -> Result<Duration, Failure> {
         let t = Instant::now();
-        match tokio::time::timeout(within, self.client.subscribe(topic, qos)).await {
+        match tokio::time::timeout(within, self.client().subscribe(topic, qos)).await {
             Ok(Ok(rsp)) if rsp.reason_code().is_err() => Err(Failure::new(
                 reason::reason_name(rsp.reason_code()),
                 "SUBACK refused",
@@ -115,7 +137,7 @@ impl FreshClient {
     /// Publish and wait for the acknowledgement (written, for QoS 0).
     pub async fn publish(&self, msg: paho::Message, within: Duration) -> Result<Duration, Failure> {
         let t = Instant::now();
-        match tokio::time::timeout(within, self.client.publish(msg)).await {
+        match tokio::time::timeout(within, self.client().publish(msg)).await {
             Ok(Ok(())) => Ok(t.elapsed()),
             Ok(Err(e)) => Err(Failure::new(
                 reason::from_error(&e).unwrap_or(reason::ERROR),

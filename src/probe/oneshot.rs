@@ -132,10 +132,12 @@ pub async fn run(
     let left = || deadline.saturating_duration_since(Instant::now());
     let cfg = BrokerConfig::for_oneshot(target.clone(), module);
     let tag = format!("{:08x}", rand::random::<u32>());
-    let client = match fresh::connect(&cfg, &format!("mqtt-sentinel-probe-{tag}"), within).await {
-        Ok(c) => c,
-        Err(f) => return Report::failed(&target, module.qos, started, &f),
-    };
+    let connect_within = module.timeout.min(within);
+    let client =
+        match fresh::connect(&cfg, &format!("mqtt-sentinel-probe-{tag}"), connect_within).await {
+            Ok(c) => c,
+            Err(f) => return Report::failed(&target, module.qos, started, &f),
+        };
     let topic = format!("mqtt-sentinel/oneshot-{tag}/probe");
     let mut report = Report {
         connect: Some(client.connect_time),
@@ -203,7 +205,7 @@ async fn one_round_trip(
     let sent = Instant::now();
     let (seq, payload) = tracker.send(sent);
     let mut token = Some(
-        c.client
+        c.client()
             .publish(paho::Message::new(topic, payload, qos.as_i32())),
     );
     let mut rtt = None;

@@ -239,17 +239,20 @@ impl Probes {
                     h.observe(done.at.saturating_duration_since(done.sent).as_secs_f64());
                 }
             }
-            Err(e) => {
-                // Refused by the broker (v5 PUBACK reason) or not sent at all.
-                let why = reason::from_error(&e).unwrap_or(reason::ERROR);
-                tracing::debug!(probe = %r.name, error = %e, "probe publish failed");
+            Err(paho::Error::ReasonCode(rc, _)) => {
+                // Refused by the broker (v5 PUBACK/PUBREC reason): it will not come back.
                 r.tracker.cancel(done.seq);
                 if r.in_flight.as_ref().is_some_and(|f| f.seq == done.seq) {
                     r.in_flight = None;
                 }
-                r.metrics.base.record_failure(why);
+                r.metrics.base.record_failure(reason::reason_name(rc));
                 r.last = Some(None);
                 self.update_health(true);
+            }
+            Err(e) => {
+                // Cut off (connection lost) or not sent: the message may have reached the
+                // broker, so it stays in flight; its timeout or the session's end counts it lost.
+                tracing::debug!(probe = %r.name, error = %e, "probe delivery did not complete");
             }
         }
     }

@@ -6,4 +6,5 @@ mod collector;
 mod connection;
 mod docs;
 mod http;
+mod probes;
 mod support;

@@ -20,6 +20,8 @@ pub struct ListenerTls {
 pub struct MosquittoBuilder {
     users: Vec<(String, String)>,
     tls: Option<ListenerTls>,
+    extra: Vec<String>,
+    acl: Option<String>,
 }
 
 impl MosquittoBuilder {
@@ -30,6 +32,16 @@ impl MosquittoBuilder {
     }
     pub fn tls(mut self, tls: ListenerTls) -> Self {
         self.tls = Some(tls);
+        self
+    }
+    /// A raw line for mosquitto.conf.
+    pub fn conf(mut self, line: &str) -> Self {
+        self.extra.push(line.into());
+        self
+    }
+    /// Contents of an `acl_file` (lines before any `user` apply to anonymous clients).
+    pub fn acl(mut self, text: &str) -> Self {
+        self.acl = Some(text.into());
         self
     }
     pub fn start(self) -> Mosquitto {
@@ -61,6 +73,15 @@ impl MosquittoBuilder {
                 "allow_anonymous false\npassword_file {}\n",
                 pw.display()
             ));
+        }
+        if let Some(acl) = &self.acl {
+            let f = dir.path().join("acl");
+            std::fs::write(&f, acl).expect("acl");
+            conf.push_str(&format!("acl_file {}\n", f.display()));
+        }
+        for l in &self.extra {
+            conf.push_str(l);
+            conf.push('\n');
         }
         let mut m = Mosquitto {
             child: None,

@@ -1,0 +1,517 @@
+//! Probes against real mosquitto brokers: round trips at every QoS, frozen and killed
+//! brokers, ACLs, credentials, foreign messages, `/probe` and `mqtt-sentinel probe`.
+
+use crate::support::scrape::{Scrape, get};
+use crate::support::sentinel::BIN;
+use crate::support::{Mosquitto, Sentinel};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn v(sc: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    sc.value(name, labels).unwrap_or(0.0)
+}
+
+#[test]
+fn every_qos_round_trips_with_sane_latency() {
+    let broker = Mosquitto::start();
+    let s = Sentinel::watching(
+        &broker,
+        "    probes:\n      - {qos: 0, interval: 200ms}\n      - {qos: 1, interval: 200ms}\n      - {qos: 2, interval: 200ms}\n",
+    );
+    let sc = s.wait_scrape(Duration::from_secs(10), "3 round trips per QoS", |sc| {
+        ["rtt-qos0", "rtt-qos1", "rtt-qos2"]
+            .iter()
+            .all(|p| v(sc, "mqtt_probe_received_total", &[("probe", p)]) >= 3.0)
+    });
+    for (probe, qos) in [("rtt-qos0", "0"), ("rtt-qos1", "1"), ("rtt-qos2", "2")] {
+        assert_eq!(
+            v(&sc, "mqtt_probe_success", &[("probe", probe)]),
+            1.0,
+            "{probe}"
+        );
+        assert_eq!(
+            v(&sc, "mqtt_probe_lost_total", &[("probe", probe)]),
+            0.0,
+            "{probe}"
+        );
+        assert_eq!(
+            v(&sc, "mqtt_probe_duplicates_total", &[("probe", probe)]),
+            0.0
+        );
+        let count = v(&sc, "mqtt_probe_rtt_seconds_count", &[("qos", qos)]);
+        let mean = v(&sc, "mqtt_probe_rtt_seconds_sum", &[("qos", qos)]) / count;
+        // loopback with set_tcp_nodelay: well under a millisecond; 50 ms allows a busy CI box
+        assert!(
+            count >= 3.0 && mean > 0.0 && mean < 0.05,
+            "qos {qos}: mean rtt {mean}s over {count}"
+        );
+        let acks = v(&sc, "mqtt_probe_ack_seconds_count", &[("qos", qos)]);
+        if qos == "0" {
+            assert!(
+                sc.find("mqtt_probe_ack_seconds_count", &[("qos", "0")])
+                    .is_empty()
+            );
+        } else {
+            assert!(acks >= 3.0, "qos {qos} acks {acks}");
+        }
+    }
+    assert_eq!(v(&sc, "mqtt_probe_health", &[("state", "healthy")]), 1.0);
+    assert_eq!(v(&sc, "mqtt_probe_health", &[("state", "down")]), 0.0);
+}
+
+#[test]
+fn frozen_broker_turns_into_timeouts_and_recovers() {
+    let broker = Mosquitto::start();
+    let s = Sentinel::watching(
+        &broker,
+        "    connect_timeout: 2s\n    reconnect: {initial_backoff: 100ms, max_backoff: 500ms}\n    probes:\n      - {qos: 1, interval: 500ms, timeout: 1s}\n",
+    );
+    s.wait_scrape(Duration::from_secs(10), "probe succeeding", |sc| {
+        v(sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]) == 1.0
+    });
+    broker.freeze();
+    let frozen = Instant::now();
+    // timeout (1 s) + 1 s; the next run starts at most one interval after the freeze
+    s.wait_scrape(
+        Duration::from_secs(2),
+        "probe failing on the frozen broker",
+        |sc| v(sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]) == 0.0,
+    );
+    eprintln!("frozen broker detected after {:?}", frozen.elapsed());
+    let t = Instant::now();
+    let sc = s.scrape();
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "/metrics took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        v(
+            &sc,
+            "mqtt_probe_errors_total",
+            &[("probe", "rtt-qos1"), ("reason", "timeout")]
+        ) >= 1.0
+    );
+    assert!(v(&sc, "mqtt_probe_lost_total", &[("probe", "rtt-qos1")]) >= 1.0);
+    assert_eq!(v(&sc, "mqtt_probe_health", &[("state", "down")]), 1.0);
+    // Paho's keep-alive would take up to 2 x 30 s; our own deadline ends the session.
+    s.wait_scrape(Duration::from_secs(2), "session declared dead", |sc| {
+        v(sc, "mqtt_up", &[("broker", "m")]) == 0.0
+    });
+    broker.thaw();
+    s.wait_scrape(Duration::from_secs(15), "recovered after SIGCONT", |sc| {
+        v(sc, "mqtt_up", &[("broker", "m")]) == 1.0
+            && v(sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]) == 1.0
+            && v(sc, "mqtt_probe_health", &[("state", "healthy")]) == 1.0
+    });
+    assert!(
+        s.logs().contains("broker stopped answering"),
+        "{}",
+        s.logs()
+    );
+}
+
+#[test]
+fn killed_broker_counts_lost_then_probes_resume() {
+    let mut broker = Mosquitto::start();
+    let s = Sentinel::watching(
+        &broker,
+        "    reconnect: {initial_backoff: 100ms, max_backoff: 500ms}\n    probes:\n      - {qos: 1, interval: 300ms, timeout: 3s}\n",
+    );
+    let before = s.wait_scrape(Duration::from_secs(10), "probe succeeding", |sc| {
+        v(sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]) == 1.0
+    });
+    let sent = v(&before, "mqtt_probe_sent_total", &[("probe", "rtt-qos1")]);
+    // Freeze first so the next probe is surely in flight when the broker dies.
+    broker.freeze();
+    s.wait_scrape(Duration::from_secs(2), "a probe in flight", |sc| {
+        v(sc, "mqtt_probe_sent_total", &[("probe", "rtt-qos1")]) > sent
+    });
+    broker.kill();
+    let down = s.wait_scrape(Duration::from_secs(5), "session lost", |sc| {
+        v(sc, "mqtt_up", &[("broker", "m")]) == 0.0
+    });
+    assert!(v(&down, "mqtt_probe_lost_total", &[("probe", "rtt-qos1")]) >= 1.0);
+    assert_eq!(
+        v(&down, "mqtt_probe_success", &[("probe", "rtt-qos1")]),
+        0.0
+    );
+    let received = v(&down, "mqtt_probe_received_total", &[("probe", "rtt-qos1")]);
+    broker.restart();
+    s.wait_scrape(Duration::from_secs(5), "probes resume", |sc| {
+        v(sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]) == 1.0
+            && v(sc, "mqtt_probe_received_total", &[("probe", "rtt-qos1")]) > received
+    });
+}
+
+#[test]
+fn acl_denying_the_probe_topic_is_not_authorized() {
+    // Anonymous clients may read $SYS and nothing else.
+    let broker = Mosquitto::builder().acl("topic read $SYS/#\n").start();
+    let s = Sentinel::watching(&broker, "    probes:\n      - {qos: 1, interval: 200ms}\n");
+    let sc = s.wait_scrape(Duration::from_secs(10), "probe refused", |sc| {
+        v(
+            sc,
+            "mqtt_probe_errors_total",
+            &[("probe", "rtt-qos1"), ("reason", "not_authorized")],
+        ) >= 1.0
+    });
+    assert_eq!(
+        v(&sc, "mqtt_up", &[("broker", "m")]),
+        1.0,
+        "the session itself is fine"
+    );
+    assert_eq!(v(&sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]), 0.0);
+    // mosquitto 2.0.11 grants the SUBSCRIBE and refuses the PUBLISH (v5 PUBACK 0x87)
+    assert_eq!(
+        v(&sc, "mqtt_probe_received_total", &[("probe", "rtt-qos1")]),
+        0.0
+    );
+    assert_eq!(v(&sc, "mqtt_probe_health", &[("state", "down")]), 1.0);
+    s.wait_scrape(Duration::from_secs(3), "$SYS still readable", |sc| {
+        sc.value("mqtt_broker_uptime_seconds", &[("broker", "m")])
+            .is_some()
+    });
+}
+
+#[test]
+fn connect_and_retained_probes_with_credentials() {
+    let broker = Mosquitto::builder().user("monitor", "pw-correct").start();
+    let no_retain = Mosquitto::builder().conf("retain_available false").start();
+    let fast = "[{kind: connect, interval: 200ms, timeout: 2s}, {kind: retained, interval: 300ms, timeout: 2s}]";
+    let s = Sentinel::start(&format!(
+        "brokers:\n\
+         \x20 - {{name: ok, url: {u}, username: monitor, password: pw-correct, probes: {fast}}}\n\
+         \x20 - {{name: badpw, url: {u}, username: monitor, password: pw-wrong, reconnect: {{initial_backoff: 100ms, max_backoff: 500ms}}, probes: {fast}}}\n\
+         \x20 - {{name: noretain, url: {n}, probes: {fast}}}\n",
+        u = broker.url(),
+        n = no_retain.url()
+    ));
+    let sc = s.wait_scrape(
+        Duration::from_secs(10),
+        "connect/retained probes ran",
+        |sc| {
+            v(
+                sc,
+                "mqtt_probe_success",
+                &[("broker", "ok"), ("probe", "connect")],
+            ) == 1.0
+                && v(
+                    sc,
+                    "mqtt_probe_success",
+                    &[("broker", "ok"), ("probe", "retained")],
+                ) == 1.0
+                && v(
+                    sc,
+                    "mqtt_probe_errors_total",
+                    &[
+                        ("broker", "badpw"),
+                        ("probe", "connect"),
+                        ("reason", "not_authorized"),
+                    ],
+                ) >= 1.0
+                && v(
+                    sc,
+                    "mqtt_probe_errors_total",
+                    &[("broker", "noretain"), ("probe", "retained")],
+                ) >= 1.0
+        },
+    );
+    assert!(
+        v(
+            &sc,
+            "mqtt_connect_duration_seconds_count",
+            &[("broker", "ok")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        v(
+            &sc,
+            "mqtt_probe_success",
+            &[("broker", "badpw"), ("probe", "retained")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        v(
+            &sc,
+            "mqtt_probe_success",
+            &[("broker", "noretain"), ("probe", "connect")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        v(
+            &sc,
+            "mqtt_probe_success",
+            &[("broker", "noretain"), ("probe", "retained")]
+        ),
+        0.0
+    );
+    let reasons: Vec<String> = sc
+        .find(
+            "mqtt_probe_errors_total",
+            &[("broker", "noretain"), ("probe", "retained")],
+        )
+        .iter()
+        .map(|x| x.labels["reason"].clone())
+        .collect();
+    eprintln!("retain_available false makes the retained probe fail with {reasons:?}");
+    // the retained probe cleans up after itself: nothing retained is left on the broker
+    let left = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port().to_string(),
+            "-u",
+            "monitor",
+            "-P",
+            "pw-correct",
+        ])
+        .args(["-t", "mqtt-sentinel/#", "--retained-only", "-W", "1", "-v"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout),
+        "",
+        "retained probe values left behind"
+    );
+    assert!(!s.logs().contains("pw-correct") && !s.logs().contains("pw-wrong"));
+}
+
+#[test]
+fn foreign_messages_on_the_probe_topic_never_count() {
+    use paho_mqtt as paho;
+    let broker = Mosquitto::start();
+    let s = Sentinel::watching(
+        &broker,
+        "    client_id: sentinel-under-test\n    probes:\n      - {qos: 1, interval: 300ms}\n",
+    );
+    s.wait_scrape(Duration::from_secs(10), "probe succeeding", |sc| {
+        v(sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]) == 1.0
+    });
+    let cli = paho::Client::new(
+        paho::CreateOptionsBuilder::new_v3()
+            .server_uri(format!("tcp://127.0.0.1:{}", broker.port()))
+            .client_id("stranger")
+            .persistence(None)
+            .finalize(),
+    )
+    .unwrap();
+    cli.connect(None).unwrap();
+    let topic = "mqtt-sentinel/sentinel-under-test/rtt-qos1";
+    // junk, and a well-formed probe payload from another "process" (other nonce)
+    let forged = format!("mqs1 {:016x} {:020}{}", 0x1234u64, 1u64, "-".repeat(22));
+    for i in 0..20 {
+        let p: Vec<u8> = if i % 2 == 0 {
+            b"hello".to_vec()
+        } else {
+            forged.clone().into_bytes()
+        };
+        cli.publish(paho::Message::new(topic, p, 1)).unwrap();
+    }
+    cli.disconnect(None).unwrap();
+    let sc = s.wait_scrape(Duration::from_secs(5), "junk counted as foreign", |sc| {
+        v(
+            sc,
+            "mqtt_probe_ignored_total",
+            &[("probe", "rtt-qos1"), ("reason", "foreign")],
+        ) == 20.0
+    });
+    let sent = v(&sc, "mqtt_probe_sent_total", &[("probe", "rtt-qos1")]);
+    let received = v(&sc, "mqtt_probe_received_total", &[("probe", "rtt-qos1")]);
+    assert!(received <= sent, "received {received} > sent {sent}");
+    assert_eq!(
+        v(&sc, "mqtt_probe_duplicates_total", &[("probe", "rtt-qos1")]),
+        0.0
+    );
+}
+
+#[test]
+fn probe_endpoint() {
+    let broker = Mosquitto::start();
+    let s = Sentinel::start(
+        "brokers: []\nprobe_modules:\n  qos2: {qos: 2, timeout: 2s}\nprobe_allowed_targets: 'mqtt://127\\.0\\.0\\.1:\\d+'\n",
+    );
+    let url = broker.url();
+    let probe = |q: &str, headers: &[(&str, &str)]| {
+        get(s.addr, &format!("/probe?{q}"), headers)
+            .unwrap_or_else(|e| panic!("GET /probe?{q}: {e}"))
+    };
+
+    for module in ["default", "qos2"] {
+        let r = probe(&format!("target={url}&module={module}"), &[]);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let sc = Scrape::parse(&r.body);
+        assert_eq!(sc.value("probe_success", &[]), Some(1.0), "{}", r.body);
+        for m in [
+            "probe_duration_seconds",
+            "probe_mqtt_connect_seconds",
+            "probe_mqtt_subscribe_seconds",
+            "probe_mqtt_rtt_seconds",
+            "probe_mqtt_ack_seconds",
+        ] {
+            let x = sc
+                .value(m, &[])
+                .unwrap_or_else(|| panic!("{m} missing:\n{}", r.body));
+            assert!(x > 0.0 && x < 2.0, "{m} = {x}");
+        }
+        assert_eq!(
+            sc.value("probe_mqtt_reason_info", &[("reason", "success")]),
+            Some(1.0)
+        );
+        // fresh registry: nothing of the exporter's own metrics
+        assert!(!r.body.contains("mqtt_up"));
+    }
+
+    // a dead port: the probe fails, the HTTP request does not
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = probe(&format!("target=mqtt://127.0.0.1:{dead}"), &[]);
+    assert_eq!(r.status, 200);
+    let sc = Scrape::parse(&r.body);
+    assert_eq!(sc.value("probe_success", &[]), Some(0.0));
+    assert_eq!(
+        sc.value("probe_mqtt_reason_info", &[("reason", "refused")]),
+        Some(1.0),
+        "{}",
+        r.body
+    );
+
+    // the scrape-timeout header bounds the probe: a frozen broker, 1 s budget - 0.5 s
+    broker.freeze();
+    let t = Instant::now();
+    let r = probe(
+        &format!("target={url}"),
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1")],
+    );
+    let took = t.elapsed();
+    broker.thaw();
+    assert_eq!(r.status, 200);
+    let sc = Scrape::parse(&r.body);
+    assert_eq!(sc.value("probe_success", &[]), Some(0.0));
+    assert_eq!(
+        sc.value("probe_mqtt_reason_info", &[("reason", "timeout")]),
+        Some(1.0),
+        "{}",
+        r.body
+    );
+    assert!(took < Duration::from_millis(900), "took {took:?}");
+    for header in ["0", "10"] {
+        let r = probe(
+            &format!("target={url}"),
+            &[("X-Prometheus-Scrape-Timeout-Seconds", header)],
+        );
+        assert_eq!(
+            Scrape::parse(&r.body).value("probe_success", &[]),
+            Some(1.0),
+            "header {header}"
+        );
+    }
+
+    for (q, h, status, msg) in [
+        (
+            "module=default".to_owned(),
+            None,
+            400,
+            "missing parameter target",
+        ),
+        (
+            "target=http://x".to_owned(),
+            None,
+            400,
+            "unsupported scheme",
+        ),
+        (
+            "target=mqtt://u:p@127.0.0.1:1".to_owned(),
+            None,
+            400,
+            "credentials in the url",
+        ),
+        (
+            format!("target={url}&module=nope"),
+            None,
+            400,
+            "unknown module \"nope\"; configured modules: default, qos2",
+        ),
+        (
+            format!("target={url}"),
+            Some("abc"),
+            400,
+            "invalid X-Prometheus-Scrape-Timeout-Seconds \"abc\"",
+        ),
+        (format!("target={url}"), Some("0.2"), 400, "leaves no time"),
+        (
+            "target=mqtt://localhost:1883".to_owned(),
+            None,
+            403,
+            "not allowed by probe_allowed_targets",
+        ),
+    ] {
+        let headers: Vec<(&str, &str)> = h
+            .map(|h| ("X-Prometheus-Scrape-Timeout-Seconds", h))
+            .into_iter()
+            .collect();
+        let r = probe(&q, &headers);
+        assert_eq!(r.status, status, "{q}: {}", r.body);
+        assert!(r.body.contains(msg), "{q}: {}", r.body);
+    }
+}
+
+#[test]
+fn probe_command_exit_codes() {
+    let broker = Mosquitto::start();
+    let run = |args: &[&str], config: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.arg("probe").args(args).env_remove("MQTT_SENTINEL_CONFIG");
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(yaml) = config {
+            let f = dir.path().join("c.yaml");
+            std::fs::write(&f, yaml).unwrap();
+            c.arg("--config").arg(f);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&[&broker.url(), "--count", "3"], None);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(" healthy: 3/3 round trips at QoS 1, rtt p50 "),
+        "{out}"
+    );
+
+    let (code, out) = run(&[&broker.url(), "--qos", "2", "--json"], None);
+    assert_eq!(code, Some(0), "{out}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["state"], "healthy");
+    assert_eq!(j["qos"], 2);
+    assert_eq!(j["received"], 5);
+    assert!(j["rtt_p50_seconds"].as_f64().unwrap() > 0.0);
+
+    // degraded: every round trip is slower than a 1 ns threshold
+    let (code, out) = run(
+        &[&broker.url(), "--module", "strict"],
+        Some("probe_modules:\n  strict: {degraded_rtt: 1ns}\n"),
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(" degraded: "), "{out}");
+
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, out) = run(&[&format!("mqtt://127.0.0.1:{dead}")], None);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(" down: 0/0 round trips") && out.contains("reason refused"),
+        "{out}"
+    );
+}
