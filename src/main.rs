@@ -111,6 +111,9 @@ fn probe(
             "received": report.rtts.len(),
             "rtt_p50_seconds": p50_max.map(|(p, _)| p.as_secs_f64()),
             "rtt_max_seconds": p50_max.map(|(_, x)| x.as_secs_f64()),
+            "rtt_min_seconds": report.rtt_quantile(0.0).map(|d| d.as_secs_f64()),
+            "rtt_p90_seconds": report.rtt_quantile(0.9).map(|d| d.as_secs_f64()),
+            "rtt_p99_seconds": report.rtt_quantile(0.99).map(|d| d.as_secs_f64()),
             "connect_seconds": report.connect.map(|d| d.as_secs_f64()),
             "reason": report.reason,
         });

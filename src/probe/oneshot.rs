@@ -52,9 +52,15 @@ impl Report {
 
     /// Median and maximum round trip.
     pub fn rtt_p50_max(&self) -> Option<(Duration, Duration)> {
+        Some((self.rtt_quantile(0.5)?, self.rtt_quantile(1.0)?))
+    }
+
+    /// The `q` quantile (0..=1) of the round trips that came back (nearest rank).
+    pub fn rtt_quantile(&self, q: f64) -> Option<Duration> {
         let mut v = self.rtts.clone();
         v.sort();
-        Some((*v.get((v.len().checked_sub(1)?) / 2)?, *v.last()?))
+        let rank = ((q.clamp(0.0, 1.0) * v.len() as f64).ceil() as usize).max(1);
+        v.get(rank - 1).copied()
     }
 
     /// down: nothing came back; degraded: some lost or the median above `degraded_rtt`.
@@ -241,4 +247,33 @@ async fn one_round_trip(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_and_health() {
+        let ms = Duration::from_millis;
+        let mut r = Report::failed(
+            &crate::config::parse_broker_url("mqtt://h").unwrap(),
+            Qos::AtLeastOnce,
+            Instant::now(),
+            &Failure {
+                reason: reason::SUCCESS,
+                detail: String::new(),
+            },
+        );
+        assert_eq!(r.health(ms(100)), Health::Down);
+        r.sent = 4;
+        r.rtts = vec![ms(4), ms(1), ms(3), ms(2)];
+        assert_eq!(r.rtt_p50_max(), Some((ms(2), ms(4))));
+        assert_eq!(r.rtt_quantile(0.0), Some(ms(1)));
+        assert_eq!(r.rtt_quantile(0.99), Some(ms(4)));
+        assert_eq!(r.health(ms(100)), Health::Healthy);
+        assert_eq!(r.health(ms(1)), Health::Degraded);
+        r.sent = 5; // one lost
+        assert_eq!(r.health(ms(100)), Health::Degraded);
+    }
 }

@@ -136,9 +136,13 @@ impl Probes {
         }
     }
 
+    /// Start the schedule. Probes are spread over their interval (the i-th of n starts
+    /// i/n of an interval later) so several probes of one broker never fire in lockstep and
+    /// queue behind each other.
     pub fn session_started(&mut self, now: Instant) {
-        for r in &mut self.items {
-            r.next_run = now;
+        let n = self.items.len().max(1) as f64;
+        for (i, r) in self.items.iter_mut().enumerate() {
+            r.next_run = now + r.interval.mul_f64(i as f64 / n);
         }
         self.update_health(true);
     }
