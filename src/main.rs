@@ -81,15 +81,9 @@ fn probe(
     if let Some(q) = qos.and_then(Qos::from_u8) {
         m.qos = q;
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime(2) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     // Each round trip is bounded by the module timeout; connect and subscribe get one each.
     let within = m.timeout.saturating_mul(count + 2);
@@ -146,17 +140,9 @@ fn probe(
 
 fn run(cfg: Config) -> ExitCode {
     init_tracing(&cfg.log);
-    // One thread serves everything; Paho brings its own threads for the sockets. Startup
-    // invariant: building a runtime only fails if the OS refuses basic resources.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime(1) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     rt.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
@@ -176,6 +162,18 @@ fn run(cfg: Config) -> ExitCode {
             }
         }
     })
+}
+
+/// One thread serves everything; Paho brings its own threads for the sockets. Building it
+/// fails only if the OS refuses basic resources: that is reported with `exit_code`.
+fn runtime(exit_code: u8) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(exit_code)
+        })
 }
 
 /// First SIGTERM/SIGINT starts a graceful shutdown; a second one exits at once.
