@@ -34,7 +34,7 @@ pub async fn run(
     let mut stores = Vec::with_capacity(config.brokers.len());
     let mut views = Vec::with_capacity(config.brokers.len());
     for b in &config.brokers {
-        let bm = metrics.broker(&b.name, b.capacity.max_connections);
+        let bm = metrics.broker(&b.name, &b.capacity);
         let store = SysStore::new(&b.name);
         let ingest = b
             .sys

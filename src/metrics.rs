@@ -4,6 +4,7 @@
 //!
 //! Broker `$SYS` values are not here: they are encoded at scrape time by `sys::SysCollector`.
 
+use crate::config::Capacity;
 use crate::sys::IngestCounters;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -91,6 +92,7 @@ pub struct Metrics {
     sys_series_dropped: Family<BrokerLabels, Counter>,
     messages_dropped: Family<BrokerLabels, Counter>,
     capacity_max_connections: Family<BrokerLabels, Gauge>,
+    capacity_max_heap_bytes: Family<BrokerLabels, Gauge>,
     probe_rtt: Histograms<QosLabels>,
     probe_ack: Histograms<QosLabels>,
     probe_sent: Family<ProbeLabels, Counter>,
@@ -116,6 +118,7 @@ impl Default for Metrics {
             sys_series_dropped: Family::default(),
             messages_dropped: Family::default(),
             capacity_max_connections: Family::default(),
+            capacity_max_heap_bytes: Family::default(),
             probe_rtt: Family::new_with_constructor(h),
             probe_ack: Family::new_with_constructor(h),
             probe_sent: Family::default(),
@@ -173,6 +176,11 @@ impl Metrics {
             "mqtt_sentinel_capacity_max_connections",
             "Configured connection capacity of the broker (capacity.max_connections), for capacity alerts",
             m.capacity_max_connections.clone(),
+        );
+        reg.register(
+            "mqtt_sentinel_capacity_max_heap_bytes",
+            "Configured memory limit of the broker (capacity.max_heap_bytes), for heap alerts",
+            m.capacity_max_heap_bytes.clone(),
         );
         reg.register(
             "mqtt_probe_rtt_seconds",
@@ -244,14 +252,20 @@ impl Metrics {
 
     /// Handles for one broker. Creating them makes the series exist (at 0) from the start,
     /// so `mqtt_up 0` is visible before the first connection attempt ends.
-    pub fn broker(&self, name: &str, max_connections: Option<u64>) -> BrokerMetrics {
+    pub fn broker(&self, name: &str, capacity: &Capacity) -> BrokerMetrics {
         let l = BrokerLabels {
             broker: name.to_owned(),
         };
-        if let Some(max) = max_connections {
+        let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        if let Some(max) = capacity.max_connections {
             self.capacity_max_connections
                 .get_or_create(&l)
-                .set(i64::try_from(max).unwrap_or(i64::MAX));
+                .set(as_i64(max));
+        }
+        if let Some(max) = capacity.max_heap_bytes {
+            self.capacity_max_heap_bytes
+                .get_or_create(&l)
+                .set(as_i64(max));
         }
         BrokerMetrics {
             health: HealthHandle {

@@ -283,6 +283,8 @@ pub struct Backoff {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Capacity {
     pub max_connections: Option<u64>,
+    /// Memory the broker may use, for heap alerts (mosquitto has no such $SYS value).
+    pub max_heap_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -918,8 +920,10 @@ impl Validator<'_> {
                 ),
             ));
         }
+        let rc = raw.capacity.unwrap_or_default();
         let capacity = Capacity {
-            max_connections: raw.capacity.and_then(|c| c.max_connections),
+            max_connections: rc.max_connections,
+            max_heap_bytes: rc.max_heap_bytes,
         };
         let sys = self.sys(&p("sys"), raw.sys.unwrap_or_default())?;
         let probes = self.probes(&p("probes"), raw.probes)?;

@@ -92,6 +92,7 @@ pub struct RawReconnect {
 #[serde(deny_unknown_fields)]
 pub struct RawCapacity {
     pub max_connections: Option<u64>,
+    pub max_heap_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -48,7 +48,13 @@ fn readme_metric_table_matches_the_code() {
     // Everything registered on the registry, as the classic text format names it.
     let mut reg = Registry::default();
     let m = Metrics::register(&mut reg);
-    let b = m.broker("x", Some(1));
+    let b = m.broker(
+        "x",
+        &mqtt_sentinel::config::Capacity {
+            max_connections: Some(1),
+            max_heap_bytes: Some(1),
+        },
+    );
     b.record_connect("success");
     let rt = m.roundtrip("x", "p", "1");
     rt.base.record_failure("timeout");
