@@ -37,7 +37,7 @@ fn main() {
 
     let mut reg = Registry::default();
     let metrics = Metrics::register(&mut reg);
-    let b = metrics.broker("local", None);
+    let b = metrics.broker("local", &mqtt_sentinel::config::Capacity::default());
     let store = SysStore::new("local");
     let cfg = SysConfig {
         enabled: true,
