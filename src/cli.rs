@@ -25,6 +25,13 @@ pub enum Command {
     Run,
     /// Validate the configuration; exit 0 if valid, 1 if not. Secrets print as <secret>.
     Check,
+    /// Ask a running mqtt-sentinel whether it is alive (GET /healthz); exit 0 if it answers
+    /// 200 within 2 s, 1 otherwise. For container HEALTHCHECKs: the image has no shell or curl.
+    Healthcheck {
+        /// URL to check [default: http://127.0.0.1:<port of `listen`>/healthz]
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Probe one broker now: publish-to-self round trips on a fresh connection.
     /// Exit 0 healthy, 1 degraded (some lost, or median round trip above the module's
     /// degraded_rtt), 2 down. Usable as a Kubernetes exec probe or from cron.

@@ -20,6 +20,13 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| config::DEFAULT_SOURCE.to_owned());
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&source, loaded),
+        Command::Healthcheck { url } => match loaded {
+            Ok(cfg) => healthcheck(&cfg, url.as_deref()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Probe {
             url,
             qos,
@@ -51,6 +58,64 @@ fn check(source: &str, loaded: Result<Config, ConfigError>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `mqtt-sentinel healthcheck`: GET /healthz on the local listener (loopback when it listens
+/// on all interfaces). Plain HTTP/1.0 over a socket: there is nothing else to speak.
+fn healthcheck(cfg: &Config, url: Option<&str>) -> ExitCode {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let (addr, path) = match url {
+        Some(u) => match u.strip_prefix("http://").and_then(|r| {
+            r.split_once('/')
+                .map(|(a, p)| (a.to_owned(), format!("/{p}")))
+        }) {
+            Some(x) => x,
+            None => {
+                eprintln!("error: --url must look like http://127.0.0.1:10883/healthz");
+                return ExitCode::from(1);
+            }
+        },
+        None => {
+            let mut a = cfg.listen;
+            if a.ip().is_unspecified() {
+                a.set_ip(if a.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            (a.to_string(), "/healthz".to_owned())
+        }
+    };
+    let timeout = Duration::from_secs(2);
+    let result = (|| -> std::io::Result<String> {
+        use std::net::ToSocketAddrs;
+        let sa = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let mut s = std::net::TcpStream::connect_timeout(&sa, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.set_write_timeout(Some(timeout))?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+        let mut head = [0u8; 64];
+        let n = s.read(&mut head)?;
+        Ok(String::from_utf8_lossy(&head[..n]).into_owned())
+    })();
+    match result {
+        Ok(r) if r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200") => {
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            eprintln!("unhealthy: {}", r.lines().next().unwrap_or("no answer"));
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("unhealthy: http://{addr}{path}: {e}");
             ExitCode::from(1)
         }
     }

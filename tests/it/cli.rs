@@ -94,3 +94,62 @@ fn help_and_version() {
     let usage = Command::new(BIN).arg("--no-such-flag").output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
 }
+
+#[test]
+fn healthcheck_subcommand() {
+    let s = crate::support::Sentinel::start("brokers: []\n");
+    let ok = Command::new(BIN)
+        .args([
+            "healthcheck",
+            "--url",
+            &format!("http://{}/healthz", s.addr),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // the config's listen address is used by default (0.0.0.0 becomes loopback)
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.yaml");
+    std::fs::write(
+        &f,
+        format!("listen: \"0.0.0.0:{}\"\nbrokers: []\n", s.addr.port()),
+    )
+    .unwrap();
+    let ok = Command::new(BIN)
+        .args(["healthcheck", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let notfound = Command::new(BIN)
+        .args(["healthcheck", "--url", &format!("http://{}/nope", s.addr)])
+        .output()
+        .unwrap();
+    assert_eq!(notfound.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&notfound.stderr).contains("404"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = Command::new(BIN)
+        .args([
+            "healthcheck",
+            "--url",
+            &format!("http://127.0.0.1:{port}/healthz"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).starts_with("unhealthy: "));
+}
