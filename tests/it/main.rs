@@ -6,6 +6,7 @@ mod cli;
 mod collector;
 mod connection;
 mod docs;
+mod examples;
 mod http;
 mod probes;
 mod support;
