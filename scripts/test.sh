@@ -12,3 +12,18 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --locked
+
+# The container: no Docker engine runs here, so lint the Dockerfile and build the release
+# binary exactly as the Dockerfile does (static OpenSSL), then check its dynamic libraries.
+echo "== Dockerfile lint (dockerfilelint from npm)"
+if command -v npm >/dev/null 2>&1; then
+    tools=target/tools
+    [ -x "$tools/node_modules/.bin/dockerfilelint" ] ||
+        npm install --silent --no-audit --no-fund --prefix "$tools" dockerfilelint@1 >/dev/null
+    "$tools/node_modules/.bin/dockerfilelint" Dockerfile
+else
+    echo "npm is missing: Dockerfile not linted" >&2
+    exit 1
+fi
+echo "== release build as in the Dockerfile"
+bash scripts/build-release.sh
