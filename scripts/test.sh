@@ -11,7 +11,9 @@ cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
-cargo test --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --locked 2>&1 | tee "$log"
 
 # The container: no Docker engine runs here, so lint the Dockerfile and build the release
 # binary exactly as the Dockerfile does (static OpenSSL), then check its dynamic libraries.
@@ -27,3 +29,6 @@ else
 fi
 echo "== release build as in the Dockerfile"
 bash scripts/build-release.sh
+
+# One closing line for the whole run (cargo's last "test result" is the empty doc-test run).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
