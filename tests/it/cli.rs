@@ -98,20 +98,20 @@ fn help_and_version() {
 #[test]
 fn healthcheck_subcommand() {
     let s = crate::support::Sentinel::start("brokers: []\n");
-    let ok = Command::new(BIN)
-        .args([
-            "healthcheck",
-            "--url",
-            &format!("http://{}/healthz", s.addr),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    // exit code and stderr of `mqtt-sentinel healthcheck ARGS`
+    let hc = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("healthcheck")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = hc(&["--url", &format!("http://{}/healthz", s.addr)]);
+    assert_eq!(code, Some(0), "{err}");
     // the config's listen address is used by default (0.0.0.0 becomes loopback)
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("c.yaml");
@@ -120,36 +120,17 @@ fn healthcheck_subcommand() {
         format!("listen: \"0.0.0.0:{}\"\nbrokers: []\n", s.addr.port()),
     )
     .unwrap();
-    let ok = Command::new(BIN)
-        .args(["healthcheck", "--config"])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    let notfound = Command::new(BIN)
-        .args(["healthcheck", "--url", &format!("http://{}/nope", s.addr)])
-        .output()
-        .unwrap();
-    assert_eq!(notfound.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&notfound.stderr).contains("404"));
+    let (code, err) = hc(&["--config", &f.display().to_string()]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = hc(&["--url", &format!("http://{}/nope", s.addr)]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("404"), "{err}");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let down = Command::new(BIN)
-        .args([
-            "healthcheck",
-            "--url",
-            &format!("http://127.0.0.1:{port}/healthz"),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(down.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&down.stderr).starts_with("unhealthy: "));
+    let (code, err) = hc(&["--url", &format!("http://127.0.0.1:{port}/healthz")]);
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with("unhealthy: "), "{err}");
 }
