@@ -99,3 +99,82 @@ fn kubernetes_sidecar_example() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn docker_compose_stack() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/docker-compose");
+    let compose: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("docker-compose.yml")).unwrap())
+            .unwrap();
+    for svc in [
+        "mosquitto",
+        "mqtt-sentinel",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    ] {
+        assert!(compose["services"][svc].is_mapping(), "service {svc}");
+    }
+    let sentinel = &compose["services"]["mqtt-sentinel"];
+    assert_eq!(sentinel["read_only"], true);
+    assert!(sentinel["environment"]["MQTT_SENTINEL_CONFIG"].is_string());
+    // every file the stack mounts exists
+    for svc in compose["services"].as_mapping().unwrap().values() {
+        for v in svc["volumes"].as_sequence().into_iter().flatten() {
+            let host = v.as_str().unwrap().split(':').next().unwrap();
+            assert!(dir.join(host).exists(), "{host} is mounted but missing");
+        }
+    }
+    let prom = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(dir.join("prometheus.yml"))
+        .output()
+        .expect("promtool");
+    assert!(
+        prom.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&prom.stdout),
+        String::from_utf8_lossy(&prom.stderr)
+    );
+    let check = Command::new(BIN)
+        .arg("check")
+        .arg("--config")
+        .arg(dir.join("sentinel.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn docker_compose_mosquitto_conf_starts_a_broker() {
+    use std::time::Duration;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/docker-compose");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = std::fs::read_to_string(dir.join("mosquitto.conf"))
+        .unwrap()
+        .replace("listener 1883", &format!("listener {port} 127.0.0.1"));
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("mosquitto.conf");
+    std::fs::write(&f, conf + "user root\n").unwrap();
+    let mut child = Command::new("mosquitto").arg("-c").arg(&f).spawn().unwrap();
+    let started =
+        crate::support::wait_until(Duration::from_secs(10), "example mosquitto accepts", || {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(Err(st));
+            }
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(|_| Ok(()))
+        });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(started.is_ok(), "mosquitto exited: {started:?}");
+}
