@@ -164,7 +164,13 @@ fn docker_compose_mosquitto_conf_starts_a_broker() {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("mosquitto.conf");
     std::fs::write(&f, conf + "user root\n").unwrap();
-    let mut child = Command::new("mosquitto").arg("-c").arg(&f).spawn().unwrap();
+    let mut child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&f)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let started =
         crate::support::wait_until(Duration::from_secs(10), "example mosquitto accepts", || {
             if let Ok(Some(st)) = child.try_wait() {
