@@ -5,6 +5,7 @@ mod alerts;
 mod cli;
 mod collector;
 mod connection;
+mod dashboards;
 mod docs;
 mod examples;
 mod http;
