@@ -7,9 +7,11 @@ descriptions, stable uids, editable false, schemaVersion 39. Tests in tests/it/d
 lint the output and run every query through a real Prometheus.
 
     python3 scripts/gen-dashboards.py        # rewrites dashboards/*.json
+    python3 scripts/gen-dashboards.py DIR    # writes them to DIR instead (tests compare)
 """
 import json
 import os
+import sys
 
 SEL = 'job=~"$job",instance=~"$instance",broker=~"$broker"'
 SELF = 'job=~"$job",instance=~"$instance"'
@@ -194,7 +196,8 @@ out = {
     "mqtt-probes.json": dashboard("mqtt-probes", "MQTT probes", "What devices experience: probe success, round-trip latency, acknowledgements, loss, connect latency and failures. From mqtt-sentinel.", grid(probes)),
     "mqtt-sentinel.json": dashboard("mqtt-sentinel", "mqtt-sentinel", "The exporter itself: alerts, notifications, rule evaluation, $SYS parsing and drops.", grid(selfdash), with_broker=False),
 }
-here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dashboards")
+here = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "dashboards")
 for name, d in out.items():
     with open(os.path.join(here, name), "w") as f:
         json.dump(d, f, indent=2)

@@ -128,6 +128,27 @@ fn dashboards_pass_the_linter_rules() {
     }
 }
 
+#[test]
+fn dashboards_are_what_the_generator_writes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let st = Command::new("python3")
+        .arg(root.join("scripts/gen-dashboards.py"))
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for (name, committed) in dashboards() {
+        let fresh: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.path().join(&name)).unwrap())
+                .unwrap();
+        assert_eq!(
+            committed, fresh,
+            "{name}: run python3 scripts/gen-dashboards.py"
+        );
+    }
+}
+
 /// Panels that show nothing in this test, and why.
 const EMPTY_HERE: &[(&str, &str)] = &[
     ("Bridges", "no bridge is configured on the test broker"),
