@@ -235,13 +235,15 @@ impl Connection {
         let broker = self.cfg.name.clone();
         if self.ingest.is_some() {
             let topic = self.cfg.sys.topic.clone();
-            if let Err(why) = subscribe_one(client, &topic, 0).await {
+            if let Err(why) = subscribe_one(client, &topic, 0, SUBACK_TIMEOUT).await {
                 warn!(%broker, %topic, error = %why,
                       "$SYS subscription refused; broker statistics will be missing");
             }
         }
         for (i, topic, qos) in self.probes.subscriptions() {
-            let refused = subscribe_one(client, &topic, qos.as_i32()).await.err();
+            let refused = subscribe_one(client, &topic, qos.as_i32(), SUBACK_TIMEOUT)
+                .await
+                .err();
             if let Some(why) = refused {
                 warn!(%broker, %topic, reason = why, "probe subscription refused; the probe fails until it is allowed");
             }
@@ -302,13 +304,18 @@ impl Connection {
     }
 }
 
-/// Subscribe and check the SUBACK; `Err` carries a bounded reason label.
-async fn subscribe_one(
+/// How long the watching session waits for a SUBACK.
+const SUBACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Subscribe and check the SUBACK within `within`; `Err` carries a bounded reason label.
+/// Shared by the watching session and fresh probe clients.
+pub async fn subscribe_one(
     client: &paho::AsyncClient,
     topic: &str,
     qos: i32,
+    within: Duration,
 ) -> Result<(), &'static str> {
-    match tokio::time::timeout(Duration::from_secs(10), client.subscribe(topic, qos)).await {
+    match tokio::time::timeout(within, client.subscribe(topic, qos)).await {
         Ok(Ok(rsp)) => {
             if rsp.reason_code().is_err() {
                 Err(reason::reason_name(rsp.reason_code()))
@@ -319,7 +326,7 @@ async fn subscribe_one(
                 Ok(())
             }
         }
-        Ok(Err(e)) => Err(reason::from_error(&e).unwrap_or(reason::ERROR)),
+        Ok(Err(e)) => Err(reason::label(&e)),
         Err(_) => Err(reason::TIMEOUT),
     }
 }

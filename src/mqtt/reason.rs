@@ -77,6 +77,11 @@ pub fn from_error(err: &paho_mqtt::Error) -> Option<&'static str> {
     }
 }
 
+/// The label for any failed Paho operation: the decisive one, else `error`.
+pub fn label(err: &paho_mqtt::Error) -> &'static str {
+    from_error(err).unwrap_or(ERROR)
+}
+
 /// The label for a failed connect: from the error when it says enough, otherwise by looking
 /// at the transport ourselves (Paho reports a refused port, a failed TLS handshake and an
 /// unknown host alike as "TCP/TLS connect failure"). Runs on the failure path only; each

@@ -75,6 +75,8 @@ pub async fn connect(
             connect_time: started.elapsed(),
         }),
         Ok(Err(e)) => {
+            // Every client leaves through `retire`, even when nothing is pending any more.
+            options::retire(client, options::retire_grace(&cfg));
             let label =
                 reason::diagnose(&e, started.elapsed(), &cfg.url, cfg.connect_timeout).await;
             Err(Failure::new(label, e.to_string()))
@@ -117,21 +119,10 @@ impl FreshClient {
         within: Duration,
     ) -> Result<Duration, Failure> {
         let t = Instant::now();
-        match tokio::time::timeout(within, self.client().subscribe(topic, qos)).await {
-            Ok(Ok(rsp)) if rsp.reason_code().is_err() => Err(Failure::new(
-                reason::reason_name(rsp.reason_code()),
-                "SUBACK refused",
-            )),
-            Ok(Ok(rsp)) if rsp.subscribe_response().is_some_and(|q| q >= 0x80) => {
-                Err(Failure::new(reason::NOT_AUTHORIZED, "SUBACK 0x80"))
-            }
-            Ok(Ok(_)) => Ok(t.elapsed()),
-            Ok(Err(e)) => Err(Failure::new(
-                reason::from_error(&e).unwrap_or(reason::ERROR),
-                e.to_string(),
-            )),
-            Err(_) => Err(Failure::new(reason::TIMEOUT, "no SUBACK")),
-        }
+        crate::mqtt::subscribe_one(self.client(), topic, qos, within)
+            .await
+            .map(|()| t.elapsed())
+            .map_err(|why| Failure::new(why, format!("subscription to {topic} refused")))
     }
 
     /// Publish and wait for the acknowledgement (written, for QoS 0).
@@ -139,10 +130,7 @@ impl FreshClient {
         let t = Instant::now();
         match tokio::time::timeout(within, self.client().publish(msg)).await {
             Ok(Ok(())) => Ok(t.elapsed()),
-            Ok(Err(e)) => Err(Failure::new(
-                reason::from_error(&e).unwrap_or(reason::ERROR),
-                e.to_string(),
-            )),
+            Ok(Err(e)) => Err(Failure::new(reason::label(&e), e.to_string())),
             Err(_) => Err(Failure::new(reason::TIMEOUT, "no acknowledgement")),
         }
     }

@@ -225,7 +225,7 @@ async fn one_round_trip(
                     Ok(()) => {}
                     Err(e) => {
                         tracker.cancel(seq);
-                        return Err(reason::from_error(&e).unwrap_or(reason::ERROR));
+                        return Err(reason::label(&e));
                     }
                 }
             }
