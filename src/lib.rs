@@ -11,4 +11,5 @@ pub mod http;
 pub mod metrics;
 pub mod mqtt;
 pub mod probe;
+pub mod rules;
 pub mod sys;

@@ -6,7 +6,7 @@
 //! the line/column and the field path, and quotes the bad value unless the value is a secret.
 //! `load(path)` reads a file; `parse(text, …)` takes bytes so unit tests need no files.
 
-mod locate;
+pub(crate) mod locate;
 pub mod raw;
 
 use locate::{Locator, Position};
@@ -422,7 +422,7 @@ fn is_blank(text: &str) -> bool {
 
 /// serde_yaml's message ends in " at line L column C"; we move the position to the front,
 /// and split off its `path: ` prefix so every error reads the same way.
-fn yaml_error(source_name: &str, e: &serde_yaml::Error) -> ConfigError {
+pub(crate) fn yaml_error(source_name: &str, e: &serde_yaml::Error) -> ConfigError {
     let mut message = e.to_string();
     let (line, column) = match e.location() {
         Some(loc) => {

@@ -1,0 +1,429 @@
+//! Rule groups evaluated one instant at a time: recording rules write back into the storage,
+//! alerting rules run Prometheus' alert state machine (rules/alerting.go, 2.42).
+//!
+//! Shared by the live engine and `rules test`, so both follow the same code path.
+
+use super::eval::{self, Value};
+use super::file::{Group, Rule, RuleKind};
+use super::series::{Labels, METRIC_NAME, Storage, stale_nan};
+use super::template::{self, Data};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+/// Resolved alerts are kept (and re-sent) this long, as Prometheus does.
+pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertState {
+    Inactive,
+    Pending,
+    Firing,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Inactive => "inactive",
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Alert {
+    /// Identity: series labels − `__name__` + rule labels + `alertname`.
+    pub labels: Labels,
+    pub annotations: BTreeMap<String, String>,
+    pub state: AlertState,
+    pub value: f64,
+    pub active_at: i64,
+    pub fired_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub keep_firing_since: Option<i64>,
+    pub last_sent_at: Option<i64>,
+    /// `endsAt` promised to Alertmanager while firing.
+    pub valid_until: i64,
+}
+
+impl Alert {
+    /// Prometheus `needsSending`.
+    pub fn needs_sending(&self, ts: i64, resend_delay_ms: i64) -> bool {
+        if self.state == AlertState::Pending {
+            return false;
+        }
+        match (self.resolved_at, self.last_sent_at) {
+            (Some(r), Some(s)) if r > s => return true,
+            (Some(_), None) => return true,
+            _ => {}
+        }
+        match self.last_sent_at {
+            None => true,
+            Some(s) => s + resend_delay_ms < ts,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    Unknown,
+    Ok,
+    Err,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Ok => "ok",
+            Health::Err => "err",
+        }
+    }
+}
+
+/// Evaluation state of one rule.
+#[derive(Debug)]
+pub struct RuleState {
+    pub rule: Rule,
+    pub health: Health,
+    pub last_error: Option<String>,
+    pub last_eval: Option<i64>,
+    pub eval_seconds: f64,
+    /// Alerting rules: active alerts by identity.
+    pub active: HashMap<Labels, Alert>,
+    /// Recording rules: the series written last time (stale markers for the vanished).
+    written: HashSet<Labels>,
+}
+
+/// What templates can use beyond the alert itself.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    pub external_labels: BTreeMap<String, String>,
+    pub external_url: String,
+}
+
+#[derive(Debug)]
+pub struct GroupState {
+    pub name: String,
+    pub file: String,
+    pub interval: Duration,
+    pub limit: usize,
+    pub rules: Vec<RuleState>,
+    pub last_eval: Option<i64>,
+    pub eval_seconds: f64,
+}
+
+impl GroupState {
+    pub fn new(g: Group, default_interval: Duration) -> Self {
+        GroupState {
+            name: g.name,
+            file: g.file,
+            interval: g.interval.unwrap_or(default_interval),
+            limit: g.limit,
+            rules: g
+                .rules
+                .into_iter()
+                .map(|rule| RuleState {
+                    rule,
+                    health: Health::Unknown,
+                    last_error: None,
+                    last_eval: None,
+                    eval_seconds: 0.0,
+                    active: HashMap::new(),
+                    written: HashSet::new(),
+                })
+                .collect(),
+            last_eval: None,
+            eval_seconds: 0.0,
+        }
+    }
+
+    /// Evaluates every rule at `ts` (ms) in order; returns how many rules failed.
+    pub fn eval(&mut self, storage: &mut Storage, ts: i64, ctx: &Context) -> usize {
+        let started = std::time::Instant::now();
+        let mut failures = 0;
+        let limit = self.limit;
+        for r in &mut self.rules {
+            let t0 = std::time::Instant::now();
+            let result = match &r.rule.kind {
+                RuleKind::Record => record(r, storage, ts, limit),
+                RuleKind::Alert { .. } => alert(r, storage, ts, limit, ctx),
+            };
+            r.eval_seconds = t0.elapsed().as_secs_f64();
+            r.last_eval = Some(ts);
+            match result {
+                Ok(()) => {
+                    r.health = Health::Ok;
+                    r.last_error = None;
+                }
+                Err(e) => {
+                    r.health = Health::Err;
+                    r.last_error = Some(e);
+                    failures += 1;
+                }
+            }
+        }
+        self.last_eval = Some(ts);
+        self.eval_seconds = started.elapsed().as_secs_f64();
+        failures
+    }
+}
+
+fn query(
+    expr: &promql_parser::parser::Expr,
+    storage: &Storage,
+    ts: i64,
+) -> Result<Vec<eval::Sample>, String> {
+    match eval::eval(expr, storage, ts)? {
+        Value::Vector(v) => Ok(v),
+        Value::Scalar(v) => Ok(vec![eval::Sample {
+            labels: Labels::default(),
+            value: v,
+        }]),
+        _ => Err("rule result is not a vector or scalar".into()),
+    }
+}
+
+fn record(r: &mut RuleState, storage: &mut Storage, ts: i64, limit: usize) -> Result<(), String> {
+    let samples = match query(&r.rule.expr, storage, ts) {
+        Ok(s) => s,
+        Err(e) => {
+            mark_stale(r, storage, ts, &HashSet::new());
+            return Err(e);
+        }
+    };
+    let mut out = Vec::with_capacity(samples.len());
+    let mut seen = HashSet::with_capacity(samples.len());
+    for s in samples {
+        let mut l = s.labels;
+        l.set(METRIC_NAME, &r.rule.name);
+        for (k, v, _) in &r.rule.labels {
+            l.set(k, v);
+        }
+        if !seen.insert(l.clone()) {
+            mark_stale(r, storage, ts, &HashSet::new());
+            return Err(
+                "vector contains metrics with the same labelset after applying rule labels".into(),
+            );
+        }
+        out.push((l, s.value));
+    }
+    if limit > 0 && out.len() > limit {
+        mark_stale(r, storage, ts, &HashSet::new());
+        return Err(format!(
+            "exceeded limit of {limit} with {} series",
+            out.len()
+        ));
+    }
+    for (l, v) in &out {
+        storage.append(l, ts, *v);
+    }
+    mark_stale(r, storage, ts, &seen);
+    Ok(())
+}
+
+fn mark_stale(r: &mut RuleState, storage: &mut Storage, ts: i64, now: &HashSet<Labels>) {
+    for l in r.written.difference(now) {
+        storage.append(l, ts, stale_nan());
+    }
+    r.written = now.clone();
+}
+
+fn alert(
+    r: &mut RuleState,
+    storage: &Storage,
+    ts: i64,
+    limit: usize,
+    ctx: &Context,
+) -> Result<(), String> {
+    let RuleKind::Alert {
+        hold,
+        keep_firing_for,
+        annotations,
+    } = &r.rule.kind
+    else {
+        return Ok(());
+    };
+    let hold = hold.as_millis() as i64;
+    let keep_firing_for = keep_firing_for.as_millis() as i64;
+    let samples = query(&r.rule.expr, storage, ts)?;
+    let mut fresh: HashMap<Labels, Alert> = HashMap::with_capacity(samples.len());
+    for s in samples {
+        let data = Data {
+            labels: s.labels.clone().into_map(),
+            external_labels: ctx.external_labels.clone(),
+            external_url: ctx.external_url.clone(),
+            value: s.value,
+        };
+        let mut l = s.labels.without_name();
+        for (k, _, t) in &r.rule.labels {
+            l.set(k, &template::expand_or_error(t, &data));
+        }
+        l.set("alertname", &r.rule.name);
+        let ann = annotations
+            .iter()
+            .map(|(k, _, t)| (k.clone(), template::expand_or_error(t, &data)))
+            .collect();
+        if fresh.contains_key(&l) {
+            return Err(
+                "vector contains metrics with the same labelset after applying alert labels".into(),
+            );
+        }
+        fresh.insert(
+            l.clone(),
+            Alert {
+                labels: l,
+                annotations: ann,
+                state: AlertState::Pending,
+                value: s.value,
+                active_at: ts,
+                fired_at: None,
+                resolved_at: None,
+                keep_firing_since: None,
+                last_sent_at: None,
+                valid_until: 0,
+            },
+        );
+    }
+    let present: HashSet<Labels> = fresh.keys().cloned().collect();
+    for (k, a) in fresh {
+        match r.active.get_mut(&k) {
+            Some(old) if old.state != AlertState::Inactive => {
+                old.value = a.value;
+                old.annotations = a.annotations;
+            }
+            _ => {
+                r.active.insert(k, a);
+            }
+        }
+    }
+    let mut active_pending = 0;
+    let mut remove = vec![];
+    for (k, a) in r.active.iter_mut() {
+        if !present.contains(k) {
+            let mut keep_firing = false;
+            if a.state == AlertState::Firing && keep_firing_for > 0 {
+                let since = *a.keep_firing_since.get_or_insert(ts);
+                keep_firing = ts - since < keep_firing_for;
+            }
+            if a.state == AlertState::Pending
+                || a.resolved_at
+                    .is_some_and(|r| ts - r > RESOLVED_RETENTION_MS)
+            {
+                remove.push(k.clone());
+            }
+            if a.state != AlertState::Inactive && !keep_firing {
+                a.state = AlertState::Inactive;
+                a.resolved_at = Some(ts);
+            }
+            if !keep_firing {
+                continue;
+            }
+        } else {
+            a.keep_firing_since = None;
+        }
+        active_pending += 1;
+        if a.state == AlertState::Pending && ts - a.active_at >= hold {
+            a.state = AlertState::Firing;
+            a.fired_at = Some(ts);
+        }
+    }
+    for k in remove {
+        r.active.remove(&k);
+    }
+    if limit > 0 && active_pending > limit {
+        r.active.clear();
+        return Err(format!(
+            "exceeded limit of {limit} with {active_pending} alerts"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::file;
+
+    fn group(rules: &str) -> GroupState {
+        let text = format!("groups:\n  - name: g\n    rules:\n{rules}");
+        let g = file::parse(&text, "t.yml").expect("rules").remove(0);
+        GroupState::new(g, Duration::from_secs(60))
+    }
+
+    fn states(g: &GroupState) -> Vec<AlertState> {
+        g.rules[0].active.values().map(|a| a.state).collect()
+    }
+
+    #[test]
+    fn pending_firing_resolved_and_keep_firing() {
+        let mut g = group(
+            "      - alert: Down\n        expr: up == 0\n        for: 2m\n        keep_firing_for: 1m\n        labels: { severity: page }\n        annotations: { summary: '{{ $labels.job }} down ({{ $value }})' }\n",
+        );
+        let mut s = Storage::new();
+        let up = Labels::from_pairs([("__name__", "up"), ("job", "a")]);
+        let ctx = Context::default();
+        let min = 60_000;
+        for (i, v) in [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0].into_iter().enumerate() {
+            let ts = i as i64 * min;
+            s.append(&up, ts, v);
+            assert_eq!(g.eval(&mut s, ts, &ctx), 0);
+            let want: &[AlertState] = match i {
+                0 => &[],
+                1 | 2 => &[AlertState::Pending],
+                3 | 4 => &[AlertState::Firing], // 4: kept firing for keep_firing_for
+                _ => &[AlertState::Inactive],
+            };
+            assert_eq!(states(&g), want, "minute {i}");
+        }
+        let a = g.rules[0]
+            .active
+            .values()
+            .next()
+            .expect("resolved alert kept");
+        assert_eq!(
+            a.labels.to_string(),
+            r#"{alertname="Down", job="a", severity="page"}"#
+        );
+        assert_eq!(a.annotations["summary"], "a down (0)");
+        assert_eq!(
+            (a.active_at, a.fired_at, a.resolved_at),
+            (min, Some(3 * min), Some(5 * min))
+        );
+    }
+
+    #[test]
+    fn recording_rules_write_back_and_go_stale() {
+        let mut g = group(
+            "      - record: job:up:sum\n        expr: sum by (job) (up)\n      - alert: Sum\n        expr: job:up:sum > 1\n",
+        );
+        let mut s = Storage::new();
+        let ctx = Context::default();
+        for (i, job) in ["a", "a"].iter().enumerate() {
+            s.append(
+                &Labels::from_pairs([("__name__", "up"), ("job", job), ("i", &i.to_string())]),
+                0,
+                1.0,
+            );
+        }
+        g.eval(&mut s, 0, &ctx);
+        assert_eq!(
+            g.rules[1].active.len(),
+            1,
+            "the alert sees the recorded series at the same instant"
+        );
+        // The source series vanish (stale): the recorded series is marked stale too.
+        for i in 0..2 {
+            s.append(
+                &Labels::from_pairs([("__name__", "up"), ("job", "a"), ("i", &i.to_string())]),
+                60_000,
+                stale_nan(),
+            );
+        }
+        g.eval(&mut s, 60_000, &ctx);
+        assert!(!s.is_live(&Labels::from_pairs([
+            ("__name__", "job:up:sum"),
+            ("job", "a")
+        ])));
+    }
+}

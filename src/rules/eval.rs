@@ -1,0 +1,1151 @@
+//! A PromQL subset evaluated at one instant over a [`Storage`], with Prometheus 2.42 semantics.
+//!
+//! `promql-parser` gives the AST; [`check`] refuses everything outside the subset at load time
+//! (naming the construct), so [`eval`] only ever sees supported nodes. The numeric code follows
+//! Prometheus' `promql/engine.go` and `functions.go` closely (same operation order, same NaN
+//! handling) because `rules test` must agree with `promtool test rules` bit for bit.
+
+use super::series::{Labels, METRIC_NAME, Storage, is_stale};
+use promql_parser::label::{MatchOp, Matchers};
+use promql_parser::parser::{
+    AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, Offset,
+    VectorMatchCardinality, VectorSelector,
+};
+use std::collections::{HashMap, HashSet};
+
+/// Prometheus' default lookback for instant selectors.
+pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+const RANGE_FUNCTIONS: &[&str] = &[
+    "rate",
+    "irate",
+    "increase",
+    "delta",
+    "idelta",
+    "deriv",
+    "predict_linear",
+    "avg_over_time",
+    "min_over_time",
+    "max_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "last_over_time",
+    "absent_over_time",
+    "changes",
+    "resets",
+];
+const INSTANT_FUNCTIONS: &[&str] = &[
+    "abs",
+    "ceil",
+    "floor",
+    "round",
+    "sqrt",
+    "exp",
+    "ln",
+    "clamp",
+    "clamp_min",
+    "clamp_max",
+    "histogram_quantile",
+    "absent",
+    "time",
+    "vector",
+    "scalar",
+];
+const AGGREGATIONS: &[&str] = &[
+    "sum", "avg", "min", "max", "count", "group", "topk", "bottomk",
+];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    pub value: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct RangeSeries {
+    pub labels: Labels,
+    pub points: Vec<(i64, f64)>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Value {
+    Scalar(f64),
+    String(String),
+    Vector(Vec<Sample>),
+    Matrix(Vec<RangeSeries>),
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Scalar(_) => "scalar",
+            Value::String(_) => "string",
+            Value::Vector(_) => "vector",
+            Value::Matrix(_) => "matrix",
+        }
+    }
+}
+
+/// Parses `text` and refuses constructs outside the subset.
+pub fn parse(text: &str) -> Result<Expr, String> {
+    let expr = promql_parser::parser::parse(text)?;
+    check(&expr)?;
+    Ok(expr)
+}
+
+/// Refuses, by name, every construct the evaluator does not implement.
+pub fn check(expr: &Expr) -> Result<(), String> {
+    match expr {
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => Ok(()),
+        Expr::Paren(p) => check(&p.expr),
+        Expr::Unary(u) => check(&u.expr),
+        Expr::VectorSelector(vs) => check_selector(vs),
+        Expr::MatrixSelector(ms) => check_selector(&ms.vs),
+        Expr::Subquery(_) => Err("subqueries are not supported".into()),
+        Expr::Extension(_) => Err("extension expressions are not supported".into()),
+        Expr::Call(c) => {
+            let name = c.func.name;
+            if !RANGE_FUNCTIONS.contains(&name) && !INSTANT_FUNCTIONS.contains(&name) {
+                return Err(format!("function {name:?} is not supported"));
+            }
+            if RANGE_FUNCTIONS.contains(&name)
+                && !matches!(*c.args.args[0], Expr::MatrixSelector(_))
+            {
+                return Err(format!(
+                    "function {name:?} needs a range selector argument (subqueries are not supported)"
+                ));
+            }
+            c.args.args.iter().try_for_each(|a| check(a))
+        }
+        Expr::Aggregate(a) => {
+            let op = a.op.to_string();
+            if !AGGREGATIONS.contains(&op.as_str()) {
+                return Err(format!("aggregation {op:?} is not supported"));
+            }
+            if let Some(p) = &a.param {
+                check(p)?;
+            }
+            check(&a.expr)
+        }
+        Expr::Binary(b) => {
+            let op = b.op.to_string();
+            if op == "atan2" {
+                return Err("operator \"atan2\" is not supported".into());
+            }
+            if let Some(m) = &b.modifier
+                && (m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some())
+            {
+                return Err("fill modifiers are not supported".into());
+            }
+            check(&b.lhs)?;
+            check(&b.rhs)
+        }
+    }
+}
+
+fn check_selector(vs: &VectorSelector) -> Result<(), String> {
+    if vs.at.is_some() {
+        return Err("the @ modifier is not supported".into());
+    }
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err("\"or\" inside label matchers is not supported".into());
+    }
+    Ok(())
+}
+
+/// The longest time each metric name is read back (range + offset, or the lookback for an
+/// instant selector). `None` as key: a selector without a fixed name (reads every series).
+pub fn retention(expr: &Expr, out: &mut HashMap<Option<String>, i64>) {
+    let mut put = |vs: &VectorSelector, range: i64| {
+        let back = range + offset_ms(vs).max(0);
+        let e = out
+            .entry(selector_name(vs).map(str::to_string))
+            .or_insert(0);
+        *e = (*e).max(back);
+    };
+    match expr {
+        Expr::VectorSelector(vs) => put(vs, LOOKBACK_MS),
+        Expr::MatrixSelector(ms) => put(&ms.vs, ms.range.as_millis() as i64),
+        Expr::Paren(p) => retention(&p.expr, out),
+        Expr::Unary(u) => retention(&u.expr, out),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| retention(a, out)),
+        Expr::Aggregate(a) => {
+            retention(&a.expr, out);
+            if let Some(p) = &a.param {
+                retention(p, out);
+            }
+        }
+        Expr::Binary(b) => {
+            retention(&b.lhs, out);
+            retention(&b.rhs, out);
+        }
+        _ => {}
+    }
+}
+
+fn selector_name(vs: &VectorSelector) -> Option<&str> {
+    vs.name.as_deref().or_else(|| {
+        vs.matchers
+            .matchers
+            .iter()
+            .find(|m| m.name == METRIC_NAME && matches!(m.op, MatchOp::Equal))
+            .map(|m| m.value.as_str())
+    })
+}
+
+fn offset_ms(vs: &VectorSelector) -> i64 {
+    match &vs.offset {
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        None => 0,
+    }
+}
+
+fn matches(vs: &VectorSelector, labels: &Labels) -> bool {
+    if let Some(n) = &vs.name
+        && labels.name() != n
+    {
+        return false;
+    }
+    matchers_match(&vs.matchers, labels)
+}
+
+fn matchers_match(m: &Matchers, labels: &Labels) -> bool {
+    m.matchers.iter().all(|m| m.is_match(labels.get(&m.name)))
+}
+
+/// Evaluates `expr` as an instant query at `ts` (milliseconds).
+pub fn eval(expr: &Expr, storage: &Storage, ts: i64) -> Result<Value, String> {
+    Evaluator { storage, ts }.eval(expr)
+}
+
+struct Evaluator<'a> {
+    storage: &'a Storage,
+    ts: i64,
+}
+
+impl Evaluator<'_> {
+    fn eval(&self, expr: &Expr) -> Result<Value, String> {
+        match expr {
+            Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr),
+            Expr::Unary(u) => match self.eval(&u.expr)? {
+                Value::Scalar(v) => Ok(Value::Scalar(-v)),
+                Value::Vector(vec) => Ok(Value::Vector(unique(
+                    vec.into_iter()
+                        .map(|s| Sample {
+                            labels: s.labels.without_name(),
+                            value: -s.value,
+                        })
+                        .collect(),
+                )?)),
+                other => Err(format!("unary minus on a {}", other.type_name())),
+            },
+            Expr::VectorSelector(vs) => Ok(Value::Vector(self.select(vs))),
+            Expr::MatrixSelector(ms) => Ok(Value::Matrix(self.select_range(ms))),
+            Expr::Call(c) => self.call(c),
+            Expr::Aggregate(a) => self.aggregate(a),
+            Expr::Binary(b) => self.binary(b),
+            Expr::Subquery(_) | Expr::Extension(_) => Err("unsupported expression".into()),
+        }
+    }
+
+    fn select(&self, vs: &VectorSelector) -> Vec<Sample> {
+        let at = self.ts - offset_ms(vs);
+        self.storage
+            .candidates(selector_name(vs))
+            .filter(|s| matches(vs, &s.labels))
+            .filter_map(|s| {
+                let (t, v) = s.at_or_before(at)?;
+                (t >= at - LOOKBACK_MS && !is_stale(v)).then(|| Sample {
+                    labels: s.labels.clone(),
+                    value: v,
+                })
+            })
+            .collect()
+    }
+
+    fn select_range(&self, ms: &MatrixSelector) -> Vec<RangeSeries> {
+        let end = self.ts - offset_ms(&ms.vs);
+        let start = end - ms.range.as_millis() as i64;
+        self.storage
+            .candidates(selector_name(&ms.vs))
+            .filter(|s| matches(&ms.vs, &s.labels))
+            .filter_map(|s| {
+                let points: Vec<_> = s
+                    .range(start, end)
+                    .iter()
+                    .copied()
+                    .filter(|(_, v)| !is_stale(*v))
+                    .collect();
+                (!points.is_empty()).then(|| RangeSeries {
+                    labels: s.labels.clone(),
+                    points,
+                })
+            })
+            .collect()
+    }
+
+    fn scalar_arg(&self, c: &Call, i: usize) -> Result<f64, String> {
+        match self.eval(&c.args.args[i])? {
+            Value::Scalar(v) => Ok(v),
+            other => Err(format!(
+                "argument {} of {} must be a scalar, got {}",
+                i + 1,
+                c.func.name,
+                other.type_name()
+            )),
+        }
+    }
+
+    fn vector_arg(&self, c: &Call, i: usize) -> Result<Vec<Sample>, String> {
+        match self.eval(&c.args.args[i])? {
+            Value::Vector(v) => Ok(v),
+            other => Err(format!(
+                "argument {} of {} must be an instant vector, got {}",
+                i + 1,
+                c.func.name,
+                other.type_name()
+            )),
+        }
+    }
+
+    fn call(&self, c: &Call) -> Result<Value, String> {
+        let name = c.func.name;
+        if RANGE_FUNCTIONS.contains(&name) {
+            return self.range_function(c);
+        }
+        let map = |f: &dyn Fn(f64) -> f64| -> Result<Value, String> {
+            let v = self.vector_arg(c, 0)?;
+            Ok(Value::Vector(unique(
+                v.into_iter()
+                    .map(|s| Sample {
+                        labels: s.labels.without_name(),
+                        value: f(s.value),
+                    })
+                    .collect(),
+            )?))
+        };
+        match name {
+            "time" => Ok(Value::Scalar(self.ts as f64 / 1000.0)),
+            "vector" => Ok(Value::Vector(vec![Sample {
+                labels: Labels::default(),
+                value: self.scalar_arg(c, 0)?,
+            }])),
+            "scalar" => {
+                let v = self.vector_arg(c, 0)?;
+                Ok(Value::Scalar(if v.len() == 1 {
+                    v[0].value
+                } else {
+                    f64::NAN
+                }))
+            }
+            "abs" => map(&f64::abs),
+            "ceil" => map(&f64::ceil),
+            "floor" => map(&f64::floor),
+            "sqrt" => map(&f64::sqrt),
+            "exp" => map(&f64::exp),
+            "ln" => map(&f64::ln),
+            "round" => {
+                let to = if c.args.args.len() > 1 {
+                    self.scalar_arg(c, 1)?
+                } else {
+                    1.0
+                };
+                let inv = 1.0 / to;
+                map(&|v| (v * inv + 0.5).floor() / inv)
+            }
+            "clamp" => {
+                let (lo, hi) = (self.scalar_arg(c, 1)?, self.scalar_arg(c, 2)?);
+                if hi < lo {
+                    return Ok(Value::Vector(vec![]));
+                }
+                map(&|v| go_max(lo, go_min(hi, v)))
+            }
+            "clamp_min" => {
+                let lo = self.scalar_arg(c, 1)?;
+                map(&|v| go_max(lo, v))
+            }
+            "clamp_max" => {
+                let hi = self.scalar_arg(c, 1)?;
+                map(&|v| go_min(hi, v))
+            }
+            "absent" => {
+                let v = self.vector_arg(c, 0)?;
+                Ok(Value::Vector(if v.is_empty() {
+                    vec![Sample {
+                        labels: absent_labels(&c.args.args[0]),
+                        value: 1.0,
+                    }]
+                } else {
+                    vec![]
+                }))
+            }
+            "histogram_quantile" => {
+                let q = self.scalar_arg(c, 0)?;
+                let v = self.vector_arg(c, 1)?;
+                Ok(Value::Vector(histogram_quantile(q, v)))
+            }
+            other => Err(format!("function {other:?} is not supported")),
+        }
+    }
+
+    fn range_function(&self, c: &Call) -> Result<Value, String> {
+        let name = c.func.name;
+        let Expr::MatrixSelector(ms) = &*c.args.args[0] else {
+            return Err(format!("function {name:?} needs a range selector"));
+        };
+        let matrix = self.select_range(ms);
+        if name == "absent_over_time" {
+            return Ok(Value::Vector(if matrix.is_empty() {
+                vec![Sample {
+                    labels: absent_labels(&c.args.args[0]),
+                    value: 1.0,
+                }]
+            } else {
+                vec![]
+            }));
+        }
+        let range_ms = ms.range.as_millis() as i64;
+        let end = self.ts - offset_ms(&ms.vs);
+        let start = end - range_ms;
+        let extra = if name == "predict_linear" {
+            self.scalar_arg(c, 1)?
+        } else {
+            0.0
+        };
+        let mut out = Vec::with_capacity(matrix.len());
+        for s in matrix {
+            let p = &s.points;
+            let value = match name {
+                "rate" => extrapolated_rate(p, start, end, true, true),
+                "increase" => extrapolated_rate(p, start, end, true, false),
+                "delta" => extrapolated_rate(p, start, end, false, false),
+                "irate" => instant_delta(p, true),
+                "idelta" => instant_delta(p, false),
+                "deriv" => (p.len() >= 2).then(|| linear_regression(p, p[0].0).0),
+                "predict_linear" => (p.len() >= 2).then(|| {
+                    let (slope, intercept) = linear_regression(p, self.ts);
+                    slope * extra + intercept
+                }),
+                "avg_over_time" => Some(avg_over_time(p)),
+                "min_over_time" => Some(
+                    p.iter()
+                        .fold(p[0].1, |m, &(_, v)| if v < m || m.is_nan() { v } else { m }),
+                ),
+                "max_over_time" => Some(
+                    p.iter()
+                        .fold(p[0].1, |m, &(_, v)| if v > m || m.is_nan() { v } else { m }),
+                ),
+                "sum_over_time" => Some(p.iter().map(|(_, v)| v).sum()),
+                "count_over_time" => Some(p.len() as f64),
+                "last_over_time" => Some(p[p.len() - 1].1),
+                "changes" => Some(
+                    p.windows(2)
+                        .filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan()))
+                        .count() as f64,
+                ),
+                "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
+                other => return Err(format!("function {other:?} is not supported")),
+            };
+            if let Some(value) = value {
+                let labels = if name == "last_over_time" {
+                    s.labels
+                } else {
+                    s.labels.without_name()
+                };
+                out.push(Sample { labels, value });
+            }
+        }
+        Ok(Value::Vector(unique(out)?))
+    }
+
+    fn aggregate(&self, a: &AggregateExpr) -> Result<Value, String> {
+        let op = a.op.to_string();
+        let input = match self.eval(&a.expr)? {
+            Value::Vector(v) => v,
+            other => {
+                return Err(format!(
+                    "{op} needs an instant vector, got {}",
+                    other.type_name()
+                ));
+            }
+        };
+        let param = match &a.param {
+            Some(p) => match self.eval(p)? {
+                Value::Scalar(v) => Some(v),
+                other => {
+                    return Err(format!(
+                        "{op} parameter must be a scalar, got {}",
+                        other.type_name()
+                    ));
+                }
+            },
+            None => None,
+        };
+        let key = |l: &Labels| match &a.modifier {
+            Some(LabelModifier::Include(by)) => l.keep(&by.labels),
+            Some(LabelModifier::Exclude(without)) => l.drop(&without.labels).without_name(),
+            None => Labels::default(),
+        };
+        if op == "topk" || op == "bottomk" {
+            let k = param.unwrap_or(0.0);
+            if k < 1.0 {
+                return Ok(Value::Vector(vec![]));
+            }
+            let k = if k > i64::MAX as f64 {
+                usize::MAX
+            } else {
+                k as usize
+            };
+            let mut groups: HashMap<Labels, Vec<Sample>> = HashMap::new();
+            for s in input {
+                groups.entry(key(&s.labels)).or_default().push(s);
+            }
+            let top = op == "topk";
+            let mut out = vec![];
+            for (_, mut g) in groups {
+                // Prometheus: NaN sorts below every number for topk, above for bottomk.
+                g.sort_by(|x, y| {
+                    let (a, b) = (x.value, y.value);
+                    match (a.is_nan(), b.is_nan()) {
+                        (true, true) => std::cmp::Ordering::Equal,
+                        (true, false) => std::cmp::Ordering::Greater,
+                        (false, true) => std::cmp::Ordering::Less,
+                        _ if top => b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal),
+                        _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+                    }
+                });
+                g.truncate(k);
+                out.extend(g);
+            }
+            return Ok(Value::Vector(out));
+        }
+        struct Group {
+            labels: Labels,
+            value: f64,
+            mean: f64,
+            count: f64,
+        }
+        let mut order: Vec<Labels> = vec![];
+        let mut groups: HashMap<Labels, Group> = HashMap::new();
+        for s in input {
+            let k = key(&s.labels);
+            let Some(g) = groups.get_mut(&k) else {
+                order.push(k.clone());
+                groups.insert(
+                    k.clone(),
+                    Group {
+                        labels: k,
+                        value: s.value,
+                        mean: s.value,
+                        count: 1.0,
+                    },
+                );
+                continue;
+            };
+            match op.as_str() {
+                "sum" => g.value += s.value,
+                "avg" => {
+                    g.count += 1.0;
+                    if g.mean.is_infinite() {
+                        if s.value.is_infinite() && (g.mean > 0.0) == (s.value > 0.0) {
+                            continue;
+                        }
+                        if !s.value.is_infinite() && !s.value.is_nan() {
+                            continue;
+                        }
+                    }
+                    g.mean += s.value / g.count - g.mean / g.count;
+                }
+                "max" if g.value < s.value || g.value.is_nan() => g.value = s.value,
+                "min" if g.value > s.value || g.value.is_nan() => g.value = s.value,
+                "count" | "group" => g.count += 1.0,
+                _ => {}
+            }
+        }
+        let out = order
+            .into_iter()
+            .filter_map(|k| groups.remove(&k))
+            .map(|g| Sample {
+                value: match op.as_str() {
+                    "avg" => g.mean,
+                    "count" => g.count,
+                    "group" => 1.0,
+                    _ => g.value,
+                },
+                labels: g.labels,
+            })
+            .collect();
+        Ok(Value::Vector(out))
+    }
+
+    fn binary(&self, b: &BinaryExpr) -> Result<Value, String> {
+        let op = b.op.to_string();
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let comparison = b.op.is_comparison_operator();
+        let lhs = self.eval(&b.lhs)?;
+        let rhs = self.eval(&b.rhs)?;
+        match (lhs, rhs) {
+            (Value::Scalar(l), Value::Scalar(r)) => {
+                let (v, keep) = elem_binop(&op, l, r)?;
+                Ok(Value::Scalar(if comparison {
+                    if keep { 1.0 } else { 0.0 }
+                } else {
+                    v
+                }))
+            }
+            (Value::Vector(l), Value::Scalar(r)) => {
+                vector_scalar(&op, l, r, false, return_bool, comparison).map(Value::Vector)
+            }
+            (Value::Scalar(l), Value::Vector(r)) => {
+                vector_scalar(&op, r, l, true, return_bool, comparison).map(Value::Vector)
+            }
+            (Value::Vector(l), Value::Vector(r)) => {
+                let (on, names) = match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
+                    Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
+                    Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
+                    None => (false, vec![]),
+                };
+                let sig = |l: &Labels| {
+                    if on {
+                        l.keep(&names)
+                    } else {
+                        l.drop(&names).without_name()
+                    }
+                };
+                if b.op.is_set_operator() {
+                    return Ok(Value::Vector(set_op(&op, l, r, &sig)));
+                }
+                let card = b
+                    .modifier
+                    .as_ref()
+                    .map(|m| m.card.clone())
+                    .unwrap_or(VectorMatchCardinality::OneToOne);
+                vector_vector(&op, l, r, &card, on, &names, return_bool, &sig).map(Value::Vector)
+            }
+            (l, r) => Err(format!(
+                "operator {op} not allowed between {} and {}",
+                l.type_name(),
+                r.type_name()
+            )),
+        }
+    }
+}
+
+/// Prometheus `vectorElemBinop`: the value, and whether a comparison keeps the element.
+fn elem_binop(op: &str, l: f64, r: f64) -> Result<(f64, bool), String> {
+    Ok(match op {
+        "+" => (l + r, true),
+        "-" => (l - r, true),
+        "*" => (l * r, true),
+        "/" => (l / r, true),
+        "^" => (l.powf(r), true),
+        "%" => (go_mod(l, r), true),
+        "==" => (l, l == r),
+        "!=" => (l, l != r),
+        ">" => (l, l > r),
+        "<" => (l, l < r),
+        ">=" => (l, l >= r),
+        "<=" => (l, l <= r),
+        other => return Err(format!("operator {other:?} is not supported")),
+    })
+}
+
+fn vector_scalar(
+    op: &str,
+    vec: Vec<Sample>,
+    scalar: f64,
+    swap: bool,
+    return_bool: bool,
+    comparison: bool,
+) -> Result<Vec<Sample>, String> {
+    let drop_name = !comparison || return_bool;
+    let mut out = Vec::with_capacity(vec.len());
+    for s in vec {
+        let (lv, rv) = if swap {
+            (scalar, s.value)
+        } else {
+            (s.value, scalar)
+        };
+        let (mut value, mut keep) = elem_binop(op, lv, rv)?;
+        if comparison && swap {
+            value = rv;
+        }
+        if return_bool {
+            value = if keep { 1.0 } else { 0.0 };
+            keep = true;
+        }
+        if keep {
+            let labels = if drop_name {
+                s.labels.without_name()
+            } else {
+                s.labels
+            };
+            out.push(Sample { labels, value });
+        }
+    }
+    unique(out)
+}
+
+fn set_op(
+    op: &str,
+    lhs: Vec<Sample>,
+    rhs: Vec<Sample>,
+    sig: &dyn Fn(&Labels) -> Labels,
+) -> Vec<Sample> {
+    match op {
+        "and" => {
+            let right: HashSet<Labels> = rhs.iter().map(|s| sig(&s.labels)).collect();
+            lhs.into_iter()
+                .filter(|s| right.contains(&sig(&s.labels)))
+                .collect()
+        }
+        "unless" => {
+            let right: HashSet<Labels> = rhs.iter().map(|s| sig(&s.labels)).collect();
+            lhs.into_iter()
+                .filter(|s| !right.contains(&sig(&s.labels)))
+                .collect()
+        }
+        _ => {
+            let left: HashSet<Labels> = lhs.iter().map(|s| sig(&s.labels)).collect();
+            let mut out = lhs;
+            out.extend(rhs.into_iter().filter(|s| !left.contains(&sig(&s.labels))));
+            out
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn vector_vector(
+    op: &str,
+    lhs: Vec<Sample>,
+    rhs: Vec<Sample>,
+    card: &VectorMatchCardinality,
+    on: bool,
+    names: &[String],
+    return_bool: bool,
+    sig: &dyn Fn(&Labels) -> Labels,
+) -> Result<Vec<Sample>, String> {
+    let one_to_many = matches!(card, VectorMatchCardinality::OneToMany(_));
+    let (lhs, rhs) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
+    let include: &[String] = card.labels().map(|l| l.labels.as_slice()).unwrap_or(&[]);
+    let mut right: HashMap<Labels, Sample> = HashMap::with_capacity(rhs.len());
+    for s in rhs {
+        let k = sig(&s.labels);
+        if let Some(d) = right.get(&k) {
+            let side = if one_to_many { "left" } else { "right" };
+            return Err(format!(
+                "found duplicate series for the match group {k} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                s.labels, d.labels
+            ));
+        }
+        right.insert(k, s);
+    }
+    let comparison = matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=");
+    let arithmetic = !comparison;
+    let mut matched: HashMap<Labels, HashSet<Labels>> = HashMap::new();
+    let mut out = vec![];
+    for ls in lhs {
+        let k = sig(&ls.labels);
+        let Some(rs) = right.get(&k) else { continue };
+        let (vl, vr) = if one_to_many {
+            (rs.value, ls.value)
+        } else {
+            (ls.value, rs.value)
+        };
+        let (mut value, keep) = elem_binop(op, vl, vr)?;
+        if return_bool {
+            value = if keep { 1.0 } else { 0.0 };
+        } else if !keep {
+            continue;
+        }
+        // resultMetric
+        let mut labels = if arithmetic {
+            ls.labels.without_name()
+        } else {
+            ls.labels.clone()
+        };
+        if matches!(card, VectorMatchCardinality::OneToOne) {
+            labels = if on {
+                labels.keep(names)
+            } else {
+                labels.drop(names)
+            };
+        }
+        for n in include {
+            labels.set(n, rs.labels.get(n));
+        }
+        if return_bool {
+            labels = labels.without_name();
+        }
+        let seen = matched.entry(k).or_default();
+        if matches!(card, VectorMatchCardinality::OneToOne) {
+            if !seen.is_empty() {
+                return Err("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into());
+            }
+        } else if seen.contains(&labels) {
+            return Err(
+                "multiple matches for labels: grouping labels must ensure unique matches".into(),
+            );
+        }
+        seen.insert(labels.clone());
+        out.push(Sample { labels, value });
+    }
+    unique(out)
+}
+
+/// Prometheus refuses results with two identical label sets.
+fn unique(v: Vec<Sample>) -> Result<Vec<Sample>, String> {
+    let mut seen = HashSet::with_capacity(v.len());
+    for s in &v {
+        if !seen.insert(&s.labels) {
+            return Err("vector cannot contain metrics with the same labelset".into());
+        }
+    }
+    Ok(v)
+}
+
+/// Labels `absent()` invents from the equality matchers of its selector argument.
+fn absent_labels(arg: &Expr) -> Labels {
+    let vs = match arg {
+        Expr::VectorSelector(vs) => vs,
+        Expr::MatrixSelector(ms) => &ms.vs,
+        _ => return Labels::default(),
+    };
+    let mut l = Labels::default();
+    let mut empty = vec![];
+    for m in &vs.matchers.matchers {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        if matches!(m.op, MatchOp::Equal) && l.get(&m.name).is_empty() {
+            l.set(&m.name, &m.value);
+        } else {
+            empty.push(m.name.clone());
+        }
+    }
+    for n in empty {
+        l.set(&n, "");
+    }
+    l
+}
+
+/// Go's `math.Max`/`math.Min`: NaN wins.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+/// Go's `math.Mod` (sign of the dividend), which Rust's `%` on f64 matches.
+fn go_mod(a: f64, b: f64) -> f64 {
+    a % b
+}
+
+/// Prometheus `extrapolatedRate` (2.42).
+fn extrapolated_rate(
+    p: &[(i64, f64)],
+    start: i64,
+    end: i64,
+    counter: bool,
+    rate: bool,
+) -> Option<f64> {
+    if p.len() < 2 {
+        return None;
+    }
+    let (first, last) = (p[0], p[p.len() - 1]);
+    let mut result = last.1 - first.1;
+    if counter {
+        let mut last_value = 0.0;
+        for &(_, v) in p {
+            if v < last_value {
+                result += last_value;
+            }
+            last_value = v;
+        }
+    }
+    let mut to_start = (first.0 - start) as f64 / 1000.0;
+    let to_end = (end - last.0) as f64 / 1000.0;
+    let sampled = (last.0 - first.0) as f64 / 1000.0;
+    let avg_step = sampled / (p.len() - 1) as f64;
+    if counter && result > 0.0 && first.1 >= 0.0 {
+        let to_zero = sampled * (first.1 / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    let threshold = avg_step * 1.1;
+    let mut interval = sampled;
+    interval += if to_start < threshold {
+        to_start
+    } else {
+        avg_step / 2.0
+    };
+    interval += if to_end < threshold {
+        to_end
+    } else {
+        avg_step / 2.0
+    };
+    result *= interval / sampled;
+    if rate {
+        result /= (end - start) as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// Prometheus `instantValue` (irate / idelta).
+fn instant_delta(p: &[(i64, f64)], rate: bool) -> Option<f64> {
+    if p.len() < 2 {
+        return None;
+    }
+    let (prev, last) = (p[p.len() - 2], p[p.len() - 1]);
+    let mut result = if rate && last.1 < prev.1 {
+        last.1
+    } else {
+        last.1 - prev.1
+    };
+    let interval = last.0 - prev.0;
+    if interval == 0 {
+        return None;
+    }
+    if rate {
+        result /= interval as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// Prometheus `linearRegression` (2.42): least squares with x relative to `intercept_time`.
+fn linear_regression(p: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
+    let (mut n, mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let init_y = p[0].1;
+    let mut const_y = true;
+    for (i, &(t, v)) in p.iter().enumerate() {
+        if const_y && i > 0 && v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (t - intercept_time) as f64 / 1e3;
+        sum_x += x;
+        sum_y += v;
+        sum_xy += x * v;
+        sum_x2 += x * x;
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+/// Prometheus `avg_over_time` (2.42): an incremental mean that survives overflow.
+fn avg_over_time(p: &[(i64, f64)]) -> f64 {
+    let (mut mean, mut count) = (0.0f64, 0.0);
+    for &(_, v) in p {
+        count += 1.0;
+        if mean.is_infinite() {
+            if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
+                continue;
+            }
+            if !v.is_infinite() && !v.is_nan() {
+                continue;
+            }
+        }
+        mean += v / count - mean / count;
+    }
+    mean
+}
+
+fn histogram_quantile(q: f64, v: Vec<Sample>) -> Vec<Sample> {
+    let mut groups: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
+    let mut order = vec![];
+    for s in v {
+        let le = s.labels.get("le");
+        let bound = match le {
+            "+Inf" | "Inf" | "+inf" | "inf" => f64::INFINITY,
+            "-Inf" | "-inf" => f64::NEG_INFINITY,
+            other => match other.parse::<f64>() {
+                Ok(b) => b,
+                Err(_) => continue,
+            },
+        };
+        let key = s.labels.drop(&["le".to_string()]).without_name();
+        let e = groups.entry(key.clone()).or_insert_with(|| {
+            order.push(key);
+            vec![]
+        });
+        e.push((bound, s.value));
+    }
+    order
+        .into_iter()
+        .filter_map(|k| {
+            let b = groups.remove(&k)?;
+            Some(Sample {
+                labels: k,
+                value: bucket_quantile(q, b),
+            })
+        })
+        .collect()
+}
+
+/// Prometheus `bucketQuantile` (2.42).
+fn bucket_quantile(q: f64, mut b: Vec<(f64, f64)>) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    b.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap_or(std::cmp::Ordering::Equal));
+    if b.last().is_none_or(|l| l.0 != f64::INFINITY) {
+        return f64::NAN;
+    }
+    // coalesceBuckets
+    let mut c: Vec<(f64, f64)> = Vec::with_capacity(b.len());
+    for (bound, count) in b {
+        match c.last_mut() {
+            Some(last) if last.0 == bound => last.1 += count,
+            _ => c.push((bound, count)),
+        }
+    }
+    // ensureMonotonic
+    let mut max = f64::NEG_INFINITY;
+    for x in &mut c {
+        if x.1 > max {
+            max = x.1;
+        } else if x.1 < max {
+            x.1 = max;
+        }
+    }
+    if c.len() < 2 {
+        return f64::NAN;
+    }
+    let observations = c[c.len() - 1].1;
+    if observations == 0.0 {
+        return f64::NAN;
+    }
+    let mut rank = q * observations;
+    let n = c.len() - 1;
+    let i = c[..n].partition_point(|x| x.1 < rank);
+    if i == n {
+        return c[n - 1].0;
+    }
+    if i == 0 && c[0].0 <= 0.0 {
+        return c[0].0;
+    }
+    let mut start = 0.0;
+    let end = c[i].0;
+    let mut count = c[i].1;
+    if i > 0 {
+        start = c[i - 1].0;
+        count -= c[i - 1].1;
+        rank -= c[i - 1].1;
+    }
+    start + (end - start) * (rank / count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Storage {
+        let mut s = Storage::new();
+        for (labels, step) in [
+            (Labels::from_pairs([("__name__", "c"), ("a", "x")]), 1.0),
+            (Labels::from_pairs([("__name__", "c"), ("a", "y")]), 2.0),
+        ] {
+            for i in 0..=10 {
+                s.append(&labels, i * 60_000, step * i as f64);
+            }
+        }
+        s
+    }
+
+    fn vector(q: &str, t: i64) -> Vec<(String, f64)> {
+        let s = store();
+        let e = parse(q).expect("parse");
+        let Value::Vector(v) = eval(&e, &s, t).expect("eval") else {
+            panic!("not a vector")
+        };
+        let mut out: Vec<_> = v
+            .into_iter()
+            .map(|s| (s.labels.to_string(), s.value))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn rate_extrapolates_like_prometheus() {
+        // 5 samples over 4m in a 5m window: extrapolated by half a step at each end... capped
+        // at the zero point. Values worked out from Prometheus' algorithm by hand.
+        assert_eq!(
+            vector("rate(c[5m])", 600_000),
+            vec![
+                (r#"{a="x"}"#.into(), 1.0 / 60.0),
+                (r#"{a="y"}"#.into(), 2.0 / 60.0)
+            ]
+        );
+        assert_eq!(
+            vector("sum(increase(c[5m]))", 600_000),
+            vec![("{}".into(), 15.0)]
+        );
+    }
+
+    #[test]
+    fn matching_and_lookback() {
+        assert_eq!(
+            vector(r#"c{a="x"} > on () group_left c{a="y"} - 100"#, 600_000).len(),
+            1
+        );
+        assert!(vector("c", 600_000 + LOOKBACK_MS + 1).is_empty());
+        assert_eq!(vector("c", 600_000 + LOOKBACK_MS).len(), 2);
+        assert_eq!(
+            vector(r#"absent(nope{job="j", a=~"x"})"#, 0),
+            vec![(r#"{job="j"}"#.into(), 1.0)]
+        );
+    }
+
+    #[test]
+    fn unsupported_constructs_are_named() {
+        for (q, want) in [
+            ("rate(c[5m:1m])", "range selector"),
+            (
+                "label_join(c, \"a\", \",\", \"b\")",
+                "\"label_join\" is not supported",
+            ),
+            ("quantile(0.5, c)", "\"quantile\" is not supported"),
+            ("c @ 100", "@ modifier"),
+        ] {
+            let err = parse(q).expect_err(q);
+            assert!(err.contains(want), "{q}: {err}");
+        }
+    }
+
+    #[test]
+    fn bucket_quantile_interpolates() {
+        let b = vec![(0.1, 10.0), (0.5, 30.0), (f64::INFINITY, 40.0)];
+        assert_eq!(bucket_quantile(0.5, b.clone()), 0.1 + 0.4 * 0.5);
+        assert_eq!(bucket_quantile(0.99, b), 0.5);
+    }
+}
