@@ -51,4 +51,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Prometheus rule files: check them, or run promtool-format unit tests on our engine.
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum RulesAction {
+    /// Check rule files (strict parsing, PromQL subset, templates); exit 0 if all are valid.
+    Check {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Run promtool unit-test files (`promtool test rules` format); exit 0 if all pass.
+    Test {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }

@@ -2,7 +2,7 @@
 //! Exit codes: 0 ok, 1 configuration or start-up error, 2 usage error (clap).
 
 use clap::Parser;
-use mqtt_sentinel::cli::{Cli, Command};
+use mqtt_sentinel::cli::{Cli, Command, RulesAction};
 use mqtt_sentinel::config::{self, Config, ConfigError, LogConfig, LogFormat};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| config::DEFAULT_SOURCE.to_owned());
     match cli.command.unwrap_or(Command::Run) {
+        // Rule files stand alone: no config is needed to check or test them.
+        Command::Rules { action } => rules(action),
         Command::Check => check(&source, loaded),
         Command::Healthcheck { url } => match loaded {
             Ok(cfg) => healthcheck(&cfg, url.as_deref()),
@@ -47,6 +49,42 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+fn rules(action: RulesAction) -> ExitCode {
+    use mqtt_sentinel::rules;
+    match action {
+        RulesAction::Check { files } => {
+            let mut ok = true;
+            for f in &files {
+                match rules::file::load(f) {
+                    Ok(groups) => {
+                        let n: usize = groups.iter().map(|g| g.rules.len()).sum();
+                        println!("{}: SUCCESS: {n} rules found", f.display());
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ok = false;
+                    }
+                }
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        RulesAction::Test { files } => {
+            let mut out = String::new();
+            let ok = rules::unittest::run_files(&files, &mut out);
+            print!("{out}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
     }
 }
 

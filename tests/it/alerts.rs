@@ -1,7 +1,7 @@
 //! alerts/: the rule file passes `promtool check rules`, every unit test file passes
 //! `promtool test rules`, every alert follows the conventions and is tested firing and not
 //! firing, runbook anchors exist, and the PrometheusRule is generated from the rule file.
-//! (`mqtt-sentinel rules test` on the same files arrives with the rules engine, issue 4.)
+//! `mqtt-sentinel rules check/test` must agree with promtool on the same files.
 
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -71,6 +71,26 @@ fn promtool_checks_and_tests_pass() {
     let files = test_files();
     assert!(!files.is_empty());
     promtool(&["test", "rules"], &files);
+    ours(&["check", "alerts/mqtt-sentinel.rules.yml"]);
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let mut args = vec!["test"];
+    args.extend(names.iter().map(String::as_str));
+    ours(&args);
+}
+
+fn ours(args: &[&str]) {
+    let out = Command::new(crate::support::sentinel::BIN)
+        .arg("rules")
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mqtt-sentinel rules {args:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -10,4 +10,5 @@ mod docs;
 mod examples;
 mod http;
 mod probes;
+mod rules;
 mod support;

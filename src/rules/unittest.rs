@@ -1,0 +1,439 @@
+//! `mqtt-sentinel rules test`: promtool's rule unit-test files (Prometheus 2.42 format), run on
+//! our engine so the same files give the same verdict under `promtool test rules` and here.
+//!
+//! Semantics follow promtool's `unittest.go`: input series start at time 0, one value per
+//! `interval`; every group is evaluated at 0, `evaluation_interval`, … up to the largest
+//! `eval_time`; an `alert_rule_test` is checked against the evaluation at the latest step not
+//! after its `eval_time`; only firing alerts count; `promql_expr_test` is an instant query.
+//! Comparisons are exact, as promtool's are.
+
+use super::alert::{AlertState, Context, GroupState};
+use super::eval::{self, Value};
+use super::file::{self, parse_duration};
+use super::series::{Labels, METRIC_NAME, Storage, stale_nan};
+use promql_parser::label::MatchOp;
+use promql_parser::parser::Expr;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestFile {
+    #[serde(default)]
+    rule_files: Vec<String>,
+    evaluation_interval: Option<String>,
+    #[serde(default)]
+    group_eval_order: Vec<String>,
+    #[serde(default)]
+    tests: Vec<TestGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestGroup {
+    interval: Option<String>,
+    #[serde(default)]
+    input_series: Vec<InputSeries>,
+    #[serde(default)]
+    alert_rule_test: Vec<AlertTest>,
+    #[serde(default)]
+    promql_expr_test: Vec<ExprTest>,
+    #[serde(default)]
+    external_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    external_url: String,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputSeries {
+    series: String,
+    values: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertTest {
+    eval_time: String,
+    alertname: String,
+    #[serde(default)]
+    exp_alerts: Vec<ExpAlert>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpAlert {
+    #[serde(default)]
+    exp_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    exp_annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExprTest {
+    expr: String,
+    eval_time: String,
+    #[serde(default)]
+    exp_samples: Vec<ExpSample>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpSample {
+    #[serde(default)]
+    labels: String,
+    value: f64,
+}
+
+/// Runs every file; prints promtool-style results to `out`. Returns true when all passed.
+pub fn run_files(files: &[PathBuf], out: &mut String) -> bool {
+    let mut ok = true;
+    for f in files {
+        let _ = writeln!(out, "Unit Testing:  {}", f.display());
+        match run_file(f) {
+            Ok(errs) if errs.is_empty() => out.push_str("  SUCCESS\n\n"),
+            Ok(errs) => {
+                ok = false;
+                out.push_str("  FAILED:\n");
+                for e in errs {
+                    let _ = writeln!(out, "{e}");
+                }
+                out.push('\n');
+            }
+            Err(e) => {
+                ok = false;
+                let _ = writeln!(out, "  FAILED:\n    {e}\n");
+            }
+        }
+    }
+    ok
+}
+
+/// Runs one test file: `Err` when it cannot run at all, otherwise the failures (empty = pass).
+pub fn run_file(path: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tf: TestFile =
+        serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let interval = dur(tf.evaluation_interval.as_deref(), Duration::from_secs(60))?;
+    let mut rule_paths = vec![];
+    for pattern in &tf.rule_files {
+        rule_paths.extend(super::glob_files(&base.join(pattern))?);
+    }
+    let mut groups = vec![];
+    for p in &rule_paths {
+        groups.extend(file::load(p).map_err(|e| e.to_string())?);
+    }
+    if !tf.group_eval_order.is_empty() {
+        let pos = |n: &str| tf.group_eval_order.iter().position(|g| g == n);
+        for g in &groups {
+            if pos(&g.name).is_none() {
+                return Err(format!(
+                    "group {:?} is missing from group_eval_order",
+                    g.name
+                ));
+            }
+        }
+        groups.sort_by_key(|g| pos(&g.name));
+    }
+    let mut errs = vec![];
+    for tg in &tf.tests {
+        let states: Vec<GroupState> = groups
+            .iter()
+            .cloned()
+            .map(|g| GroupState::new(g, interval))
+            .collect();
+        let mut e = run_group(tg, states, interval)?;
+        if !tg.name.is_empty() && !e.is_empty() {
+            e.insert(0, format!("    name: {},", tg.name));
+        }
+        errs.extend(e);
+    }
+    Ok(errs)
+}
+
+fn dur(text: Option<&str>, default: Duration) -> Result<Duration, String> {
+    match text {
+        Some(t) => parse_duration(t),
+        None => Ok(default),
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+fn run_group(
+    tg: &TestGroup,
+    mut groups: Vec<GroupState>,
+    eval_interval: Duration,
+) -> Result<Vec<String>, String> {
+    let step = ms(dur(tg.interval.as_deref(), Duration::from_secs(60))?);
+    let mut storage = Storage::new();
+    for s in &tg.input_series {
+        let labels = parse_series(&s.series)?;
+        for (i, v) in expand_values(&s.values)?.into_iter().enumerate() {
+            if let Some(v) = v {
+                storage.append(&labels, i as i64 * step, v);
+            }
+        }
+    }
+    let ctx = Context {
+        external_labels: tg.external_labels.clone(),
+        external_url: tg.external_url.clone(),
+    };
+    let mut alert_tests: Vec<(i64, &AlertTest)> = vec![];
+    for t in &tg.alert_rule_test {
+        alert_tests.push((ms(parse_duration(&t.eval_time)?), t));
+    }
+    alert_tests.sort_by_key(|(t, _)| *t);
+    let mut maxt = alert_tests.last().map_or(0, |(t, _)| *t);
+    for t in &tg.promql_expr_test {
+        maxt = maxt.max(ms(parse_duration(&t.eval_time)?));
+    }
+    let interval = ms(eval_interval).max(1);
+    let mut errs = vec![];
+    let mut curr = 0;
+    let mut ts = 0;
+    while ts <= maxt {
+        let mut eval_errs = vec![];
+        for g in &mut groups {
+            g.eval(&mut storage, ts, &ctx);
+            for r in &g.rules {
+                if let Some(e) = &r.last_error {
+                    eval_errs.push(format!(
+                        "    rule: {}, time: {}, err: {e}",
+                        r.rule.name,
+                        show_ms(ts)
+                    ));
+                }
+            }
+        }
+        if !eval_errs.is_empty() {
+            errs.extend(eval_errs);
+            return Ok(errs);
+        }
+        while curr < alert_tests.len()
+            && ts <= alert_tests[curr].0
+            && alert_tests[curr].0 < ts + interval
+        {
+            let (t, test) = alert_tests[curr];
+            let mut got: Vec<(BTreeMap<String, String>, BTreeMap<String, String>)> = vec![];
+            for g in &groups {
+                for r in &g.rules {
+                    if r.rule.name != test.alertname || !r.rule.is_alert() {
+                        continue;
+                    }
+                    for a in r.active.values().filter(|a| a.state == AlertState::Firing) {
+                        got.push((a.labels.clone().into_map(), a.annotations.clone()));
+                    }
+                }
+            }
+            let mut exp: Vec<_> = test
+                .exp_alerts
+                .iter()
+                .map(|a| {
+                    let mut l = a.exp_labels.clone();
+                    l.insert("alertname".into(), test.alertname.clone());
+                    (l, a.exp_annotations.clone())
+                })
+                .collect();
+            got.sort();
+            exp.sort();
+            if got != exp {
+                errs.push(format!(
+                    "    alertname: {}, time: {}, \n        exp:{}, \n        got:{}",
+                    test.alertname,
+                    show_ms(t),
+                    show_alerts(&exp),
+                    show_alerts(&got)
+                ));
+            }
+            curr += 1;
+        }
+        ts += interval;
+    }
+    for t in &tg.promql_expr_test {
+        let at = ms(parse_duration(&t.eval_time)?);
+        let got = match query(&t.expr, &storage, at) {
+            Ok(v) => v,
+            Err(e) => {
+                errs.push(format!(
+                    "    expr: {:?}, time: {}, err: {e}",
+                    t.expr,
+                    show_ms(at)
+                ));
+                continue;
+            }
+        };
+        let mut exp = vec![];
+        for s in &t.exp_samples {
+            exp.push((parse_series(&s.labels)?, s.value));
+        }
+        let mut got = got;
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        exp.sort_by(|a, b| a.0.cmp(&b.0));
+        // Exact comparison (NaN never equals NaN), as promtool's reflect.DeepEqual.
+        let same =
+            got.len() == exp.len() && got.iter().zip(&exp).all(|(g, e)| g.0 == e.0 && g.1 == e.1);
+        if !same {
+            errs.push(format!(
+                "    expr: {:?}, time: {},\n        exp: {}\n        got: {}",
+                t.expr,
+                show_ms(at),
+                show_samples(&exp),
+                show_samples(&got)
+            ));
+        }
+    }
+    Ok(errs)
+}
+
+fn query(expr: &str, storage: &Storage, at: i64) -> Result<Vec<(Labels, f64)>, String> {
+    let e = eval::parse(expr)?;
+    match eval::eval(&e, storage, at)? {
+        Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.value)).collect()),
+        Value::Scalar(v) => Ok(vec![(Labels::default(), v)]),
+        other => Err(format!(
+            "rule result is not a vector or scalar: {}",
+            other.type_name()
+        )),
+    }
+}
+
+fn show_ms(t: i64) -> String {
+    let d = Duration::from_millis(t.max(0) as u64);
+    humantime::format_duration(d).to_string().replace(' ', "")
+}
+
+fn show_alerts(v: &[(BTreeMap<String, String>, BTreeMap<String, String>)]) -> String {
+    let items: Vec<String> = v
+        .iter()
+        .enumerate()
+        .map(|(i, (l, a))| format!("{i}:\n            Labels:{l:?}\n            Annotations:{a:?}"))
+        .collect();
+    format!("[\n{}\n        ]", items.join("\n"))
+}
+
+fn show_samples(v: &[(Labels, f64)]) -> String {
+    let items: Vec<String> = v.iter().map(|(l, x)| format!("{l} {x}")).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// `metric{label="value", …}` → labels (promtool uses the PromQL parser for this too).
+pub fn parse_series(text: &str) -> Result<Labels, String> {
+    if text.trim().is_empty() || text.trim() == "{}" {
+        return Ok(Labels::default());
+    }
+    let e = promql_parser::parser::parse(text).map_err(|e| format!("bad series {text:?}: {e}"))?;
+    let Expr::VectorSelector(vs) = e else {
+        return Err(format!("bad series {text:?}: not a series selector"));
+    };
+    let mut pairs = vec![];
+    if let Some(n) = vs.name {
+        pairs.push((METRIC_NAME.to_string(), n));
+    }
+    for m in vs.matchers.matchers {
+        if !matches!(m.op, MatchOp::Equal) {
+            return Err(format!(
+                "bad series {text:?}: only = matchers describe a series"
+            ));
+        }
+        pairs.push((m.name, m.value));
+    }
+    Ok(Labels::new(pairs))
+}
+
+/// promtool's expanding notation: `1 2 3`, `1+2x3` (4 values), `5x2`, `_`, `_x3` (3 gaps),
+/// `stale`, `Inf`, `NaN`.
+pub fn expand_values(text: &str) -> Result<Vec<Option<f64>>, String> {
+    let bad = |t: &str| format!("bad value {t:?} in {text:?}");
+    let mut out = vec![];
+    for tok in text.split_whitespace() {
+        let (base, times) = match tok.rsplit_once('x') {
+            Some((b, n))
+                if !b.is_empty() && n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty() =>
+            {
+                (b, Some(n.parse::<usize>().map_err(|_| bad(tok))?))
+            }
+            _ => (tok, None),
+        };
+        if base == "_" {
+            out.extend(std::iter::repeat_n(None, times.unwrap_or(1)));
+            continue;
+        }
+        if base == "stale" {
+            if times.is_some() {
+                return Err(bad(tok));
+            }
+            out.push(Some(stale_nan()));
+            continue;
+        }
+        // `a+b` / `a-b`: the sign that starts the increment is not the first character and
+        // does not follow an exponent marker.
+        let bytes = base.as_bytes();
+        let split = (1..bytes.len()).find(|&i| {
+            (bytes[i] == b'+' || bytes[i] == b'-') && !matches!(bytes[i - 1], b'e' | b'E')
+        });
+        let (start, delta) = match split {
+            Some(i) => (
+                num(&base[..i]).ok_or_else(|| bad(tok))?,
+                num(&base[i..]).ok_or_else(|| bad(tok))?,
+            ),
+            None => (num(base).ok_or_else(|| bad(tok))?, 0.0),
+        };
+        match times {
+            None if split.is_some() => return Err(bad(tok)),
+            None => out.push(Some(start)),
+            Some(n) => {
+                let mut v = start;
+                for _ in 0..=n {
+                    out.push(Some(v));
+                    v += delta;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn num(s: &str) -> Option<f64> {
+    match s.trim_start_matches('+') {
+        "Inf" | "inf" => Some(f64::INFINITY),
+        "NaN" | "nan" => Some(f64::NAN),
+        _ if s.starts_with('-') && s[1..].eq_ignore_ascii_case("inf") => Some(f64::NEG_INFINITY),
+        t => t.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expanding_notation() {
+        let v = |t: &str| expand_values(t).expect(t);
+        assert_eq!(v("1+2x3"), vec![Some(1.0), Some(3.0), Some(5.0), Some(7.0)]);
+        assert_eq!(
+            v("5x1 _x2 -1-1x1"),
+            vec![Some(5.0), Some(5.0), None, None, Some(-1.0), Some(-2.0)]
+        );
+        assert_eq!(v("1e3 +Inf"), vec![Some(1000.0), Some(f64::INFINITY)]);
+        assert!(v("stale")[0].is_some_and(crate::rules::series::is_stale));
+        assert!(expand_values("1+2").is_err());
+        assert!(expand_values("abc").is_err());
+    }
+
+    #[test]
+    fn series_descriptions() {
+        let l = parse_series(r#"up{job="a", instance="b:1"}"#).expect("series");
+        assert_eq!(l.to_string(), r#"up{instance="b:1", job="a"}"#);
+        assert!(parse_series(r#"up{job=~"a"}"#).is_err());
+    }
+}
