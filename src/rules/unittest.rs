@@ -224,7 +224,7 @@ fn run_group(
             && alert_tests[curr].0 < ts + interval
         {
             let (t, test) = alert_tests[curr];
-            let mut got: Vec<(BTreeMap<String, String>, BTreeMap<String, String>)> = vec![];
+            let mut got: Vec<LabelsAndAnnotations> = vec![];
             for g in &groups {
                 for r in &g.rules {
                     if r.rule.name != test.alertname || !r.rule.is_alert() {
@@ -312,7 +312,10 @@ fn show_ms(t: i64) -> String {
     humantime::format_duration(d).to_string().replace(' ', "")
 }
 
-fn show_alerts(v: &[(BTreeMap<String, String>, BTreeMap<String, String>)]) -> String {
+/// An alert as promtool compares it: labels and annotations.
+type LabelsAndAnnotations = (BTreeMap<String, String>, BTreeMap<String, String>);
+
+fn show_alerts(v: &[LabelsAndAnnotations]) -> String {
     let items: Vec<String> = v
         .iter()
         .enumerate()
