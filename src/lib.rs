@@ -10,6 +10,7 @@ pub mod exposition;
 pub mod http;
 pub mod metrics;
 pub mod mqtt;
+pub mod notify;
 pub mod probe;
 pub mod rules;
 pub mod sys;

@@ -416,3 +416,86 @@ impl BrokerMetrics {
             .inc();
     }
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleGroupLabels {
+    pub rule_group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverLabels {
+    pub receiver: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub receiver: String,
+    /// Bounded: `success`, `failure` (gave up or refused), `dropped` (queue full).
+    pub result: &'static str,
+}
+
+/// Rule evaluation and notification delivery (issue 4). Alerts themselves are exported at
+/// scrape time by `rules::engine::AlertsCollector`.
+#[derive(Clone, Debug)]
+pub struct RulesMetrics {
+    pub evaluations: Family<RuleGroupLabels, Counter>,
+    pub evaluation_failures: Family<RuleGroupLabels, Counter>,
+    pub evaluation_duration: Family<RuleGroupLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub history_samples: Gauge,
+    pub notifications: Family<NotificationLabels, Counter>,
+    pub queue_length: Family<ReceiverLabels, Gauge>,
+}
+
+impl RulesMetrics {
+    pub fn register(reg: &mut Registry) -> Self {
+        let m = RulesMetrics {
+            evaluations: Family::default(),
+            evaluation_failures: Family::default(),
+            evaluation_duration: Family::default(),
+            history_samples: Gauge::default(),
+            notifications: Family::default(),
+            queue_length: Family::default(),
+        };
+        reg.register(
+            "mqtt_sentinel_rule_evaluations",
+            "Rule evaluations by rule group (one per rule per group evaluation)",
+            m.evaluations.clone(),
+        );
+        reg.register(
+            "mqtt_sentinel_rule_evaluation_failures",
+            "Rule evaluations that failed (see /api/v1/rules for the error)",
+            m.evaluation_failures.clone(),
+        );
+        reg.register_with_unit(
+            "mqtt_sentinel_rule_evaluation_duration",
+            "How long the last evaluation of the rule group took",
+            prometheus_client::registry::Unit::Seconds,
+            m.evaluation_duration.clone(),
+        );
+        reg.register(
+            "mqtt_sentinel_rule_history_samples",
+            "Samples held in the rule engine's history of our own metrics",
+            m.history_samples.clone(),
+        );
+        reg.register(
+            "mqtt_sentinel_notifications",
+            "Notifications by receiver and result (success, failure, dropped)",
+            m.notifications.clone(),
+        );
+        reg.register(
+            "mqtt_sentinel_notification_queue_length",
+            "Notifications waiting to be delivered, by receiver",
+            m.queue_length.clone(),
+        );
+        m
+    }
+
+    pub fn notified(&self, receiver: &str, result: &'static str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                receiver: receiver.to_owned(),
+                result,
+            })
+            .inc();
+    }
+}

@@ -6,9 +6,14 @@
 //! the line/column and the field path, and quotes the bad value unless the value is a secret.
 //! `load(path)` reads a file; `parse(text, …)` takes bytes so unit tests need no files.
 
+mod alerting;
 pub(crate) mod locate;
 pub mod raw;
 
+pub use alerting::{
+    DEFAULT_RULES, MatchOp, Matcher, NotifyConfig, Receiver, ReceiverKind, Route, RulesConfig,
+    parse_matcher,
+};
 use locate::{Locator, Position};
 use raw::{DurationText, RawBroker, RawConfig, RawModule, RawProbe, RawSys, RawTls};
 use std::collections::BTreeMap;
@@ -31,6 +36,8 @@ pub struct Config {
     pub probe_modules: BTreeMap<String, ProbeModule>,
     /// `/probe?target=` must match this in full; `None` allows any target (see README: SSRF).
     pub probe_allowed_targets: Option<regex::Regex>,
+    pub rules: RulesConfig,
+    pub notify: NotifyConfig,
 }
 
 /// MQTT quality of service.
@@ -596,12 +603,16 @@ impl Validator<'_> {
                 )
             })?),
         };
+        let rules = self.rules(raw.rules.unwrap_or_default())?;
+        let notify = self.notify(raw.notify.unwrap_or_default())?;
         Ok(Config {
             listen,
             log,
             brokers,
             probe_modules,
             probe_allowed_targets,
+            rules,
+            notify,
         })
     }
 

@@ -15,6 +15,56 @@ pub struct RawConfig {
     pub probe_modules: Option<std::collections::BTreeMap<String, RawModule>>,
     /// Regex a `/probe?target=` URL must match in full; absent = any target.
     pub probe_allowed_targets: Option<String>,
+    pub rules: Option<RawRules>,
+    pub notify: Option<RawNotify>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRules {
+    /// Rule files (globs). Absent: the embedded default rules. Empty list: no rules.
+    pub files: Option<Vec<String>>,
+    pub evaluation_interval: Option<DurationText>,
+    pub external_labels: Option<std::collections::BTreeMap<String, String>>,
+    pub external_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub receivers: Option<Vec<RawReceiver>>,
+    pub route: Option<RawRoute>,
+    pub repeat_interval: Option<DurationText>,
+    pub resend_delay: Option<DurationText>,
+    pub queue_capacity: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReceiver {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub url: Option<String>,
+    pub url_file: Option<String>,
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    pub send_resolved: Option<bool>,
+    pub signing_secret_file: Option<String>,
+    pub routing_key: Option<String>,
+    pub routing_key_file: Option<String>,
+    pub timeout: Option<DurationText>,
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub receiver: Option<String>,
+    pub matchers: Option<Vec<String>>,
+    pub group_by: Option<Vec<String>>,
+    #[serde(rename = "continue")]
+    pub continue_: Option<bool>,
+    pub routes: Option<Vec<RawRoute>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

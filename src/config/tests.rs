@@ -177,7 +177,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "unknown-top-field.yaml",
-        r#"1:1: listn: unknown field `listn`, expected one of `listen`, `log`, `brokers`, `probe_modules`, `probe_allowed_targets`"#,
+        r#"1:1: listn: unknown field `listn`, expected one of `listen`, `log`, `brokers`, `probe_modules`, `probe_allowed_targets`, `rules`, `notify`"#,
     ),
     (
         "unset-env.yaml",
@@ -218,6 +218,26 @@ const BAD: &[(&str, &str)] = &[
     (
         "module-payload-too-small.yaml",
         r#"3:20: probe_modules.quick.payload_bytes: payload_bytes 8 is out of range 32..=262144"#,
+    ),
+    (
+        "notify-unknown-receiver.yaml",
+        r#"5:15: notify.route.receiver: unknown receiver "opps""#,
+    ),
+    (
+        "notify-pagerduty-no-key.yaml",
+        r#"3:11: notify.receivers[0].routing_key: a pagerduty receiver needs routing_key or routing_key_file"#,
+    ),
+    (
+        "notify-bad-matcher.yaml",
+        r#"7:21: notify.route.routes[0].matchers[0]: bad matcher "=critical": expected name="value" (=, !=, =~, !~)"#,
+    ),
+    (
+        "notify-unknown-type.yaml",
+        r#"3:24: notify.receivers[0].type: unknown receiver type "email": use webhook, alertmanager, slack, teams, discord or pagerduty"#,
+    ),
+    (
+        "rules-missing-file.yaml",
+        r#"2:12: rules.files[0]: tests/fixtures/config/bad/../rules/missing.yml: no such rule file"#,
     ),
 ];
 

@@ -1,0 +1,450 @@
+//! The `rules:` and `notify:` sections: rule files are loaded and checked here, at config
+//! time, so `check` and a reload catch their errors too; receivers get their secrets read and
+//! routes their receiver names resolved.
+
+use super::raw::{RawNotify, RawReceiver, RawRoute, RawRules};
+use super::{R, Secret, Validator};
+use crate::rules::file::Group;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The embedded default rules: `alerts/mqtt-sentinel.rules.yml` as shipped.
+pub const DEFAULT_RULES: &str = include_str!("../../alerts/mqtt-sentinel.rules.yml");
+pub const DEFAULT_RULES_SOURCE: &str = "<embedded alerts/mqtt-sentinel.rules.yml>";
+
+#[derive(Debug, Clone)]
+pub struct RulesConfig {
+    pub groups: Vec<Group>,
+    /// Where the groups came from (files, or the embedded default), for `check`.
+    pub sources: Vec<String>,
+    pub evaluation_interval: Duration,
+    pub external_labels: BTreeMap<String, String>,
+    pub external_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiverKind {
+    Webhook,
+    Alertmanager,
+    Slack,
+    Teams,
+    Discord,
+    Pagerduty,
+}
+
+impl ReceiverKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiverKind::Webhook => "webhook",
+            ReceiverKind::Alertmanager => "alertmanager",
+            ReceiverKind::Slack => "slack",
+            ReceiverKind::Teams => "teams",
+            ReceiverKind::Discord => "discord",
+            ReceiverKind::Pagerduty => "pagerduty",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    pub name: String,
+    pub kind: ReceiverKind,
+    /// May carry a token (Slack, Teams, Discord URLs do), so it is a secret.
+    pub url: Secret,
+    pub headers: Vec<(String, Secret)>,
+    pub send_resolved: bool,
+    /// Standard Webhooks signing key (bytes, after `whsec_` base64 decoding).
+    pub signing_key: Option<crate::notify::signing::SigningKey>,
+    pub routing_key: Option<Secret>,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+}
+
+/// An Alertmanager-style matcher: `name op "value"`.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub name: String,
+    pub op: MatchOp,
+    pub value: String,
+    pub regex: Option<regex::Regex>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchOp {
+    Eq,
+    Ne,
+    Re,
+    NotRe,
+}
+
+impl Matcher {
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let v = labels.get(&self.name).map(String::as_str).unwrap_or("");
+        match self.op {
+            MatchOp::Eq => v == self.value,
+            MatchOp::Ne => v != self.value,
+            MatchOp::Re => self.regex.as_ref().is_some_and(|r| r.is_match(v)),
+            MatchOp::NotRe => !self.regex.as_ref().is_some_and(|r| r.is_match(v)),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Index into `NotifyConfig::receivers`.
+    pub receiver: usize,
+    pub matchers: Vec<Matcher>,
+    pub group_by: Vec<String>,
+    pub continue_: bool,
+    pub routes: Vec<Route>,
+}
+
+impl Route {
+    /// Receivers for an alert: the first matching child (or every one up to and including the
+    /// first without `continue`), else this route's own receiver. Alertmanager's rule.
+    pub fn receivers(
+        &self,
+        labels: &BTreeMap<String, String>,
+        out: &mut Vec<(usize, Vec<String>)>,
+    ) {
+        let before = out.len();
+        for r in &self.routes {
+            if r.matchers.iter().all(|m| m.matches(labels)) {
+                r.receivers(labels, out);
+                if !r.continue_ {
+                    break;
+                }
+            }
+        }
+        if out.len() == before {
+            out.push((self.receiver, self.group_by.clone()));
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    pub receivers: Vec<Receiver>,
+    /// `None` when no receiver is configured: alerts are evaluated and exported only.
+    pub route: Option<Route>,
+    pub repeat_interval: Duration,
+    pub resend_delay: Duration,
+    pub queue_capacity: usize,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            receivers: vec![],
+            route: None,
+            repeat_interval: Duration::from_secs(4 * 3600),
+            resend_delay: Duration::from_secs(60),
+            queue_capacity: 1000,
+        }
+    }
+}
+
+impl Validator<'_> {
+    pub(super) fn rules(&self, raw: RawRules) -> R<RulesConfig> {
+        let evaluation_interval = self.duration(
+            "rules.evaluation_interval",
+            raw.evaluation_interval.as_ref(),
+            Duration::from_secs(15),
+        )?;
+        let mut groups = vec![];
+        let mut sources = vec![];
+        match raw.files {
+            None => {
+                groups = crate::rules::file::parse(DEFAULT_RULES, DEFAULT_RULES_SOURCE)?;
+                sources.push(DEFAULT_RULES_SOURCE.to_string());
+            }
+            Some(patterns) => {
+                for (i, pat) in patterns.iter().enumerate() {
+                    let at = format!("rules.files[{i}]");
+                    let expanded = self.expand(&at, pat, false)?;
+                    let files = crate::rules::glob_files(&self.base.join(&expanded))
+                        .map_err(|e| self.err(&at, e))?;
+                    for f in files {
+                        groups.extend(crate::rules::file::load(&f)?);
+                        sources.push(f.display().to_string());
+                    }
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for g in &groups {
+            if !seen.insert((g.file.clone(), g.name.clone())) {
+                return Err(self.err(
+                    "rules.files",
+                    format!("group {:?} of {} is loaded twice", g.name, g.file),
+                ));
+            }
+        }
+        let external_labels = raw.external_labels.unwrap_or_default();
+        for k in external_labels.keys() {
+            if !k
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(self.err(
+                    &format!("rules.external_labels.{k}"),
+                    format!("invalid label name {k:?}"),
+                ));
+            }
+        }
+        Ok(RulesConfig {
+            groups,
+            sources,
+            evaluation_interval,
+            external_labels,
+            external_url: raw.external_url.unwrap_or_default(),
+        })
+    }
+
+    pub(super) fn notify(&self, raw: RawNotify) -> R<NotifyConfig> {
+        let d = NotifyConfig::default();
+        let mut receivers: Vec<Receiver> = vec![];
+        for (i, r) in raw.receivers.unwrap_or_default().into_iter().enumerate() {
+            let at = format!("notify.receivers[{i}]");
+            let rc = self.receiver(&at, r)?;
+            if receivers.iter().any(|o| o.name == rc.name) {
+                return Err(self.err(
+                    &format!("{at}.name"),
+                    format!("duplicate receiver name {:?}", rc.name),
+                ));
+            }
+            receivers.push(rc);
+        }
+        let route = match raw.route {
+            Some(r) => Some(self.route("notify.route", r, &receivers, None)?),
+            None if receivers.len() == 1 => Some(Route {
+                receiver: 0,
+                matchers: vec![],
+                group_by: vec!["alertname".into()],
+                continue_: false,
+                routes: vec![],
+            }),
+            None if receivers.is_empty() => None,
+            None => {
+                return Err(self.err(
+                    "notify.route",
+                    "with several receivers, set route.receiver (and routes) to say who gets what",
+                ));
+            }
+        };
+        let queue_capacity = raw.queue_capacity.unwrap_or(d.queue_capacity);
+        if queue_capacity == 0 {
+            return Err(self.err("notify.queue_capacity", "must be at least 1"));
+        }
+        Ok(NotifyConfig {
+            receivers,
+            route,
+            repeat_interval: self.duration(
+                "notify.repeat_interval",
+                raw.repeat_interval.as_ref(),
+                d.repeat_interval,
+            )?,
+            resend_delay: self.duration(
+                "notify.resend_delay",
+                raw.resend_delay.as_ref(),
+                d.resend_delay,
+            )?,
+            queue_capacity,
+        })
+    }
+
+    fn secret_value(
+        &self,
+        at: &str,
+        field: &str,
+        value: Option<&String>,
+        file: Option<&String>,
+    ) -> R<Option<Secret>> {
+        let p = |f: &str| format!("{at}.{f}");
+        match (value, file) {
+            (Some(_), Some(_)) => Err(self.err(
+                &p(&format!("{field}_file")),
+                format!("set either {field} or {field}_file, not both"),
+            )),
+            (Some(v), None) => Ok(Some(Secret::new(self.expand(&p(field), v, true)?))),
+            (None, Some(f)) => {
+                let at = p(&format!("{field}_file"));
+                let path = self.file(&at, f)?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| self.err(&at, format!("cannot read {f:?}: {e}")))?;
+                Ok(Some(Secret::new(text.trim())))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn receiver(&self, at: &str, r: RawReceiver) -> R<Receiver> {
+        let p = |f: &str| format!("{at}.{f}");
+        let name = r.name.clone().unwrap_or_default();
+        if !super::valid_name(&name) {
+            return Err(self.err(
+                &p("name"),
+                format!("invalid receiver name {name:?}: use 1-64 characters from A-Z a-z 0-9 - _"),
+            ));
+        }
+        let kind = match r.kind.as_deref() {
+            Some("webhook") => ReceiverKind::Webhook,
+            Some("alertmanager") => ReceiverKind::Alertmanager,
+            Some("slack") => ReceiverKind::Slack,
+            Some("teams") => ReceiverKind::Teams,
+            Some("discord") => ReceiverKind::Discord,
+            Some("pagerduty") => ReceiverKind::Pagerduty,
+            other => {
+                return Err(self.err(
+                    &p("type"),
+                    format!("unknown receiver type {:?}: use webhook, alertmanager, slack, teams, discord or pagerduty", other.unwrap_or("")),
+                ));
+            }
+        };
+        let url = match self.secret_value(at, "url", r.url.as_ref(), r.url_file.as_ref())? {
+            Some(u) => u,
+            None if kind == ReceiverKind::Pagerduty => {
+                Secret::new("https://events.pagerduty.com/v2/enqueue")
+            }
+            None => return Err(self.err(&p("url"), "set url or url_file")),
+        };
+        let mut full = url.expose().to_string();
+        if kind == ReceiverKind::Alertmanager {
+            full = format!("{}/api/v2/alerts", full.trim_end_matches('/'));
+        }
+        match url::Url::parse(&full) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            // The URL may hold a token: do not echo it.
+            _ => return Err(self.err(&p("url"), "not an http:// or https:// URL")),
+        }
+        let routing_key = self.secret_value(
+            at,
+            "routing_key",
+            r.routing_key.as_ref(),
+            r.routing_key_file.as_ref(),
+        )?;
+        if kind == ReceiverKind::Pagerduty && routing_key.is_none() {
+            return Err(self.err(
+                &p("routing_key"),
+                "a pagerduty receiver needs routing_key or routing_key_file",
+            ));
+        }
+        let signing_key = match &r.signing_secret_file {
+            None => None,
+            Some(f) => {
+                let at = p("signing_secret_file");
+                let path = self.file(&at, f)?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| self.err(&at, format!("cannot read {f:?}: {e}")))?;
+                let key = crate::notify::signing::decode_secret(text.trim())
+                    .map_err(|e| self.err(&at, e))?;
+                Some(key)
+            }
+        };
+        let mut headers = vec![];
+        for (k, v) in r.headers.unwrap_or_default() {
+            let at = p(&format!("headers.{k}"));
+            if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                return Err(self.err(&at, format!("invalid header name {k:?}")));
+            }
+            let v = self.expand(&at, &v, true)?;
+            if reqwest::header::HeaderValue::from_str(&v).is_err() {
+                return Err(self.err(&at, "invalid header value"));
+            }
+            headers.push((k, Secret::new(v)));
+        }
+        let max_attempts = r.max_attempts.unwrap_or(5);
+        if !(1..=20).contains(&max_attempts) {
+            return Err(self.err(&p("max_attempts"), "must be between 1 and 20"));
+        }
+        Ok(Receiver {
+            name,
+            kind,
+            url: Secret::new(full),
+            headers,
+            send_resolved: r.send_resolved.unwrap_or(true),
+            signing_key,
+            routing_key,
+            timeout: self.duration(&p("timeout"), r.timeout.as_ref(), Duration::from_secs(10))?,
+            max_attempts,
+        })
+    }
+
+    fn route(
+        &self,
+        at: &str,
+        r: RawRoute,
+        receivers: &[Receiver],
+        parent: Option<&Route>,
+    ) -> R<Route> {
+        let p = |f: &str| format!("{at}.{f}");
+        let receiver = match (&r.receiver, parent) {
+            (Some(name), _) => receivers
+                .iter()
+                .position(|x| &x.name == name)
+                .ok_or_else(|| self.err(&p("receiver"), format!("unknown receiver {name:?}")))?,
+            (None, Some(parent)) => parent.receiver,
+            (None, None) => {
+                return Err(self.err(&p("receiver"), "the top-level route needs a receiver"));
+            }
+        };
+        let mut matchers = vec![];
+        for (i, m) in r.matchers.unwrap_or_default().iter().enumerate() {
+            matchers
+                .push(parse_matcher(m).map_err(|e| self.err(&format!("{at}.matchers[{i}]"), e))?);
+        }
+        let group_by = r
+            .group_by
+            .or_else(|| parent.map(|p| p.group_by.clone()))
+            .unwrap_or_else(|| vec!["alertname".into()]);
+        let mut route = Route {
+            receiver,
+            matchers,
+            group_by,
+            continue_: r.continue_.unwrap_or(false),
+            routes: vec![],
+        };
+        let mut children = vec![];
+        for (i, c) in r.routes.unwrap_or_default().into_iter().enumerate() {
+            children.push(self.route(&format!("{at}.routes[{i}]"), c, receivers, Some(&route))?);
+        }
+        route.routes = children;
+        Ok(route)
+    }
+}
+
+/// `severity="critical"`, `team=~"db|mq"`, `env!=dev`.
+pub fn parse_matcher(text: &str) -> Result<Matcher, String> {
+    let re = regex::Regex::new(r#"^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$"#)
+        .map_err(|e| e.to_string())?;
+    let c = re
+        .captures(text)
+        .ok_or_else(|| format!("bad matcher {text:?}: expected name=\"value\" (=, !=, =~, !~)"))?;
+    let raw = &c[3];
+    let value = if raw.len() >= 2 && raw.starts_with('"') && raw.ends_with('"') {
+        serde_json::from_str::<String>(raw).map_err(|_| format!("bad quoted value in {text:?}"))?
+    } else {
+        raw.to_string()
+    };
+    let op = match &c[2] {
+        "=" => MatchOp::Eq,
+        "!=" => MatchOp::Ne,
+        "=~" => MatchOp::Re,
+        _ => MatchOp::NotRe,
+    };
+    let regex = match op {
+        MatchOp::Re | MatchOp::NotRe => Some(
+            regex::Regex::new(&format!("^(?:{value})$"))
+                .map_err(|e| format!("bad regex in {text:?}: {e}"))?,
+        ),
+        _ => None,
+    };
+    Ok(Matcher {
+        name: c[1].to_string(),
+        op,
+        value,
+        regex,
+    })
+}

@@ -1,0 +1,411 @@
+//! Notifications: which alerts go to which receiver and when ([`Dispatcher`], pure and
+//! synchronous, called by the rule engine after each evaluation), payload builders (one file
+//! per format, pure functions), and delivery (`queue`: one bounded queue and one worker per
+//! receiver, so a dead webhook never blocks evaluation, collection or probing).
+//!
+//! When to send follows Alertmanager for grouped receivers (webhook, slack, teams, discord):
+//! a group is notified when its set of firing alerts changes, when alerts resolve (with
+//! `send_resolved`), and every `repeat_interval` while anything fires. PagerDuty gets one
+//! event per alert (trigger, resolve). The `alertmanager` receiver gets what Prometheus sends:
+//! every firing alert each `resend_delay`, resolved ones for as long as the rule keeps them.
+
+pub mod alertmanager;
+pub mod discord;
+pub mod pagerduty;
+pub mod queue;
+pub mod signing;
+pub mod slack;
+pub mod teams;
+pub mod webhook;
+
+use crate::config::{NotifyConfig, ReceiverKind};
+use crate::rules::alert::{Alert, AlertState};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Firing,
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert as receivers see it (external labels added).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertMsg {
+    pub status: Status,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// Milliseconds since the epoch.
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+    pub generator_url: String,
+    pub fingerprint: String,
+}
+
+/// Alerts of one group for one receiver.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    pub group_key: String,
+    pub group_labels: BTreeMap<String, String>,
+    pub alerts: Vec<AlertMsg>,
+}
+
+impl Batch {
+    pub fn status(&self) -> Status {
+        if self.alerts.iter().any(|a| a.status == Status::Firing) {
+            Status::Firing
+        } else {
+            Status::Resolved
+        }
+    }
+
+    /// Labels (or annotations) shared by every alert.
+    pub fn common<'a>(
+        &'a self,
+        f: impl Fn(&'a AlertMsg) -> &'a BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let mut it = self.alerts.iter();
+        let Some(first) = it.next() else {
+            return BTreeMap::new();
+        };
+        let mut common = f(first).clone();
+        for a in it {
+            let m = f(a);
+            common.retain(|k, v| m.get(k) == Some(v));
+        }
+        common
+    }
+
+    /// `[FIRING:2] MqttDown broker=edge`, Alertmanager's default title.
+    pub fn title(&self) -> String {
+        let firing = self
+            .alerts
+            .iter()
+            .filter(|a| a.status == Status::Firing)
+            .count();
+        let status = self.status();
+        let n = if status == Status::Firing {
+            firing
+        } else {
+            self.alerts.len()
+        };
+        let labels: Vec<String> = self
+            .group_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "[{}:{n}] {}",
+            status.as_str().to_uppercase(),
+            labels.join(" ")
+        )
+    }
+}
+
+/// The alert's summary annotation, else its name.
+pub fn summary(a: &AlertMsg) -> String {
+    a.annotations
+        .get("summary")
+        .or_else(|| a.labels.get("alertname"))
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub fn truncate(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max_chars.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// RFC 3339 with milliseconds; `None` is Go's zero time, as Alertmanager writes it.
+pub fn rfc3339(ms: Option<i64>) -> String {
+    match ms {
+        Some(ms) if ms >= 0 => {
+            humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms as u64))
+                .to_string()
+        }
+        _ => "0001-01-01T00:00:00Z".into(),
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Alertmanager's alert fingerprint: FNV-1a 64 over sorted `name 0xff value 0xff`, as hex.
+pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
+    const OFFSET: u64 = 14_695_981_039_346_656_037;
+    const PRIME: u64 = 1_099_511_628_211;
+    let mut h = OFFSET;
+    let mut add = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    for (k, v) in labels {
+        add(k.as_bytes());
+        add(&[0xff]);
+        add(v.as_bytes());
+        add(&[0xff]);
+    }
+    format!("{h:016x}")
+}
+
+/// Prometheus' `String()` of a label set: `{a="b", c="d"}`.
+fn label_string(l: &BTreeMap<String, String>) -> String {
+    let parts: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// A delivery for one receiver: the body and the `webhook-id` it keeps across retries.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub id: String,
+    pub body: Vec<u8>,
+}
+
+#[derive(Default)]
+struct GroupSent {
+    firing: BTreeSet<String>,
+    last_sent: i64,
+}
+
+/// Decides what each receiver is sent; delivery is `queue`'s business.
+pub struct Dispatcher {
+    cfg: NotifyConfig,
+    external_labels: BTreeMap<String, String>,
+    external_url: String,
+    eval_interval: Duration,
+    groups: Vec<HashMap<String, GroupSent>>,
+    /// Per receiver, per fingerprint: when last sent (alertmanager, pagerduty).
+    sent: Vec<HashMap<String, i64>>,
+    seq: u64,
+}
+
+/// One notification group: its group labels and alerts.
+type Grouped = (BTreeMap<String, String>, Vec<AlertMsg>);
+
+/// What one evaluation produced for the receivers: (receiver index, job).
+pub type Outbox = Vec<(usize, Job)>;
+
+impl Dispatcher {
+    pub fn new(
+        cfg: NotifyConfig,
+        external_labels: BTreeMap<String, String>,
+        external_url: String,
+        eval_interval: Duration,
+    ) -> Self {
+        let n = cfg.receivers.len();
+        Dispatcher {
+            cfg,
+            external_labels,
+            external_url,
+            eval_interval,
+            groups: (0..n).map(|_| HashMap::new()).collect(),
+            sent: (0..n).map(|_| HashMap::new()).collect(),
+            seq: 0,
+        }
+    }
+
+    fn msg(&self, a: &Alert, now: i64) -> AlertMsg {
+        let mut labels = a.labels.clone().into_map();
+        for (k, v) in &self.external_labels {
+            labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let resend = self.cfg.resend_delay.max(self.eval_interval).as_millis() as i64;
+        let (status, ends_at) = match (a.state, a.resolved_at) {
+            (AlertState::Inactive, Some(r)) => (Status::Resolved, Some(r)),
+            _ => (Status::Firing, Some(now + 4 * resend)),
+        };
+        AlertMsg {
+            status,
+            fingerprint: fingerprint(&labels),
+            labels,
+            annotations: a.annotations.clone(),
+            starts_at: a.fired_at,
+            ends_at,
+            generator_url: self.external_url.clone(),
+        }
+    }
+
+    fn job(&mut self, receiver: usize, body: serde_json::Value) -> (usize, Job) {
+        self.seq += 1;
+        let id = format!("msg_{:x}_{}_{}", now_ms(), receiver, self.seq);
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        (receiver, Job { id, body })
+    }
+
+    /// Alerts after an evaluation (firing and resolved; pending ones are ignored) → jobs.
+    pub fn dispatch(&mut self, alerts: &[&Alert], now: i64) -> Outbox {
+        let mut out = vec![];
+        let Some(route) = self.cfg.route.clone() else {
+            return out;
+        };
+        // receiver → group key → (group labels, alerts)
+        let mut per: Vec<BTreeMap<String, Grouped>> = (0..self.cfg.receivers.len())
+            .map(|_| BTreeMap::new())
+            .collect();
+        for a in alerts {
+            if a.state == AlertState::Pending {
+                continue;
+            }
+            let m = self.msg(a, now);
+            let mut targets = vec![];
+            route.receivers(&m.labels, &mut targets);
+            for (r, group_by) in targets {
+                let gl: BTreeMap<String, String> = if group_by.iter().any(|g| g == "...") {
+                    m.labels.clone()
+                } else {
+                    m.labels
+                        .iter()
+                        .filter(|(k, _)| group_by.contains(k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                };
+                let key = format!("{{}}:{}", label_string(&gl));
+                per[r]
+                    .entry(key)
+                    .or_insert_with(|| (gl, vec![]))
+                    .1
+                    .push(m.clone());
+            }
+        }
+        for (r, groups) in per.into_iter().enumerate() {
+            let rc = self.cfg.receivers[r].clone();
+            match rc.kind {
+                ReceiverKind::Alertmanager => {
+                    let resend = self.cfg.resend_delay.as_millis() as i64;
+                    let live: BTreeSet<String> = alerts
+                        .iter()
+                        .map(|a| fingerprint(&self.msg(a, now).labels))
+                        .collect();
+                    let sent = &mut self.sent[r];
+                    let mut batch = vec![];
+                    for m in groups.into_values().flat_map(|(_, v)| v) {
+                        let last = sent.get(&m.fingerprint).copied();
+                        let due = match (m.status, last) {
+                            (_, None) => true,
+                            (Status::Resolved, Some(l)) => {
+                                m.ends_at.is_some_and(|e| e > l) || l + resend < now
+                            }
+                            (Status::Firing, Some(l)) => l + resend < now,
+                        };
+                        if due {
+                            sent.insert(m.fingerprint.clone(), now);
+                            batch.push(m);
+                        }
+                    }
+                    sent.retain(|fp, _| live.contains(fp));
+                    if !batch.is_empty() {
+                        out.push(self.job(r, alertmanager::body(&batch)));
+                    }
+                }
+                ReceiverKind::Pagerduty => {
+                    let key = rc
+                        .routing_key
+                        .as_ref()
+                        .map(|k| k.expose().to_string())
+                        .unwrap_or_default();
+                    let repeat = self.cfg.repeat_interval.as_millis() as i64;
+                    let mut events = vec![];
+                    {
+                        let sent = &mut self.sent[r];
+                        for m in groups.into_values().flat_map(|(_, v)| v) {
+                            let last = sent.get(&m.fingerprint).copied();
+                            match m.status {
+                                Status::Firing if last.is_none_or(|l| l + repeat <= now) => {
+                                    sent.insert(m.fingerprint.clone(), now);
+                                    events.push(pagerduty::event(&m, &key));
+                                }
+                                Status::Resolved if last.is_some() => {
+                                    sent.remove(&m.fingerprint);
+                                    if rc.send_resolved {
+                                        events.push(pagerduty::event(&m, &key));
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    for e in events {
+                        out.push(self.job(r, e));
+                    }
+                }
+                _ => {
+                    let repeat = self.cfg.repeat_interval.as_millis() as i64;
+                    let mut jobs = vec![];
+                    let state = &mut self.groups[r];
+                    for (key, (gl, msgs)) in &groups {
+                        let st = state.entry(key.clone()).or_default();
+                        let firing: BTreeSet<String> = msgs
+                            .iter()
+                            .filter(|m| m.status == Status::Firing)
+                            .map(|m| m.fingerprint.clone())
+                            .collect();
+                        let resolved: Vec<&AlertMsg> = msgs
+                            .iter()
+                            .filter(|m| {
+                                m.status == Status::Resolved && st.firing.contains(&m.fingerprint)
+                            })
+                            .collect();
+                        let changed = firing != st.firing;
+                        let repeat_due = !firing.is_empty() && now - st.last_sent >= repeat;
+                        let worth =
+                            !firing.is_empty() || (rc.send_resolved && !resolved.is_empty());
+                        if (changed || repeat_due) && worth {
+                            let alerts: Vec<AlertMsg> = msgs
+                                .iter()
+                                .filter(|m| {
+                                    m.status == Status::Firing
+                                        || (rc.send_resolved
+                                            && resolved
+                                                .iter()
+                                                .any(|x| x.fingerprint == m.fingerprint))
+                                })
+                                .cloned()
+                                .collect();
+                            jobs.push(Batch {
+                                group_key: key.clone(),
+                                group_labels: gl.clone(),
+                                alerts,
+                            });
+                            st.last_sent = now;
+                        }
+                        st.firing = firing;
+                    }
+                    // Groups with nothing firing any more are forgotten.
+                    state.retain(|k, st| groups.contains_key(k) && !st.firing.is_empty());
+                    for b in jobs {
+                        let body = match rc.kind {
+                            ReceiverKind::Slack => slack::body(&b),
+                            ReceiverKind::Teams => teams::body(&b),
+                            ReceiverKind::Discord => discord::body(&b),
+                            _ => webhook::body(&b, &rc.name, &self.external_url),
+                        };
+                        out.push(self.job(r, body));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

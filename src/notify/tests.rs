@@ -1,0 +1,174 @@
+use super::*;
+use crate::config::{Receiver, Route, Secret};
+use crate::rules::series::Labels;
+
+fn receiver(name: &str, kind: ReceiverKind, send_resolved: bool) -> Receiver {
+    Receiver {
+        name: name.into(),
+        kind,
+        url: Secret::new("http://127.0.0.1:9/"),
+        headers: vec![],
+        send_resolved,
+        signing_key: None,
+        routing_key: Some(Secret::new("rk")),
+        timeout: Duration::from_secs(1),
+        max_attempts: 1,
+    }
+}
+
+fn dispatcher(kind: ReceiverKind) -> Dispatcher {
+    let cfg = NotifyConfig {
+        receivers: vec![receiver("r", kind, true)],
+        route: Some(Route {
+            receiver: 0,
+            matchers: vec![],
+            group_by: vec!["alertname".into()],
+            continue_: false,
+            routes: vec![],
+        }),
+        ..NotifyConfig::default()
+    };
+    Dispatcher::new(
+        cfg,
+        [("cluster".to_string(), "eu".to_string())].into(),
+        "http://sentinel".into(),
+        Duration::from_secs(15),
+    )
+}
+
+fn alert(broker: &str, state: AlertState, resolved_at: Option<i64>) -> Alert {
+    Alert {
+        labels: Labels::from_pairs([("alertname", "MqttDown"), ("broker", broker)]),
+        annotations: [("summary".to_string(), format!("{broker} down"))].into(),
+        state,
+        value: 0.0,
+        active_at: 0,
+        fired_at: Some(60_000),
+        resolved_at,
+        keep_firing_since: None,
+        last_sent_at: None,
+        valid_until: 0,
+    }
+}
+
+fn bodies(out: &Outbox) -> Vec<serde_json::Value> {
+    out.iter()
+        .map(|(_, j)| serde_json::from_slice(&j.body).expect("json"))
+        .collect()
+}
+
+#[test]
+fn webhook_groups_notifies_changes_repeats_and_resolves() {
+    let mut d = dispatcher(ReceiverKind::Webhook);
+    let a = alert("a", AlertState::Firing, None);
+    let b = alert("b", AlertState::Firing, None);
+    let out = d.dispatch(&[&a], 100_000);
+    let v = &bodies(&out)[0];
+    assert_eq!(v["version"], "4");
+    assert_eq!(v["status"], "firing");
+    assert_eq!(v["groupKey"], r#"{}:{alertname="MqttDown"}"#);
+    assert_eq!(v["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(v["alerts"][0]["startsAt"], "1970-01-01T00:01:00.000Z");
+    assert_eq!(v["alerts"][0]["labels"]["cluster"], "eu");
+    assert_eq!(v["commonAnnotations"]["summary"], "a down");
+    assert!(d.dispatch(&[&a], 115_000).is_empty(), "nothing changed");
+    let out = d.dispatch(&[&a, &b], 130_000);
+    assert_eq!(bodies(&out)[0]["alerts"].as_array().map(Vec::len), Some(2));
+    assert!(
+        d.dispatch(&[&a, &b], 130_000 + 4 * 3_600_000 - 1)
+            .is_empty()
+    );
+    assert_eq!(
+        d.dispatch(&[&a, &b], 130_000 + 4 * 3_600_000).len(),
+        1,
+        "repeat_interval"
+    );
+    let ra = alert("a", AlertState::Inactive, Some(20_000_000));
+    let rb = alert("b", AlertState::Inactive, Some(20_000_000));
+    let v = &bodies(&d.dispatch(&[&ra, &rb], 20_000_000))[0];
+    assert_eq!(v["status"], "resolved");
+    assert_eq!(v["alerts"][0]["endsAt"], "1970-01-01T05:33:20.000Z");
+    assert!(
+        d.dispatch(&[&ra, &rb], 20_015_000).is_empty(),
+        "resolved is sent once"
+    );
+}
+
+#[test]
+fn alertmanager_resends_and_sets_ends_at() {
+    let mut d = dispatcher(ReceiverKind::Alertmanager);
+    let a = alert("a", AlertState::Firing, None);
+    let v = &bodies(&d.dispatch(&[&a], 100_000))[0];
+    // endsAt = now + 4 × max(resend_delay 1m, eval interval 15s)
+    assert_eq!(v[0]["endsAt"], rfc3339(Some(100_000 + 240_000)));
+    assert!(d.dispatch(&[&a], 160_000).is_empty());
+    assert_eq!(
+        d.dispatch(&[&a], 160_001).len(),
+        1,
+        "re-sent after resend_delay"
+    );
+    let r = alert("a", AlertState::Inactive, Some(170_000));
+    let v = &bodies(&d.dispatch(&[&r], 170_000))[0];
+    assert_eq!(v[0]["endsAt"], rfc3339(Some(170_000)));
+}
+
+#[test]
+fn pagerduty_dedups_by_fingerprint() {
+    let mut d = dispatcher(ReceiverKind::Pagerduty);
+    let a = alert("a", AlertState::Firing, None);
+    let v = &bodies(&d.dispatch(&[&a], 100_000))[0];
+    assert_eq!(v["event_action"], "trigger");
+    assert_eq!(v["routing_key"], "rk");
+    let fp = v["dedup_key"].clone();
+    assert!(d.dispatch(&[&a], 200_000).is_empty());
+    let r = alert("a", AlertState::Inactive, Some(300_000));
+    let v = &bodies(&d.dispatch(&[&r], 300_000))[0];
+    assert_eq!(
+        (v["event_action"].as_str(), &v["dedup_key"]),
+        (Some("resolve"), &fp)
+    );
+}
+
+#[test]
+fn fingerprint_matches_alertmanager() {
+    // Alertmanager (prometheus/common model.LabelSet.Fingerprint) for {alertname="test"}.
+    let l: BTreeMap<String, String> = [("alertname".to_string(), "test".to_string())].into();
+    assert_eq!(
+        fingerprint(&l),
+        format!("{:016x}", {
+            let mut h: u64 = 14_695_981_039_346_656_037;
+            for b in b"alertname\xfftest\xff" {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(1_099_511_628_211);
+            }
+            h
+        })
+    );
+    assert_eq!(fingerprint(&BTreeMap::new()), "cbf29ce484222325");
+}
+
+#[test]
+fn chat_payloads() {
+    let b = Batch {
+        group_key: "{}:{}".into(),
+        group_labels: [("alertname".to_string(), "MqttDown".to_string())].into(),
+        alerts: vec![AlertMsg {
+            status: Status::Firing,
+            labels: [("alertname".to_string(), "MqttDown".to_string())].into(),
+            annotations: [("summary".to_string(), "x".repeat(300))].into(),
+            starts_at: Some(0),
+            ends_at: None,
+            generator_url: String::new(),
+            fingerprint: "0".into(),
+        }],
+    };
+    assert_eq!(slack::body(&b)["text"], "[FIRING:1] alertname=MqttDown");
+    assert_eq!(
+        teams::body(&b)["attachments"][0]["content"]["type"],
+        "AdaptiveCard"
+    );
+    let title = discord::body(&b)["embeds"][0]["title"]
+        .as_str()
+        .map(|s| s.chars().count());
+    assert_eq!(title, Some(256));
+}
