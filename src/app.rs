@@ -6,10 +6,13 @@
 
 use crate::config::{Config, ProbeKind};
 use crate::http::{self, BrokerView, HttpState};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RulesMetrics};
 use crate::mqtt::Connection;
+use crate::notify;
 use crate::probe::fresh;
 use crate::probe::runner::Probes;
+use crate::rules::alert::GroupState;
+use crate::rules::engine::{AlertsCollector, Engine, SharedGroups};
 use crate::sys::{Ingest, SysCollector, SysStore};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -73,12 +76,54 @@ pub async fn run(
     }
     registry.register_collector(Box::new(SysCollector::new(stores)));
 
+    // Rules and notifications: the engine reads the registry it is itself part of.
+    let rules_metrics = RulesMetrics::register(&mut registry);
+    let groups = SharedGroups::new(
+        config
+            .rules
+            .groups
+            .iter()
+            .cloned()
+            .map(|g| GroupState::new(g, config.rules.evaluation_interval))
+            .collect(),
+    );
+    registry.register_collector(Box::new(AlertsCollector(groups.clone())));
+    let queues = if config.notify.receivers.is_empty() {
+        None
+    } else {
+        let client = notify::queue::client()?;
+        let (queues, workers) = notify::queue::start(
+            &config.notify.receivers,
+            config.notify.queue_capacity,
+            rules_metrics.clone(),
+            client,
+            shutdown.clone(),
+        );
+        for w in workers {
+            tracker.spawn(w);
+        }
+        Some(queues)
+    };
+    let registry = Arc::new(registry);
+    let rule_count: usize = config.rules.groups.iter().map(|g| g.rules.len()).sum();
+    if rule_count > 0 {
+        let engine = Engine::new(
+            &config.rules,
+            config.notify.clone(),
+            groups.clone(),
+            queues,
+            rules_metrics,
+        );
+        tracker.spawn(engine.run(registry.clone(), shutdown.clone()));
+    }
+
     info!(listen = %listener.local_addr()?, brokers = config.brokers.len(), "serving /metrics");
     let state = Arc::new(HttpState {
         registry,
         brokers: views,
         probe_modules: config.probe_modules.clone(),
         probe_allowed_targets: config.probe_allowed_targets.clone(),
+        rules: groups,
         shutdown: shutdown.clone(),
     });
     tracker.spawn(http::serve(listener, state));

@@ -39,7 +39,9 @@ pub struct BrokerView {
 
 #[derive(Debug)]
 pub struct HttpState {
-    pub registry: Registry,
+    pub registry: std::sync::Arc<Registry>,
+    /// Rule groups and alerts for `/api/v1/rules` and `/api/v1/alerts`.
+    pub rules: crate::rules::engine::SharedGroups,
     pub brokers: Vec<BrokerView>,
     pub probe_modules: BTreeMap<String, ProbeModule>,
     pub probe_allowed_targets: Option<regex::Regex>,
@@ -115,6 +117,14 @@ async fn handle(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>
             }
         }
         "/probe" => probe(req, st).await,
+        "/api/v1/alerts" => {
+            let v = crate::rules::api::alerts(&st.rules.lock());
+            respond(StatusCode::OK, "application/json", v.to_string())
+        }
+        "/api/v1/rules" => {
+            let v = crate::rules::api::rules(&st.rules.lock());
+            respond(StatusCode::OK, "application/json", v.to_string())
+        }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
             if st.shutdown.is_cancelled() {

@@ -5,6 +5,8 @@
 //! alert state machine, `template` the annotation templates, `unittest` promtool's test files.
 
 pub mod alert;
+pub mod api;
+pub mod engine;
 pub mod eval;
 pub mod file;
 pub mod series;

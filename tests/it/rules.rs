@@ -83,3 +83,174 @@ fn rules_check_names_file_line_group_and_construct() {
         "{out}"
     );
 }
+
+use crate::support::sink::Sink;
+use crate::support::{Mosquitto, Sentinel, wait_until};
+use std::time::Duration;
+
+/// mqtt-sentinel watching `broker` with `rules` (a rule file's text) and `notify` (YAML).
+fn sentinel_with(broker: &Mosquitto, dir: &Path, rules: &str, notify: &str) -> Sentinel {
+    let rules_path = dir.join("rules.yml");
+    std::fs::write(&rules_path, rules).unwrap();
+    Sentinel::start(&format!(
+        "brokers:\n  - name: m\n    url: {}\nrules:\n  files: [ {:?} ]\n  evaluation_interval: 250ms\n  external_labels: {{ cluster: test }}\n{notify}",
+        broker.url(),
+        rules_path.display().to_string()
+    ))
+}
+
+#[test]
+fn webhook_gets_firing_then_resolved_when_the_broker_stops_and_returns() {
+    let mut broker = Mosquitto::start();
+    let sink = Sink::start(&[], false);
+    let tmp = tempfile::tempdir().unwrap();
+    // The spec's example key: the test checks the signature with it below.
+    std::fs::write(
+        tmp.path().join("secret"),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
+    )
+    .unwrap();
+    let s = sentinel_with(
+        &broker,
+        tmp.path(),
+        "groups:\n  - name: g\n    rules:\n      - alert: BrokerDown\n        expr: mqtt_up == 0\n        for: 1s\n        labels: { severity: critical }\n        annotations: { summary: '{{ $labels.broker }} is down' }\n",
+        &format!(
+            "notify:\n  receivers:\n    - {{ name: ops, type: webhook, url: {:?}, signing_secret_file: {:?} }}\n",
+            sink.url("/hook"),
+            tmp.path().join("secret").display().to_string()
+        ),
+    );
+    s.wait_collecting();
+    broker.kill();
+    let firing = wait_until(Duration::from_secs(20), "a firing notification", || {
+        sink.requests()
+            .into_iter()
+            .find(|r| r.json()["status"] == "firing")
+    });
+    let v = firing.json();
+    assert_eq!(v["version"], "4");
+    assert_eq!(v["receiver"], "ops");
+    assert_eq!(v["groupKey"], r#"{}:{alertname="BrokerDown"}"#);
+    let a = &v["alerts"][0];
+    assert_eq!(a["labels"]["broker"], "m");
+    assert_eq!(a["labels"]["severity"], "critical");
+    assert_eq!(a["labels"]["cluster"], "test", "external labels are added");
+    assert_eq!(a["annotations"]["summary"], "m is down");
+    assert_eq!(a["endsAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(a["fingerprint"].as_str().map(str::len), Some(16));
+    // Standard Webhooks signature over id.timestamp.body.
+    let key =
+        mqtt_sentinel::notify::signing::decode_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .unwrap();
+    let ts: i64 = firing.headers["webhook-timestamp"].parse().unwrap();
+    let want =
+        mqtt_sentinel::notify::signing::sign(&key, &firing.headers["webhook-id"], ts, &firing.body);
+    assert_eq!(firing.headers["webhook-signature"], want);
+    // While firing: the API and our ALERTS series show it.
+    let api: serde_json::Value = serde_json::from_str(&s.get("/api/v1/alerts").body).unwrap();
+    assert_eq!(api["data"]["alerts"][0]["state"], "firing", "{api}");
+    let sc = s.wait_scrape(Duration::from_secs(5), "mqtt_sentinel_alerts", |sc| {
+        sc.value(
+            "mqtt_sentinel_alerts",
+            &[("alertname", "BrokerDown"), ("alertstate", "firing")],
+        ) == Some(1.0)
+    });
+    drop(sc);
+    broker.restart();
+    let resolved = wait_until(Duration::from_secs(30), "a resolved notification", || {
+        sink.requests()
+            .into_iter()
+            .find(|r| r.json()["status"] == "resolved")
+    });
+    let r = resolved.json();
+    assert_eq!(r["alerts"][0]["status"], "resolved");
+    assert_ne!(r["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(r["alerts"][0]["fingerprint"], a["fingerprint"]);
+    let rules: serde_json::Value = serde_json::from_str(&s.get("/api/v1/rules").body).unwrap();
+    assert_eq!(
+        rules["data"]["groups"][0]["rules"][0]["health"], "ok",
+        "{rules}"
+    );
+    assert_eq!(
+        sink.requests()
+            .iter()
+            .filter(|r| r.json()["status"] == "firing")
+            .count(),
+        1,
+        "one firing notification"
+    );
+}
+
+#[test]
+fn a_500_is_retried_with_the_same_webhook_id() {
+    let broker = Mosquitto::start();
+    let sink = Sink::start(&[500, 503], false);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("secret"),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    )
+    .unwrap();
+    let s = sentinel_with(
+        &broker,
+        tmp.path(),
+        "groups:\n  - name: g\n    rules:\n      - alert: Always\n        expr: vector(1)\n",
+        &format!(
+            "notify:\n  receivers:\n    - {{ name: ops, type: webhook, url: {:?}, signing_secret_file: {:?} }}\n",
+            sink.url("/hook"),
+            tmp.path().join("secret").display().to_string()
+        ),
+    );
+    s.wait_scrape(Duration::from_secs(20), "one success after retries", |sc| {
+        sc.value(
+            "mqtt_sentinel_notifications_total",
+            &[("receiver", "ops"), ("result", "success")],
+        ) == Some(1.0)
+    });
+    let reqs = sink.requests();
+    assert_eq!(reqs.len(), 3, "500, 503, then 200");
+    assert!(
+        reqs.iter()
+            .all(|r| r.headers["webhook-id"] == reqs[0].headers["webhook-id"])
+    );
+    assert!(reqs.iter().all(|r| r.body == reqs[0].body));
+}
+
+#[test]
+fn a_hanging_receiver_does_not_stop_probes_or_evaluation() {
+    let broker = Mosquitto::start();
+    let sink = Sink::start(&[], true);
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sentinel_with(
+        &broker,
+        tmp.path(),
+        "groups:\n  - name: g\n    rules:\n      - alert: Always\n        expr: vector(1)\n",
+        &format!(
+            "notify:\n  receivers:\n    - {{ name: ops, type: webhook, url: {:?}, timeout: 60s }}\n",
+            sink.url("/hook")
+        ),
+    );
+    wait_until(Duration::from_secs(10), "the notification to hang", || {
+        (!sink.requests().is_empty()).then_some(())
+    });
+    let before = s.wait_collecting();
+    let sent = |sc: &crate::support::scrape::Scrape| {
+        sc.find("mqtt_probe_sent_total", &[("broker", "m")])
+            .iter()
+            .map(|x| x.value)
+            .sum::<f64>()
+    };
+    let evals = |sc: &crate::support::scrape::Scrape| {
+        sc.find("mqtt_sentinel_rule_evaluations_total", &[])
+            .iter()
+            .map(|x| x.value)
+            .sum::<f64>()
+    };
+    let (p0, e0) = (sent(&before), evals(&before));
+    s.wait_scrape(
+        Duration::from_secs(30),
+        "probes and evaluations continue",
+        |sc| sent(sc) >= p0 + 2.0 && evals(sc) >= e0 + 4.0,
+    );
+    assert_eq!(sink.requests().len(), 1, "still the one hanging delivery");
+}

@@ -3,6 +3,7 @@ pub mod certs;
 pub mod mosquitto;
 pub mod scrape;
 pub mod sentinel;
+pub mod sink;
 pub mod wait;
 
 pub use mosquitto::Mosquitto;

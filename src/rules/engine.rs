@@ -1,0 +1,321 @@
+//! The live rule engine: every `evaluation_interval` it snapshots our own registry into the
+//! history (a stale marker for each series that vanished, as a Prometheus scrape would write),
+//! evaluates the groups that are due, hands firing/resolved alerts to the notification
+//! dispatcher (which only enqueues), and trims the history to what the rules can read back.
+//!
+//! Group state sits behind a std `Mutex` that is never held across an `.await`; the HTTP API
+//! and [`AlertsCollector`] read it.
+
+use super::alert::{AlertState, Context, GroupState};
+use super::eval;
+use super::series::{Labels, Storage, stale_nan};
+use crate::config::{NotifyConfig, RulesConfig};
+use crate::exposition::{self, Format};
+use crate::metrics::{RuleGroupLabels, RulesMetrics};
+use crate::notify::queue::Queues;
+use crate::notify::{Dispatcher, now_ms};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+/// Rule groups and their alerts, shared with the HTTP API and the collector.
+#[derive(Clone, Debug, Default)]
+pub struct SharedGroups(Arc<Mutex<Vec<GroupState>>>);
+
+impl SharedGroups {
+    pub fn new(groups: Vec<GroupState>) -> Self {
+        SharedGroups(Arc::new(Mutex::new(groups)))
+    }
+
+    /// A poisoned lock only means a panic elsewhere; the data is still consistent enough to
+    /// read, so keep serving it.
+    pub fn lock(&self) -> MutexGuard<'_, Vec<GroupState>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `mqtt_sentinel_alerts{alertname, alertstate, …}`: our `ALERTS`, 1 per pending or firing alert.
+#[derive(Debug)]
+pub struct AlertsCollector(pub SharedGroups);
+
+impl Collector for AlertsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let groups = self.0.lock();
+        let mut rows: Vec<Vec<(String, String)>> = vec![];
+        for g in groups.iter() {
+            for r in &g.rules {
+                for a in r.active.values() {
+                    if a.state == AlertState::Inactive {
+                        continue;
+                    }
+                    let mut l: Vec<(String, String)> = a
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    l.push(("alertstate".into(), a.state.as_str().into()));
+                    rows.push(l);
+                }
+            }
+        }
+        drop(groups);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut me = encoder.encode_descriptor(
+            "mqtt_sentinel_alerts",
+            "Pending and firing alerts of the built-in rule engine (Prometheus' ALERTS), always 1",
+            None,
+            MetricType::Gauge,
+        )?;
+        let one = prometheus_client::metrics::gauge::ConstGauge::new(1i64);
+        for l in rows {
+            let fe = me.encode_family(&l)?;
+            one.encode(fe)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses OpenMetrics / text exposition lines into samples (comments and `# EOF` skipped).
+pub fn parse_exposition(text: &str) -> Vec<(Labels, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(s) = parse_line(line) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+fn parse_line(line: &str) -> Option<(Labels, f64)> {
+    let name_end = line.find(['{', ' '])?;
+    let mut pairs = vec![("__name__".to_string(), line[..name_end].to_string())];
+    let mut rest = &line[name_end..];
+    if let Some(r) = rest.strip_prefix('{') {
+        let mut chars = r.char_indices().peekable();
+        let end;
+        loop {
+            // name
+            while chars.peek().is_some_and(|(_, c)| *c == ',' || *c == ' ') {
+                chars.next();
+            }
+            let (start, c) = *chars.peek()?;
+            if c == '}' {
+                end = start + 1;
+                break;
+            }
+            let eq = r[start..].find('=')? + start;
+            let name = r[start..eq].to_string();
+            while chars.peek().is_some_and(|(i, _)| *i <= eq) {
+                chars.next();
+            }
+            if chars.next()?.1 != '"' {
+                return None;
+            }
+            let mut value = String::new();
+            loop {
+                let (_, c) = chars.next()?;
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        other => value.push(other),
+                    },
+                    other => value.push(other),
+                }
+            }
+            pairs.push((name, value));
+        }
+        rest = &r[end..];
+    }
+    let value = rest.split_whitespace().next()?;
+    let v = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        "NaN" => f64::NAN,
+        x => x.parse().ok()?,
+    };
+    Some((Labels::new(pairs), v))
+}
+
+/// How far back each metric name is read by any rule (plus one interval of slack).
+fn retention(groups: &[GroupState], slack_ms: i64) -> (HashMap<String, i64>, Option<i64>) {
+    let mut r: HashMap<Option<String>, i64> = HashMap::new();
+    for g in groups {
+        for rule in &g.rules {
+            eval::retention(&rule.rule.expr, &mut r);
+        }
+    }
+    let any = r.remove(&None).map(|v| v + slack_ms);
+    (
+        r.into_iter()
+            .filter_map(|(k, v)| k.map(|k| (k, v + slack_ms)))
+            .collect(),
+        any,
+    )
+}
+
+pub struct Engine {
+    groups: SharedGroups,
+    storage: Storage,
+    present: HashSet<Labels>,
+    ctx: Context,
+    dispatcher: Dispatcher,
+    queues: Option<Queues>,
+    metrics: RulesMetrics,
+    interval: std::time::Duration,
+    by_name: HashMap<String, i64>,
+    any_name: Option<i64>,
+}
+
+impl Engine {
+    pub fn new(
+        cfg: &RulesConfig,
+        notify: NotifyConfig,
+        groups: SharedGroups,
+        queues: Option<Queues>,
+        metrics: RulesMetrics,
+    ) -> Self {
+        let slack = cfg.evaluation_interval.as_millis() as i64;
+        let (by_name, any_name) = retention(&groups.lock(), slack);
+        Engine {
+            groups,
+            storage: Storage::new(),
+            present: HashSet::new(),
+            ctx: Context {
+                external_labels: cfg.external_labels.clone(),
+                external_url: cfg.external_url.clone(),
+            },
+            dispatcher: Dispatcher::new(
+                notify,
+                cfg.external_labels.clone(),
+                cfg.external_url.clone(),
+                cfg.evaluation_interval,
+            ),
+            queues,
+            metrics,
+            interval: cfg.evaluation_interval,
+            by_name,
+            any_name,
+        }
+    }
+
+    /// Appends one snapshot at `now` (ms): only series some rule can read are kept.
+    pub fn ingest(&mut self, samples: Vec<(Labels, f64)>, now: i64) {
+        let mut seen = HashSet::with_capacity(self.present.len());
+        for (l, v) in samples {
+            if self.any_name.is_none() && !self.by_name.contains_key(l.name()) {
+                continue;
+            }
+            self.storage.append(&l, now, v);
+            seen.insert(l);
+        }
+        for gone in self.present.difference(&seen) {
+            self.storage.append(gone, now, stale_nan());
+        }
+        self.present = seen;
+    }
+
+    /// Evaluates the due groups at `now` and dispatches notifications.
+    pub fn evaluate(&mut self, now: i64) {
+        let mut groups = self.groups.lock();
+        for g in groups.iter_mut() {
+            let due = g
+                .last_eval
+                .is_none_or(|t| now - t + 50 >= g.interval.as_millis() as i64);
+            if !due {
+                continue;
+            }
+            let failures = g.eval(&mut self.storage, now, &self.ctx);
+            let l = RuleGroupLabels {
+                rule_group: format!("{};{}", g.file, g.name),
+            };
+            self.metrics
+                .evaluations
+                .get_or_create(&l)
+                .inc_by(g.rules.len() as u64);
+            if failures > 0 {
+                self.metrics
+                    .evaluation_failures
+                    .get_or_create(&l)
+                    .inc_by(failures as u64);
+                for r in g.rules.iter().filter(|r| r.last_error.is_some()) {
+                    warn!(group = %g.name, rule = %r.rule.name, error = r.last_error.as_deref().unwrap_or(""), "rule evaluation failed");
+                }
+            }
+            self.metrics
+                .evaluation_duration
+                .get_or_create(&l)
+                .set(g.eval_seconds);
+        }
+        let alerts: Vec<&super::alert::Alert> = groups
+            .iter()
+            .flat_map(|g| g.rules.iter())
+            .flat_map(|r| r.active.values())
+            .collect();
+        let out = self.dispatcher.dispatch(&alerts, now);
+        drop(groups);
+        if let Some(q) = &self.queues {
+            for (r, job) in out {
+                q.push(r, job);
+            }
+        }
+        let (by_name, any, interval) = (
+            &self.by_name,
+            self.any_name,
+            self.interval.as_millis() as i64,
+        );
+        self.storage
+            .trim(|name| now - by_name.get(name).copied().or(any).unwrap_or(interval));
+        self.metrics
+            .history_samples
+            .set(self.storage.sample_count() as i64);
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Runs until `shutdown`: snapshot our registry, evaluate, repeat.
+    pub async fn run(mut self, registry: Arc<Registry>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let now = now_ms();
+            match exposition::encode(&registry, Format::OpenMetrics) {
+                Ok(text) => self.ingest(parse_exposition(&text), now),
+                Err(e) => warn!(error = %e, "cannot snapshot our own metrics for the rules"),
+            }
+            self.evaluate(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_lines() {
+        let s = parse_exposition(
+            "# HELP x y\nmqtt_up{broker=\"a \\\"b\\\"\",x=\"1\"} 1\nfoo_total 3.5 1700000000\nbar{le=\"+Inf\"} +Inf\n# EOF\n",
+        );
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].0.to_string(), r#"mqtt_up{broker="a \"b\"", x="1"}"#);
+        assert_eq!(s[1].1, 3.5);
+        assert_eq!(s[2].1, f64::INFINITY);
+    }
+}
