@@ -128,6 +128,7 @@ fn webhook_gets_firing_then_resolved_when_the_broker_stops_and_returns() {
             .find(|r| r.json()["status"] == "firing")
     });
     let v = firing.json();
+    assert_eq!(firing.path, "/hook");
     assert_eq!(v["version"], "4");
     assert_eq!(v["receiver"], "ops");
     assert_eq!(v["groupKey"], r#"{}:{alertname="BrokerDown"}"#);
