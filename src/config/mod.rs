@@ -1247,6 +1247,29 @@ impl Config {
                 .map(|r| r.as_str().to_owned())
                 .unwrap_or_else(|| "any".to_owned())
         );
+        let rules: usize = self.rules.groups.iter().map(|g| g.rules.len()).sum();
+        let _ = writeln!(
+            s,
+            "rules: {rules} in {} groups from {}, every {:?}",
+            self.rules.groups.len(),
+            if self.rules.sources.is_empty() {
+                "no files".to_owned()
+            } else {
+                self.rules.sources.join(", ")
+            },
+            self.rules.evaluation_interval
+        );
+        for r in &self.notify.receivers {
+            // URLs can carry tokens: never printed.
+            let _ = writeln!(
+                s,
+                "  receiver {}: {} url <secret> send_resolved {} signed {}",
+                r.name,
+                r.kind.as_str(),
+                r.send_resolved,
+                r.signing_key.is_some()
+            );
+        }
         s
     }
 }

@@ -60,6 +60,23 @@ fn readme_metric_table_matches_the_code() {
     rt.base.record_failure("timeout");
     rt.base.record_ignored("late");
     m.connect_duration("x").observe(0.1);
+    let rm = mqtt_sentinel::metrics::RulesMetrics::register(&mut reg);
+    let g = mqtt_sentinel::metrics::RuleGroupLabels {
+        rule_group: "f;g".into(),
+    };
+    rm.evaluations.get_or_create(&g).inc();
+    rm.evaluation_failures.get_or_create(&g).inc();
+    rm.evaluation_duration.get_or_create(&g).set(0.1);
+    rm.notified("ops", "success");
+    rm.queue_length
+        .get_or_create(&mqtt_sentinel::metrics::ReceiverLabels {
+            receiver: "ops".into(),
+        })
+        .set(0);
+    code.insert(
+        "mqtt_sentinel_alerts".into(),
+        ("gauge".into(), "alertname,alertstate,…".into()),
+    );
     let text = encode(&reg, Format::Text).unwrap();
     for line in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
         let (name, t) = line.split_once(' ').unwrap();
@@ -69,6 +86,9 @@ fn readme_metric_table_matches_the_code() {
             "mqtt_probe_rtt_seconds" | "mqtt_probe_ack_seconds" => "qos",
             "mqtt_probe_ignored_total" | "mqtt_probe_errors_total" => "probe,reason",
             "mqtt_probe_health" => "state",
+            n if n.starts_with("mqtt_sentinel_rule_evaluation") => "rule_group",
+            "mqtt_sentinel_notifications_total" => "receiver,result",
+            "mqtt_sentinel_notification_queue_length" => "receiver",
             n if n.starts_with("mqtt_probe_") => "probe",
             _ => "",
         };
