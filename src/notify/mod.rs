@@ -254,18 +254,21 @@ impl Dispatcher {
     /// Alerts after an evaluation (firing and resolved; pending ones are ignored) → jobs.
     pub fn dispatch(&mut self, alerts: &[&Alert], now: i64) -> Outbox {
         let mut out = vec![];
-        let Some(route) = self.cfg.route.clone() else {
+        let Some(route) = &self.cfg.route else {
             return out;
         };
+        // Pending alerts are never sent; every other alert becomes a message once.
+        let msgs: Vec<AlertMsg> = alerts
+            .iter()
+            .filter(|a| a.state != AlertState::Pending)
+            .map(|a| self.msg(a, now))
+            .collect();
+        let live: BTreeSet<String> = msgs.iter().map(|m| m.fingerprint.clone()).collect();
         // receiver → group key → (group labels, alerts)
         let mut per: Vec<BTreeMap<String, Grouped>> = (0..self.cfg.receivers.len())
             .map(|_| BTreeMap::new())
             .collect();
-        for a in alerts {
-            if a.state == AlertState::Pending {
-                continue;
-            }
-            let m = self.msg(a, now);
+        for m in &msgs {
             let mut targets = vec![];
             route.receivers(&m.labels, &mut targets);
             for (r, group_by) in targets {
@@ -291,10 +294,6 @@ impl Dispatcher {
             match rc.kind {
                 ReceiverKind::Alertmanager => {
                     let resend = self.cfg.resend_delay.as_millis() as i64;
-                    let live: BTreeSet<String> = alerts
-                        .iter()
-                        .map(|a| fingerprint(&self.msg(a, now).labels))
-                        .collect();
                     let sent = &mut self.sent[r];
                     let mut batch = vec![];
                     for m in groups.into_values().flat_map(|(_, v)| v) {

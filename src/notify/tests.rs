@@ -46,8 +46,6 @@ fn alert(broker: &str, state: AlertState, resolved_at: Option<i64>) -> Alert {
         fired_at: Some(60_000),
         resolved_at,
         keep_firing_since: None,
-        last_sent_at: None,
-        valid_until: 0,
     }
 }
 

@@ -41,27 +41,6 @@ pub struct Alert {
     pub fired_at: Option<i64>,
     pub resolved_at: Option<i64>,
     pub keep_firing_since: Option<i64>,
-    pub last_sent_at: Option<i64>,
-    /// `endsAt` promised to Alertmanager while firing.
-    pub valid_until: i64,
-}
-
-impl Alert {
-    /// Prometheus `needsSending`.
-    pub fn needs_sending(&self, ts: i64, resend_delay_ms: i64) -> bool {
-        if self.state == AlertState::Pending {
-            return false;
-        }
-        match (self.resolved_at, self.last_sent_at) {
-            (Some(r), Some(s)) if r > s => return true,
-            (Some(_), None) => return true,
-            _ => {}
-        }
-        match self.last_sent_at {
-            None => true,
-            Some(s) => s + resend_delay_ms < ts,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,8 +259,6 @@ fn alert(
                 fired_at: None,
                 resolved_at: None,
                 keep_firing_since: None,
-                last_sent_at: None,
-                valid_until: 0,
             },
         );
     }

@@ -7,20 +7,7 @@ use serde_json::{Value, json};
 
 /// Prometheus writes alert values as `strconv.FormatFloat(v, 'e', 10, 64)`.
 fn value(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
-    }
-    let s = format!("{v:.10e}");
-    match s.split_once('e') {
-        Some((m, e)) => {
-            let (sign, digits) = e.strip_prefix('-').map_or(('+', e), |d| ('-', d));
-            format!("{m}e{sign}{digits:0>2}")
-        }
-        None => s,
-    }
+    super::template::go_exp(v, 10)
 }
 
 fn alert(a: &Alert) -> Value {

@@ -281,10 +281,6 @@ impl Engine {
             .set(self.storage.sample_count() as i64);
     }
 
-    pub fn storage(&self) -> &Storage {
-        &self.storage
-    }
-
     /// Runs until `shutdown`: snapshot our registry, evaluate, repeat.
     pub async fn run(mut self, registry: Arc<Registry>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(self.interval);

@@ -162,7 +162,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Vec<Group>, ConfigError> {
                 }
             };
             rules.push(
-                rule(r, &what).map_err(|(field, m)| {
+                rule(r).map_err(|(field, m)| {
                     err(format!("{rpath}.{field}"), format!("{what}: {m}"))
                 })?,
             );
@@ -180,7 +180,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Vec<Group>, ConfigError> {
 
 type FieldError = (String, String);
 
-fn rule(r: RawRule, _what: &str) -> Result<Rule, FieldError> {
+fn rule(r: RawRule) -> Result<Rule, FieldError> {
     let field = |f: &str, m: String| (f.to_string(), m);
     if r.expr.trim().is_empty() {
         return Err(field("expr", "field 'expr' must be set".into()));

@@ -668,7 +668,8 @@ fn go_fixed(v: f64, prec: usize) -> String {
     non_finite(v).unwrap_or_else(|| format!("{v:.prec$}"))
 }
 
-fn go_exp(v: f64, prec: usize) -> String {
+/// Go's `%.<prec>e`, which is also Prometheus' `FormatFloat(v, 'e', prec, 64)`.
+pub fn go_exp(v: f64, prec: usize) -> String {
     if let Some(s) = non_finite(v) {
         return s;
     }
