@@ -7,7 +7,8 @@ use super::eval::{self, Value};
 use super::file::{Group, Rule, RuleKind};
 use super::series::{Labels, METRIC_NAME, Storage, stale_nan};
 use super::template::{self, Data};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Resolved alerts are kept (and re-sent) this long, as Prometheus does.
@@ -69,9 +70,9 @@ pub struct RuleState {
     pub last_eval: Option<i64>,
     pub eval_seconds: f64,
     /// Alerting rules: active alerts by identity.
-    pub active: HashMap<Labels, Alert>,
+    pub active: FxHashMap<Labels, Alert>,
     /// Recording rules: the series written last time (stale markers for the vanished).
-    written: HashSet<Labels>,
+    written: FxHashSet<Labels>,
 }
 
 /// What templates can use beyond the alert itself.
@@ -108,8 +109,8 @@ impl GroupState {
                     last_error: None,
                     last_eval: None,
                     eval_seconds: 0.0,
-                    active: HashMap::new(),
-                    written: HashSet::new(),
+                    active: FxHashMap::default(),
+                    written: FxHashSet::default(),
                 })
                 .collect(),
             last_eval: None,
@@ -167,12 +168,12 @@ fn record(r: &mut RuleState, storage: &mut Storage, ts: i64, limit: usize) -> Re
     let samples = match query(&r.rule.expr, storage, ts) {
         Ok(s) => s,
         Err(e) => {
-            mark_stale(r, storage, ts, &HashSet::new());
+            mark_stale(r, storage, ts, &FxHashSet::default());
             return Err(e);
         }
     };
     let mut out = Vec::with_capacity(samples.len());
-    let mut seen = HashSet::with_capacity(samples.len());
+    let mut seen = FxHashSet::with_capacity_and_hasher(samples.len(), Default::default());
     for s in samples {
         let mut l = s.labels;
         l.set(METRIC_NAME, &r.rule.name);
@@ -180,7 +181,7 @@ fn record(r: &mut RuleState, storage: &mut Storage, ts: i64, limit: usize) -> Re
             l.set(k, v);
         }
         if !seen.insert(l.clone()) {
-            mark_stale(r, storage, ts, &HashSet::new());
+            mark_stale(r, storage, ts, &FxHashSet::default());
             return Err(
                 "vector contains metrics with the same labelset after applying rule labels".into(),
             );
@@ -188,7 +189,7 @@ fn record(r: &mut RuleState, storage: &mut Storage, ts: i64, limit: usize) -> Re
         out.push((l, s.value));
     }
     if limit > 0 && out.len() > limit {
-        mark_stale(r, storage, ts, &HashSet::new());
+        mark_stale(r, storage, ts, &FxHashSet::default());
         return Err(format!(
             "exceeded limit of {limit} with {} series",
             out.len()
@@ -201,7 +202,7 @@ fn record(r: &mut RuleState, storage: &mut Storage, ts: i64, limit: usize) -> Re
     Ok(())
 }
 
-fn mark_stale(r: &mut RuleState, storage: &mut Storage, ts: i64, now: &HashSet<Labels>) {
+fn mark_stale(r: &mut RuleState, storage: &mut Storage, ts: i64, now: &FxHashSet<Labels>) {
     for l in r.written.difference(now) {
         storage.append(l, ts, stale_nan());
     }
@@ -226,7 +227,8 @@ fn alert(
     let hold = hold.as_millis() as i64;
     let keep_firing_for = keep_firing_for.as_millis() as i64;
     let samples = query(&r.rule.expr, storage, ts)?;
-    let mut fresh: HashMap<Labels, Alert> = HashMap::with_capacity(samples.len());
+    let mut fresh: FxHashMap<Labels, Alert> =
+        FxHashMap::with_capacity_and_hasher(samples.len(), Default::default());
     for s in samples {
         let data = Data {
             labels: s.labels.clone().into_map(),
@@ -262,7 +264,7 @@ fn alert(
             },
         );
     }
-    let present: HashSet<Labels> = fresh.keys().cloned().collect();
+    let present: FxHashSet<Labels> = fresh.keys().cloned().collect();
     for (k, a) in fresh {
         match r.active.get_mut(&k) {
             Some(old) if old.state != AlertState::Inactive => {

@@ -8,7 +8,7 @@
 
 use super::alert::{AlertState, Context, GroupState};
 use super::eval;
-use super::series::{Labels, Storage, stale_nan};
+use super::series::{Labels, METRIC_NAME, Storage, stale_nan};
 use crate::config::{NotifyConfig, RulesConfig};
 use crate::exposition::{self, Format};
 use crate::metrics::{RuleGroupLabels, RulesMetrics};
@@ -18,7 +18,8 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashMap;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -84,67 +85,83 @@ impl Collector for AlertsCollector {
 
 /// Parses OpenMetrics / text exposition lines into samples (comments and `# EOF` skipped).
 pub fn parse_exposition(text: &str) -> Vec<(Labels, f64)> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if let Some(s) = parse_line(line) {
-            out.push(s);
-        }
-    }
-    out
+    text.lines()
+        .filter_map(split_sample)
+        .filter_map(|(key, value)| Some((parse_key(key)?, parse_value(value)?)))
+        .collect()
 }
 
-fn parse_line(line: &str) -> Option<(Labels, f64)> {
-    let name_end = line.find(['{', ' '])?;
-    let mut pairs = vec![("__name__".to_string(), line[..name_end].to_string())];
-    let mut rest = &line[name_end..];
-    if let Some(r) = rest.strip_prefix('{') {
-        let mut chars = r.char_indices().peekable();
-        let end;
-        loop {
-            // name
-            while chars.peek().is_some_and(|(_, c)| *c == ',' || *c == ' ') {
-                chars.next();
-            }
-            let (start, c) = *chars.peek()?;
-            if c == '}' {
-                end = start + 1;
-                break;
-            }
-            let eq = r[start..].find('=')? + start;
-            let name = r[start..eq].to_string();
-            while chars.peek().is_some_and(|(i, _)| *i <= eq) {
-                chars.next();
-            }
-            if chars.next()?.1 != '"' {
-                return None;
-            }
-            let mut value = String::new();
-            loop {
-                let (_, c) = chars.next()?;
-                match c {
-                    '"' => break,
-                    '\\' => match chars.next()?.1 {
-                        'n' => value.push('\n'),
-                        other => value.push(other),
-                    },
-                    other => value.push(other),
-                }
-            }
-            pairs.push((name, value));
-        }
-        rest = &r[end..];
+/// Splits a sample line into its series key (`name{labels}`, exactly as written) and its
+/// value token; `None` for comments, blank and malformed lines.
+fn split_sample(line: &str) -> Option<(&str, &str)> {
+    if line.is_empty() || line.starts_with('#') {
+        return None;
     }
-    let value = rest.split_whitespace().next()?;
-    let v = match value {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        "NaN" => f64::NAN,
-        x => x.parse().ok()?,
+    let b = line.as_bytes();
+    let mut i = line.find(['{', ' '])?;
+    if b[i] == b'{' {
+        let mut quoted = false;
+        loop {
+            i += 1;
+            match (b.get(i)?, quoted) {
+                (b'\\', true) => i += 1,
+                (b'"', _) => quoted = !quoted,
+                (b'}', false) => break,
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    let value = line[i..].split_whitespace().next()?;
+    Some((&line[..i], value))
+}
+
+fn parse_value(v: &str) -> Option<f64> {
+    match v {
+        "+Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        "NaN" => Some(f64::NAN),
+        x => x.parse().ok(),
+    }
+}
+
+/// `name{a="b",…}` → labels (with `__name__`).
+fn parse_key(key: &str) -> Option<Labels> {
+    let (name, rest) = match key.find('{') {
+        Some(i) => (&key[..i], key[i + 1..].strip_suffix('}')?),
+        None => (key, ""),
     };
-    Some((Labels::new(pairs), v))
+    let mut pairs = vec![(METRIC_NAME.to_string(), name.to_string())];
+    let mut chars = rest.char_indices().peekable();
+    loop {
+        while chars.peek().is_some_and(|(_, c)| *c == ',' || *c == ' ') {
+            chars.next();
+        }
+        let Some(&(start, _)) = chars.peek() else {
+            break;
+        };
+        let eq = rest[start..].find('=')? + start;
+        let label = rest[start..eq].to_string();
+        while chars.peek().is_some_and(|(i, _)| *i <= eq) {
+            chars.next();
+        }
+        if chars.next()?.1 != '"' {
+            return None;
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next()?.1 {
+                '"' => break,
+                '\\' => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    other => value.push(other),
+                },
+                other => value.push(other),
+            }
+        }
+        pairs.push((label, value));
+    }
+    Some(Labels::new(pairs))
 }
 
 /// How far back each metric name is read by any rule (plus one interval of slack).
@@ -167,7 +184,12 @@ fn retention(groups: &[GroupState], slack_ms: i64) -> (HashMap<String, i64>, Opt
 pub struct Engine {
     groups: SharedGroups,
     storage: Storage,
-    present: HashSet<Labels>,
+    /// Series ids by exposition line key (`name{labels}` as our encoder writes it), `None`
+    /// for series no rule reads: a known line costs one hash lookup, no label parsing.
+    lines: FxHashMap<Box<str>, Option<u32>>,
+    lines_generation: u64,
+    /// Ids ingested by the last snapshot (the others are recording-rule output).
+    present: Vec<u32>,
     ctx: Context,
     dispatcher: Dispatcher,
     queues: Option<Queues>,
@@ -190,7 +212,9 @@ impl Engine {
         Engine {
             groups,
             storage: Storage::new(),
-            present: HashSet::new(),
+            lines: FxHashMap::default(),
+            lines_generation: 0,
+            present: Vec::new(),
             ctx: Context {
                 external_labels: cfg.external_labels.clone(),
                 external_url: cfg.external_url.clone(),
@@ -209,20 +233,49 @@ impl Engine {
         }
     }
 
-    /// Appends one snapshot at `now` (ms): only series some rule can read are kept.
-    pub fn ingest(&mut self, samples: Vec<(Labels, f64)>, now: i64) {
-        let mut seen = HashSet::with_capacity(self.present.len());
-        for (l, v) in samples {
-            if self.any_name.is_none() && !self.by_name.contains_key(l.name()) {
-                continue;
-            }
-            self.storage.append(&l, now, v);
-            seen.insert(l);
+    /// Appends one snapshot of exposition text at `now` (ms): only series some rule can read
+    /// are kept; series of the last snapshot missing from this one get a stale marker.
+    pub fn ingest(&mut self, text: &str, now: i64) {
+        let generation = self.storage.generation();
+        if generation != self.lines_generation || self.lines.len() > 2 * self.present.len() + 4096 {
+            // Ids were reused, or vanished series piled up: rebuild from this snapshot.
+            self.lines.clear();
+            self.lines_generation = generation;
         }
-        for gone in self.present.difference(&seen) {
-            self.storage.append(gone, now, stale_nan());
+        let mut seen = Vec::with_capacity(self.present.len());
+        for (key, value) in text.lines().filter_map(split_sample) {
+            let id = match self.lines.get(key) {
+                Some(id) => *id,
+                None => {
+                    let id = parse_key(key).and_then(|l| {
+                        let wanted = self.any_name.is_some() || self.by_name.contains_key(l.name());
+                        wanted.then(|| self.storage.id(&l))
+                    });
+                    self.lines.insert(key.into(), id);
+                    id
+                }
+            };
+            if let (Some(id), Some(v)) = (id, parse_value(value)) {
+                self.storage.append_id(id, now, v);
+                seen.push(id);
+            }
+        }
+        for &id in &self.present {
+            if self.storage.newest(id).is_some_and(|t| t < now) {
+                self.storage.append_id(id, now, stale_nan());
+            }
         }
         self.present = seen;
+    }
+
+    /// Bytes of compressed samples held in the history.
+    pub fn history_bytes(&self) -> usize {
+        self.storage.chunk_bytes()
+    }
+
+    /// Samples held in the history.
+    pub fn history_samples(&self) -> usize {
+        self.storage.sample_count()
     }
 
     /// Evaluates the due groups at `now` and dispatches notifications.
@@ -292,7 +345,7 @@ impl Engine {
             }
             let now = now_ms();
             match exposition::encode(&registry, Format::OpenMetrics) {
-                Ok(text) => self.ingest(parse_exposition(&text), now),
+                Ok(text) => self.ingest(&text, now),
                 Err(e) => warn!(error = %e, "cannot snapshot our own metrics for the rules"),
             }
             self.evaluate(now);

@@ -11,7 +11,8 @@ use promql_parser::parser::{
     AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, Offset,
     VectorMatchCardinality, VectorSelector,
 };
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::HashMap;
 
 /// Prometheus' default lookback for instant selectors.
 pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
@@ -273,12 +274,8 @@ impl Evaluator<'_> {
             .candidates(selector_name(&ms.vs))
             .filter(|s| matches(&ms.vs, &s.labels))
             .filter_map(|s| {
-                let points: Vec<_> = s
-                    .range(start, end)
-                    .iter()
-                    .copied()
-                    .filter(|(_, v)| !is_stale(*v))
-                    .collect();
+                let mut points = Vec::with_capacity(s.range_bound(start, end));
+                points.extend(s.range(start, end).filter(|(_, v)| !is_stale(*v)));
                 (!points.is_empty()).then(|| RangeSeries {
                     labels: s.labels.clone(),
                     points,
@@ -499,7 +496,7 @@ impl Evaluator<'_> {
             } else {
                 k as usize
             };
-            let mut groups: HashMap<Labels, Vec<Sample>> = HashMap::new();
+            let mut groups: FxHashMap<Labels, Vec<Sample>> = FxHashMap::default();
             for s in input {
                 groups.entry(key(&s.labels)).or_default().push(s);
             }
@@ -529,7 +526,7 @@ impl Evaluator<'_> {
             count: f64,
         }
         let mut order: Vec<Labels> = vec![];
-        let mut groups: HashMap<Labels, Group> = HashMap::new();
+        let mut groups: FxHashMap<Labels, Group> = FxHashMap::default();
         for s in input {
             let k = key(&s.labels);
             let Some(g) = groups.get_mut(&k) else {
@@ -697,19 +694,19 @@ fn set_op(
 ) -> Vec<Sample> {
     match op {
         "and" => {
-            let right: HashSet<Labels> = rhs.iter().map(|s| sig(&s.labels)).collect();
+            let right: FxHashSet<Labels> = rhs.iter().map(|s| sig(&s.labels)).collect();
             lhs.into_iter()
                 .filter(|s| right.contains(&sig(&s.labels)))
                 .collect()
         }
         "unless" => {
-            let right: HashSet<Labels> = rhs.iter().map(|s| sig(&s.labels)).collect();
+            let right: FxHashSet<Labels> = rhs.iter().map(|s| sig(&s.labels)).collect();
             lhs.into_iter()
                 .filter(|s| !right.contains(&sig(&s.labels)))
                 .collect()
         }
         _ => {
-            let left: HashSet<Labels> = lhs.iter().map(|s| sig(&s.labels)).collect();
+            let left: FxHashSet<Labels> = lhs.iter().map(|s| sig(&s.labels)).collect();
             let mut out = lhs;
             out.extend(rhs.into_iter().filter(|s| !left.contains(&sig(&s.labels))));
             out
@@ -731,7 +728,8 @@ fn vector_vector(
     let one_to_many = matches!(card, VectorMatchCardinality::OneToMany(_));
     let (lhs, rhs) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
     let include: &[String] = card.labels().map(|l| l.labels.as_slice()).unwrap_or(&[]);
-    let mut right: HashMap<Labels, Sample> = HashMap::with_capacity(rhs.len());
+    let mut right: FxHashMap<Labels, Sample> =
+        FxHashMap::with_capacity_and_hasher(rhs.len(), Default::default());
     for s in rhs {
         let k = sig(&s.labels);
         if let Some(d) = right.get(&k) {
@@ -745,7 +743,7 @@ fn vector_vector(
     }
     let comparison = matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=");
     let arithmetic = !comparison;
-    let mut matched: HashMap<Labels, HashSet<Labels>> = HashMap::new();
+    let mut matched: FxHashMap<Labels, FxHashSet<Labels>> = FxHashMap::default();
     let mut out = vec![];
     for ls in lhs {
         let k = sig(&ls.labels);
@@ -798,7 +796,7 @@ fn vector_vector(
 
 /// Prometheus refuses results with two identical label sets.
 fn unique(v: Vec<Sample>) -> Result<Vec<Sample>, String> {
-    let mut seen = HashSet::with_capacity(v.len());
+    let mut seen = FxHashSet::with_capacity_and_hasher(v.len(), Default::default());
     for s in &v {
         if !seen.insert(&s.labels) {
             return Err("vector cannot contain metrics with the same labelset".into());
@@ -974,7 +972,7 @@ fn avg_over_time(p: &[(i64, f64)]) -> f64 {
 }
 
 fn histogram_quantile(q: f64, v: Vec<Sample>) -> Vec<Sample> {
-    let mut groups: HashMap<Labels, Vec<(f64, f64)>> = HashMap::new();
+    let mut groups: FxHashMap<Labels, Vec<(f64, f64)>> = FxHashMap::default();
     let mut order = vec![];
     for s in v {
         let le = s.labels.get("le");

@@ -4,8 +4,9 @@
 //! every evaluation (and a stale marker for every series that vanished, as a Prometheus scrape
 //! does), and `rules test` loads promtool's `input_series`. Nothing here knows PromQL.
 
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::fmt;
+use std::sync::Arc;
 
 /// Prometheus' staleness marker: a NaN with a distinct bit pattern.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
@@ -21,28 +22,44 @@ pub fn is_stale(v: f64) -> bool {
 pub const METRIC_NAME: &str = "__name__";
 
 /// A label set sorted by name, without empty values (an empty value means "absent").
+///
+/// Cheap to clone (one reference count); names and values are shared `Arc<str>`s, interned
+/// by [`Storage`] so 50 000 series carrying `instance="…"` hold the string once.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Vec<(String, String)>);
+pub struct Labels(Arc<[(Arc<str>, Arc<str>)]>);
 
 impl Labels {
-    pub fn new(mut pairs: Vec<(String, String)>) -> Self {
-        pairs.retain(|(_, v)| !v.is_empty());
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        pairs.dedup_by(|a, b| a.0 == b.0);
-        Labels(pairs)
-    }
-
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self::new(
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        Self::from_arcs(
             pairs
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (Arc::from(k), Arc::from(v)))
                 .collect(),
         )
     }
 
+    fn from_arcs(mut pairs: Vec<(Arc<str>, Arc<str>)>) -> Self {
+        pairs.retain(|(_, v)| !v.is_empty());
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|a, b| a.0 == b.0);
+        Labels(pairs.into())
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self::from_arcs(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Arc::from(k), Arc::from(v)))
+                .collect(),
+        )
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(name))
+    }
+
     pub fn get(&self, name: &str) -> &str {
-        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
+        match self.find(name) {
             Ok(i) => &self.0[i].1,
             Err(_) => "",
         }
@@ -53,7 +70,7 @@ impl Labels {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0.iter().map(|(k, v)| (&**k, &**v))
     }
 
     pub fn len(&self) -> usize {
@@ -66,17 +83,25 @@ impl Labels {
 
     /// Sets (or with an empty value, removes) one label.
     pub fn set(&mut self, name: &str, value: &str) {
-        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
-            Ok(i) if value.is_empty() => {
-                self.0.remove(i);
-            }
-            Ok(i) => self.0[i].1 = value.to_string(),
-            Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(i, (name.to_string(), value.to_string())),
+        let found = self.find(name);
+        if found.is_err() && value.is_empty() {
+            return;
         }
+        let mut v: Vec<(Arc<str>, Arc<str>)> = self.0.to_vec();
+        match found {
+            Ok(i) if value.is_empty() => {
+                v.remove(i);
+            }
+            Ok(i) => v[i].1 = Arc::from(value),
+            Err(i) => v.insert(i, (Arc::from(name), Arc::from(value))),
+        }
+        self.0 = v.into();
     }
 
     pub fn without_name(&self) -> Labels {
+        if self.find(METRIC_NAME).is_err() {
+            return self.clone();
+        }
         let mut l = self.clone();
         l.set(METRIC_NAME, "");
         l
@@ -87,7 +112,7 @@ impl Labels {
         Labels(
             self.0
                 .iter()
-                .filter(|(k, _)| names.iter().any(|n| n == k))
+                .filter(|(k, _)| names.iter().any(|n| **n == **k))
                 .cloned()
                 .collect(),
         )
@@ -98,14 +123,16 @@ impl Labels {
         Labels(
             self.0
                 .iter()
-                .filter(|(k, _)| !names.iter().any(|n| n == k))
+                .filter(|(k, _)| !names.iter().any(|n| **n == **k))
                 .cloned()
                 .collect(),
         )
     }
 
     pub fn into_map(self) -> std::collections::BTreeMap<String, String> {
-        self.0.into_iter().collect()
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 }
 
@@ -114,7 +141,7 @@ impl fmt::Display for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.name();
         f.write_str(name)?;
-        let rest: Vec<_> = self.0.iter().filter(|(k, _)| k != METRIC_NAME).collect();
+        let rest: Vec<_> = self.iter().filter(|(k, _)| *k != METRIC_NAME).collect();
         if rest.is_empty() && !name.is_empty() {
             return Ok(());
         }
@@ -129,34 +156,365 @@ impl fmt::Display for Labels {
     }
 }
 
-/// One series and its samples in time order (milliseconds, value).
+/// Samples per chunk before it is sealed (30 min at a 15 s interval, as Prometheus' head).
+const CHUNK_SAMPLES: u16 = 120;
+
+/// A run of samples compressed as in Prometheus' XOR chunks (Gorilla): timestamps as
+/// delta-of-delta in 1/16/20/24/68 bits, values XORed with their predecessor. Regular
+/// integer-valued series take ~1-2 bytes per sample instead of 16.
+#[derive(Debug)]
+struct Chunk {
+    min_t: i64,
+    max_t: i64,
+    n: u16,
+    bits: BitBuf,
+}
+
+impl Chunk {
+    fn iter(&self) -> ChunkIter<'_> {
+        ChunkIter {
+            r: BitReader {
+                data: &self.bits.data,
+                pos: 0,
+            },
+            left: self.n,
+            i: 0,
+            t: 0,
+            delta: 0,
+            v: 0,
+            leading: 0,
+            trailing: 0,
+        }
+    }
+}
+
+/// A bit string, most significant bit first. While open it keeps 16 zero bytes of padding
+/// at the end so writes can always touch a whole `u128`.
+#[derive(Debug)]
+struct BitBuf {
+    data: Vec<u8>,
+    len: usize,
+}
+
+const PAD: usize = 16;
+
+impl BitBuf {
+    fn new() -> Self {
+        BitBuf {
+            data: vec![0; PAD + 16],
+            len: 0,
+        }
+    }
+
+    fn write(&mut self, value: u64, n: u32) {
+        if n == 0 {
+            return;
+        }
+        let need = (self.len + n as usize).div_ceil(8) + PAD;
+        if self.data.len() < need {
+            self.data.resize(need.max(self.data.len() * 3 / 2), 0);
+        }
+        let byte = self.len >> 3;
+        let off = (self.len & 7) as u32;
+        let masked = if n == 64 {
+            value
+        } else {
+            value & ((1u64 << n) - 1)
+        };
+        let w = (masked as u128) << (128 - n - off);
+        let cur = read_u128(&self.data, byte);
+        self.data[byte..byte + 16].copy_from_slice(&(cur | w).to_be_bytes());
+        self.len += n as usize;
+    }
+
+    /// Frees the slack and the padding: a sealed chunk is only read.
+    fn seal(&mut self) {
+        self.data.truncate(self.len.div_ceil(8));
+        self.data.shrink_to_fit();
+    }
+}
+
+/// 16 bytes from `byte` on, big-endian; missing bytes past the end read as zero (sealed
+/// chunks drop their padding).
+fn read_u128(data: &[u8], byte: usize) -> u128 {
+    if let Some(s) = data.get(byte..byte + 16) {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(s);
+        return u128::from_be_bytes(b);
+    }
+    let mut b = [0u8; 16];
+    let tail = data.get(byte..).unwrap_or(&[]);
+    b[..tail.len()].copy_from_slice(tail);
+    u128::from_be_bytes(b)
+}
+
+struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl BitReader<'_> {
+    /// The next `n` (1..=64) bits, not consumed.
+    fn peek(&self, n: u32) -> u64 {
+        let w = read_u128(self.data, self.pos >> 3) << (self.pos & 7);
+        (w >> (128 - n)) as u64
+    }
+
+    fn read(&mut self, n: u32) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        let v = self.peek(n);
+        self.pos += n as usize;
+        v
+    }
+}
+
+/// Delta-of-delta buckets: (control bits, control length, payload bits).
+const DOD_BUCKETS: [(u64, u32, u32); 3] = [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)];
+
+fn fits(v: i64, bits: u32) -> bool {
+    let lim = 1i64 << (bits - 1);
+    -lim < v && v <= lim
+}
+
+/// The state an open chunk needs to append.
+#[derive(Debug, Default)]
+struct Encoder {
+    t: i64,
+    delta: i64,
+    v: u64,
+    leading: u8,
+    trailing: u8,
+}
+
+impl Chunk {
+    fn new() -> Self {
+        Chunk {
+            min_t: 0,
+            max_t: 0,
+            n: 0,
+            bits: BitBuf::new(),
+        }
+    }
+
+    fn push(&mut self, e: &mut Encoder, t: i64, v: f64) {
+        let vb = v.to_bits();
+        let b = &mut self.bits;
+        match self.n {
+            0 => {
+                b.write(t as u64, 64);
+                b.write(vb, 64);
+                self.min_t = t;
+                e.leading = 0xff;
+            }
+            _ => {
+                let delta = t - e.t;
+                let dod = delta - e.delta;
+                if dod == 0 {
+                    b.write(0, 1);
+                } else if let Some(&(ctl, cl, bits)) =
+                    DOD_BUCKETS.iter().find(|(_, _, bits)| fits(dod, *bits))
+                {
+                    b.write(ctl, cl);
+                    b.write(dod as u64, bits);
+                } else {
+                    b.write(0b1111, 4);
+                    b.write(dod as u64, 64);
+                }
+                e.delta = delta;
+                let x = vb ^ e.v;
+                if x == 0 {
+                    b.write(0, 1);
+                } else {
+                    let leading = (x.leading_zeros() as u8).min(31);
+                    let trailing = x.trailing_zeros() as u8;
+                    if e.leading != 0xff && leading >= e.leading && trailing >= e.trailing {
+                        b.write(0b10, 2);
+                        let sig = 64 - e.leading as u32 - e.trailing as u32;
+                        b.write(x >> e.trailing, sig);
+                    } else {
+                        e.leading = leading;
+                        e.trailing = trailing;
+                        let sig = 64 - leading as u32 - trailing as u32;
+                        b.write(0b11, 2);
+                        b.write(leading as u64, 5);
+                        // 64 significant bits are written as 0 (they cannot be 0).
+                        b.write((sig & 63) as u64, 6);
+                        b.write(x >> trailing, sig);
+                    }
+                }
+            }
+        }
+        e.t = t;
+        e.v = vb;
+        self.max_t = t;
+        self.n += 1;
+    }
+}
+
+struct ChunkIter<'a> {
+    r: BitReader<'a>,
+    left: u16,
+    i: u16,
+    t: i64,
+    delta: i64,
+    v: u64,
+    leading: u32,
+    trailing: u32,
+}
+
+/// Inverse of [`fits`]: `2^(bits-1)` itself is positive, as Prometheus encodes it.
+fn sign_extend(v: u64, bits: u32) -> i64 {
+    let v = v as i64;
+    if v > 1 << (bits - 1) {
+        v - (1 << bits)
+    } else {
+        v
+    }
+}
+
+impl Iterator for ChunkIter<'_> {
+    type Item = (i64, f64);
+
+    fn next(&mut self) -> Option<(i64, f64)> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let r = &mut self.r;
+        if self.i == 0 {
+            self.t = r.read(64) as i64;
+            self.v = r.read(64);
+        } else {
+            let ctl = r.peek(4);
+            let dod = if ctl & 0b1000 == 0 {
+                r.pos += 1;
+                0
+            } else if ctl & 0b0100 == 0 {
+                r.pos += 2;
+                sign_extend(r.read(14), 14)
+            } else if ctl & 0b0010 == 0 {
+                r.pos += 3;
+                sign_extend(r.read(17), 17)
+            } else if ctl & 0b0001 == 0 {
+                r.pos += 4;
+                sign_extend(r.read(20), 20)
+            } else {
+                r.pos += 4;
+                r.read(64) as i64
+            };
+            self.delta += dod;
+            self.t += self.delta;
+            let ctl = r.peek(2);
+            if ctl & 0b10 == 0 {
+                r.pos += 1;
+            } else {
+                r.pos += 2;
+                if ctl & 0b01 != 0 {
+                    self.leading = r.read(5) as u32;
+                    let sig = r.read(6) as u32;
+                    let sig = if sig == 0 { 64 } else { sig };
+                    self.trailing = 64 - self.leading - sig;
+                }
+                let sig = 64 - self.leading - self.trailing;
+                self.v ^= r.read(sig) << self.trailing;
+            }
+        }
+        self.i += 1;
+        Some((self.t, f64::from_bits(self.v)))
+    }
+}
+
+/// One series and its samples in time order (milliseconds, value), compressed in chunks.
 #[derive(Debug)]
 pub struct Series {
     pub labels: Labels,
-    pub samples: Vec<(i64, f64)>,
+    sealed: Vec<Chunk>,
+    head: Chunk,
+    enc: Encoder,
+    /// The newest sample, for instant selectors without decoding.
+    last: (i64, f64),
+    /// When the newest non-stale sample was written.
+    last_live: i64,
 }
 
 impl Series {
+    fn new(labels: Labels) -> Self {
+        Series {
+            labels,
+            sealed: Vec::new(),
+            head: Chunk::new(),
+            enc: Encoder::default(),
+            last: (i64::MIN, 0.0),
+            last_live: i64::MIN,
+        }
+    }
+
+    fn push(&mut self, t: i64, v: f64) {
+        if self.head.n >= CHUNK_SAMPLES {
+            let mut full = std::mem::replace(&mut self.head, Chunk::new());
+            full.bits.seal();
+            self.sealed.push(full);
+            self.enc = Encoder::default();
+        }
+        self.head.push(&mut self.enc, t, v);
+        self.last = (t, v);
+        if !is_stale(v) {
+            self.last_live = t;
+        }
+    }
+
+    fn chunks(&self) -> impl DoubleEndedIterator<Item = &Chunk> {
+        self.sealed
+            .iter()
+            .chain((self.head.n > 0).then_some(&self.head))
+    }
+
     /// Samples with `mint <= t <= maxt` (Prometheus 2.x ranges are closed at both ends).
-    pub fn range(&self, mint: i64, maxt: i64) -> &[(i64, f64)] {
-        let lo = self.samples.partition_point(|(t, _)| *t < mint);
-        let hi = self.samples.partition_point(|(t, _)| *t <= maxt);
-        &self.samples[lo..hi.max(lo)]
+    pub fn range(&self, mint: i64, maxt: i64) -> impl Iterator<Item = (i64, f64)> + '_ {
+        self.chunks()
+            .filter(move |c| c.max_t >= mint && c.min_t <= maxt)
+            .flat_map(|c| c.iter())
+            .skip_while(move |(t, _)| *t < mint)
+            .take_while(move |(t, _)| *t <= maxt)
+    }
+
+    /// An upper bound of `range(mint, maxt).count()`, without decoding.
+    pub fn range_bound(&self, mint: i64, maxt: i64) -> usize {
+        self.chunks()
+            .filter(|c| c.max_t >= mint && c.min_t <= maxt)
+            .map(|c| c.n as usize)
+            .sum()
     }
 
     /// The newest sample at or before `t`.
     pub fn at_or_before(&self, t: i64) -> Option<(i64, f64)> {
-        let hi = self.samples.partition_point(|(ts, _)| *ts <= t);
-        hi.checked_sub(1).map(|i| self.samples[i])
+        if self.head.n == 0 {
+            return None;
+        }
+        if self.last.0 <= t {
+            return Some(self.last);
+        }
+        let c = self.chunks().rev().find(|c| c.min_t <= t)?;
+        c.iter().take_while(|(ts, _)| *ts <= t).last()
+    }
+
+    fn len(&self) -> usize {
+        self.chunks().map(|c| c.n as usize).sum()
     }
 }
 
-/// Series indexed by label set and by metric name.
+/// Series indexed by label set and by metric name. Series ids (slots) are stable until the
+/// series is trimmed away; [`Storage::generation`] changes whenever one is.
 #[derive(Debug, Default)]
 pub struct Storage {
-    series: Vec<Series>,
-    by_labels: HashMap<Labels, usize>,
-    by_name: HashMap<String, Vec<usize>>,
+    slots: Vec<Option<Series>>,
+    free: Vec<u32>,
+    by_labels: FxHashMap<Labels, u32>,
+    by_name: FxHashMap<Arc<str>, Vec<u32>>,
+    strings: FxHashSet<Arc<str>>,
+    generation: u64,
 }
 
 impl Storage {
@@ -164,29 +522,70 @@ impl Storage {
         Self::default()
     }
 
-    /// Appends one sample; samples older than the series' newest are ignored (out of order).
-    pub fn append(&mut self, labels: &Labels, t: i64, v: f64) {
-        let idx = match self.by_labels.get(labels) {
-            Some(&i) => i,
+    fn intern(&mut self, s: &Arc<str>) -> Arc<str> {
+        match self.strings.get(s) {
+            Some(a) => a.clone(),
             None => {
-                let i = self.series.len();
-                self.series.push(Series {
-                    labels: labels.clone(),
-                    samples: Vec::new(),
-                });
-                self.by_labels.insert(labels.clone(), i);
-                self.by_name
-                    .entry(labels.name().to_string())
-                    .or_default()
-                    .push(i);
+                self.strings.insert(s.clone());
+                s.clone()
+            }
+        }
+    }
+
+    /// The id of the series with these labels, created if new.
+    pub fn id(&mut self, labels: &Labels) -> u32 {
+        if let Some(&i) = self.by_labels.get(labels) {
+            return i;
+        }
+        let pairs: Vec<(Arc<str>, Arc<str>)> = labels
+            .0
+            .iter()
+            .map(|(k, v)| (self.intern(k), self.intern(v)))
+            .collect();
+        let labels = Labels(pairs.into());
+        let series = Series::new(labels.clone());
+        let id = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(series);
                 i
             }
+            None => {
+                self.slots.push(Some(series));
+                (self.slots.len() - 1) as u32
+            }
         };
-        let s = &mut self.series[idx];
-        match s.samples.last() {
-            Some((last, _)) if *last >= t => {}
-            _ => s.samples.push((t, v)),
+        let name = self.intern(&Arc::from(labels.name()));
+        self.by_name.entry(name).or_default().push(id);
+        self.by_labels.insert(labels, id);
+        id
+    }
+
+    /// Appends one sample; samples not newer than the series' newest are ignored.
+    pub fn append(&mut self, labels: &Labels, t: i64, v: f64) {
+        let id = self.id(labels);
+        self.append_id(id, t, v);
+    }
+
+    /// [`Storage::append`] by id (from [`Storage::id`], same generation).
+    pub fn append_id(&mut self, id: u32, t: i64, v: f64) {
+        if let Some(Some(s)) = self.slots.get_mut(id as usize)
+            && (s.head.n == 0 || s.last.0 < t)
+        {
+            s.push(t, v);
         }
+    }
+
+    /// Time of the newest sample of series `id`.
+    pub fn newest(&self, id: u32) -> Option<i64> {
+        match self.slots.get(id as usize) {
+            Some(Some(s)) if s.head.n > 0 => Some(s.last.0),
+            _ => None,
+        }
+    }
+
+    /// Changes whenever series are removed (ids may then be reused).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Series whose metric name is `name` (all series when `None`).
@@ -196,62 +595,73 @@ impl Storage {
     ) -> Box<dyn Iterator<Item = &'a Series> + 'a> {
         match name {
             Some(n) => match self.by_name.get(n) {
-                Some(ids) => Box::new(ids.iter().map(|&i| &self.series[i])),
+                Some(ids) => Box::new(ids.iter().filter_map(|&i| self.slots[i as usize].as_ref())),
                 None => Box::new(std::iter::empty()),
             },
-            None => Box::new(self.series.iter()),
+            None => Box::new(self.slots.iter().flatten()),
         }
-    }
-
-    pub fn series(&self) -> &[Series] {
-        &self.series
     }
 
     /// The newest sample of a series is live (not a stale marker).
     pub fn is_live(&self, labels: &Labels) -> bool {
         self.by_labels
             .get(labels)
-            .and_then(|&i| self.series[i].samples.last())
-            .is_some_and(|(_, v)| !is_stale(*v))
+            .and_then(|&i| self.slots[i as usize].as_ref())
+            .is_some_and(|s| s.head.n > 0 && !is_stale(s.last.1))
     }
 
-    /// Drops samples older than `keep_from` per series (retention chosen per metric name by
-    /// `keep_from`), and series left with no samples.
+    /// Drops whole chunks older than `keep_from` (chosen per metric name) and series with no
+    /// live sample since then. Chunks straddling `keep_from` stay: readers select by time.
     pub fn trim(&mut self, keep_from: impl Fn(&str) -> i64) {
-        let mut removed = false;
-        for s in &mut self.series {
+        let mut removed = Vec::new();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(s) = slot else { continue };
             let from = keep_from(s.labels.name());
-            let cut = s.samples.partition_point(|(t, _)| *t < from);
-            // Keep a trailing stale marker's predecessor out: a series whose only sample is
-            // a stale marker carries no information and is dropped below.
+            if s.last_live < from {
+                removed.push(i as u32);
+                continue;
+            }
+            let cut = s.sealed.partition_point(|c| c.max_t < from);
             if cut > 0 {
-                s.samples.drain(..cut);
-            }
-            if s.samples.iter().all(|(_, v)| is_stale(*v)) {
-                s.samples.clear();
-                removed = true;
+                s.sealed.drain(..cut);
             }
         }
-        if removed {
-            self.series.retain(|s| !s.samples.is_empty());
-            self.reindex();
+        if removed.is_empty() {
+            return;
         }
-    }
-
-    fn reindex(&mut self) {
-        self.by_labels.clear();
-        self.by_name.clear();
-        for (i, s) in self.series.iter().enumerate() {
-            self.by_labels.insert(s.labels.clone(), i);
-            self.by_name
-                .entry(s.labels.name().to_string())
-                .or_default()
-                .push(i);
+        self.generation += 1;
+        for &i in &removed {
+            if let Some(s) = self.slots[i as usize].take() {
+                self.by_labels.remove(&s.labels);
+                if let Some(ids) = self.by_name.get_mut(s.labels.name()) {
+                    ids.retain(|&x| x != i);
+                    if ids.is_empty() {
+                        self.by_name.remove(s.labels.name());
+                    }
+                }
+            }
+            self.free.push(i);
         }
+        // Strings no series uses any more: only the interner holds them.
+        self.strings.retain(|s| Arc::strong_count(s) > 1);
     }
 
     pub fn sample_count(&self) -> usize {
-        self.series.iter().map(|s| s.samples.len()).sum()
+        self.slots.iter().flatten().map(Series::len).sum()
+    }
+
+    /// Bytes held by compressed samples (capacity, padding included).
+    pub fn chunk_bytes(&self) -> usize {
+        self.slots
+            .iter()
+            .flatten()
+            .flat_map(|s| s.sealed.iter().chain([&s.head]))
+            .map(|c| c.bits.data.capacity() + std::mem::size_of::<Chunk>())
+            .sum()
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.by_labels.len()
     }
 }
 
@@ -276,17 +686,83 @@ mod tests {
         let mut s = Storage::new();
         let up = Labels::from_pairs([("__name__", "up")]);
         let gone = Labels::from_pairs([("__name__", "gone")]);
-        for t in 0..10 {
+        for t in 0..300 {
             s.append(&up, t * 1000, t as f64);
         }
         s.append(&gone, 0, 1.0);
         s.append(&gone, 1000, stale_nan());
         let series = s.candidates(Some("up")).next().expect("series");
-        assert_eq!(series.range(2000, 4000).len(), 3);
+        assert_eq!(series.range(2000, 4000).count(), 3);
         assert_eq!(series.at_or_before(4500), Some((4000, 4.0)));
-        s.trim(|_| 5000);
-        assert_eq!(s.series().len(), 1);
-        assert_eq!(s.sample_count(), 5);
+        assert_eq!(series.at_or_before(1_000_000), Some((299_000, 299.0)));
+        let generation = s.generation();
+        s.trim(|_| 250_000);
+        assert_ne!(s.generation(), generation, "a series was removed");
+        assert_eq!(s.series_count(), 1);
+        // Whole chunks before 250 s go: samples 240.. stay (the chunk straddling the cut).
+        assert_eq!(s.sample_count(), 60);
         assert!(s.is_live(&up));
+        let series = s.candidates(Some("up")).next().expect("series");
+        assert_eq!(series.range(0, 250_000).next(), Some((240_000, 240.0)));
+    }
+
+    /// Every encoding branch round-trips bit for bit: irregular and negative time steps,
+    /// huge jumps, NaN, stale markers, infinities, -0.0 and values that need all 64 bits.
+    #[test]
+    fn chunks_round_trip_exactly() {
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut want = Vec::new();
+        let mut t = -5_000_000i64;
+        // Delta-of-delta exactly at each bucket's edges.
+        let mut delta = 0;
+        for dod in [8192, -8191, 65536, -65535, 524_288, -524_287, 8193, -8192] {
+            delta += dod;
+            t += delta;
+            want.push((t, dod as f64));
+        }
+        for i in 0..1000 {
+            let r = next();
+            t += match i % 7 {
+                0 => 15_000,
+                1 => 15_000 + (r % 5) as i64,
+                2 => 1 + (r % 9_000) as i64,
+                3 => 60_000 + (r % 100_000) as i64,
+                4 => 1 << 40,
+                _ => 15_000,
+            };
+            let v = match r % 11 {
+                0 => f64::NAN,
+                1 => stale_nan(),
+                2 => f64::INFINITY,
+                3 => -0.0,
+                4 => f64::from_bits(next()),
+                5 => (r % 1000) as f64,
+                6 => f64::MIN_POSITIVE,
+                _ => want.last().map_or(1.0, |(_, v): &(i64, f64)| *v) + 1.0,
+            };
+            want.push((t, v));
+        }
+        let l = Labels::from_pairs([("__name__", "x")]);
+        let mut s = Storage::new();
+        for (t, v) in &want {
+            s.append(&l, *t, *v);
+        }
+        let series = s.candidates(Some("x")).next().expect("series");
+        let got: Vec<(i64, f64)> = series.range(i64::MIN, i64::MAX).collect();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((g.0, g.1.to_bits()), (w.0, w.1.to_bits()));
+        }
+        let (lo, hi) = (want[100].0, want[700].0);
+        assert_eq!(series.range(lo, hi).count(), 601);
+        assert_eq!(series.range(lo + 1, hi - 1).count(), 599);
+        let before = series.at_or_before(want[500].0 - 1).map(|(t, _)| t);
+        assert_eq!(before, Some(want[499].0));
     }
 }
