@@ -101,25 +101,57 @@ pub struct Route {
 
 impl Route {
     /// Receivers for an alert: the first matching child (or every one up to and including the
-    /// first without `continue`), else this route's own receiver. Alertmanager's rule.
-    pub fn receivers(
-        &self,
-        labels: &BTreeMap<String, String>,
-        out: &mut Vec<(usize, Vec<String>)>,
-    ) {
+    /// first without `continue`), else this route's own receiver. Alertmanager's rule. Each
+    /// comes with its `group_by` and its route key (`{}/{severity="page"}`), which prefixes
+    /// the group key as in Alertmanager.
+    pub fn receivers(&self, labels: &BTreeMap<String, String>, out: &mut Vec<Target>) {
+        self.walk(labels, "{}", out)
+    }
+
+    fn walk(&self, labels: &BTreeMap<String, String>, key: &str, out: &mut Vec<Target>) {
         let before = out.len();
         for r in &self.routes {
             if r.matchers.iter().all(|m| m.matches(labels)) {
-                r.receivers(labels, out);
+                r.walk(labels, &format!("{key}/{}", matchers_string(&r.matchers)), out);
                 if !r.continue_ {
                     break;
                 }
             }
         }
         if out.len() == before {
-            out.push((self.receiver, self.group_by.clone()));
+            out.push(Target {
+                receiver: self.receiver,
+                group_by: self.group_by.clone(),
+                route_key: key.to_string(),
+            });
         }
     }
+}
+
+/// Where one alert goes: see [`Route::receivers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub receiver: usize,
+    pub group_by: Vec<String>,
+    pub route_key: String,
+}
+
+/// Alertmanager's `Matchers.String()`: sorted, `{name="v",other=~"re"}`.
+fn matchers_string(ms: &[Matcher]) -> String {
+    let mut parts: Vec<String> = ms
+        .iter()
+        .map(|m| {
+            let op = match m.op {
+                MatchOp::Eq => "=",
+                MatchOp::Ne => "!=",
+                MatchOp::Re => "=~",
+                MatchOp::NotRe => "!~",
+            };
+            format!("{}{op}{:?}", m.name, m.value)
+        })
+        .collect();
+    parts.sort();
+    format!("{{{}}}", parts.join(","))
 }
 
 #[derive(Debug, Clone)]

@@ -271,18 +271,18 @@ impl Dispatcher {
         for m in &msgs {
             let mut targets = vec![];
             route.receivers(&m.labels, &mut targets);
-            for (r, group_by) in targets {
-                let gl: BTreeMap<String, String> = if group_by.iter().any(|g| g == "...") {
+            for t in targets {
+                let gl: BTreeMap<String, String> = if t.group_by.iter().any(|g| g == "...") {
                     m.labels.clone()
                 } else {
                     m.labels
                         .iter()
-                        .filter(|(k, _)| group_by.contains(k))
+                        .filter(|(k, _)| t.group_by.contains(k))
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect()
                 };
-                let key = format!("{{}}:{}", label_string(&gl));
-                per[r]
+                let key = format!("{}:{}", t.route_key, label_string(&gl));
+                per[t.receiver]
                     .entry(key)
                     .or_insert_with(|| (gl, vec![]))
                     .1

@@ -14,6 +14,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+/// `Retry-After` (RFC 9110): delay-seconds or an HTTP-date; a date in the past means now.
+pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 /// How long pending notifications may take to go out once shutdown begins.
 pub const FLUSH: Duration = Duration::from_secs(5);
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
@@ -225,8 +235,7 @@ async fn attempt_once(
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                    .and_then(|v| retry_after(v, std::time::SystemTime::now()));
                 Outcome::Retry(after)
             } else {
                 Outcome::GiveUp(format!(

@@ -170,3 +170,70 @@ fn chat_payloads() {
         .map(|s| s.chars().count());
     assert_eq!(title, Some(256));
 }
+
+#[test]
+fn retry_after_seconds_and_http_dates() {
+    use super::queue::retry_after;
+    use std::time::{Duration, UNIX_EPOCH};
+    let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+    assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+    assert_eq!(
+        retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
+        Some(Duration::from_secs(30))
+    );
+    // RFC 850 and asctime forms are HTTP-dates too.
+    assert_eq!(
+        retry_after("Sunday, 06-Nov-94 08:49:47 GMT", now),
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(
+        retry_after("Sun Nov  6 08:49:38 1994", now),
+        Some(Duration::from_secs(1))
+    );
+    assert_eq!(
+        retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+        Some(Duration::ZERO),
+        "a date in the past retries now"
+    );
+    assert_eq!(retry_after("soon", now), None);
+    assert_eq!(retry_after("-5", now), None);
+}
+
+/// Alertmanager's group key starts with the route path, so the same labels routed through two
+/// sibling routes (`continue: true`) form two groups.
+#[test]
+fn group_keys_carry_the_route_path() {
+    use crate::config::parse_matcher;
+    let child = |m: &str, cont: bool| Route {
+        receiver: 0,
+        matchers: vec![parse_matcher(m).expect("matcher")],
+        group_by: vec!["alertname".into()],
+        continue_: cont,
+        routes: vec![],
+    };
+    let cfg = NotifyConfig {
+        receivers: vec![receiver("r", ReceiverKind::Webhook, true)],
+        route: Some(Route {
+            receiver: 0,
+            matchers: vec![],
+            group_by: vec!["alertname".into()],
+            continue_: false,
+            routes: vec![child(r#"broker=~"a|b""#, true), child("alertname=MqttDown", false)],
+        }),
+        ..NotifyConfig::default()
+    };
+    let mut d = Dispatcher::new(cfg, BTreeMap::new(), String::new(), Duration::from_secs(15));
+    let a = alert("a", AlertState::Firing, None);
+    let mut keys: Vec<String> = bodies(&d.dispatch(&[&a], 100_000))
+        .iter()
+        .map(|v| v["groupKey"].as_str().unwrap_or_default().to_string())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            r#"{}/{alertname="MqttDown"}:{alertname="MqttDown"}"#,
+            r#"{}/{broker=~"a|b"}:{alertname="MqttDown"}"#,
+        ]
+    );
+}
