@@ -10,6 +10,7 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok
 have_cmd mosquitto || need+=(mosquitto)
 have_cmd mosquitto_sub || need+=(mosquitto-clients)
 have_cmd promtool || need+=(prometheus)       # promtool, and prometheus for later tests
+have_cmd prometheus-alertmanager || need+=(prometheus-alertmanager)  # the alertmanager receiver test
 have_cmd cmake || need+=(cmake)               # builds the bundled Paho C library
 have_cmd openssl || need+=(openssl)           # test certificates
 have_cmd cc || need+=(gcc)
@@ -31,3 +32,4 @@ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 for svc in mosquitto prometheus; do
     pkill -x "$svc" 2>/dev/null || true
 done
+pkill -f '^/usr/bin/prometheus-alertmanager' 2>/dev/null || true

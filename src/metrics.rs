@@ -490,6 +490,28 @@ impl RulesMetrics {
         m
     }
 
+    /// Creates every series of a receiver or rule group at 0, so `increase()` sees the first
+    /// failure (a counter that appears at 1 has no increase in Prometheus).
+    pub fn init_receiver(&self, receiver: &str) {
+        for result in ["success", "failure", "dropped"] {
+            let _ = self.notifications.get_or_create(&NotificationLabels {
+                receiver: receiver.to_owned(),
+                result,
+            });
+        }
+        let _ = self.queue_length.get_or_create(&ReceiverLabels {
+            receiver: receiver.to_owned(),
+        });
+    }
+
+    pub fn init_rule_group(&self, rule_group: &str) {
+        let l = RuleGroupLabels {
+            rule_group: rule_group.to_owned(),
+        };
+        let _ = self.evaluations.get_or_create(&l);
+        let _ = self.evaluation_failures.get_or_create(&l);
+    }
+
     pub fn notified(&self, receiver: &str, result: &'static str) {
         self.notifications
             .get_or_create(&NotificationLabels {

@@ -112,7 +112,11 @@ impl Route {
         let before = out.len();
         for r in &self.routes {
             if r.matchers.iter().all(|m| m.matches(labels)) {
-                r.walk(labels, &format!("{key}/{}", matchers_string(&r.matchers)), out);
+                r.walk(
+                    labels,
+                    &format!("{key}/{}", matchers_string(&r.matchers)),
+                    out,
+                );
                 if !r.continue_ {
                     break;
                 }

@@ -81,6 +81,7 @@ pub fn start(
     let mut senders = vec![];
     let mut workers = vec![];
     for r in receivers {
+        metrics.init_receiver(&r.name);
         let (tx, rx) = mpsc::channel(capacity);
         senders.push(tx);
         workers.push(worker(

@@ -218,7 +218,10 @@ fn group_keys_carry_the_route_path() {
             matchers: vec![],
             group_by: vec!["alertname".into()],
             continue_: false,
-            routes: vec![child(r#"broker=~"a|b""#, true), child("alertname=MqttDown", false)],
+            routes: vec![
+                child(r#"broker=~"a|b""#, true),
+                child("alertname=MqttDown", false),
+            ],
         }),
         ..NotifyConfig::default()
     };

@@ -209,6 +209,9 @@ impl Engine {
     ) -> Self {
         let slack = cfg.evaluation_interval.as_millis() as i64;
         let (by_name, any_name) = retention(&groups.lock(), slack);
+        for g in groups.lock().iter() {
+            metrics.init_rule_group(&format!("{};{}", g.file, g.name));
+        }
         Engine {
             groups,
             storage: Storage::new(),

@@ -1,12 +1,14 @@
 //! dashboards/: Grafana dashboard-linter rules re-implemented over every JSON file, and every
 //! panel query run through a real Prometheus scraping a real mqtt-sentinel and mosquitto.
 
+use crate::support::daemon::Daemon;
 use crate::support::scrape::get;
+use crate::support::sink::Sink;
 use crate::support::{Mosquitto, Sentinel, wait_until};
 use serde_json::Value;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn dashboards() -> Vec<(String, Value)> {
@@ -153,69 +155,25 @@ fn dashboards_are_what_the_generator_writes() {
 const EMPTY_HERE: &[(&str, &str)] = &[
     ("Bridges", "no bridge is configured on the test broker"),
     ("Probe failures by reason", "nothing fails"),
-    (
-        "Firing alerts",
-        "the in-process rule engine is not in this build",
-    ),
-    ("Notifications", "notifications are not in this build"),
-    (
-        "Rule evaluation",
-        "the in-process rule engine is not in this build",
-    ),
 ];
 
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
+fn start_prometheus(target: SocketAddr) -> Daemon {
+    Daemon::start("prometheus", "prometheus", "/-/ready", |dir, addr| {
+        let conf = dir.join("prometheus.yml");
+        std::fs::write(
+            &conf,
+            format!("global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: mqtt\n    static_configs: [{{targets: ['{target}']}}]\n"),
+        )
+        .unwrap();
+        vec![
+            format!("--config.file={}", conf.display()),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            format!("--web.listen-address={addr}"),
+        ]
+    })
 }
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_prometheus(target: SocketAddr) -> Prometheus {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &conf,
-        format!("global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: mqtt\n    static_configs: [{{targets: ['{target}']}}]\n"),
-    )
-    .unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", conf.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address={addr}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus is installed (Debian package prometheus)");
-    let p = Prometheus {
-        child,
-        addr,
-        _dir: dir,
-    };
-    wait_until(Duration::from_secs(30), "prometheus ready", || {
-        get(p.addr, "/-/ready", &[])
-            .ok()
-            .filter(|r| r.status == 200)
-    });
-    p
-}
-
-fn query(p: &Prometheus, expr: &str) -> Value {
+fn query(p: &Daemon, expr: &str) -> Value {
     let q: String = url::form_urlencoded::byte_serialize(expr.as_bytes()).collect();
     let r = get(p.addr, &format!("/api/v1/query?query={q}"), &[]).unwrap();
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{expr}: {e}: {}", r.body))
@@ -224,9 +182,25 @@ fn query(p: &Prometheus, expr: &str) -> Value {
 #[test]
 fn every_panel_query_runs_on_real_data() {
     let broker = Mosquitto::start();
+    // The shipped rules plus one that always fires, notified to a real HTTP sink: the
+    // alerting panels then have data too.
+    let sink = Sink::start(&[], false);
+    let tmp = tempfile::tempdir().unwrap();
+    let always = tmp.path().join("always.yml");
+    std::fs::write(
+        &always,
+        "groups:\n  - name: t\n    rules:\n      - alert: DashboardTest\n        expr: vector(1)\n        labels: {severity: info}\n",
+    )
+    .unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/mqtt-sentinel.rules.yml");
     let s = Sentinel::watching(
         &broker,
-        "    capacity: {max_connections: 100}\n    probes:\n      - {qos: 1, interval: 250ms}\n      - {qos: 2, interval: 250ms}\n      - {kind: connect, interval: 500ms}\n",
+        &format!(
+            "    capacity: {{max_connections: 100}}\n    probes:\n      - {{qos: 1, interval: 250ms}}\n      - {{qos: 2, interval: 250ms}}\n      - {{kind: connect, interval: 500ms}}\nrules:\n  files: [{:?}, {:?}]\n  evaluation_interval: 1s\nnotify:\n  receivers:\n    - {{name: sink, type: webhook, url: {:?}}}\n",
+            rules.display().to_string(),
+            always.display().to_string(),
+            sink.url("/hook")
+        ),
     );
     let prom = start_prometheus(s.addr);
     wait_until(
@@ -235,7 +209,7 @@ fn every_panel_query_runs_on_real_data() {
         || {
             let r = query(
                 &prom,
-                "increase(mqtt_connect_duration_seconds_count[15s]) > 0 and on() increase(mqtt_probe_rtt_seconds_count[15s]) > 0 and on() mqtt_broker_uptime_seconds > 0",
+                "increase(mqtt_connect_duration_seconds_count[15s]) > 0 and on() increase(mqtt_probe_rtt_seconds_count[15s]) > 0 and on() mqtt_broker_uptime_seconds > 0 and on() mqtt_sentinel_notifications_total > 0",
             );
             r["data"]["result"]
                 .as_array()

@@ -84,6 +84,8 @@ fn rules_check_names_file_line_group_and_construct() {
     );
 }
 
+use crate::support::daemon::Daemon;
+use crate::support::scrape::get;
 use crate::support::sink::Sink;
 use crate::support::{Mosquitto, Sentinel, wait_until};
 use std::time::Duration;
@@ -254,4 +256,77 @@ fn a_hanging_receiver_does_not_stop_probes_or_evaluation() {
         |sc| sent(sc) >= p0 + 2.0 && evals(sc) >= e0 + 4.0,
     );
     assert_eq!(sink.requests().len(), 1, "still the one hanging delivery");
+}
+
+/// A real Alertmanager (Debian prometheus-alertmanager, loopback) shows the alert we push to
+/// its `/api/v2/alerts` with our labels, annotations and a future `endsAt`, and drops it once
+/// we send it resolved.
+#[test]
+fn a_real_alertmanager_shows_our_alert_and_its_resolution() {
+    let mut broker = Mosquitto::start();
+    let am = Daemon::start(
+        "prometheus-alertmanager",
+        "prometheus-alertmanager",
+        "/-/ready",
+        |dir, addr| {
+            let conf = dir.join("alertmanager.yml");
+            std::fs::write(
+                &conf,
+                "route: {receiver: blackhole, group_wait: 1s}\nreceivers: [{name: blackhole}]\n",
+            )
+            .unwrap();
+            vec![
+                format!("--config.file={}", conf.display()),
+                format!("--storage.path={}", dir.join("data").display()),
+                format!("--web.listen-address={addr}"),
+                // No gossip: one loopback instance, nothing else bound.
+                "--cluster.listen-address=".into(),
+            ]
+        },
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sentinel_with(
+        &broker,
+        tmp.path(),
+        "groups:\n  - name: g\n    rules:\n      - alert: BrokerUp\n        expr: mqtt_up == 1\n        labels: { severity: info }\n        annotations: { summary: '{{ $labels.broker }} answers' }\n",
+        &format!(
+            "notify:\n  receivers:\n    - {{ name: am, type: alertmanager, url: 'http://{}' }}\n",
+            am.addr
+        ),
+    );
+    s.wait_collecting();
+    let alerts = |filter: &str| -> Vec<serde_json::Value> {
+        let r = get(am.addr, &format!("/api/v2/alerts{filter}"), &[]).unwrap();
+        serde_json::from_str::<serde_json::Value>(&r.body)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    };
+    let ours = wait_until(Duration::from_secs(20), "our alert in Alertmanager", || {
+        alerts("")
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "BrokerUp")
+    });
+    assert_eq!(ours["labels"]["broker"], "m", "{ours}");
+    assert_eq!(ours["labels"]["severity"], "info");
+    assert_eq!(ours["labels"]["cluster"], "test", "external labels");
+    assert_eq!(ours["annotations"]["summary"], "m answers");
+    assert_eq!(ours["status"]["state"], "active", "{ours}");
+    assert_eq!(ours["receivers"][0]["name"], "blackhole");
+    // endsAt = now + 4 x max(resend_delay 1m, evaluation interval): ~4 minutes ahead.
+    let ends = ours["endsAt"].as_str().unwrap_or_default().to_string();
+    let starts = ours["startsAt"].as_str().unwrap_or_default().to_string();
+    assert!(ends > starts, "endsAt {ends} after startsAt {starts}");
+    broker.kill();
+    wait_until(
+        Duration::from_secs(30),
+        "Alertmanager sees it resolved",
+        || {
+            alerts("?active=true")
+                .iter()
+                .all(|a| a["labels"]["alertname"] != "BrokerUp")
+                .then_some(())
+        },
+    );
+    assert!(am.log().contains("Listening"), "{}", am.log());
 }

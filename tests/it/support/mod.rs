@@ -1,5 +1,6 @@
 //! Test support: every external part is real and owned by a guard that stops it on drop.
 pub mod certs;
+pub mod daemon;
 pub mod mosquitto;
 pub mod scrape;
 pub mod sentinel;
