@@ -9,16 +9,28 @@ use std::process::Command;
 fn every_example_config_is_valid() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config");
     let secrets = tempfile::tempdir().unwrap();
-    let file = |n: &str| {
+    let file = |n: &str, content: &str| {
         let p = secrets.path().join(n);
-        std::fs::write(&p, "placeholder\n").unwrap();
+        std::fs::write(&p, content).unwrap();
         p
     };
     let env = [
-        ("MQTT_PASSWORD_FILE", file("password")),
-        ("MQTT_CA_FILE", file("ca.pem")),
-        ("MQTT_CLIENT_CERT_FILE", file("client.pem")),
-        ("MQTT_CLIENT_KEY_FILE", file("client.key")),
+        ("MQTT_PASSWORD_FILE", file("password", "placeholder\n")),
+        ("MQTT_CA_FILE", file("ca.pem", "placeholder\n")),
+        ("MQTT_CLIENT_CERT_FILE", file("client.pem", "placeholder\n")),
+        ("MQTT_CLIENT_KEY_FILE", file("client.key", "placeholder\n")),
+        (
+            "SLACK_WEBHOOK_URL_FILE",
+            file("slack", "https://hooks.slack.com/services/T0/B0/placeholder\n"),
+        ),
+        (
+            "PAGERDUTY_ROUTING_KEY_FILE",
+            file("pd", "0123456789abcdef0123456789abcdef\n"),
+        ),
+        (
+            "WEBHOOK_SIGNING_SECRET_FILE",
+            file("whsec", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"),
+        ),
     ];
     let mut n = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
@@ -41,7 +53,7 @@ fn every_example_config_is_valid() {
         );
         n += 1;
     }
-    assert!(n >= 4, "{n} example configs");
+    assert!(n >= 5, "{n} example configs");
 }
 
 #[test]
