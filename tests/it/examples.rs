@@ -21,7 +21,10 @@ fn every_example_config_is_valid() {
         ("MQTT_CLIENT_KEY_FILE", file("client.key", "placeholder\n")),
         (
             "SLACK_WEBHOOK_URL_FILE",
-            file("slack", "https://hooks.slack.com/services/T0/B0/placeholder\n"),
+            file(
+                "slack",
+                "https://hooks.slack.com/services/T0/B0/placeholder\n",
+            ),
         ),
         (
             "PAGERDUTY_ROUTING_KEY_FILE",
