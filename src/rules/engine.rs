@@ -188,6 +188,8 @@ pub struct Engine {
     /// for series no rule reads: a known line costs one hash lookup, no label parsing.
     lines: FxHashMap<Box<str>, Option<u32>>,
     lines_generation: u64,
+    /// Sample lines in the last snapshot (read or not): the cache's natural size.
+    lines_last: usize,
     /// Ids ingested by the last snapshot (the others are recording-rule output).
     present: Vec<u32>,
     ctx: Context,
@@ -217,6 +219,7 @@ impl Engine {
             storage: Storage::new(),
             lines: FxHashMap::default(),
             lines_generation: 0,
+            lines_last: 0,
             present: Vec::new(),
             ctx: Context {
                 external_labels: cfg.external_labels.clone(),
@@ -240,13 +243,15 @@ impl Engine {
     /// are kept; series of the last snapshot missing from this one get a stale marker.
     pub fn ingest(&mut self, text: &str, now: i64) {
         let generation = self.storage.generation();
-        if generation != self.lines_generation || self.lines.len() > 2 * self.present.len() + 4096 {
+        if generation != self.lines_generation || self.lines.len() > 2 * self.lines_last + 4096 {
             // Ids were reused, or vanished series piled up: rebuild from this snapshot.
             self.lines.clear();
             self.lines_generation = generation;
         }
         let mut seen = Vec::with_capacity(self.present.len());
+        self.lines_last = 0;
         for (key, value) in text.lines().filter_map(split_sample) {
+            self.lines_last += 1;
             let id = match self.lines.get(key) {
                 Some(id) => *id,
                 None => {
@@ -369,5 +374,48 @@ mod tests {
         assert_eq!(s[0].0.to_string(), r#"mqtt_up{broker="a \"b\"", x="1"}"#);
         assert_eq!(s[1].1, 3.5);
         assert_eq!(s[2].1, f64::INFINITY);
+    }
+
+    #[test]
+    fn ingest_keeps_read_series_marks_vanished_stale_and_reuses_keys() {
+        let groups = super::super::file::parse(
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n",
+            "t.yml",
+        )
+        .expect("rules");
+        let cfg = RulesConfig {
+            groups: groups.clone(),
+            sources: vec![],
+            evaluation_interval: std::time::Duration::from_secs(15),
+            external_labels: Default::default(),
+            external_url: String::new(),
+        };
+        let shared = SharedGroups::new(
+            groups
+                .into_iter()
+                .map(|g| GroupState::new(g, cfg.evaluation_interval))
+                .collect(),
+        );
+        let mut reg = Registry::default();
+        let m = RulesMetrics::register(&mut reg);
+        let mut e = Engine::new(&cfg, NotifyConfig::default(), shared, None, m);
+        let up = Labels::from_pairs([("__name__", "up"), ("a", "1")]);
+        let unread = "other_metric 5\nother_metric{x=\"}\\\"{\"} 6\n";
+        e.ingest(
+            &format!("# TYPE up gauge\nup{{a=\"1\"}} 1\n{unread}# EOF\n"),
+            1000,
+        );
+        e.ingest(&format!("up{{a=\"1\"}} 0\n{unread}"), 2000);
+        assert_eq!(
+            e.history_samples(),
+            2,
+            "only the series a rule reads is kept"
+        );
+        assert!(e.storage.is_live(&up));
+        assert_eq!(e.lines.len(), 3, "one key per line, read or not");
+        e.ingest(unread, 3000);
+        assert!(!e.storage.is_live(&up), "vanished: stale marker");
+        assert_eq!(e.history_samples(), 3);
+        assert_eq!(e.lines.len(), 3, "the key cache survives snapshots");
     }
 }
