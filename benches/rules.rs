@@ -22,7 +22,6 @@
 use mqtt_sentinel::config::{NotifyConfig, RulesConfig};
 use mqtt_sentinel::exposition::{Format, encode};
 use mqtt_sentinel::metrics::RulesMetrics;
-use mqtt_sentinel::rules::alert::GroupState;
 use mqtt_sentinel::rules::engine::{Engine, SharedGroups};
 use mqtt_sentinel::rules::file;
 use prometheus_client::metrics::counter::Counter;
@@ -215,18 +214,13 @@ fn main() {
         }
     };
     let cfg = RulesConfig {
-        groups: groups.clone(),
+        groups,
         sources: vec!["bench".into()],
         evaluation_interval: Duration::from_millis(STEP_MS as u64),
         external_labels: BTreeMap::new(),
         external_url: String::new(),
     };
-    let shared = SharedGroups::new(
-        groups
-            .into_iter()
-            .map(|g| GroupState::new(g, cfg.evaluation_interval))
-            .collect(),
-    );
+    let shared = SharedGroups::from_config(&cfg);
     let mut reg = Registry::default();
     let rm = RulesMetrics::register(&mut reg);
     let mut engine = Engine::new(&cfg, NotifyConfig::default(), shared.clone(), None, rm);

@@ -11,7 +11,6 @@ use crate::mqtt::Connection;
 use crate::notify;
 use crate::probe::fresh;
 use crate::probe::runner::Probes;
-use crate::rules::alert::GroupState;
 use crate::rules::engine::{AlertsCollector, Engine, SharedGroups};
 use crate::sys::{Ingest, SysCollector, SysStore};
 use prometheus_client::registry::Registry;
@@ -78,15 +77,7 @@ pub async fn run(
 
     // Rules and notifications: the engine reads the registry it is itself part of.
     let rules_metrics = RulesMetrics::register(&mut registry);
-    let groups = SharedGroups::new(
-        config
-            .rules
-            .groups
-            .iter()
-            .cloned()
-            .map(|g| GroupState::new(g, config.rules.evaluation_interval))
-            .collect(),
-    );
+    let groups = SharedGroups::from_config(&config.rules);
     registry.register_collector(Box::new(AlertsCollector(groups.clone())));
     let queues = if config.notify.receivers.is_empty() {
         None

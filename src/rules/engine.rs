@@ -33,6 +33,17 @@ impl SharedGroups {
         SharedGroups(Arc::new(Mutex::new(groups)))
     }
 
+    /// Fresh state (no alerts yet) for every group the configuration loaded.
+    pub fn from_config(cfg: &RulesConfig) -> Self {
+        Self::new(
+            cfg.groups
+                .iter()
+                .cloned()
+                .map(|g| GroupState::new(g, cfg.evaluation_interval))
+                .collect(),
+        )
+    }
+
     /// A poisoned lock only means a panic elsewhere; the data is still consistent enough to
     /// read, so keep serving it.
     pub fn lock(&self) -> MutexGuard<'_, Vec<GroupState>> {
@@ -81,14 +92,6 @@ impl Collector for AlertsCollector {
         }
         Ok(())
     }
-}
-
-/// Parses OpenMetrics / text exposition lines into samples (comments and `# EOF` skipped).
-pub fn parse_exposition(text: &str) -> Vec<(Labels, f64)> {
-    text.lines()
-        .filter_map(split_sample)
-        .filter_map(|(key, value)| Some((parse_key(key)?, parse_value(value)?)))
-        .collect()
 }
 
 /// Splits a sample line into its series key (`name{labels}`, exactly as written) and its
@@ -367,9 +370,11 @@ mod tests {
 
     #[test]
     fn exposition_lines() {
-        let s = parse_exposition(
-            "# HELP x y\nmqtt_up{broker=\"a \\\"b\\\"\",x=\"1\"} 1\nfoo_total 3.5 1700000000\nbar{le=\"+Inf\"} +Inf\n# EOF\n",
-        );
+        let s: Vec<(Labels, f64)> = "# HELP x y\nmqtt_up{broker=\"a \\\"b\\\"\",x=\"1\"} 1\nfoo_total 3.5 1700000000\nbar{le=\"+Inf\"} +Inf\n# EOF\n"
+            .lines()
+            .filter_map(split_sample)
+            .filter_map(|(k, v)| Some((parse_key(k)?, parse_value(v)?)))
+            .collect();
         assert_eq!(s.len(), 3);
         assert_eq!(s[0].0.to_string(), r#"mqtt_up{broker="a \"b\"", x="1"}"#);
         assert_eq!(s[1].1, 3.5);
@@ -384,18 +389,13 @@ mod tests {
         )
         .expect("rules");
         let cfg = RulesConfig {
-            groups: groups.clone(),
+            groups,
             sources: vec![],
             evaluation_interval: std::time::Duration::from_secs(15),
             external_labels: Default::default(),
             external_url: String::new(),
         };
-        let shared = SharedGroups::new(
-            groups
-                .into_iter()
-                .map(|g| GroupState::new(g, cfg.evaluation_interval))
-                .collect(),
-        );
+        let shared = SharedGroups::from_config(&cfg);
         let mut reg = Registry::default();
         let m = RulesMetrics::register(&mut reg);
         let mut e = Engine::new(&cfg, NotifyConfig::default(), shared, None, m);

@@ -387,22 +387,22 @@ impl Iterator for ChunkIter<'_> {
             self.t = r.read(64) as i64;
             self.v = r.read(64);
         } else {
-            let ctl = r.peek(4);
-            let dod = if ctl & 0b1000 == 0 {
-                r.pos += 1;
-                0
-            } else if ctl & 0b0100 == 0 {
-                r.pos += 2;
-                sign_extend(r.read(14), 14)
-            } else if ctl & 0b0010 == 0 {
-                r.pos += 3;
-                sign_extend(r.read(17), 17)
-            } else if ctl & 0b0001 == 0 {
-                r.pos += 4;
-                sign_extend(r.read(20), 20)
-            } else {
-                r.pos += 4;
-                r.read(64) as i64
+            // Control: 0, 10, 110, 1110 or 1111 — the number of leading ones picks the bucket.
+            let ones = ((r.peek(4) as u8) << 4).leading_ones();
+            let dod = match ones {
+                0 => {
+                    r.pos += 1;
+                    0
+                }
+                4 => {
+                    r.pos += 4;
+                    r.read(64) as i64
+                }
+                n => {
+                    let (_, control_len, bits) = DOD_BUCKETS[n as usize - 1];
+                    r.pos += control_len as usize;
+                    sign_extend(r.read(bits), bits)
+                }
             };
             self.delta += dod;
             self.t += self.delta;
