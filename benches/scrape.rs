@@ -6,9 +6,10 @@
 //!
 //! Input: the real mosquitto 2.0.11 `$SYS` capture in tests/fixtures. Loops are bounded.
 
-use mqtt_sentinel::config::{ProfileName, SysConfig};
+use mqtt_sentinel::config::SysConfig;
 use mqtt_sentinel::exposition::{Format, encode};
 use mqtt_sentinel::metrics::Metrics;
+use mqtt_sentinel::sys::profile::ProfileSet;
 use mqtt_sentinel::sys::{Ingest, SysCollector, SysStore, parse};
 use prometheus_client::registry::Registry;
 use std::hint::black_box;
@@ -42,8 +43,9 @@ fn main() {
     let cfg = SysConfig {
         enabled: true,
         topic: "$SYS/#".into(),
-        profile: ProfileName::Auto,
+        profile: "mosquitto".into(),
         max_series: 500,
+        profiles: std::sync::Arc::new(ProfileSet::builtin()),
     };
     let mut ingest = Ingest::new(&cfg, store.clone(), b.ingest.clone());
     let now = SystemTime::now();

@@ -10,6 +10,7 @@ mod alerting;
 pub(crate) mod locate;
 pub mod raw;
 
+use crate::sys::profile::ProfileSet;
 pub use alerting::{
     DEFAULT_RULES, MatchOp, Matcher, NotifyConfig, Receiver, ReceiverKind, Route, RulesConfig,
     parse_matcher,
@@ -20,6 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The configuration compiled into the binary, used when no file is given.
@@ -299,7 +301,10 @@ pub struct SysConfig {
     pub enabled: bool,
     /// The subscription filter, always `<prefix>#`.
     pub topic: String,
-    pub profile: ProfileName,
+    /// `auto` or the name of a built-in or `sys_profiles` profile.
+    pub profile: String,
+    /// Every profile the config can name (shared by all brokers).
+    pub profiles: Arc<ProfileSet>,
     /// Cap on series whose labels come from the broker (unknown topics, bridges).
     pub max_series: usize,
 }
@@ -308,23 +313,6 @@ impl SysConfig {
     /// The filter without its trailing `#`: what profile patterns are relative to.
     pub fn prefix(&self) -> &str {
         self.topic.strip_suffix('#').unwrap_or(&self.topic)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProfileName {
-    Auto,
-    Mosquitto,
-    Generic,
-}
-
-impl ProfileName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProfileName::Auto => "auto",
-            ProfileName::Mosquitto => "mosquitto",
-            ProfileName::Generic => "generic",
-        }
     }
 }
 
@@ -562,9 +550,19 @@ impl Validator<'_> {
                 ..RawBroker::default()
             }]
         });
+        let profiles = ProfileSet::with_user(&raw.sys_profiles.unwrap_or_default())
+            .map(Arc::new)
+            .map_err(|(name, e)| {
+                let at = if e.path.is_empty() {
+                    format!("sys_profiles.{name}")
+                } else {
+                    format!("sys_profiles.{name}.{}", e.path)
+                };
+                self.err(&at, e.message)
+            })?;
         let mut brokers: Vec<BrokerConfig> = Vec::with_capacity(raw_brokers.len());
         for (i, rb) in raw_brokers.into_iter().enumerate() {
-            let b = self.broker(&format!("brokers[{i}]"), rb)?;
+            let b = self.broker(&format!("brokers[{i}]"), rb, &profiles)?;
             if let Some(j) = brokers.iter().position(|o| o.name == b.name) {
                 return Err(self.err(
                     &format!("brokers[{i}].name"),
@@ -833,7 +831,7 @@ impl Validator<'_> {
         Ok(LogConfig { level, format })
     }
 
-    fn broker(&self, at: &str, raw: RawBroker) -> R<BrokerConfig> {
+    fn broker(&self, at: &str, raw: RawBroker, profiles: &Arc<ProfileSet>) -> R<BrokerConfig> {
         let p = |field: &str| format!("{at}.{field}");
         let url_text = match &raw.url {
             Some(u) => self.expand(&p("url"), u, false)?,
@@ -936,7 +934,7 @@ impl Validator<'_> {
             max_connections: rc.max_connections,
             max_heap_bytes: rc.max_heap_bytes,
         };
-        let sys = self.sys(&p("sys"), raw.sys.unwrap_or_default())?;
+        let sys = self.sys(&p("sys"), raw.sys.unwrap_or_default(), profiles)?;
         let probes = self.probes(&p("probes"), raw.probes)?;
         let probe_topic_prefix = match &raw.probe_topic_prefix {
             None => "mqtt-sentinel".to_owned(),
@@ -1019,7 +1017,7 @@ impl Validator<'_> {
         })
     }
 
-    fn sys(&self, at: &str, raw: RawSys) -> R<SysConfig> {
+    fn sys(&self, at: &str, raw: RawSys, profiles: &Arc<ProfileSet>) -> R<SysConfig> {
         let p = |field: &str| format!("{at}.{field}");
         let topic = match &raw.topic {
             None => "$SYS/#".to_owned(),
@@ -1034,13 +1032,16 @@ impl Validator<'_> {
             ));
         }
         let profile = match raw.profile.as_deref() {
-            None | Some("auto") => ProfileName::Auto,
-            Some("mosquitto") => ProfileName::Mosquitto,
-            Some("generic") => ProfileName::Generic,
+            None | Some("auto") => "auto".to_owned(),
+            Some(s) if profiles.get(s).is_some() => s.to_owned(),
             Some(s) => {
+                let known: Vec<&str> = profiles.names().collect();
                 return Err(self.err(
                     &p("profile"),
-                    format!("unknown profile {s:?}: expected auto, mosquitto or generic"),
+                    format!(
+                        "unknown profile {s:?}: expected auto, {} (or one defined under sys_profiles)",
+                        known.join(", ")
+                    ),
                 ));
             }
         };
@@ -1056,6 +1057,7 @@ impl Validator<'_> {
             topic,
             profile,
             max_series,
+            profiles: profiles.clone(),
         })
     }
 }
@@ -1124,8 +1126,9 @@ impl BrokerConfig {
             sys: SysConfig {
                 enabled: false,
                 topic: "$SYS/#".into(),
-                profile: ProfileName::Auto,
+                profile: "auto".into(),
                 max_series: 0,
+                profiles: Arc::new(ProfileSet::builtin()),
             },
             probes: Vec::new(),
             probe_topic_prefix: "mqtt-sentinel".into(),
@@ -1220,7 +1223,7 @@ impl Config {
                 } else {
                     "off"
                 },
-                b.sys.profile.as_str(),
+                b.sys.profile,
                 b.sys.max_series,
             );
             for pr in &b.probes {

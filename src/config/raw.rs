@@ -17,6 +17,8 @@ pub struct RawConfig {
     pub probe_allowed_targets: Option<String>,
     pub rules: Option<RawRules>,
     pub notify: Option<RawNotify>,
+    /// User-defined `$SYS` profiles, by name (same schema as the built-in ones).
+    pub sys_profiles: Option<std::collections::BTreeMap<String, crate::sys::profile::ProfileDef>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

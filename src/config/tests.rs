@@ -113,7 +113,15 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "bad-profile.yaml",
-        r#"5:16: brokers[0].sys.profile: unknown profile "hivemq": expected auto, mosquitto or generic"#,
+        r#"5:16: brokers[0].sys.profile: unknown profile "hivemq": expected auto, mosquitto, amqtt, emqx, vernemq, nanomq, generic (or one defined under sys_profiles)"#,
+    ),
+    (
+        "bad-sys-profile-parser.yaml",
+        r#"10:83: sys_profiles.acme.metrics[1].parser: parser "number" does not fit "mqtt_broker_messages_received_total": a counter (name ends in _total) takes the counter or event parser"#,
+    ),
+    (
+        "bad-sys-profile-key.yaml",
+        "4:72: sys_profiles.acme.metrics[0].unit: unknown field `unit`, expected one of `topic`, `metric`, `parser`, `scale`, `labels`, `help`",
     ),
     (
         "bad-protocol.yaml",
@@ -177,7 +185,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "unknown-top-field.yaml",
-        r#"1:1: listn: unknown field `listn`, expected one of `listen`, `log`, `brokers`, `probe_modules`, `probe_allowed_targets`, `rules`, `notify`"#,
+        r#"1:1: listn: unknown field `listn`, expected one of `listen`, `log`, `brokers`, `probe_modules`, `probe_allowed_targets`, `rules`, `notify`, `sys_profiles`"#,
     ),
     (
         "unset-env.yaml",

@@ -14,26 +14,28 @@ pub mod profile;
 
 use crate::config::SysConfig;
 use parse::ParseError;
-use profile::{FAMILIES, Kind, Parser, Profile, Target};
+use profile::{Action, Family, Kind, Parser, Profile, ProfileSet};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Unit;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Broker-reported version, exported as `mqtt_broker_info`.
+/// Broker-reported implementation and version, exported as `mqtt_broker_info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
     pub implementation: String,
     pub version: String,
-    pub profile: &'static str,
+    pub profile: Arc<str>,
 }
 
-/// Series key: family index and the broker-supplied label value (window, bridge, topic).
-type Key = (usize, Option<String>);
+/// Label values of one series, after `broker`: captured ones, then the profile's constants.
+pub type Labels = Vec<(Arc<str>, String)>;
+/// Series key: family and labels.
+type Key = (Arc<Family>, Labels);
 
 #[derive(Debug, Clone, Default)]
 pub struct SysSnapshot {
@@ -43,10 +45,24 @@ pub struct SysSnapshot {
     pub last_update: Option<f64>,
 }
 
+impl SysSnapshot {
+    /// The value of a series, by family name and labels (for tests and diagnostics).
+    pub fn get(&self, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.series.iter().find_map(|((f, l), v)| {
+            (&*f.name == family
+                && l.len() == labels.len()
+                && l.iter()
+                    .zip(labels)
+                    .all(|((k, v), (wk, wv))| &**k == *wk && v == wv))
+            .then_some(*v)
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     snap: SysSnapshot,
-    /// Series whose label came from the broker (bridges, unknown topics), capped.
+    /// Series whose label came from the broker (captures, unknown topics), capped.
     dynamic: usize,
 }
 
@@ -96,6 +112,8 @@ pub enum Outcome {
     Invalid(ParseError),
     /// A new broker-labelled series was refused because `max_series` was reached.
     Dropped,
+    /// `auto` has not recognised the broker yet; the message is replayed once it has.
+    Buffered,
 }
 
 /// Self-metrics of the collector, one set per broker.
@@ -106,22 +124,58 @@ pub struct IngestCounters {
     pub series_dropped: Counter,
 }
 
+/// `auto` holds messages until one of them identifies the broker, at most this many ...
+const AUTO_BUFFER: usize = 2_000;
+/// ... or for this long; after that the generic profile handles them while detection goes on.
+const AUTO_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+struct Auto {
+    chosen: Option<Arc<Profile>>,
+    pending: Vec<(String, Vec<u8>, SystemTime)>,
+    first: Option<SystemTime>,
+    /// Gave up waiting: generic is in use until a profile is recognised.
+    fallback: bool,
+}
+
 /// Applies one broker's `$SYS` messages to its store.
 #[derive(Debug)]
 pub struct Ingest {
     prefix: String,
-    profile: Profile,
+    profiles: Arc<ProfileSet>,
+    /// `None` = `auto`.
+    fixed: Option<Arc<Profile>>,
+    auto: Auto,
+    /// The profile whose event counters were started at zero this session.
+    started: Option<Arc<str>>,
+    sys_value: Arc<Family>,
     max_series: usize,
     store: Arc<SysStore>,
     counters: IngestCounters,
     warned_invalid: bool,
 }
 
+enum Route {
+    Use(Arc<Profile>),
+    Detected(Arc<Profile>),
+    GiveUp,
+    Buffer,
+}
+
 impl Ingest {
     pub fn new(cfg: &SysConfig, store: Arc<SysStore>, counters: IngestCounters) -> Self {
+        let profiles = cfg.profiles.clone();
+        // The config has checked the name; an unknown one could only come from a test.
+        let fixed = (cfg.profile != "auto")
+            .then(|| profiles.get(&cfg.profile).cloned())
+            .map(|p| p.unwrap_or_else(|| profiles.generic().clone()));
         Self {
             prefix: cfg.prefix().to_owned(),
-            profile: Profile::for_name(cfg.profile),
+            sys_value: profiles.sys_value(),
+            profiles,
+            fixed,
+            auto: Auto::default(),
+            started: None,
             max_series: cfg.max_series,
             store,
             counters,
@@ -138,16 +192,103 @@ impl Ingest {
         topic.starts_with(&self.prefix)
     }
 
-    /// The session ended: drop values, allow one more warning next session.
+    /// The profile in use this session, if one is (for logs and tests).
+    pub fn profile(&self) -> Option<&str> {
+        match (&self.fixed, &self.auto) {
+            (Some(p), _) => Some(&p.name),
+            (None, a) if a.chosen.is_some() => a.chosen.as_ref().map(|p| &*p.name),
+            (None, a) if a.fallback => Some(&self.profiles.generic().name),
+            _ => None,
+        }
+    }
+
+    /// The session ended: drop values, detect again next session, allow one more warning.
     pub fn session_ended(&mut self) {
         self.store.clear();
+        self.auto = Auto::default();
+        self.started = None;
         self.warned_invalid = false;
     }
 
     pub fn handle(&mut self, topic: &str, payload: &[u8], now: SystemTime) -> Outcome {
         self.counters.messages.inc();
         let rel = topic.strip_prefix(&self.prefix).unwrap_or(topic);
-        let outcome = self.apply(topic, rel, payload, now);
+        let route = match (&self.fixed, &self.auto) {
+            (Some(p), _) => Route::Use(p.clone()),
+            (None, a) => match &a.chosen {
+                Some(p) => Route::Use(p.clone()),
+                None => match self.profiles.detect(rel, payload) {
+                    Some(p) if &*p.name != "generic" => Route::Detected(p.clone()),
+                    _ if a.fallback => Route::Use(self.profiles.generic().clone()),
+                    _ => {
+                        let first = a.first.unwrap_or(now);
+                        let waited = now.duration_since(first).unwrap_or_default();
+                        if a.pending.len() < AUTO_BUFFER && waited < AUTO_WAIT {
+                            Route::Buffer
+                        } else {
+                            Route::GiveUp
+                        }
+                    }
+                },
+            },
+        };
+        let profile = match route {
+            Route::Use(p) => p,
+            Route::Buffer => {
+                self.auto.first.get_or_insert(now);
+                self.auto
+                    .pending
+                    .push((topic.to_owned(), payload.to_vec(), now));
+                self.store.lock().snap.last_update = Some(unix(now));
+                return Outcome::Buffered;
+            }
+            Route::Detected(p) => {
+                tracing::info!(broker = %self.store.broker, profile = %p.name, "recognised the broker's $SYS layout");
+                if self.auto.fallback {
+                    // values from the generic fallback: replaced by the real profile's
+                    let last = self.store.last_update();
+                    self.store.clear();
+                    self.store.lock().snap.last_update = last;
+                    self.started = None;
+                }
+                self.auto.chosen = Some(p.clone());
+                self.auto.fallback = false;
+                self.replay(&p);
+                p
+            }
+            Route::GiveUp => {
+                let g = self.profiles.generic().clone();
+                tracing::info!(
+                    broker = %self.store.broker,
+                    waited_s = AUTO_WAIT.as_secs(),
+                    "no built-in or configured profile recognises this broker's $SYS topics; exporting numeric ones as mqtt_broker_sys_value (set sys.profile or add one under sys_profiles)"
+                );
+                self.auto.fallback = true;
+                self.replay(&g);
+                g
+            }
+        };
+        self.handle_with(&profile, topic, payload, now)
+    }
+
+    fn replay(&mut self, p: &Arc<Profile>) {
+        for (t, pl, at) in std::mem::take(&mut self.auto.pending) {
+            self.handle_with(p, &t, &pl, at);
+        }
+    }
+
+    fn handle_with(
+        &mut self,
+        profile: &Arc<Profile>,
+        topic: &str,
+        payload: &[u8],
+        now: SystemTime,
+    ) -> Outcome {
+        if self.started.as_deref() != Some(&*profile.name) {
+            self.start(profile);
+        }
+        let rel = topic.strip_prefix(&self.prefix).unwrap_or(topic);
+        let outcome = self.apply(profile, topic, rel, payload, now);
         match &outcome {
             Outcome::Invalid(e) => {
                 self.counters.parse_errors.inc();
@@ -166,69 +307,114 @@ impl Ingest {
             Outcome::Dropped => {
                 self.counters.series_dropped.inc();
             }
-            Outcome::Stored | Outcome::Ignored => {}
+            Outcome::Stored | Outcome::Ignored | Outcome::Buffered => {}
         }
         outcome
     }
 
-    fn apply(&mut self, topic: &str, rel: &str, payload: &[u8], now: SystemTime) -> Outcome {
-        let now_s = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        let found = self.profile.lookup(rel);
+    /// A profile starts handling this session: `mqtt_broker_info` says which, and event
+    /// counters without captured labels start at zero so the first event is an increase.
+    fn start(&mut self, profile: &Arc<Profile>) {
+        self.started = Some(profile.name.clone());
+        let mut s = self.store.lock();
+        let keep = s.snap.info.take();
+        s.snap.info = Some(BrokerInfo {
+            implementation: keep
+                .as_ref()
+                .map(|i| i.implementation.clone())
+                .filter(|i| !i.is_empty())
+                .unwrap_or_else(|| profile.implementation.to_string()),
+            version: keep.map(|i| i.version).unwrap_or_default(),
+            profile: profile.name.clone(),
+        });
+        for e in profile.entries() {
+            if let Action::Value {
+                family,
+                parser: Parser::Event,
+                labels,
+                ..
+            } = &e.action
+            {
+                if e.captures().is_empty() {
+                    let key = (family.clone(), const_labels(labels));
+                    s.snap.series.entry(key).or_insert(0.0);
+                }
+            }
+        }
+    }
+
+    fn apply(
+        &mut self,
+        profile: &Profile,
+        topic: &str,
+        rel: &str,
+        payload: &[u8],
+        now: SystemTime,
+    ) -> Outcome {
+        let now_s = unix(now);
         // Parse before locking: the lock covers only the map update.
-        let (key, parsed, dynamic) = match found {
-            Some((Target::Ignore, _)) => {
-                self.store.lock().snap.last_update = Some(now_s);
-                return Outcome::Ignored;
-            }
-            Some((Target::Version, _)) => {
-                let mut s = self.store.lock();
-                s.snap.last_update = Some(now_s);
-                return match parse::version(payload) {
-                    Ok((implementation, version)) => {
-                        let profile = if implementation == "mosquitto" {
-                            self.profile.name
-                        } else {
-                            "generic"
-                        };
-                        s.snap.info = Some(BrokerInfo {
-                            implementation,
-                            version,
-                            profile,
-                        });
-                        Outcome::Stored
-                    }
-                    Err(e) => {
-                        s.snap.info = None;
-                        Outcome::Invalid(e)
-                    }
-                };
-            }
-            Some((Target::Bridge, name)) => {
-                let key = (profile::F::BridgeUp as usize, name.map(str::to_owned));
-                let v = parse::flag(payload).map(|up| if up { 1.0 } else { 0.0 });
-                (key, v, true)
-            }
-            Some((
-                Target::Value {
+        let (key, parsed, dynamic, event) = match profile.lookup(rel) {
+            Some((entry, caps)) => match &entry.action {
+                Action::Ignore => {
+                    self.store.lock().snap.last_update = Some(now_s);
+                    return Outcome::Ignored;
+                }
+                Action::Version => {
+                    let mut s = self.store.lock();
+                    s.snap.last_update = Some(now_s);
+                    return match parse::version(payload) {
+                        Ok((implementation, version)) => {
+                            let implementation = if implementation.is_empty() {
+                                profile.implementation.to_string()
+                            } else {
+                                implementation
+                            };
+                            s.snap.info = Some(BrokerInfo {
+                                implementation,
+                                version,
+                                profile: profile.name.clone(),
+                            });
+                            Outcome::Stored
+                        }
+                        Err(e) => Outcome::Invalid(e),
+                    };
+                }
+                Action::Value {
                     family,
-                    label,
                     parser,
-                },
-                _,
-            )) => {
-                let v = match parser {
-                    Parser::Number { scale } => parse::number(payload).map(|v| v * scale),
-                    Parser::Counter => parse::counter(payload),
-                    Parser::Seconds => parse::seconds(payload),
-                };
-                ((family, label.map(str::to_owned)), v, false)
-            }
+                    scale,
+                    labels,
+                } => {
+                    let mut l: Labels = entry
+                        .captures()
+                        .iter()
+                        .zip(&caps)
+                        .map(|(k, v)| (k.clone(), (*v).to_owned()))
+                        .collect();
+                    l.extend(const_labels(labels));
+                    let v = match parser {
+                        Parser::Number => parse::number(payload).map(|v| v * scale),
+                        Parser::Counter => parse::counter(payload).map(|v| v * scale),
+                        Parser::Duration => parse::duration(payload, *scale),
+                        Parser::Since => parse::since(payload, *scale, now_s),
+                        Parser::Flag => parse::flag(payload).map(|up| if up { 1.0 } else { 0.0 }),
+                        Parser::Event => Ok(1.0),
+                        Parser::Version => Err(ParseError::BadFormat),
+                    };
+                    (
+                        (family.clone(), l),
+                        v,
+                        !caps.is_empty(),
+                        *parser == Parser::Event,
+                    )
+                }
+            },
             None => {
-                let key = (profile::F::SysValue as usize, Some(topic.to_owned()));
-                (key, parse::number(payload), true)
+                let key = (
+                    self.sys_value.clone(),
+                    vec![(Arc::<str>::from("topic"), topic.to_owned())],
+                );
+                (key, parse::number(payload), true, false)
             }
         };
         let mut s = self.store.lock();
@@ -236,7 +422,7 @@ impl Ingest {
         match parsed {
             Ok(v) => {
                 if let Some(old) = s.snap.series.get_mut(&key) {
-                    *old = v;
+                    *old = if event { *old + v } else { v };
                     return Outcome::Stored;
                 }
                 if dynamic {
@@ -257,6 +443,19 @@ impl Ingest {
             }
         }
     }
+}
+
+fn const_labels(labels: &[(Arc<str>, Arc<str>)]) -> Labels {
+    labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect()
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// Encodes every broker's `$SYS` series on each scrape.
@@ -289,28 +488,28 @@ impl Collector for SysCollector {
             .iter()
             .map(|s| (s.broker.as_str(), s.snapshot()))
             .collect();
+        let families: BTreeSet<Arc<Family>> = snaps
+            .iter()
+            .flat_map(|(_, s)| s.series.keys().map(|(f, _)| f.clone()))
+            .collect();
 
-        for (fi, fam) in FAMILIES.iter().enumerate() {
-            let has_any = snaps
-                .iter()
-                .any(|(_, s)| s.series.range((fi, None)..(fi + 1, None)).next().is_some());
-            if !has_any {
-                continue;
-            }
-            let stem = fam.name.strip_suffix("_total").unwrap_or(fam.name);
+        for fam in &families {
+            let stem = fam.name.strip_suffix("_total").unwrap_or(&fam.name);
             let (name, unit) = split_unit(stem);
             let metric_type = match fam.kind {
                 Kind::Counter => MetricType::Counter,
                 Kind::Gauge => MetricType::Gauge,
             };
-            let mut me = encoder.encode_descriptor(name, fam.help, unit.as_ref(), metric_type)?;
+            let mut me = encoder.encode_descriptor(name, &fam.help, unit.as_ref(), metric_type)?;
             for (broker, snap) in &snaps {
-                for ((_, label), v) in snap.series.range((fi, None)..(fi + 1, None)) {
-                    let mut labels: Vec<(&str, &str)> = vec![("broker", broker)];
-                    if let (Some(k), Some(l)) = (fam.label, label.as_deref()) {
-                        labels.push((k, l));
+                let from = (fam.clone(), Vec::new());
+                for ((f, labels), v) in snap.series.range(from..) {
+                    if f != fam {
+                        break;
                     }
-                    let mut fe = me.encode_family(&labels)?;
+                    let mut all: Vec<(&str, &str)> = vec![("broker", broker)];
+                    all.extend(labels.iter().map(|(k, v)| (&**k, v.as_str())));
+                    let mut fe = me.encode_family(&all)?;
                     match fam.kind {
                         Kind::Counter => fe.encode_counter::<NoLabelSet, _, f64>(v, None)?,
                         Kind::Gauge => fe.encode_gauge(v)?,
@@ -332,7 +531,7 @@ impl Collector for SysCollector {
                     let info = [
                         ("implementation", i.implementation.as_str()),
                         ("version", i.version.as_str()),
-                        ("profile", i.profile),
+                        ("profile", &*i.profile),
                     ];
                     me.encode_family(&labels)?.encode_info(&info)?;
                 }

@@ -79,19 +79,64 @@ pub fn counter(payload: &[u8]) -> Result<f64, ParseError> {
     Ok(v)
 }
 
-/// Mosquitto's uptime: `"1234 seconds"` (a bare number is accepted too).
-pub fn seconds(payload: &[u8]) -> Result<f64, ParseError> {
-    let s = text(payload, MAX_NUMBER_LEN)?;
-    let n = match s.split_once(' ') {
-        Some((n, unit)) if unit.trim() == "seconds" || unit.trim() == "second" => n,
-        Some(_) => return Err(ParseError::BadFormat),
-        None => s,
-    };
-    let v = number_str(n)?;
-    if v < 0.0 {
-        return Err(ParseError::Negative);
+/// A duration in seconds: a number (times `scale`, for brokers that count milliseconds), or
+/// text such as Mosquitto's `"1234 seconds"` or EMQX 4's `"2 days, 3 hours, 4 minutes, 5
+/// seconds"` (any of the parts, in that order; the scale is not applied to text).
+pub fn duration(payload: &[u8], scale: f64) -> Result<f64, ParseError> {
+    let s = text(payload, MAX_NUMBER_LEN * 2)?;
+    if let Ok(v) = number_str(s) {
+        if v < 0.0 {
+            return Err(ParseError::Negative);
+        }
+        return Ok(v * scale);
     }
-    Ok(v)
+    let mut total = 0.0;
+    let mut last_rank = 0;
+    for part in s.split(',') {
+        let (n, unit) = part.trim().split_once(' ').ok_or(ParseError::BadFormat)?;
+        let (rank, secs) = match unit.trim() {
+            "day" | "days" => (1, 86_400.0),
+            "hour" | "hours" => (2, 3_600.0),
+            "minute" | "minutes" => (3, 60.0),
+            "second" | "seconds" => (4, 1.0),
+            _ => return Err(ParseError::BadFormat),
+        };
+        if rank <= last_rank {
+            return Err(ParseError::BadFormat);
+        }
+        last_rank = rank;
+        let v = number_str(n)?;
+        if v < 0.0 {
+            return Err(ParseError::Negative);
+        }
+        total += v * secs;
+    }
+    Ok(total)
+}
+
+/// Seconds since a point in time the broker announces: either a number of seconds already
+/// (times `scale`), or a date-time (`2026-11-30 13:00:00+00:00`, `2026-11-30T13:00:00Z`,
+/// fractional seconds allowed; no offset means UTC), from which the age at `now` is computed.
+pub fn since(payload: &[u8], scale: f64, now_unix: f64) -> Result<f64, ParseError> {
+    let s = text(payload, MAX_NUMBER_LEN)?;
+    if let Ok(v) = number_str(s) {
+        if v < 0.0 {
+            return Err(ParseError::Negative);
+        }
+        return Ok(v * scale);
+    }
+    let t = datetime(s).ok_or(ParseError::BadFormat)?;
+    Ok((now_unix - t).max(0.0))
+}
+
+fn datetime(s: &str) -> Option<f64> {
+    use chrono::{DateTime, NaiveDateTime};
+    let iso = s.replacen(' ', "T", 1);
+    if let Ok(t) = DateTime::parse_from_rfc3339(&iso) {
+        return Some(t.timestamp_micros() as f64 / 1e6);
+    }
+    let naive = NaiveDateTime::parse_from_str(&iso, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    Some(naive.and_utc().timestamp_micros() as f64 / 1e6)
 }
 
 /// A version announcement such as `"mosquitto version 2.0.11"`: returns the implementation
@@ -137,7 +182,7 @@ mod tests {
         for line in CAPTURE.lines() {
             let (topic, payload) = line.split_once('\t').unwrap();
             match topic {
-                "$SYS/broker/uptime" => assert_eq!(seconds(payload.as_bytes()), Ok(2.0)),
+                "$SYS/broker/uptime" => assert_eq!(duration(payload.as_bytes(), 1.0), Ok(2.0)),
                 "$SYS/broker/version" => assert_eq!(
                     version(payload.as_bytes()),
                     Ok(("mosquitto".into(), "2.0.11".into()))
@@ -200,12 +245,43 @@ mod tests {
 
     #[test]
     fn uptime_forms() {
-        assert_eq!(seconds(b"86400 seconds"), Ok(86400.0));
-        assert_eq!(seconds(b"1 second"), Ok(1.0));
-        assert_eq!(seconds(b"12"), Ok(12.0));
-        assert_eq!(seconds(b"12 minutes"), Err(ParseError::BadFormat));
-        assert_eq!(seconds(b"soon seconds"), Err(ParseError::NotANumber));
-        assert_eq!(seconds(b"-3 seconds"), Err(ParseError::Negative));
+        assert_eq!(duration(b"86400 seconds", 1.0), Ok(86400.0));
+        assert_eq!(duration(b"1 second", 1.0), Ok(1.0));
+        assert_eq!(duration(b"12", 1.0), Ok(12.0));
+        assert_eq!(duration(b"12 minutes", 1.0), Ok(720.0));
+        // EMQX 5 counts milliseconds, EMQX 4 writes words
+        assert_eq!(duration(b"90500", 0.001), Ok(90.5));
+        assert_eq!(
+            duration(b"2 days, 3 hours, 4 minutes, 5 seconds", 0.001),
+            Ok(2.0 * 86400.0 + 3.0 * 3600.0 + 4.0 * 60.0 + 5.0)
+        );
+        assert_eq!(duration(b"4 minutes, 25 seconds", 1.0), Ok(265.0));
+        assert_eq!(duration(b"12 fortnights", 1.0), Err(ParseError::BadFormat));
+        assert_eq!(
+            duration(b"5 seconds, 1 day", 1.0),
+            Err(ParseError::BadFormat)
+        );
+        assert_eq!(duration(b"1 day, 1 day", 1.0), Err(ParseError::BadFormat));
+        assert_eq!(duration(b"soon seconds", 1.0), Err(ParseError::NotANumber));
+        assert_eq!(duration(b"-3 seconds", 1.0), Err(ParseError::Negative));
+        assert_eq!(duration(b"-3", 1.0), Err(ParseError::Negative));
+    }
+
+    #[test]
+    fn start_times_become_ages() {
+        let now = 1_764_507_600.0; // 2025-11-30 13:00:00 UTC
+        assert_eq!(since(b"2025-11-30 12:59:00+00:00", 1.0, now), Ok(60.0));
+        assert_eq!(since(b"2025-11-30 13:59:00+01:00", 1.0, now), Ok(60.0));
+        assert_eq!(since(b"2025-11-30T12:58:59.5Z", 1.0, now), Ok(60.5));
+        assert_eq!(since(b"2025-11-30 12:00:00", 1.0, now), Ok(3600.0));
+        assert_eq!(since(b"42", 1.0, now), Ok(42.0));
+        // a clock ahead of ours is an age of zero, not a negative one
+        assert_eq!(since(b"2025-11-30 13:00:05+00:00", 1.0, now), Ok(0.0));
+        assert_eq!(since(b"yesterday", 1.0, now), Err(ParseError::BadFormat));
+        assert_eq!(
+            since(b"2025-13-40 99:00:00", 1.0, now),
+            Err(ParseError::BadFormat)
+        );
     }
 
     #[test]

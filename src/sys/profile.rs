@@ -1,11 +1,17 @@
-//! Broker profiles as data: which `$SYS` topic becomes which metric, with which type, unit,
-//! extra label and payload parser. Nothing here does I/O; `sys::Ingest` applies a profile.
+//! Broker profiles as data: which `$SYS` topic becomes which metric, with which type, labels
+//! and payload parser. The built-in profiles are YAML files under `src/sys/profiles/`, in the
+//! same schema users write under `sys_profiles:` in the config, so a broker we do not ship a
+//! profile for needs a config change, not a release. Nothing here does I/O; `sys::Ingest`
+//! applies a profile.
 //!
 //! Topic patterns are relative to the configured `sys.topic` prefix (`$SYS/` by default), so a
 //! test can point the collector at `test/sys/#` and publish `test/sys/broker/...` itself.
+//! A pattern level is a literal, `{label}` (one level, captured as a label value), `+` (one
+//! level, not captured) or, last, `#` (the rest).
 
-use crate::config::ProfileName;
-use std::collections::HashMap;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -14,256 +20,783 @@ pub enum Kind {
 }
 
 /// One exported metric family. Counter names carry `_total`; the encoder strips it for the
-/// OpenMetrics `# TYPE` line and puts it back on the sample.
+/// OpenMetrics `# TYPE` line and puts it back on the sample. Ordered and compared by name.
 #[derive(Debug)]
-pub struct FamilyDesc {
-    pub name: &'static str,
+pub struct Family {
+    pub name: Arc<str>,
     pub kind: Kind,
-    pub help: &'static str,
-    /// Name of the broker-supplied extra label, if any (`window`, `bridge`, `topic`).
-    pub label: Option<&'static str>,
+    pub help: Arc<str>,
 }
+
+impl PartialEq for Family {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for Family {}
+impl PartialOrd for Family {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Family {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name.cmp(&other.name)
+    }
+}
+
+pub const INFO: &str = "mqtt_broker_info";
+pub const SYS_VALUE: &str = "mqtt_broker_sys_value";
+const LAST_UPDATE: &str = "mqtt_broker_sys_last_update_timestamp_seconds";
+
+/// Families whose meaning is the same whichever broker reports them: profiles map onto these
+/// names, and their help text is fixed here.
+pub static KNOWN: &[(&str, &str)] = &[
+    (
+        "mqtt_broker_clients_connected",
+        "Clients currently connected.",
+    ),
+    (
+        "mqtt_broker_clients_disconnected",
+        "Disconnected clients whose persistent session the broker keeps.",
+    ),
+    (
+        "mqtt_broker_clients_registered",
+        "Connected plus disconnected clients with a session (mosquitto clients/total, EMQX sessions, VerneMQ queues).",
+    ),
+    (
+        "mqtt_broker_clients_maximum",
+        "Highest number of clients connected at once since the broker started.",
+    ),
+    (
+        "mqtt_broker_clients_expired_total",
+        "Disconnected sessions expired by the broker.",
+    ),
+    (
+        "mqtt_broker_client_connects_total",
+        "Client connections the broker accepted (NanoMQ: connect events seen since mqtt-sentinel subscribed).",
+    ),
+    (
+        "mqtt_broker_client_disconnects_total",
+        "Client disconnections the broker reported (NanoMQ: disconnect events seen since mqtt-sentinel subscribed).",
+    ),
+    (
+        "mqtt_broker_messages_received_total",
+        "MQTT packets of any type received by the broker.",
+    ),
+    (
+        "mqtt_broker_messages_sent_total",
+        "MQTT packets of any type sent by the broker.",
+    ),
+    (
+        "mqtt_broker_messages_inflight",
+        "QoS>0 messages awaiting acknowledgement.",
+    ),
+    (
+        "mqtt_broker_publish_messages_received_total",
+        "PUBLISH messages received by the broker.",
+    ),
+    (
+        "mqtt_broker_publish_messages_sent_total",
+        "PUBLISH messages sent by the broker.",
+    ),
+    (
+        "mqtt_broker_publish_messages_dropped_total",
+        "PUBLISH messages dropped by the broker (queue limits, offline clients).",
+    ),
+    (
+        "mqtt_broker_bytes_received_total",
+        "Bytes received by the broker.",
+    ),
+    ("mqtt_broker_bytes_sent_total", "Bytes sent by the broker."),
+    (
+        "mqtt_broker_publish_bytes_received_total",
+        "PUBLISH payload bytes received by the broker.",
+    ),
+    (
+        "mqtt_broker_publish_bytes_sent_total",
+        "PUBLISH payload bytes sent by the broker.",
+    ),
+    ("mqtt_broker_subscriptions", "Active subscriptions."),
+    (
+        "mqtt_broker_shared_subscriptions",
+        "Active shared subscriptions.",
+    ),
+    (
+        "mqtt_broker_topics",
+        "Topics with at least one subscriber (routing table size).",
+    ),
+    (
+        "mqtt_broker_retained_messages",
+        "Retained messages held by the broker.",
+    ),
+    (
+        "mqtt_broker_stored_messages",
+        "Messages held in the broker's message store, including retained and in-flight ones.",
+    ),
+    (
+        "mqtt_broker_stored_messages_bytes",
+        "Payload bytes held in the broker's message store.",
+    ),
+    (
+        "mqtt_broker_heap_bytes",
+        "Heap memory in use by the broker (mosquitto: only when built with memory tracking; amqtt: process RSS).",
+    ),
+    (
+        "mqtt_broker_heap_maximum_bytes",
+        "Largest heap memory use since the broker started.",
+    ),
+    (
+        "mqtt_broker_cpu_usage_ratio",
+        "CPU use of the broker process, 1 = one core.",
+    ),
+    (
+        "mqtt_broker_uptime_seconds",
+        "Seconds since the broker started.",
+    ),
+    (
+        "mqtt_broker_load_connections_per_second",
+        "Broker's moving average of new connections per second over `window`.",
+    ),
+    (
+        "mqtt_broker_load_sockets_per_second",
+        "Broker's moving average of opened sockets per second over `window`.",
+    ),
+    (
+        "mqtt_broker_load_bytes_received_per_second",
+        "Broker's moving average of bytes received per second over `window`.",
+    ),
+    (
+        "mqtt_broker_load_bytes_sent_per_second",
+        "Broker's moving average of bytes sent per second over `window`.",
+    ),
+    (
+        "mqtt_broker_load_messages_received_per_second",
+        "Broker's moving average of packets received per second over `window`.",
+    ),
+    (
+        "mqtt_broker_load_messages_sent_per_second",
+        "Broker's moving average of packets sent per second over `window`.",
+    ),
+    (
+        "mqtt_broker_load_publish_received_per_second",
+        "Broker's moving average of PUBLISH received per second over `window`.",
+    ),
+    (
+        "mqtt_broker_load_publish_sent_per_second",
+        "Broker's moving average of PUBLISH sent per second over `window`.",
+    ),
+    (
+        "mqtt_broker_load_publish_dropped_per_second",
+        "Broker's moving average of PUBLISH dropped per second over `window`.",
+    ),
+    (
+        "mqtt_broker_bridge_up",
+        "1 if the broker reports the bridge connected, 0 if not.",
+    ),
+    (
+        SYS_VALUE,
+        "Numeric $SYS topics no profile knows, by full topic (capped by sys.max_series).",
+    ),
+];
 
 /// How a payload becomes a sample.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parser {
-    /// A plain number; `scale` converts to base units (Mosquitto's per-minute loads → /s).
-    Number { scale: f64 },
-    /// A non-negative number (counters).
+    /// A plain number.
+    Number,
+    /// A non-negative number.
     Counter,
-    /// `"N seconds"`.
-    Seconds,
+    /// Seconds as a number, or text such as `"12 seconds"`, `"1 days, 2 hours, ..."`.
+    Duration,
+    /// Seconds since a date-time the broker announces (or seconds as a number).
+    Since,
+    /// `0`/`1`.
+    Flag,
+    /// Any payload: each message adds one (event topics such as NanoMQ's connects).
+    Event,
+    /// The version announcement, for `mqtt_broker_info`.
+    Version,
 }
 
-/// What a topic maps to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Target {
+impl Parser {
+    fn from_name(s: &str) -> Option<Parser> {
+        Some(match s {
+            "number" => Parser::Number,
+            "counter" => Parser::Counter,
+            "duration" => Parser::Duration,
+            "since" => Parser::Since,
+            "flag" => Parser::Flag,
+            "event" => Parser::Event,
+            "version" => Parser::Version,
+            _ => return None,
+        })
+    }
+}
+
+// ---- the schema, as written ----
+
+/// One profile as written in YAML (built-in file or `sys_profiles.<name>` in the config).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileDef {
+    /// What `mqtt_broker_info{implementation}` says when the version topic does not.
+    pub implementation: Option<String>,
+    /// For documentation only.
+    pub description: Option<String>,
+    /// `auto` picks this profile when any of these matches a message.
+    #[serde(default)]
+    pub detect: Vec<DetectDef>,
+    #[serde(default)]
+    pub metrics: Vec<EntryDef>,
+    /// Topics the broker publishes that carry nothing worth exporting.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectDef {
+    pub topic: String,
+    /// A regular expression the payload must match (searched, not anchored).
+    pub payload: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntryDef {
+    pub topic: String,
+    pub metric: String,
+    pub parser: Option<String>,
+    /// Multiplies numeric payloads into base units (`0.001` for milliseconds).
+    pub scale: Option<f64>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Help text for a metric name that is not one of the built-in ones.
+    pub help: Option<String>,
+}
+
+/// A mistake in a profile: `path` is relative to the profile (`metrics[2].parser`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileError {
+    pub path: String,
+    pub message: String,
+}
+
+// ---- compiled ----
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Level {
+    Lit(String),
+    Capture,
+    Any,
+    Rest,
+}
+
+#[derive(Debug, Clone)]
+struct Pattern {
+    levels: Vec<Level>,
+    captures: Vec<Arc<str>>,
+}
+
+impl Pattern {
+    fn parse(text: &str) -> Result<Pattern, String> {
+        if text.is_empty() {
+            return Err("empty topic pattern".into());
+        }
+        let parts: Vec<&str> = text.split('/').collect();
+        let mut levels = Vec::with_capacity(parts.len());
+        let mut captures: Vec<Arc<str>> = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let level = if *part == "+" {
+                Level::Any
+            } else if *part == "#" {
+                if i + 1 != parts.len() {
+                    return Err(format!("{text:?}: `#` must be the last level"));
+                }
+                Level::Rest
+            } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                check_label_name(name).map_err(|e| format!("{text:?}: {e}"))?;
+                if captures.iter().any(|c| &**c == name) {
+                    return Err(format!("{text:?}: label {name:?} is captured twice"));
+                }
+                captures.push(name.into());
+                Level::Capture
+            } else if part.contains(['+', '#', '{', '}']) {
+                return Err(format!(
+                    "{text:?}: level {part:?} mixes text with a wildcard; use a whole level: +, # or {{label}}"
+                ));
+            } else {
+                Level::Lit((*part).to_owned())
+            };
+            levels.push(level);
+        }
+        Ok(Pattern { levels, captures })
+    }
+
+    fn literal(&self) -> Option<String> {
+        let mut out = Vec::with_capacity(self.levels.len());
+        for l in &self.levels {
+            match l {
+                Level::Lit(s) => out.push(s.as_str()),
+                _ => return None,
+            }
+        }
+        Some(out.join("/"))
+    }
+
+    /// The captured values, in capture order, if `topic` matches.
+    fn matches<'t>(&self, topic: &'t str) -> Option<Vec<&'t str>> {
+        let mut caps = Vec::new();
+        let mut parts = topic.split('/');
+        for level in &self.levels {
+            if *level == Level::Rest {
+                return Some(caps);
+            }
+            let part = parts.next()?;
+            match level {
+                Level::Lit(s) if s == part => {}
+                Level::Lit(_) => return None,
+                Level::Capture if part.is_empty() => return None,
+                Level::Capture => caps.push(part),
+                Level::Any | Level::Rest => {}
+            }
+        }
+        parts.next().is_none().then_some(caps)
+    }
+}
+
+fn check_label_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        return Err(format!("{name:?} is not a valid label name"));
+    }
+    if name.starts_with("__") {
+        return Err(format!(
+            "label names starting with __ are reserved ({name:?})"
+        ));
+    }
+    if name == "broker" {
+        return Err("label \"broker\" is set by mqtt-sentinel from the broker's name".into());
+    }
+    Ok(())
+}
+
+/// What a matched topic does.
+#[derive(Debug, Clone)]
+pub enum Action {
     Value {
-        family: usize,
-        label: Option<&'static str>,
+        family: Arc<Family>,
         parser: Parser,
+        scale: f64,
+        /// Constant labels, after the captured ones.
+        labels: Vec<(Arc<str>, Arc<str>)>,
     },
-    /// The version announcement → `mqtt_broker_info{version}`.
     Version,
-    /// A 0/1 bridge state; the bridge name is captured from the topic.
-    Bridge,
-    /// A known non-numeric topic with nothing worth exporting (build timestamps).
     Ignore,
 }
 
-macro_rules! families {
-    ($($id:ident = $name:literal, $kind:ident, $label:expr, $help:literal;)*) => {
-        /// Indexes into [`FAMILIES`].
-        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-        #[derive(Debug, Clone, Copy)]
-        #[repr(usize)]
-        pub enum F { $($id),* }
-        /// Every family a profile can produce, in exposition order.
-        pub static FAMILIES: &[FamilyDesc] = &[
-            $(FamilyDesc { name: $name, kind: Kind::$kind, help: $help, label: $label }),*
-        ];
-    };
+#[derive(Debug)]
+pub struct Entry {
+    pattern: Pattern,
+    pub action: Action,
 }
 
-families! {
-    ClientsConnected = "mqtt_broker_clients_connected", Gauge, None, "Clients currently connected.";
-    ClientsDisconnected = "mqtt_broker_clients_disconnected", Gauge, None, "Disconnected clients whose persistent session the broker keeps.";
-    ClientsRegistered = "mqtt_broker_clients_registered", Gauge, None, "Connected plus disconnected clients with a session (mosquitto clients/total).";
-    ClientsMaximum = "mqtt_broker_clients_maximum", Gauge, None, "Highest number of clients connected at once since the broker started.";
-    ClientsExpired = "mqtt_broker_clients_expired_total", Counter, None, "Disconnected sessions expired by the broker.";
-    MessagesReceived = "mqtt_broker_messages_received_total", Counter, None, "MQTT packets of any type received by the broker.";
-    MessagesSent = "mqtt_broker_messages_sent_total", Counter, None, "MQTT packets of any type sent by the broker.";
-    MessagesInflight = "mqtt_broker_messages_inflight", Gauge, None, "QoS>0 messages awaiting acknowledgement (mosquitto before 1.5).";
-    PublishReceived = "mqtt_broker_publish_messages_received_total", Counter, None, "PUBLISH messages received by the broker.";
-    PublishSent = "mqtt_broker_publish_messages_sent_total", Counter, None, "PUBLISH messages sent by the broker.";
-    PublishDropped = "mqtt_broker_publish_messages_dropped_total", Counter, None, "PUBLISH messages dropped by the broker (queue limits, offline clients).";
-    BytesReceived = "mqtt_broker_bytes_received_total", Counter, None, "Bytes received by the broker.";
-    BytesSent = "mqtt_broker_bytes_sent_total", Counter, None, "Bytes sent by the broker.";
-    PublishBytesReceived = "mqtt_broker_publish_bytes_received_total", Counter, None, "PUBLISH payload bytes received by the broker.";
-    PublishBytesSent = "mqtt_broker_publish_bytes_sent_total", Counter, None, "PUBLISH payload bytes sent by the broker.";
-    Subscriptions = "mqtt_broker_subscriptions", Gauge, None, "Active subscriptions.";
-    SharedSubscriptions = "mqtt_broker_shared_subscriptions", Gauge, None, "Active shared subscriptions.";
-    Retained = "mqtt_broker_retained_messages", Gauge, None, "Retained messages held by the broker.";
-    Stored = "mqtt_broker_stored_messages", Gauge, None, "Messages held in the broker's message store, including retained and in-flight ones.";
-    StoredBytes = "mqtt_broker_stored_messages_bytes", Gauge, None, "Payload bytes held in the broker's message store.";
-    Heap = "mqtt_broker_heap_bytes", Gauge, None, "Heap memory in use by the broker (only when built with memory tracking).";
-    HeapMaximum = "mqtt_broker_heap_maximum_bytes", Gauge, None, "Largest heap memory use since the broker started.";
-    Uptime = "mqtt_broker_uptime_seconds", Gauge, None, "Seconds since the broker started.";
-    LoadConnections = "mqtt_broker_load_connections_per_second", Gauge, Some("window"), "Broker's moving average of new connections per second over `window`.";
-    LoadSockets = "mqtt_broker_load_sockets_per_second", Gauge, Some("window"), "Broker's moving average of opened sockets per second over `window`.";
-    LoadBytesReceived = "mqtt_broker_load_bytes_received_per_second", Gauge, Some("window"), "Broker's moving average of bytes received per second over `window`.";
-    LoadBytesSent = "mqtt_broker_load_bytes_sent_per_second", Gauge, Some("window"), "Broker's moving average of bytes sent per second over `window`.";
-    LoadMessagesReceived = "mqtt_broker_load_messages_received_per_second", Gauge, Some("window"), "Broker's moving average of packets received per second over `window`.";
-    LoadMessagesSent = "mqtt_broker_load_messages_sent_per_second", Gauge, Some("window"), "Broker's moving average of packets sent per second over `window`.";
-    LoadPublishReceived = "mqtt_broker_load_publish_received_per_second", Gauge, Some("window"), "Broker's moving average of PUBLISH received per second over `window`.";
-    LoadPublishSent = "mqtt_broker_load_publish_sent_per_second", Gauge, Some("window"), "Broker's moving average of PUBLISH sent per second over `window`.";
-    LoadPublishDropped = "mqtt_broker_load_publish_dropped_per_second", Gauge, Some("window"), "Broker's moving average of PUBLISH dropped per second over `window`.";
-    BridgeUp = "mqtt_broker_bridge_up", Gauge, Some("bridge"), "1 if the broker reports the bridge connected, 0 if not.";
-    SysValue = "mqtt_broker_sys_value", Gauge, Some("topic"), "Numeric $SYS topics no profile knows, by full topic (capped by sys.max_series).";
+impl Entry {
+    /// Label names captured from the topic, in order.
+    pub fn captures(&self) -> &[Arc<str>] {
+        &self.pattern.captures
+    }
 }
 
-/// A resolved profile: relative topic → target.
+#[derive(Debug)]
+struct Detect {
+    pattern: Pattern,
+    payload: Option<regex::Regex>,
+}
+
+/// A compiled profile.
 #[derive(Debug)]
 pub struct Profile {
-    pub name: &'static str,
-    topics: HashMap<String, Target>,
-    /// `connection/<name>/state` style bridge topics: (prefix, suffix) around the name.
-    bridge: Option<(&'static str, &'static str)>,
+    pub name: Arc<str>,
+    pub implementation: Arc<str>,
+    literal: HashMap<String, usize>,
+    patterned: Vec<usize>,
+    entries: Vec<Entry>,
+    detect: Vec<Detect>,
 }
 
 impl Profile {
-    pub fn for_name(name: ProfileName) -> Profile {
-        match name {
-            // `auto` has one concrete profile to choose from today; when a broker's layout
-            // does not match, its topics still appear as `mqtt_broker_sys_value`.
-            ProfileName::Auto | ProfileName::Mosquitto => mosquitto(),
-            ProfileName::Generic => Profile {
-                name: "generic",
-                topics: HashMap::new(),
-                bridge: None,
-            },
+    /// Map a topic relative to the `$SYS` prefix: the entry and its captured label values.
+    /// Exact topics win over patterns; patterns are tried in the order written.
+    pub fn lookup<'t>(&self, rel: &'t str) -> Option<(&Entry, Vec<&'t str>)> {
+        if let Some(&i) = self.literal.get(rel) {
+            return Some((&self.entries[i], Vec::new()));
         }
+        self.patterned.iter().find_map(|&i| {
+            let e = &self.entries[i];
+            e.pattern.matches(rel).map(|caps| (e, caps))
+        })
     }
 
-    /// Map a topic relative to the `$SYS` prefix. `None` means "not in this profile".
-    pub fn lookup<'t>(&self, rel: &'t str) -> Option<(Target, Option<&'t str>)> {
-        if let Some(t) = self.topics.get(rel) {
-            return Some((t.clone(), None));
-        }
-        let (pre, suf) = self.bridge?;
-        let name = rel.strip_prefix(pre)?.strip_suffix(suf)?;
-        if name.is_empty() || name.contains('/') {
-            return None;
-        }
-        Some((Target::Bridge, Some(name)))
+    /// Whether this message identifies the broker as one this profile is for.
+    pub fn detects(&self, rel: &str, payload: &[u8]) -> bool {
+        self.detect.iter().any(|d| {
+            d.pattern.matches(rel).is_some()
+                && d.payload
+                    .as_ref()
+                    .is_none_or(|re| std::str::from_utf8(payload).is_ok_and(|p| re.is_match(p)))
+        })
     }
 
-    /// Every relative topic this profile maps (for documentation and tests).
-    pub fn topics(&self) -> impl Iterator<Item = (&str, &Target)> {
-        self.topics.iter().map(|(k, v)| (k.as_str(), v))
+    /// Every entry (for documentation and tests).
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
     }
 }
 
-fn mosquitto() -> Profile {
-    let mut t: HashMap<String, Target> = HashMap::new();
-    let mut v = |topic: &str, family: F, parser: Parser| {
-        t.insert(
-            topic.to_owned(),
-            Target::Value {
-                family: family as usize,
-                label: None,
-                parser,
-            },
-        );
-    };
-    let n = Parser::Number { scale: 1.0 };
-    let c = Parser::Counter;
-    // mosquitto(8), 1.6 through 2.1. Deprecated names fold into the current metric.
-    v("broker/clients/connected", F::ClientsConnected, n);
-    v("broker/clients/active", F::ClientsConnected, n); // deprecated alias
-    v("broker/clients/disconnected", F::ClientsDisconnected, n);
-    v("broker/clients/inactive", F::ClientsDisconnected, n); // deprecated alias
-    v("broker/clients/total", F::ClientsRegistered, n);
-    v("broker/clients/maximum", F::ClientsMaximum, n);
-    v("broker/clients/expired", F::ClientsExpired, c);
-    v("broker/messages/received", F::MessagesReceived, c);
-    v("broker/messages/sent", F::MessagesSent, c);
-    v("broker/messages/inflight", F::MessagesInflight, n);
-    v("broker/messages/stored", F::Stored, n); // deprecated alias of store/messages/count
-    v("broker/store/messages/count", F::Stored, n);
-    v("broker/store/messages/bytes", F::StoredBytes, n);
-    v("broker/publish/messages/received", F::PublishReceived, c);
-    v("broker/publish/messages/sent", F::PublishSent, c);
-    v("broker/publish/messages/dropped", F::PublishDropped, c);
-    v("broker/publish/bytes/received", F::PublishBytesReceived, c);
-    v("broker/publish/bytes/sent", F::PublishBytesSent, c);
-    v("broker/bytes/received", F::BytesReceived, c);
-    v("broker/bytes/sent", F::BytesSent, c);
-    v("broker/subscriptions/count", F::Subscriptions, n);
-    v(
-        "broker/shared_subscriptions/count",
-        F::SharedSubscriptions,
-        n,
-    );
-    v("broker/retained messages/count", F::Retained, n); // the space is mosquitto's
-    v("broker/heap/current", F::Heap, n);
-    v("broker/heap/current size", F::Heap, n); // 1.4/1.5 spelling
-    v("broker/heap/maximum", F::HeapMaximum, n);
-    v("broker/heap/maximum size", F::HeapMaximum, n);
-    v("broker/uptime", F::Uptime, Parser::Seconds);
-    let loads = [
-        ("connections", F::LoadConnections),
-        ("sockets", F::LoadSockets),
-        ("bytes/received", F::LoadBytesReceived),
-        ("bytes/sent", F::LoadBytesSent),
-        ("messages/received", F::LoadMessagesReceived),
-        ("messages/sent", F::LoadMessagesSent),
-        ("publish/received", F::LoadPublishReceived),
-        ("publish/sent", F::LoadPublishSent),
-        ("publish/dropped", F::LoadPublishDropped),
-    ];
-    for (what, family) in loads {
-        for (suffix, window) in [("1min", "1m"), ("5min", "5m"), ("15min", "15m")] {
-            t.insert(
-                format!("broker/load/{what}/{suffix}"),
-                Target::Value {
-                    family: family as usize,
-                    label: Some(window),
-                    // mosquitto reports "per minute, averaged over the window"
-                    parser: Parser::Number { scale: 1.0 / 60.0 },
-                },
+/// Shares one `Family` per name across the profiles of a set.
+#[derive(Default)]
+struct FamilyTable(HashMap<String, Arc<Family>>);
+
+impl FamilyTable {
+    fn get(&mut self, name: &str, help: Option<&str>, default_help: String) -> Arc<Family> {
+        if let Some(f) = self.0.get(name) {
+            return f.clone();
+        }
+        let kind = if name.ends_with("_total") {
+            Kind::Counter
+        } else {
+            Kind::Gauge
+        };
+        let help = help.map(str::to_owned).unwrap_or(default_help);
+        let f = Arc::new(Family {
+            name: name.into(),
+            kind,
+            help: help.into(),
+        });
+        self.0.insert(name.to_owned(), f.clone());
+        f
+    }
+
+    fn new_with_known() -> FamilyTable {
+        let mut t = FamilyTable::default();
+        for (name, help) in KNOWN {
+            t.get(name, Some(help), String::new());
+        }
+        t
+    }
+}
+
+fn perr(path: impl Into<String>, message: impl Into<String>) -> ProfileError {
+    ProfileError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+fn check_metric_name(name: &str) -> Result<(), String> {
+    let body = name.strip_prefix("mqtt_broker_").ok_or_else(|| {
+        format!("{name:?}: profile metrics are named mqtt_broker_* (so they cannot collide with mqtt-sentinel's own)")
+    })?;
+    let ok = !body.is_empty()
+        && body.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !body.ends_with('_');
+    if !ok {
+        return Err(format!("{name:?} is not a valid metric name"));
+    }
+    if name == SYS_VALUE || name == LAST_UPDATE || name.starts_with("mqtt_broker_info_") {
+        return Err(format!("{name:?} is reserved for mqtt-sentinel itself"));
+    }
+    Ok(())
+}
+
+fn compile(
+    name: &str,
+    def: &ProfileDef,
+    families: &mut FamilyTable,
+    builtin: bool,
+) -> Result<Profile, ProfileError> {
+    let mut entries = Vec::new();
+    for (i, e) in def.metrics.iter().enumerate() {
+        let at = |f: &str| format!("metrics[{i}].{f}");
+        let pattern = Pattern::parse(&e.topic).map_err(|m| perr(at("topic"), m))?;
+        let action = if e.metric == INFO {
+            match e.parser.as_deref() {
+                None | Some("version") => {}
+                Some(p) => {
+                    return Err(perr(
+                        at("parser"),
+                        format!("{INFO} takes the version parser, not {p:?}"),
+                    ));
+                }
+            }
+            // Captures are allowed (a node name in the topic) and dropped: the info series
+            // carries implementation, version and profile only.
+            if !e.labels.is_empty() || e.scale.is_some() {
+                return Err(perr(
+                    at("metric"),
+                    format!("{INFO} takes no labels or scale"),
+                ));
+            }
+            Action::Version
+        } else {
+            check_metric_name(&e.metric).map_err(|m| perr(at("metric"), m))?;
+            let counter = e.metric.ends_with("_total");
+            let parser = match e.parser.as_deref() {
+                None if counter => Parser::Counter,
+                None => Parser::Number,
+                Some(p) => Parser::from_name(p).ok_or_else(|| {
+                    perr(
+                        at("parser"),
+                        format!("unknown parser {p:?}: expected number, counter, duration, since, flag or event"),
+                    )
+                })?,
+            };
+            let fits = match parser {
+                Parser::Counter | Parser::Event => counter,
+                Parser::Number | Parser::Flag | Parser::Duration | Parser::Since => !counter,
+                Parser::Version => false,
+            };
+            if !fits {
+                let why = if counter {
+                    "a counter (name ends in _total) takes the counter or event parser"
+                } else {
+                    "the counter and event parsers need a counter, whose name ends in _total"
+                };
+                return Err(perr(
+                    at("parser"),
+                    format!(
+                        "parser {:?} does not fit {:?}: {why}",
+                        e.parser.as_deref().unwrap_or(""),
+                        e.metric
+                    ),
+                ));
+            }
+            let scale = e.scale.unwrap_or(1.0);
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(perr(
+                    at("scale"),
+                    format!("scale must be a positive number, not {scale}"),
+                ));
+            }
+            let known = KNOWN.iter().any(|(n, _)| *n == e.metric);
+            if known && e.help.is_some() && !builtin {
+                return Err(perr(
+                    at("help"),
+                    format!(
+                        "{:?} is a built-in metric; its help text is fixed",
+                        e.metric
+                    ),
+                ));
+            }
+            let mut labels = Vec::new();
+            for (k, v) in &e.labels {
+                check_label_name(k).map_err(|m| perr(format!("metrics[{i}].labels.{k}"), m))?;
+                if pattern.captures.iter().any(|c| &**c == k) {
+                    return Err(perr(
+                        format!("metrics[{i}].labels.{k}"),
+                        format!("label {k:?} is also captured from the topic"),
+                    ));
+                }
+                labels.push((Arc::<str>::from(k.as_str()), Arc::<str>::from(v.as_str())));
+            }
+            let family = families.get(
+                &e.metric,
+                e.help.as_deref(),
+                format!("From $SYS topic {} (profile {name}).", e.topic),
             );
+            Action::Value {
+                family,
+                parser,
+                scale,
+                labels,
+            }
+        };
+        entries.push(Entry { pattern, action });
+    }
+    for (i, t) in def.ignore.iter().enumerate() {
+        let pattern = Pattern::parse(t).map_err(|m| perr(format!("ignore[{i}]"), m))?;
+        entries.push(Entry {
+            pattern,
+            action: Action::Ignore,
+        });
+    }
+    let mut literal = HashMap::new();
+    let mut patterned = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        match e.pattern.literal() {
+            Some(t) => {
+                if literal.insert(t.clone(), i).is_some() {
+                    let path = if i < def.metrics.len() {
+                        format!("metrics[{i}].topic")
+                    } else {
+                        format!("ignore[{}]", i - def.metrics.len())
+                    };
+                    return Err(perr(path, format!("topic {t:?} is mapped twice")));
+                }
+            }
+            None => patterned.push(i),
         }
     }
-    t.insert("broker/version".into(), Target::Version);
-    t.insert("broker/timestamp".into(), Target::Ignore); // build time, 1.x
-    t.insert("broker/changeset".into(), Target::Ignore); // source revision, 1.x
-    Profile {
-        name: "mosquitto",
-        topics: t,
-        bridge: Some(("broker/connection/", "/state")),
+    let mut detect = Vec::new();
+    for (i, d) in def.detect.iter().enumerate() {
+        let pattern =
+            Pattern::parse(&d.topic).map_err(|m| perr(format!("detect[{i}].topic"), m))?;
+        let payload = match &d.payload {
+            None => None,
+            Some(p) => Some(regex::Regex::new(p).map_err(|e| {
+                perr(
+                    format!("detect[{i}].payload"),
+                    format!("invalid regular expression: {e}"),
+                )
+            })?),
+        };
+        detect.push(Detect { pattern, payload });
+    }
+    Ok(Profile {
+        name: name.into(),
+        implementation: def.implementation.as_deref().unwrap_or("").into(),
+        literal,
+        patterned,
+        entries,
+        detect,
+    })
+}
+
+/// The built-in profiles, in the order `auto` tries them.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("mosquitto", include_str!("profiles/mosquitto.yaml")),
+    ("amqtt", include_str!("profiles/amqtt.yaml")),
+    ("emqx", include_str!("profiles/emqx.yaml")),
+    ("vernemq", include_str!("profiles/vernemq.yaml")),
+    ("nanomq", include_str!("profiles/nanomq.yaml")),
+    ("generic", include_str!("profiles/generic.yaml")),
+];
+
+/// Every profile a config can name: user-defined ones first (so `auto` prefers them), then
+/// the built-in ones.
+#[derive(Debug)]
+pub struct ProfileSet {
+    profiles: Vec<Arc<Profile>>,
+    generic: Arc<Profile>,
+}
+
+impl PartialEq for ProfileSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.names().eq(other.names())
+    }
+}
+impl Eq for ProfileSet {}
+
+impl ProfileSet {
+    /// The built-in profiles only.
+    pub fn builtin() -> ProfileSet {
+        match ProfileSet::with_user(&BTreeMap::new()) {
+            Ok(s) => s,
+            // Startup invariant: the embedded files are compiled by a unit test.
+            Err((name, e)) => panic!("built-in profile {name}: {}: {}", e.path, e.message),
+        }
+    }
+
+    /// Built-in plus user-defined profiles. A user profile may not reuse a built-in name.
+    /// The error carries the profile's name.
+    pub fn with_user(
+        user: &BTreeMap<String, ProfileDef>,
+    ) -> Result<ProfileSet, (String, ProfileError)> {
+        let mut families = FamilyTable::new_with_known();
+        let mut builtin = Vec::new();
+        for (name, text) in BUILTIN {
+            let def: ProfileDef = serde_yaml::from_str(text)
+                .map_err(|e| ((*name).to_owned(), perr("", e.to_string())))?;
+            let p =
+                compile(name, &def, &mut families, true).map_err(|e| ((*name).to_owned(), e))?;
+            builtin.push(Arc::new(p));
+        }
+        let mut profiles = Vec::new();
+        for (name, def) in user {
+            if name == "auto" || BUILTIN.iter().any(|(b, _)| b == name) {
+                return Err((
+                    name.clone(),
+                    perr(
+                        "",
+                        format!("{name:?} is a built-in profile name; choose another"),
+                    ),
+                ));
+            }
+            let ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !ok {
+                return Err((
+                    name.clone(),
+                    perr("", "profile names use letters, digits, - and _"),
+                ));
+            }
+            let p = compile(name, def, &mut families, false).map_err(|e| (name.clone(), e))?;
+            profiles.push(Arc::new(p));
+        }
+        profiles.extend(builtin);
+        let generic = profiles
+            .iter()
+            .find(|p| &*p.name == "generic")
+            .cloned()
+            .ok_or_else(|| ("generic".to_owned(), perr("", "missing")))?;
+        Ok(ProfileSet { profiles, generic })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Profile>> {
+        self.profiles.iter().find(|p| &*p.name == name)
+    }
+
+    pub fn generic(&self) -> &Arc<Profile> {
+        &self.generic
+    }
+
+    /// The first profile this message identifies.
+    pub fn detect(&self, rel: &str, payload: &[u8]) -> Option<&Arc<Profile>> {
+        self.profiles.iter().find(|p| p.detects(rel, payload))
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.profiles.iter().map(|p| &*p.name)
+    }
+
+    /// Every family the set's profiles can produce, with the label names each can carry
+    /// (besides `broker`), for documentation checks.
+    pub fn families(&self) -> BTreeMap<String, (Kind, std::collections::BTreeSet<String>)> {
+        let mut out: BTreeMap<String, (Kind, std::collections::BTreeSet<String>)> = BTreeMap::new();
+        for p in &self.profiles {
+            for e in p.entries() {
+                if let Action::Value { family, labels, .. } = &e.action {
+                    let slot = out
+                        .entry(family.name.to_string())
+                        .or_insert_with(|| (family.kind, Default::default()));
+                    slot.1.extend(e.captures().iter().map(|c| c.to_string()));
+                    slot.1.extend(labels.iter().map(|(k, _)| k.to_string()));
+                }
+            }
+        }
+        out.insert(SYS_VALUE.into(), (Kind::Gauge, ["topic".to_owned()].into()));
+        out
+    }
+
+    /// The family of unknown numeric topics.
+    pub fn sys_value(&self) -> Arc<Family> {
+        Arc::new(Family {
+            name: SYS_VALUE.into(),
+            kind: Kind::Gauge,
+            help: KNOWN
+                .iter()
+                .find(|(n, _)| *n == SYS_VALUE)
+                .map_or("", |(_, h)| h)
+                .into(),
+        })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn families_are_well_named() {
-        for f in FAMILIES {
-            assert!(f.name.starts_with("mqtt_broker_"), "{}", f.name);
-            match f.kind {
-                Kind::Counter => assert!(f.name.ends_with("_total"), "{}", f.name),
-                Kind::Gauge => assert!(!f.name.ends_with("_total"), "{}", f.name),
-            }
-            assert!(!f.help.is_empty() && !f.help.contains('"'));
-        }
-        assert_eq!(FAMILIES[F::SysValue as usize].name, "mqtt_broker_sys_value");
-    }
-
-    #[test]
-    fn every_captured_mosquitto_topic_is_mapped() {
-        let p = Profile::for_name(ProfileName::Mosquitto);
-        let capture = include_str!("../../tests/fixtures/mosquitto-2.0.11-sys.tsv");
-        for line in capture.lines() {
-            let topic = line.split_once('\t').unwrap().0;
-            let rel = topic.strip_prefix("$SYS/").unwrap();
-            assert!(p.lookup(rel).is_some(), "{topic} is not mapped");
-        }
-    }
-
-    #[test]
-    fn bridges_and_misses() {
-        let p = Profile::for_name(ProfileName::Mosquitto);
-        assert_eq!(
-            p.lookup("broker/connection/cloud-bridge/state"),
-            Some((Target::Bridge, Some("cloud-bridge")))
-        );
-        assert_eq!(p.lookup("broker/connection//state"), None);
-        assert_eq!(p.lookup("broker/connection/a/b/state"), None);
-        assert_eq!(p.lookup("broker/something/new"), None);
-        let g = Profile::for_name(ProfileName::Generic);
-        assert_eq!(g.lookup("broker/uptime"), None);
-    }
-}
+mod tests;

@@ -1,5 +1,6 @@
 use super::*;
-use crate::config::{ProfileName, SysConfig};
+use crate::config::SysConfig;
+use crate::sys::profile::ProfileSet;
 use prometheus_client::registry::Registry;
 use std::time::Duration;
 
@@ -7,8 +8,9 @@ fn cfg(prefix: &str, max_series: usize) -> SysConfig {
     SysConfig {
         enabled: true,
         topic: format!("{prefix}#"),
-        profile: ProfileName::Auto,
+        profile: "mosquitto".into(),
         max_series,
+        profiles: Arc::new(ProfileSet::builtin()),
     }
 }
 

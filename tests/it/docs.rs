@@ -2,7 +2,7 @@
 
 use mqtt_sentinel::exposition::{Format, encode};
 use mqtt_sentinel::metrics::Metrics;
-use mqtt_sentinel::sys::profile::{FAMILIES, Kind};
+use mqtt_sentinel::sys::profile::{Kind, ProfileSet};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 
@@ -27,15 +27,14 @@ fn readme_table() -> BTreeMap<String, (String, String)> {
 #[test]
 fn readme_metric_table_matches_the_code() {
     let mut code: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for f in FAMILIES {
-        let t = match f.kind {
+    // `node` (EMQX, VerneMQ) is documented once above the table, not on every row.
+    for (name, (kind, labels)) in ProfileSet::builtin().families() {
+        let t = match kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
         };
-        code.insert(
-            f.name.to_owned(),
-            (t.to_owned(), f.label.unwrap_or("").to_owned()),
-        );
+        let labels: Vec<String> = labels.into_iter().filter(|l| l != "node").collect();
+        code.insert(name, (t.to_owned(), labels.join(",")));
     }
     code.insert(
         "mqtt_broker_info".into(),
