@@ -16,6 +16,15 @@ have_cmd openssl || need+=(openssl)           # test certificates
 have_cmd cc || need+=(gcc)
 have_pkg libssl-dev || need+=(libssl-dev)     # Paho C with TLS
 have_cmd curl || need+=(curl)                 # scripts/demo.sh and the benchmark
+have_cmd nats-server || need+=(nats-server)   # the NATS (MQTT 3.1.1 fallback) test
+
+# amqtt, a Python broker with a $SYS tree, is on PyPI only (pinned: the fixture is its 0.12.1).
+if ! have_cmd amqtt; then
+    echo "installing: amqtt==0.12.1 (PyPI)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check 'amqtt==0.12.1' >&2
+    hash -r
+    have_cmd amqtt || { echo "amqtt installed but not on PATH ($(python3 -m site --user-base)/bin?)" >&2; exit 1; }
+fi
 
 if ((${#need[@]} == 0)); then
     exit 0
@@ -29,7 +38,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts packaged daemons where it can; the tests start their own on free ports.
-for svc in mosquitto prometheus; do
+for svc in mosquitto prometheus nats-server; do
     pkill -x "$svc" 2>/dev/null || true
 done
 pkill -f '^/usr/bin/prometheus-alertmanager' 2>/dev/null || true

@@ -15,6 +15,12 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabels {
+    pub broker: String,
+    pub protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BrokerLabels {
     pub broker: String,
 }
@@ -86,6 +92,7 @@ impl Health {
 #[derive(Debug)]
 pub struct Metrics {
     up: Family<BrokerLabels, Gauge>,
+    connection_info: Family<ProtocolLabels, Gauge>,
     connects: Family<ConnectLabels, Counter>,
     sys_messages: Family<BrokerLabels, Counter>,
     sys_parse_errors: Family<BrokerLabels, Counter>,
@@ -112,6 +119,7 @@ impl Default for Metrics {
         let h: fn() -> Histogram = latency_histogram;
         Self {
             up: Family::default(),
+            connection_info: Family::default(),
             connects: Family::default(),
             sys_messages: Family::default(),
             sys_parse_errors: Family::default(),
@@ -146,6 +154,11 @@ impl Metrics {
             "mqtt_up",
             "1 while the MQTT session to the broker is up, 0 otherwise",
             m.up.clone(),
+        );
+        reg.register(
+            "mqtt_connection_info",
+            "1 for the MQTT protocol version (5 or 3.1.1) of the current or last session; protocol: auto settles on 3.1.1 when a broker refuses 5",
+            m.connection_info.clone(),
         );
         reg.register(
             "mqtt_connects",
@@ -280,6 +293,7 @@ impl Metrics {
             },
             name: name.to_owned(),
             up: self.up.get_or_create(&l).clone(),
+            connection_info: self.connection_info.clone(),
             connects: self.connects.clone(),
             messages_dropped: self.messages_dropped.get_or_create(&l).clone(),
             ingest: IngestCounters {
@@ -353,6 +367,7 @@ pub struct BrokerMetrics {
     name: String,
     pub health: HealthHandle,
     pub up: Gauge,
+    connection_info: Family<ProtocolLabels, Gauge>,
     connects: Family<ConnectLabels, Counter>,
     pub messages_dropped: Counter,
     pub ingest: IngestCounters,
@@ -407,6 +422,21 @@ impl Metrics {
 }
 
 impl BrokerMetrics {
+    /// The session that just started speaks `protocol` (`v5` or `v3.1.1`).
+    pub fn set_protocol(&self, protocol: &'static str) {
+        for p in ["5", "3.1.1"] {
+            let l = ProtocolLabels {
+                broker: self.name.clone(),
+                protocol: p,
+            };
+            if protocol.trim_start_matches('v') == p {
+                self.connection_info.get_or_create(&l).set(1);
+            } else {
+                self.connection_info.remove(&l);
+            }
+        }
+    }
+
     pub fn record_connect(&self, result: &'static str) {
         self.connects
             .get_or_create(&ConnectLabels {

@@ -174,6 +174,8 @@ pub struct BrokerConfig {
     pub name: String,
     pub url: BrokerUrl,
     pub protocol: Protocol,
+    /// What `protocol: auto` settled on (runtime state shared by clones).
+    pub negotiated: Negotiated,
     /// Explicit client id; `None` means a unique id is generated per process.
     pub client_id: Option<String>,
     pub username: Option<String>,
@@ -260,6 +262,8 @@ impl fmt::Display for BrokerUrl {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
+    /// MQTT 5 first; MQTT 3.1.1 when the broker refuses 5 (see [`Negotiated`]).
+    Auto,
     V5,
     V311,
 }
@@ -267,9 +271,54 @@ pub enum Protocol {
 impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
+            Protocol::Auto => "auto",
             Protocol::V5 => "v5",
             Protocol::V311 => "v3.1.1",
         }
+    }
+}
+
+/// What `protocol: auto` settled on for one broker, shared by every clone of its config (the
+/// watching connection, fresh probe clients): MQTT 5 until a broker refuses it, then 3.1.1.
+#[derive(Debug, Clone, Default)]
+pub struct Negotiated(Arc<std::sync::atomic::AtomicBool>);
+
+impl PartialEq for Negotiated {
+    fn eq(&self, _: &Self) -> bool {
+        true // runtime state, not configuration
+    }
+}
+impl Eq for Negotiated {}
+
+impl BrokerConfig {
+    /// The protocol the next connection uses: never `Auto`.
+    pub fn effective_protocol(&self) -> Protocol {
+        match self.protocol {
+            Protocol::Auto if self.negotiated.0.load(std::sync::atomic::Ordering::Relaxed) => {
+                Protocol::V311
+            }
+            Protocol::Auto => Protocol::V5,
+            p => p,
+        }
+    }
+
+    /// After a failed connect labelled `label`: with `protocol: auto`, decide whether to try
+    /// the other version. A broker that refuses MQTT 5 answers with a 3.1.1 CONNACK code 1
+    /// (amqtt, NATS) that Paho reports as a general failure, or closes the socket; so any
+    /// failure of an established TCP/TLS connection that names no other cause switches to
+    /// 3.1.1 (returns true: retry now). The same failure under 3.1.1 switches back, so a
+    /// broker that was briefly broken is not pinned to 3.1.1.
+    pub fn protocol_fallback(&self, label: &str) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let suspicious = matches!(
+            label,
+            "error" | "unsupported_protocol_version" | "malformed_packet" | "protocol_error"
+        );
+        if self.protocol != Protocol::Auto || !suspicious {
+            return false;
+        }
+        // true when it was 5: switch to 3.1.1 and retry; false when it was 3.1.1 already.
+        !self.negotiated.0.fetch_xor(true, Relaxed)
     }
 }
 
@@ -637,11 +686,12 @@ impl Validator<'_> {
 
     fn protocol(&self, path: &str, p: Option<&str>) -> R<Protocol> {
         match p {
-            None | Some("v5") | Some("5") => Ok(Protocol::V5),
+            None | Some("auto") => Ok(Protocol::Auto),
+            Some("v5") | Some("5") => Ok(Protocol::V5),
             Some("v3.1.1") | Some("3.1.1") => Ok(Protocol::V311),
             Some(s) => Err(self.err(
                 path,
-                format!("unknown protocol {s:?}: expected v5 or v3.1.1"),
+                format!("unknown protocol {s:?}: expected auto, v5 or v3.1.1"),
             )),
         }
     }
@@ -962,6 +1012,7 @@ impl Validator<'_> {
             name,
             url,
             protocol,
+            negotiated: Negotiated::default(),
             client_id,
             username,
             password,
@@ -1112,6 +1163,7 @@ impl BrokerConfig {
             name: format!("{}:{}", url.host, url.port),
             url,
             protocol: m.protocol,
+            negotiated: Negotiated::default(),
             client_id: None,
             username: m.username.clone(),
             password: m.password.clone(),

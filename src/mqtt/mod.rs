@@ -28,6 +28,9 @@ const QUEUE: usize = 1024;
 /// A session shorter than this does not reset the backoff, so a broker that accepts and then
 /// drops us (session taken over, ACL kick) is retried with growing delays, not in a tight loop.
 const STABLE_SESSION: Duration = Duration::from_secs(5);
+/// With no `$SYS` message this long after subscribing, say once that the broker has none.
+/// Longer than EMQX's default one-minute `sys_interval`.
+const SYS_SILENCE: Duration = Duration::from_secs(90);
 
 /// A message as received in the Paho callback, stamped before any channel hop.
 struct Received {
@@ -76,6 +79,10 @@ pub struct Connection {
     probes: Probes,
     /// Callback time of the last message of any kind in this session.
     last_rx: Instant,
+    /// A `$SYS` message arrived in this session / ever.
+    sys_seen: (bool, bool),
+    /// "This broker has no `$SYS`" was logged.
+    sys_silence_noted: bool,
 }
 
 impl Connection {
@@ -95,6 +102,8 @@ impl Connection {
             ingest,
             probes,
             last_rx: Instant::now(),
+            sys_seen: (false, false),
+            sys_silence_noted: false,
         }
     }
 
@@ -105,38 +114,30 @@ impl Connection {
     /// Run until `shutdown`; then disconnect cleanly (bounded) and return.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let broker = self.cfg.name.clone();
-        let client = match paho::AsyncClient::new(options::create_options(
-            &self.cfg,
-            &self.client_id,
-        )) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(%broker, error = %e, "cannot create MQTT client; this broker is not watched");
-                return;
-            }
-        };
-        let opts = match options::connect_options(&self.cfg) {
-            Ok(o) => o,
-            Err(e) => {
-                // No token exists yet, so dropping the client here is safe.
-                tracing::error!(%broker, error = %e, "invalid MQTT options; this broker is not watched");
-                return;
-            }
-        };
         let (msg_tx, mut msg_rx) = mpsc::channel::<Received>(QUEUE);
         let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
-        install_callbacks(
-            &client,
-            msg_tx,
-            ctl_tx,
-            self.metrics.messages_dropped.clone(),
-        );
+        let Some((mut client, mut opts)) = self.new_client(&msg_tx, &ctl_tx) else {
+            return;
+        };
+        let mut client_protocol = self.cfg.effective_protocol();
 
         let mut backoff = Backoff::new(self.cfg.reconnect);
         let mut failures: u64 = 0;
         // Our deadline is Paho's plus a margin: Paho should always answer first.
         let deadline = self.cfg.connect_timeout + Duration::from_secs(2);
         loop {
+            if self.cfg.effective_protocol() != client_protocol {
+                // `protocol: auto` switched versions; Paho fixes it per client.
+                let Some((c, o)) = self.new_client(&msg_tx, &ctl_tx) else {
+                    break;
+                };
+                options::retire(
+                    std::mem::replace(&mut client, c),
+                    options::retire_grace(&self.cfg),
+                );
+                opts = o;
+                client_protocol = self.cfg.effective_protocol();
+            }
             // Events of an earlier session must not end the next one.
             while ctl_rx.try_recv().is_ok() {}
             let started = Instant::now();
@@ -167,12 +168,14 @@ impl Connection {
                 Ok(()) => {
                     self.metrics.record_connect(reason::SUCCESS);
                     self.metrics.up.set(1);
+                    self.metrics.set_protocol(client_protocol.as_str());
                     info!(%broker, url = %self.cfg.url, client_id = %self.client_id,
-                          protocol = self.cfg.protocol.as_str(), after_failures = failures,
+                          protocol = client_protocol.as_str(), after_failures = failures,
                           "connected");
                     failures = 0;
                     let session_start = Instant::now();
                     self.last_rx = session_start;
+                    self.sys_seen.0 = false;
                     self.subscribe(&client).await;
                     self.probes.session_started(Instant::now());
                     let end = self
@@ -208,6 +211,11 @@ impl Connection {
                 }
                 Err((label, detail)) => {
                     self.metrics.record_connect(label);
+                    if self.cfg.protocol_fallback(label) {
+                        info!(%broker, result = label, error = %detail,
+                              "MQTT 5 connect failed on an open connection; trying MQTT 3.1.1 (protocol: auto)");
+                        continue;
+                    }
                     failures += 1;
                     // One warning per outage; every later attempt at debug level.
                     if failures == 1 {
@@ -229,6 +237,40 @@ impl Connection {
         }
         options::retire(client, options::retire_grace(&self.cfg));
         info!(%broker, "stopped");
+    }
+
+    /// A Paho client for the protocol the config currently resolves to, with our callbacks.
+    fn new_client(
+        &self,
+        msg_tx: &mpsc::Sender<Received>,
+        ctl_tx: &mpsc::UnboundedSender<Control>,
+    ) -> Option<(paho::AsyncClient, paho::ConnectOptions)> {
+        let broker = &self.cfg.name;
+        let client = match paho::AsyncClient::new(options::create_options(
+            &self.cfg,
+            &self.client_id,
+        )) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(%broker, error = %e, "cannot create MQTT client; this broker is not watched");
+                return None;
+            }
+        };
+        let opts = match options::connect_options(&self.cfg) {
+            Ok(o) => o,
+            Err(e) => {
+                // No token exists yet, so dropping the client here is safe.
+                tracing::error!(%broker, error = %e, "invalid MQTT options; this broker is not watched");
+                return None;
+            }
+        };
+        install_callbacks(
+            &client,
+            msg_tx.clone(),
+            ctl_tx.clone(),
+            self.metrics.messages_dropped.clone(),
+        );
+        Some((client, opts))
     }
 
     async fn subscribe(&mut self, client: &paho::AsyncClient) {
@@ -258,7 +300,10 @@ impl Connection {
         ctl_rx: &mut mpsc::UnboundedReceiver<Control>,
         shutdown: &CancellationToken,
     ) -> End {
+        let silence_deadline = Instant::now() + SYS_SILENCE;
         loop {
+            let watch_silence =
+                self.ingest.is_some() && !self.sys_seen.0 && !self.sys_silence_noted;
             // A far-away instant stands in for "no probe work scheduled".
             let wake = self
                 .probes
@@ -281,6 +326,11 @@ impl Connection {
                     None => return End::Lost(None),
                 },
                 Some(done) = self.probes.acks().next(), if acks_pending => self.probes.on_ack(done),
+                _ = tokio::time::sleep_until(silence_deadline.into()), if watch_silence => {
+                    self.sys_silence_noted = true;
+                    info!(broker = %self.cfg.name, topic = %self.cfg.sys.topic, waited_s = SYS_SILENCE.as_secs(),
+                          "no $SYS message since subscribing: this broker publishes no $SYS tree (HiveMQ, RabbitMQ and NATS do not) or does not let this client read it; only probes run for it");
+                }
                 _ = tokio::time::sleep_until(wake.into()) => {
                     if let Some(sent) = self.probes.on_timer(Instant::now(), client) {
                         if self.last_rx < sent {
@@ -299,6 +349,10 @@ impl Connection {
             return;
         }
         if let Some(ing) = self.ingest.as_mut().filter(|i| i.wants(topic)) {
+            if !self.sys_seen.1 && self.sys_silence_noted {
+                info!(broker = %self.cfg.name, "$SYS messages arrived after all; collecting them");
+            }
+            self.sys_seen = (true, true);
             ing.handle(topic, r.msg.payload(), SystemTime::now());
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! Rules from DESIGN.md that live here: persistence is always `None` (Paho otherwise writes
 //! files into the working directory, which breaks read-only containers); clean session; MQTT
-//! v5 unless configured otherwise; Paho's automatic reconnect stays off because we own
+//! v5 unless configured otherwise (or refused, with `protocol: auto`); Paho's automatic reconnect stays off because we own
 //! reconnects (Paho does not restore subscriptions).
 
 use crate::config::{BrokerConfig, Protocol, Transport};
@@ -47,9 +47,10 @@ fn paho_connect_timeout(cfg: &BrokerConfig) -> Duration {
 
 /// Client creation options for `client_id`.
 pub fn create_options(cfg: &BrokerConfig, client_id: &str) -> paho::CreateOptions {
-    let b = match cfg.protocol {
-        Protocol::V5 => paho::CreateOptionsBuilder::new(),
+    // Paho fixes the version at creation: a 3.1.1 fallback needs a new client.
+    let b = match cfg.effective_protocol() {
         Protocol::V311 => paho::CreateOptionsBuilder::new_v3(),
+        Protocol::V5 | Protocol::Auto => paho::CreateOptionsBuilder::new(),
     };
     b.server_uri(cfg.url.paho_uri())
         .client_id(client_id)
@@ -62,18 +63,20 @@ pub fn create_options(cfg: &BrokerConfig, client_id: &str) -> paho::CreateOption
 /// Connect options (credentials, TLS, keep-alive, timeouts).
 pub fn connect_options(cfg: &BrokerConfig) -> Result<paho::ConnectOptions, paho::Error> {
     let ws = matches!(cfg.url.transport, Transport::Ws | Transport::Wss);
-    let mut b = match (cfg.protocol, ws) {
-        (Protocol::V5, false) => paho::ConnectOptionsBuilder::new_v5(),
-        (Protocol::V5, true) => paho::ConnectOptionsBuilder::new_ws_v5(),
-        (Protocol::V311, false) => paho::ConnectOptionsBuilder::new_v3(),
-        (Protocol::V311, true) => paho::ConnectOptionsBuilder::new_ws(),
+    let v311 = cfg.effective_protocol() == Protocol::V311;
+    let mut b = match (v311, ws) {
+        (false, false) => paho::ConnectOptionsBuilder::new_v5(),
+        (false, true) => paho::ConnectOptionsBuilder::new_ws_v5(),
+        (true, false) => paho::ConnectOptionsBuilder::new_v3(),
+        (true, true) => paho::ConnectOptionsBuilder::new_ws(),
     };
     b.keep_alive_interval(cfg.keep_alive)
         .connect_timeout(paho_connect_timeout(cfg));
-    match cfg.protocol {
-        Protocol::V5 => b.clean_start(true),
-        Protocol::V311 => b.clean_session(true),
-    };
+    if v311 {
+        b.clean_session(true);
+    } else {
+        b.clean_start(true);
+    }
     if let Some(u) = &cfg.username {
         b.user_name(u.as_str());
     }

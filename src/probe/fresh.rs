@@ -45,8 +45,24 @@ impl Drop for FreshClient {
     }
 }
 
-/// Connect a new client within `within`.
+/// Connect a new client within `within`. With `protocol: auto`, a broker that refuses MQTT 5
+/// gets one immediate 3.1.1 attempt in the time left (and the broker's config remembers it).
 pub async fn connect(
+    cfg: &BrokerConfig,
+    client_id: &str,
+    within: Duration,
+) -> Result<FreshClient, Failure> {
+    let started = Instant::now();
+    match connect_as(cfg, client_id, within).await {
+        Err(f) if cfg.protocol_fallback(f.reason) => {
+            let left = within.saturating_sub(started.elapsed());
+            connect_as(cfg, client_id, left).await
+        }
+        r => r,
+    }
+}
+
+async fn connect_as(
     cfg: &BrokerConfig,
     client_id: &str,
     within: Duration,

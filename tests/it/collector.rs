@@ -353,7 +353,7 @@ fn odd_payloads_are_counted_capped_and_harmless() {
     let broker = Mosquitto::start();
     let s = Sentinel::watching(
         &broker,
-        "    sys: {topic: \"test/sys/#\", max_series: 100}\n",
+        "    sys: {topic: \"test/sys/#\", max_series: 100, profile: mosquitto}\n",
     );
     s.wait_scrape(Duration::from_secs(10), "connected", |sc| {
         sc.value("mqtt_up", &[("broker", "m")]) == Some(1.0)

@@ -2,6 +2,7 @@
 //! `mqtt-sentinel` executable. Only loopback addresses; every wait has a deadline.
 
 mod alerts;
+mod brokers;
 mod cli;
 mod collector;
 mod connection;

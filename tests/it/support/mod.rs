@@ -1,4 +1,5 @@
 //! Test support: every external part is real and owned by a guard that stops it on drop.
+pub mod brokers;
 pub mod certs;
 pub mod daemon;
 pub mod mosquitto;

@@ -1,0 +1,176 @@
+//! Brokers other than a lone mosquitto: amqtt (full collect + probe), nats-server (probes
+//! through the MQTT 3.1.1 fallback, no `$SYS`), and a mosquitto bridge going down and up.
+
+use crate::support::brokers::Broker;
+use crate::support::scrape::Scrape;
+use crate::support::{Mosquitto, Sentinel};
+use std::time::Duration;
+
+fn probes_yaml(qos: &[u8]) -> String {
+    let mut y = String::from("    probes:\n");
+    for q in qos {
+        y.push_str(&format!(
+            "      - {{kind: roundtrip, qos: {q}, interval: 1s, timeout: 2s}}\n"
+        ));
+    }
+    y
+}
+
+fn probes_succeed(sc: &Scrape, qos: &[u8]) -> bool {
+    qos.iter().all(|q| {
+        let name = format!("rtt-qos{q}");
+        sc.value("mqtt_probe_success", &[("broker", "b"), ("probe", &name)]) == Some(1.0)
+            && sc
+                .value(
+                    "mqtt_probe_rtt_seconds_count",
+                    &[("broker", "b"), ("qos", &q.to_string())],
+                )
+                .unwrap_or(0.0)
+                >= 2.0
+    })
+}
+
+#[test]
+fn amqtt_is_recognised_collected_and_probed_over_3_1_1() {
+    let broker = Broker::amqtt();
+    let qos = [0, 1, 2];
+    let s = Sentinel::start(&format!(
+        "brokers:\n  - name: b\n    url: {}\n{}",
+        broker.url(),
+        probes_yaml(&qos)
+    ));
+    let sc = s.wait_scrape(
+        Duration::from_secs(20),
+        "amqtt collected and probed",
+        |sc| {
+            sc.value("mqtt_up", &[("broker", "b")]) == Some(1.0)
+                && sc
+                    .value("mqtt_broker_uptime_seconds", &[("broker", "b")])
+                    .is_some()
+                && sc
+                    .value(
+                        "mqtt_broker_publish_messages_sent_total",
+                        &[("broker", "b")],
+                    )
+                    .is_some()
+                && probes_succeed(sc, &qos)
+        },
+    );
+    let info = sc.find("mqtt_broker_info", &[("broker", "b")]);
+    assert_eq!(info.len(), 1, "{}", s.logs());
+    assert_eq!(info[0].labels["profile"], "amqtt");
+    assert_eq!(info[0].labels["implementation"], "amqtt");
+    assert_eq!(info[0].labels["version"], "0.12.1");
+    // amqtt speaks 3.1.1 only: one refused MQTT 5 attempt, then 3.1.1 for good
+    assert_eq!(
+        sc.value(
+            "mqtt_connection_info",
+            &[("broker", "b"), ("protocol", "3.1.1")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sc.value(
+            "mqtt_connects_total",
+            &[("broker", "b"), ("result", "success")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        sc.value(
+            "mqtt_connects_total",
+            &[("broker", "b"), ("result", "error")]
+        ) <= Some(1.0)
+    );
+    // the client we and our probes hold counts; amqtt's `load/bytes/*` are cumulative bytes
+    assert!(sc.value("mqtt_broker_clients_connected", &[("broker", "b")]) >= Some(1.0));
+    assert!(sc.value("mqtt_broker_bytes_received_total", &[("broker", "b")]) > Some(0.0));
+    assert!(sc.value("mqtt_broker_heap_bytes", &[("broker", "b")]) > Some(1e6));
+    assert!(sc.value("mqtt_broker_uptime_seconds", &[("broker", "b")]) < Some(120.0));
+    assert_eq!(
+        sc.value("mqtt_sentinel_sys_parse_errors_total", &[("broker", "b")]),
+        Some(0.0)
+    );
+    assert!(
+        sc.find("mqtt_broker_sys_value", &[]).is_empty(),
+        "every amqtt topic is mapped or ignored"
+    );
+}
+
+#[test]
+fn nats_is_probed_over_3_1_1_and_exports_no_sys() {
+    let broker = Broker::nats();
+    // NATS' MQTT support has no QoS 2
+    let qos = [0, 1];
+    let s = Sentinel::start(&format!(
+        "brokers:\n  - name: b\n    url: {}\n{}",
+        broker.url(),
+        probes_yaml(&qos)
+    ));
+    let sc = s.wait_scrape(Duration::from_secs(20), "nats probed", |sc| {
+        probes_succeed(sc, &qos)
+    });
+    assert_eq!(
+        sc.value(
+            "mqtt_connection_info",
+            &[("broker", "b"), ("protocol", "3.1.1")]
+        ),
+        Some(1.0),
+        "{}\n{}",
+        s.logs(),
+        broker.log()
+    );
+    assert!(s.logs().contains("trying MQTT 3.1.1"), "{}", s.logs());
+    assert_eq!(
+        sc.value("mqtt_sentinel_sys_messages_total", &[("broker", "b")]),
+        Some(0.0)
+    );
+    assert!(
+        sc.names_with_prefix("mqtt_broker_").is_empty(),
+        "no $SYS noise: {:?}",
+        sc.names_with_prefix("mqtt_broker_")
+    );
+    assert_eq!(
+        sc.value(
+            "mqtt_probe_lost_total",
+            &[("broker", "b"), ("probe", "rtt-qos1")]
+        ),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn a_mosquitto_bridge_goes_down_and_up_with_its_remote() {
+    let mut remote = Mosquitto::start();
+    let local = Mosquitto::builder()
+        .conf("connection edge-uplink")
+        .conf(&format!("address 127.0.0.1:{}", remote.port()))
+        .conf("topic sensors/# both 0")
+        // mosquitto names the state topic after the bridge's client id on the remote,
+        // `<hostname>.<connection>` unless set
+        .conf("remote_clientid edge-uplink")
+        .conf("restart_timeout 1")
+        .conf("keepalive_interval 5")
+        .start();
+    let s = Sentinel::watching(&local, "");
+    let bridge = [("broker", "m"), ("bridge", "edge-uplink")];
+    s.wait_scrape(Duration::from_secs(15), "bridge up", |sc| {
+        sc.value("mqtt_broker_bridge_up", &bridge) == Some(1.0)
+    });
+    remote.kill();
+    s.wait_scrape(Duration::from_secs(15), "bridge down", |sc| {
+        sc.value("mqtt_broker_bridge_up", &bridge) == Some(0.0)
+    });
+    remote.restart();
+    let sc = s.wait_scrape(Duration::from_secs(15), "bridge up again", |sc| {
+        sc.value("mqtt_broker_bridge_up", &bridge) == Some(1.0)
+    });
+    // the local broker stayed up throughout: our own session never dropped
+    assert_eq!(
+        sc.value(
+            "mqtt_connects_total",
+            &[("broker", "m"), ("result", "success")]
+        ),
+        Some(1.0)
+    );
+}

@@ -1,0 +1,116 @@
+//! MQTT brokers other than mosquitto, each on a free loopback port in a temp dir and killed
+//! on drop: amqtt (PyPI) and nats-server (Debian, MQTT with JetStream). `scripts/install-deps.sh`
+//! installs both.
+
+use super::wait::wait_until;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Broker {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    name: &'static str,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Broker {
+    fn spawn(
+        name: &'static str,
+        install: &str,
+        port: u16,
+        dir: tempfile::TempDir,
+        cmd: impl FnOnce(&Path) -> Command,
+    ) -> Broker {
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = cmd(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {e} ({install}; scripts/install-deps.sh does it)"));
+        let b = Broker {
+            child,
+            port,
+            dir,
+            name,
+        };
+        wait_until(
+            Duration::from_secs(30),
+            &format!("{name} accepting"),
+            || TcpStream::connect(("127.0.0.1", port)).ok(),
+        );
+        b
+    }
+
+    /// amqtt with its `$SYS` plugin at a 1 s interval, anonymous clients allowed.
+    pub fn amqtt() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("broker.yaml");
+        std::fs::write(
+            &conf,
+            format!(
+                "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{port}\nplugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n  amqtt.plugins.sys.broker.BrokerSysPlugin:\n    sys_interval: 1\n"
+            ),
+        )
+        .unwrap();
+        Broker::spawn("amqtt", "pip install amqtt==0.12.1", port, dir, |_| {
+            let mut c = Command::new("amqtt");
+            c.arg("-c").arg(&conf);
+            c
+        })
+    }
+
+    /// nats-server with its MQTT listener (which needs JetStream, stored in the temp dir).
+    pub fn nats() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let client_port = free_port();
+        let conf = dir.path().join("nats.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listen: 127.0.0.1:{client_port}\nserver_name: sentinel-test\njetstream {{ store_dir: {:?} }}\nmqtt {{ listen: 127.0.0.1:{port} }}\n",
+                dir.path().join("js")
+            ),
+        )
+        .unwrap();
+        Broker::spawn(
+            "nats-server",
+            "apt-get install nats-server",
+            port,
+            dir,
+            |_| {
+                let mut c = Command::new("nats-server");
+                c.arg("-c").arg(&conf);
+                c
+            },
+        )
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+        format!("--- {} log ---\n{log}", self.name)
+    }
+}
