@@ -119,7 +119,7 @@ impl Default for ProbeModule {
         Self {
             qos: Qos::AtLeastOnce,
             timeout: Duration::from_secs(5),
-            protocol: Protocol::V5,
+            protocol: Protocol::Auto,
             username: None,
             password: None,
             tls: None,

@@ -20,7 +20,7 @@ fn embedded_default_watches_localhost() {
     let b = &c.brokers[0];
     assert_eq!(b.name, "local");
     assert_eq!(b.url.paho_uri(), "tcp://localhost:1883");
-    assert_eq!(b.protocol, Protocol::V5);
+    assert_eq!(b.protocol, Protocol::Auto);
     assert_eq!(b.keep_alive, Duration::from_secs(30));
     assert_eq!(b.reconnect.max, Duration::from_secs(30));
     assert!(b.sys.enabled);
@@ -125,7 +125,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "bad-protocol.yaml",
-        r#"4:15: brokers[0].protocol: unknown protocol "v4": expected v5 or v3.1.1"#,
+        r#"4:15: brokers[0].protocol: unknown protocol "v4": expected auto, v5 or v3.1.1"#,
     ),
     (
         "bad-sys-topic.yaml",

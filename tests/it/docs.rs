@@ -55,6 +55,7 @@ fn readme_metric_table_matches_the_code() {
         },
     );
     b.record_connect("success");
+    b.set_protocol("v3.1.1");
     let rt = m.roundtrip("x", "p", "1");
     rt.base.record_failure("timeout");
     rt.base.record_ignored("late");
