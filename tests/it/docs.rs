@@ -82,6 +82,7 @@ fn readme_metric_table_matches_the_code() {
         let (name, t) = line.split_once(' ').unwrap();
         let labels = match name {
             "mqtt_connects_total" => "result",
+            "mqtt_connection_info" => "protocol",
             "mqtt_sentinel_build_info" => "version,revision",
             "mqtt_probe_rtt_seconds" | "mqtt_probe_ack_seconds" => "qos",
             "mqtt_probe_ignored_total" | "mqtt_probe_errors_total" => "probe,reason",
