@@ -17,6 +17,7 @@ have_cmd cc || need+=(gcc)
 have_pkg libssl-dev || need+=(libssl-dev)     # Paho C with TLS
 have_cmd curl || need+=(curl)                 # scripts/demo.sh and the benchmark
 have_cmd nats-server || need+=(nats-server)   # the NATS (MQTT 3.1.1 fallback) test
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)  # QoS 2 unsupported test
 
 # amqtt, a Python broker with a $SYS tree, is on PyPI only (pinned: the fixture is its 0.12.1).
 if ! have_cmd amqtt; then
@@ -38,7 +39,8 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts packaged daemons where it can; the tests start their own on free ports.
-for svc in mosquitto prometheus nats-server; do
+for svc in mosquitto prometheus nats-server epmd; do
     pkill -x "$svc" 2>/dev/null || true
 done
 pkill -f '^/usr/bin/prometheus-alertmanager' 2>/dev/null || true
+pkill -f '^/usr/lib/erlang/erts-[^ ]*/bin/beam' 2>/dev/null || true   # a packaged rabbitmq node

@@ -302,13 +302,15 @@ impl BrokerConfig {
         }
     }
 
-    /// After a failed connect labelled `label`: with `protocol: auto`, decide whether to try
-    /// the other version. A broker that refuses MQTT 5 answers with a 3.1.1 CONNACK code 1
-    /// (amqtt, NATS) that Paho reports as a general failure, or closes the socket; so any
-    /// failure of an established TCP/TLS connection that names no other cause switches to
-    /// 3.1.1 (returns true: retry now). The same failure under 3.1.1 switches back, so a
-    /// broker that was briefly broken is not pinned to 3.1.1.
-    pub fn protocol_fallback(&self, label: &str) -> bool {
+    /// After a connect attempt with `used` failed with `label`: with `protocol: auto`,
+    /// decide whether to try the other version. A broker that refuses MQTT 5 answers with a
+    /// 3.1.1 CONNACK code 1 (amqtt, NATS) or drops the socket (RabbitMQ 3.10), which Paho
+    /// reports as a general or "TCP connect completion" failure; so any failure of an
+    /// established connection that names no other cause switches to 3.1.1 (returns true:
+    /// retry now). The same failure under 3.1.1 switches back, so a broker that was briefly
+    /// broken is not pinned to 3.1.1. Clients of one broker share this state; each passes the
+    /// version it tried, so two failing at once cannot flip it back and forth.
+    pub fn protocol_fallback(&self, used: Protocol, label: &str) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
         let suspicious = matches!(
             label,
@@ -317,8 +319,16 @@ impl BrokerConfig {
         if self.protocol != Protocol::Auto || !suspicious {
             return false;
         }
-        // true when it was 5: switch to 3.1.1 and retry; false when it was 3.1.1 already.
-        !self.negotiated.0.fetch_xor(true, Relaxed)
+        match used {
+            Protocol::V311 => {
+                self.negotiated.0.store(false, Relaxed);
+                false
+            }
+            _ => {
+                self.negotiated.0.store(true, Relaxed);
+                true
+            }
+        }
     }
 }
 

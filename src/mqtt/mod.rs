@@ -146,7 +146,13 @@ impl Connection {
                 _ = shutdown.cancelled() => break,
             };
             let result = match attempt {
-                Ok(Ok(_)) => Ok(()),
+                Ok(Ok(rsp)) => {
+                    // MQTT 5 brokers announce a Maximum QoS below 2 in the CONNACK.
+                    if let Some(q) = rsp.properties().get_int(paho::PropertyCode::MaximumQos) {
+                        self.probes.set_max_qos(q);
+                    }
+                    Ok(())
+                }
                 Ok(Err(e)) => {
                     let label = reason::diagnose(
                         &e,
@@ -189,6 +195,9 @@ impl Connection {
                     match end {
                         End::Shutdown => break,
                         End::Lost(rc) => {
+                            if rc == Some(paho::ReasonCode::QosNotSupported) {
+                                self.probes.qos_refused();
+                            }
                             let why = rc.map(reason::reason_name).unwrap_or("connection lost");
                             warn!(%broker, reason = why, "disconnected from broker");
                         }
@@ -211,7 +220,7 @@ impl Connection {
                 }
                 Err((label, detail)) => {
                     self.metrics.record_connect(label);
-                    if self.cfg.protocol_fallback(label) {
+                    if self.cfg.protocol_fallback(client_protocol, label) {
                         info!(%broker, result = label, error = %detail,
                               "MQTT 5 connect failed on an open connection; trying MQTT 3.1.1 (protocol: auto)");
                         continue;
@@ -283,13 +292,15 @@ impl Connection {
             }
         }
         for (i, topic, qos) in self.probes.subscriptions() {
-            let refused = subscribe_one(client, &topic, qos.as_i32(), SUBACK_TIMEOUT)
-                .await
-                .err();
-            if let Some(why) = refused {
+            if !self.probes.qos_allowed(qos) {
+                self.probes.qos_not_supported(i, &broker);
+                continue;
+            }
+            let granted = subscribe_one(client, &topic, qos.as_i32(), SUBACK_TIMEOUT).await;
+            if let Err(why) = granted {
                 warn!(%broker, %topic, reason = why, "probe subscription refused; the probe fails until it is allowed");
             }
-            self.probes.subscribed(i, refused);
+            self.probes.subscribed(i, granted, &broker);
         }
     }
 
@@ -361,23 +372,27 @@ impl Connection {
 /// How long the watching session waits for a SUBACK.
 const SUBACK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Subscribe and check the SUBACK within `within`; `Err` carries a bounded reason label.
+/// Subscribe and check the SUBACK within `within`: `Ok` carries the QoS the broker granted
+/// (it may be lower than asked: RabbitMQ grants 1 for 2), `Err` a bounded reason label.
 /// Shared by the watching session and fresh probe clients.
 pub async fn subscribe_one(
     client: &paho::AsyncClient,
     topic: &str,
     qos: i32,
     within: Duration,
-) -> Result<(), &'static str> {
+) -> Result<i32, &'static str> {
     match tokio::time::timeout(within, client.subscribe(topic, qos)).await {
         Ok(Ok(rsp)) => {
             if rsp.reason_code().is_err() {
                 Err(reason::reason_name(rsp.reason_code()))
-            } else if rsp.subscribe_response().is_some_and(|q| q >= 0x80) {
-                // v3.1.1 SUBACK failure (0x80) carries no reason.
-                Err(reason::NOT_AUTHORIZED)
             } else {
-                Ok(())
+                match rsp.subscribe_response() {
+                    // v3.1.1 SUBACK failure (0x80) carries no reason.
+                    Some(q) if q >= 0x80 => Err(reason::NOT_AUTHORIZED),
+                    Some(q) => Ok(q),
+                    // v5: the reason code is the granted QoS (0, 1, 2).
+                    None => Ok(rsp.reason_code() as i32),
+                }
             }
         }
         Ok(Err(e)) => Err(reason::label(&e)),

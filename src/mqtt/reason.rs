@@ -14,6 +14,8 @@ pub const SUCCESS: &str = "success";
 pub const NOT_AUTHORIZED: &str = "not_authorized";
 /// A scheduled probe found its session down.
 pub const NOT_CONNECTED: &str = "not_connected";
+/// A probe's QoS is above what the broker supports.
+pub const QOS_NOT_SUPPORTED: &str = "qos_not_supported";
 
 /// snake_case name of a v5 reason code, as used in `result`/`reason` labels.
 pub fn reason_name(rc: ReasonCode) -> &'static str {

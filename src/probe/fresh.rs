@@ -53,8 +53,9 @@ pub async fn connect(
     within: Duration,
 ) -> Result<FreshClient, Failure> {
     let started = Instant::now();
+    let used = cfg.effective_protocol();
     match connect_as(cfg, client_id, within).await {
-        Err(f) if cfg.protocol_fallback(f.reason) => {
+        Err(f) if cfg.protocol_fallback(used, f.reason) => {
             let left = within.saturating_sub(started.elapsed());
             connect_as(cfg, client_id, left).await
         }
@@ -137,7 +138,7 @@ impl FreshClient {
         let t = Instant::now();
         crate::mqtt::subscribe_one(self.client(), topic, qos, within)
             .await
-            .map(|()| t.elapsed())
+            .map(|_granted| t.elapsed())
             .map_err(|why| Failure::new(why, format!("subscription to {topic} refused")))
     }
 

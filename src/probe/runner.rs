@@ -67,6 +67,12 @@ pub fn topic_segment(s: &str) -> String {
 
 pub struct Probes {
     items: Vec<Roundtrip>,
+    /// Highest QoS the broker takes: from a v5 CONNACK's Maximum QoS, a SUBACK that granted
+    /// less than asked, or a DISCONNECT "QoS not supported". Kept across sessions: a broker
+    /// that cannot do QoS 2 is not asked again after every reconnect.
+    max_qos: i32,
+    /// "QoS not supported" was logged (once per process and probe).
+    qos_warned: Vec<bool>,
     degraded_rtt: Duration,
     health: HealthHandle,
     acks: FuturesUnordered<AckFuture>,
@@ -80,7 +86,7 @@ impl Probes {
         health: HealthHandle,
     ) -> Self {
         let now = Instant::now();
-        let items = cfg
+        let items: Vec<Roundtrip> = cfg
             .probes
             .iter()
             .filter_map(|p| match p.kind {
@@ -106,6 +112,8 @@ impl Probes {
             })
             .collect();
         let p = Self {
+            qos_warned: vec![false; items.len()],
+            max_qos: 2,
             items,
             degraded_rtt: cfg.degraded_rtt,
             health,
@@ -124,15 +132,59 @@ impl Probes {
             .collect()
     }
 
-    /// Record the SUBACK of probe `i`: refused probes fail with `reason` and do not run.
-    pub fn subscribed(&mut self, i: usize, refused: Option<&'static str>) {
+    /// Record the SUBACK of probe `i`: refused probes fail with `reason` and do not run; a
+    /// grant below the probe's QoS means the broker cannot do that QoS (RabbitMQ grants 1 for
+    /// 2, then answers a QoS 2 PUBLISH with a PUBACK, which makes Paho drop the connection).
+    pub fn subscribed(&mut self, i: usize, granted: Result<i32, &'static str>, broker: &str) {
         let Some(r) = self.items.get_mut(i) else {
             return;
         };
-        r.usable = refused.is_none();
-        if let Some(reason) = refused {
-            r.metrics.base.record_failure(reason);
-            r.last = Some(None);
+        match granted {
+            Ok(q) if q < r.qos.as_i32() => {
+                self.max_qos = self.max_qos.min(q);
+                self.qos_not_supported(i, broker);
+            }
+            Ok(_) => r.usable = true,
+            Err(reason) => {
+                r.usable = false;
+                r.metrics.base.record_failure(reason);
+                r.last = Some(None);
+            }
+        }
+    }
+
+    /// The broker's CONNACK says it takes QoS up to `q` (MQTT 5 Maximum QoS).
+    pub fn set_max_qos(&mut self, q: i32) {
+        self.max_qos = self.max_qos.min(q);
+    }
+
+    /// Whether probes at `qos` can run on this broker, as far as we know.
+    pub fn qos_allowed(&self, qos: Qos) -> bool {
+        qos.as_i32() <= self.max_qos
+    }
+
+    /// The broker ended the session with "QoS not supported": QoS 2 is what it refuses.
+    pub fn qos_refused(&mut self) {
+        if self.items.iter().any(|r| r.qos == Qos::ExactlyOnce) {
+            self.max_qos = self.max_qos.min(1);
+        }
+    }
+
+    /// Probe `i` asks for a QoS the broker does not offer: it does not run. Its failure is
+    /// counted once per session under `qos_not_supported` and logged once per process; it
+    /// does not make the broker's health `down` (the broker is fine, the probe is not
+    /// possible there).
+    pub fn qos_not_supported(&mut self, i: usize, broker: &str) {
+        let max = self.max_qos;
+        let Some(r) = self.items.get_mut(i) else {
+            return;
+        };
+        r.usable = false;
+        r.last = None;
+        r.metrics.base.record_failure(reason::QOS_NOT_SUPPORTED);
+        if !std::mem::replace(&mut self.qos_warned[i], true) {
+            tracing::warn!(%broker, probe = %r.name, qos = r.qos.as_i32(), broker_max_qos = max,
+                "the broker does not support this probe's QoS; the probe does not run (reason=\"qos_not_supported\")");
         }
     }
 

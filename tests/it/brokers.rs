@@ -174,3 +174,86 @@ fn a_mosquitto_bridge_goes_down_and_up_with_its_remote() {
         Some(1.0)
     );
 }
+
+#[test]
+fn rabbitmq_probes_qos_0_and_1_and_reports_qos_2_unsupported_once() {
+    let started = std::time::Instant::now();
+    let broker = Broker::rabbitmq();
+    let boot = started.elapsed();
+    let s = Sentinel::start(&format!(
+        "brokers:\n  - name: b\n    url: {}\n{}      - {{kind: retained, interval: 1s, timeout: 3s}}\n",
+        broker.url(),
+        probes_yaml(&[0, 1, 2])
+    ));
+    let sc = s.wait_scrape(Duration::from_secs(20), "rabbitmq probed", |sc| {
+        probes_succeed(sc, &[0, 1])
+            && sc.value(
+                "mqtt_probe_success",
+                &[("broker", "b"), ("probe", "retained")],
+            ) == Some(1.0)
+            && sc
+                .value(
+                    "mqtt_probe_rtt_seconds_count",
+                    &[("broker", "b"), ("qos", "1")],
+                )
+                .unwrap_or(0.0)
+                >= 4.0
+    });
+    let qos2 = [
+        ("broker", "b"),
+        ("probe", "rtt-qos2"),
+        ("reason", "qos_not_supported"),
+    ];
+    assert_eq!(
+        sc.value("mqtt_probe_errors_total", &qos2),
+        Some(1.0),
+        "reported once, not per run\n{}",
+        s.logs()
+    );
+    assert_eq!(
+        sc.value(
+            "mqtt_probe_success",
+            &[("broker", "b"), ("probe", "rtt-qos2")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sc.value(
+            "mqtt_probe_sent_total",
+            &[("broker", "b"), ("probe", "rtt-qos2")]
+        ),
+        Some(0.0)
+    );
+    // no reconnect ping-pong (RabbitMQ answers a QoS 2 PUBLISH with a PUBACK, which makes
+    // Paho drop the connection: we never send one)
+    assert_eq!(
+        sc.value(
+            "mqtt_connects_total",
+            &[("broker", "b"), ("result", "success")]
+        ),
+        Some(1.0),
+        "{}",
+        s.logs()
+    );
+    assert_eq!(
+        sc.value(
+            "mqtt_probe_health",
+            &[("broker", "b"), ("state", "healthy")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sc.value(
+            "mqtt_connection_info",
+            &[("broker", "b"), ("protocol", "3.1.1")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.logs()
+            .matches("does not support this probe's QoS")
+            .count(),
+        1
+    );
+    eprintln!("rabbitmq-server booted in {boot:?}");
+}

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub struct Broker {
+    /// Started in its own process group; drop kills the whole group.
     child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
@@ -17,6 +18,10 @@ pub struct Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        // The group: RabbitMQ's script, the Erlang VM and its helpers (epmd included).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -38,8 +43,10 @@ impl Broker {
         dir: tempfile::TempDir,
         cmd: impl FnOnce(&Path) -> Command,
     ) -> Broker {
+        use std::os::unix::process::CommandExt;
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
         let child = cmd(dir.path())
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -100,6 +107,49 @@ impl Broker {
             |_| {
                 let mut c = Command::new("nats-server");
                 c.arg("-c").arg(&conf);
+                c
+            },
+        )
+    }
+
+    /// rabbitmq-server (Debian 3.10) with `rabbitmq_mqtt`, anonymous MQTT as guest, every
+    /// port and its own epmd on loopback, all state in the temp dir.
+    pub fn rabbitmq() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let (amqp, dist, epmd) = (free_port(), free_port(), free_port());
+        let d = dir.path();
+        std::fs::write(
+            d.join("rabbitmq.conf"),
+            format!(
+                "listeners.tcp.default = 127.0.0.1:{amqp}\nmqtt.listeners.tcp.default = 127.0.0.1:{port}\nmqtt.allow_anonymous = true\nloopback_users = none\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(d.join("enabled_plugins"), "[rabbitmq_mqtt].\n").unwrap();
+        let script = format!(
+            "epmd -port {epmd} -address 127.0.0.1 & exec /usr/lib/rabbitmq/bin/rabbitmq-server"
+        );
+        Broker::spawn(
+            "rabbitmq-server",
+            "apt-get install rabbitmq-server",
+            port,
+            dir,
+            |d| {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(script)
+                    .env("HOME", d)
+                    .env("ERL_EPMD_PORT", epmd.to_string())
+                    .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+                    .env("RABBITMQ_NODENAME", format!("sentinel{port}@localhost"))
+                    .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+                    .env("RABBITMQ_DIST_PORT", dist.to_string())
+                    .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
+                    .env("RABBITMQ_LOG_BASE", d.join("logs"))
+                    .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq.conf"))
+                    .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
+                    .env("RABBITMQ_PID_FILE", d.join("pid"));
                 c
             },
         )
