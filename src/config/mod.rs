@@ -1302,6 +1302,10 @@ impl Config {
                 );
             }
         }
+        if let Some(b) = self.brokers.first() {
+            let profiles: Vec<&str> = b.sys.profiles.names().collect();
+            let _ = writeln!(s, "sys profiles: {}", profiles.join(", "));
+        }
         let names: Vec<&str> = self.probe_modules.keys().map(String::as_str).collect();
         let _ = writeln!(s, "probe modules: {}", names.join(", "));
         let _ = writeln!(
