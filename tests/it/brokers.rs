@@ -16,16 +16,23 @@ fn probes_yaml(qos: &[u8]) -> String {
     y
 }
 
+/// A sample of broker `b`.
+fn val(sc: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut all = vec![("broker", "b")];
+    all.extend_from_slice(labels);
+    sc.value(name, &all)
+}
+
 fn probes_succeed(sc: &Scrape, qos: &[u8]) -> bool {
     qos.iter().all(|q| {
         let name = format!("rtt-qos{q}");
-        sc.value("mqtt_probe_success", &[("broker", "b"), ("probe", &name)]) == Some(1.0)
-            && sc
-                .value(
-                    "mqtt_probe_rtt_seconds_count",
-                    &[("broker", "b"), ("qos", &q.to_string())],
-                )
-                .unwrap_or(0.0)
+        val(sc, "mqtt_probe_success", &[("probe", &name)]) == Some(1.0)
+            && val(
+                sc,
+                "mqtt_probe_rtt_seconds_count",
+                &[("qos", &q.to_string())],
+            )
+            .unwrap_or(0.0)
                 >= 2.0
     })
 }
@@ -43,16 +50,9 @@ fn amqtt_is_recognised_collected_and_probed_over_3_1_1() {
         Duration::from_secs(20),
         "amqtt collected and probed",
         |sc| {
-            sc.value("mqtt_up", &[("broker", "b")]) == Some(1.0)
-                && sc
-                    .value("mqtt_broker_uptime_seconds", &[("broker", "b")])
-                    .is_some()
-                && sc
-                    .value(
-                        "mqtt_broker_publish_messages_sent_total",
-                        &[("broker", "b")],
-                    )
-                    .is_some()
+            val(sc, "mqtt_up", &[]) == Some(1.0)
+                && val(sc, "mqtt_broker_uptime_seconds", &[]).is_some()
+                && val(sc, "mqtt_broker_publish_messages_sent_total", &[]).is_some()
                 && probes_succeed(sc, &qos)
         },
     );
@@ -63,32 +63,21 @@ fn amqtt_is_recognised_collected_and_probed_over_3_1_1() {
     assert_eq!(info[0].labels["version"], "0.12.1");
     // amqtt speaks 3.1.1 only: one refused MQTT 5 attempt, then 3.1.1 for good
     assert_eq!(
-        sc.value(
-            "mqtt_connection_info",
-            &[("broker", "b"), ("protocol", "3.1.1")]
-        ),
+        val(&sc, "mqtt_connection_info", &[("protocol", "3.1.1")]),
         Some(1.0)
     );
     assert_eq!(
-        sc.value(
-            "mqtt_connects_total",
-            &[("broker", "b"), ("result", "success")]
-        ),
+        val(&sc, "mqtt_connects_total", &[("result", "success")]),
         Some(1.0)
     );
-    assert!(
-        sc.value(
-            "mqtt_connects_total",
-            &[("broker", "b"), ("result", "error")]
-        ) <= Some(1.0)
-    );
+    assert!(val(&sc, "mqtt_connects_total", &[("result", "error")]) <= Some(1.0));
     // the client we and our probes hold counts; amqtt's `load/bytes/*` are cumulative bytes
-    assert!(sc.value("mqtt_broker_clients_connected", &[("broker", "b")]) >= Some(1.0));
-    assert!(sc.value("mqtt_broker_bytes_received_total", &[("broker", "b")]) > Some(0.0));
-    assert!(sc.value("mqtt_broker_heap_bytes", &[("broker", "b")]) > Some(1e6));
-    assert!(sc.value("mqtt_broker_uptime_seconds", &[("broker", "b")]) < Some(120.0));
+    assert!(val(&sc, "mqtt_broker_clients_connected", &[]) >= Some(1.0));
+    assert!(val(&sc, "mqtt_broker_bytes_received_total", &[]) > Some(0.0));
+    assert!(val(&sc, "mqtt_broker_heap_bytes", &[]) > Some(1e6));
+    assert!(val(&sc, "mqtt_broker_uptime_seconds", &[]) < Some(120.0));
     assert_eq!(
-        sc.value("mqtt_sentinel_sys_parse_errors_total", &[("broker", "b")]),
+        val(&sc, "mqtt_sentinel_sys_parse_errors_total", &[]),
         Some(0.0)
     );
     assert!(
@@ -111,30 +100,21 @@ fn nats_is_probed_over_3_1_1_and_exports_no_sys() {
         probes_succeed(sc, &qos)
     });
     assert_eq!(
-        sc.value(
-            "mqtt_connection_info",
-            &[("broker", "b"), ("protocol", "3.1.1")]
-        ),
+        val(&sc, "mqtt_connection_info", &[("protocol", "3.1.1")]),
         Some(1.0),
         "{}\n{}",
         s.logs(),
         broker.log()
     );
     assert!(s.logs().contains("trying MQTT 3.1.1"), "{}", s.logs());
-    assert_eq!(
-        sc.value("mqtt_sentinel_sys_messages_total", &[("broker", "b")]),
-        Some(0.0)
-    );
+    assert_eq!(val(&sc, "mqtt_sentinel_sys_messages_total", &[]), Some(0.0));
     assert!(
         sc.names_with_prefix("mqtt_broker_").is_empty(),
         "no $SYS noise: {:?}",
         sc.names_with_prefix("mqtt_broker_")
     );
     assert_eq!(
-        sc.value(
-            "mqtt_probe_lost_total",
-            &[("broker", "b"), ("probe", "rtt-qos1")]
-        ),
+        val(&sc, "mqtt_probe_lost_total", &[("probe", "rtt-qos1")]),
         Some(0.0)
     );
 }
@@ -187,17 +167,8 @@ fn rabbitmq_probes_qos_0_and_1_and_reports_qos_2_unsupported_once() {
     ));
     let sc = s.wait_scrape(Duration::from_secs(20), "rabbitmq probed", |sc| {
         probes_succeed(sc, &[0, 1])
-            && sc.value(
-                "mqtt_probe_success",
-                &[("broker", "b"), ("probe", "retained")],
-            ) == Some(1.0)
-            && sc
-                .value(
-                    "mqtt_probe_rtt_seconds_count",
-                    &[("broker", "b"), ("qos", "1")],
-                )
-                .unwrap_or(0.0)
-                >= 4.0
+            && val(sc, "mqtt_probe_success", &[("probe", "retained")]) == Some(1.0)
+            && val(sc, "mqtt_probe_rtt_seconds_count", &[("qos", "1")]).unwrap_or(0.0) >= 4.0
     });
     let qos2 = [
         ("broker", "b"),
@@ -211,42 +182,27 @@ fn rabbitmq_probes_qos_0_and_1_and_reports_qos_2_unsupported_once() {
         s.logs()
     );
     assert_eq!(
-        sc.value(
-            "mqtt_probe_success",
-            &[("broker", "b"), ("probe", "rtt-qos2")]
-        ),
+        val(&sc, "mqtt_probe_success", &[("probe", "rtt-qos2")]),
         Some(0.0)
     );
     assert_eq!(
-        sc.value(
-            "mqtt_probe_sent_total",
-            &[("broker", "b"), ("probe", "rtt-qos2")]
-        ),
+        val(&sc, "mqtt_probe_sent_total", &[("probe", "rtt-qos2")]),
         Some(0.0)
     );
     // no reconnect ping-pong (RabbitMQ answers a QoS 2 PUBLISH with a PUBACK, which makes
     // Paho drop the connection: we never send one)
     assert_eq!(
-        sc.value(
-            "mqtt_connects_total",
-            &[("broker", "b"), ("result", "success")]
-        ),
+        val(&sc, "mqtt_connects_total", &[("result", "success")]),
         Some(1.0),
         "{}",
         s.logs()
     );
     assert_eq!(
-        sc.value(
-            "mqtt_probe_health",
-            &[("broker", "b"), ("state", "healthy")]
-        ),
+        val(&sc, "mqtt_probe_health", &[("state", "healthy")]),
         Some(1.0)
     );
     assert_eq!(
-        sc.value(
-            "mqtt_connection_info",
-            &[("broker", "b"), ("protocol", "3.1.1")]
-        ),
+        val(&sc, "mqtt_connection_info", &[("protocol", "3.1.1")]),
         Some(1.0)
     );
     assert_eq!(
