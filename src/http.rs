@@ -37,14 +37,25 @@ pub struct BrokerView {
     pub store: Arc<SysStore>,
 }
 
+/// The parts a configuration reload replaces as a whole.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub brokers: Vec<BrokerView>,
+    pub probe_modules: BTreeMap<String, ProbeModule>,
+    pub probe_allowed_targets: Option<regex::Regex>,
+}
+
+/// A reload request; the reply is the outcome in words.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<String, String>>;
+
 #[derive(Debug)]
 pub struct HttpState {
     pub registry: std::sync::Arc<Registry>,
     /// Rule groups and alerts for `/api/v1/rules` and `/api/v1/alerts`.
     pub rules: crate::rules::engine::SharedGroups,
-    pub brokers: Vec<BrokerView>,
-    pub probe_modules: BTreeMap<String, ProbeModule>,
-    pub probe_allowed_targets: Option<regex::Regex>,
+    pub live: Arc<std::sync::RwLock<Arc<Live>>>,
+    /// Where `POST /-/reload` sends its request.
+    pub reload: tokio::sync::mpsc::Sender<ReloadRequest>,
     /// Set when shutdown begins: `/readyz` turns 503 while in-flight requests drain.
     pub shutdown: CancellationToken,
 }
@@ -100,7 +111,45 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
     info!("http server stopped");
 }
 
+/// How long `POST /-/reload` waits for the reload to finish.
+const RELOAD_WAIT: Duration = Duration::from_secs(30);
+
+impl HttpState {
+    fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+async fn reload(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>> {
+    if req.method() != Method::POST && req.method() != Method::PUT {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "use POST (or PUT) to reload the configuration\n",
+        );
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if st.reload.send(tx).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    }
+    match tokio::time::timeout(RELOAD_WAIT, rx).await {
+        Ok(Ok(Ok(what))) => respond(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            format!("{what}\n"),
+        ),
+        Ok(Ok(Err(why))) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            format!("failed to reload config: {why}\n"),
+        ),
+        _ => text(StatusCode::SERVICE_UNAVAILABLE, "reload did not finish\n"),
+    }
+}
+
 async fn handle(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>> {
+    if req.uri().path() == "/-/reload" {
+        return reload(req, st).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -195,7 +244,8 @@ async fn probe(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>>
         Ok(u) => u,
         Err(m) => return bad(StatusCode::BAD_REQUEST, format!("target: {m}")),
     };
-    if let Some(re) = &st.probe_allowed_targets {
+    let live = st.live();
+    if let Some(re) = &live.probe_allowed_targets {
         if !re.is_match(&target) {
             return bad(
                 StatusCode::FORBIDDEN,
@@ -203,8 +253,8 @@ async fn probe(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>>
             );
         }
     }
-    let Some(m) = st.probe_modules.get(&module) else {
-        let known: Vec<&str> = st.probe_modules.keys().map(String::as_str).collect();
+    let Some(m) = live.probe_modules.get(&module) else {
+        let known: Vec<&str> = live.probe_modules.keys().map(String::as_str).collect();
         return bad(
             StatusCode::BAD_REQUEST,
             format!(
@@ -261,11 +311,12 @@ fn landing(st: &HttpState) -> String {
          <li><a href=\"/metrics\">/metrics</a></li>\
          <li><a href=\"/healthz\">/healthz</a></li>\
          <li><a href=\"/readyz\">/readyz</a></li>\
+         <li>POST /-/reload (re-read the configuration file)</li>\
          <li>/probe?target=mqtt://host:1883&amp;module=default (one-shot probe)</li></ul>\
          <h2>Brokers</h2><table border=\"1\" cellpadding=\"4\">\
          <tr><th>broker</th><th>url</th><th>session</th><th>last $SYS update</th></tr>",
     );
-    for b in &st.brokers {
+    for b in &st.live().brokers {
         let state = if b.up.get() == 1 { "up" } else { "down" };
         let last = match b.store.last_update() {
             Some(t) => format!("{:.0} s ago", (now - t).max(0.0)),

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run => match loaded {
-            Ok(cfg) => run(cfg),
+            Ok(cfg) => run(cfg, cli.config.clone()),
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(1)
@@ -241,7 +241,7 @@ fn probe(
     })
 }
 
-fn run(cfg: Config) -> ExitCode {
+fn run(cfg: Config, path: Option<std::path::PathBuf>) -> ExitCode {
     init_tracing(&cfg.log);
     let rt = match runtime(1) {
         Ok(rt) => rt,
@@ -257,7 +257,7 @@ fn run(cfg: Config) -> ExitCode {
         };
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        match mqtt_sentinel::app::run(cfg, listener, shutdown).await {
+        match mqtt_sentinel::app::run(cfg, path, listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "fatal");

@@ -13,6 +13,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProtocolLabels {
@@ -112,6 +115,11 @@ pub struct Metrics {
     probe_errors: Family<ReasonLabels, Counter>,
     connect_duration: Histograms<BrokerLabels>,
     health: Family<HealthLabels, Gauge>,
+    /// Every `result`/`reason` label value used so far, so a broker removed by a reload can
+    /// have all its series removed (a `Family` cannot list its label sets).
+    reasons: Arc<Mutex<BTreeSet<&'static str>>>,
+    pub reload_successful: Gauge,
+    pub reload_success_time: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -139,6 +147,9 @@ impl Default for Metrics {
             probe_errors: Family::default(),
             connect_duration: Family::new_with_constructor(h),
             health: Family::default(),
+            reasons: Arc::default(),
+            reload_successful: Gauge::default(),
+            reload_success_time: Gauge::default(),
         }
     }
 }
@@ -256,6 +267,17 @@ impl Metrics {
             m.health.clone(),
         );
         reg.register(
+            "mqtt_sentinel_config_last_reload_successful",
+            "1 if the last configuration reload (SIGHUP, POST /-/reload) succeeded or none was tried, 0 if it failed and the previous configuration is still in use",
+            m.reload_successful.clone(),
+        );
+        m.reload_successful.set(1);
+        reg.register(
+            "mqtt_sentinel_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load (start or reload)",
+            m.reload_success_time.clone(),
+        );
+        reg.register(
             "mqtt_sentinel_build",
             "Version and git revision of mqtt-sentinel",
             Info::new(vec![("version", VERSION), ("revision", REVISION)]),
@@ -295,6 +317,7 @@ impl Metrics {
             up: self.up.get_or_create(&l).clone(),
             connection_info: self.connection_info.clone(),
             connects: self.connects.clone(),
+            reasons: self.reasons.clone(),
             messages_dropped: self.messages_dropped.get_or_create(&l).clone(),
             ingest: IngestCounters {
                 messages: self.sys_messages.get_or_create(&l).clone(),
@@ -313,6 +336,11 @@ pub struct ProbeMetrics {
     pub success: Gauge,
     ignored: Family<ReasonLabels, Counter>,
     errors: Family<ReasonLabels, Counter>,
+    reasons: Arc<Mutex<BTreeSet<&'static str>>>,
+}
+
+fn remember(reasons: &Mutex<BTreeSet<&'static str>>, r: &'static str) {
+    reasons.lock().unwrap_or_else(|p| p.into_inner()).insert(r);
 }
 
 impl ProbeMetrics {
@@ -325,10 +353,12 @@ impl ProbeMetrics {
     }
     /// A failed run: success 0 and the reason counted.
     pub fn record_failure(&self, reason: &'static str) {
+        remember(&self.reasons, reason);
         self.success.set(0);
         self.errors.get_or_create(&self.labels(reason)).inc();
     }
     pub fn record_ignored(&self, reason: &'static str) {
+        remember(&self.reasons, reason);
         self.ignored.get_or_create(&self.labels(reason)).inc();
     }
 }
@@ -369,6 +399,7 @@ pub struct BrokerMetrics {
     pub up: Gauge,
     connection_info: Family<ProtocolLabels, Gauge>,
     connects: Family<ConnectLabels, Counter>,
+    reasons: Arc<Mutex<BTreeSet<&'static str>>>,
     pub messages_dropped: Counter,
     pub ingest: IngestCounters,
 }
@@ -386,6 +417,88 @@ impl Metrics {
             success: self.probe_success.get_or_create(&pl).clone(),
             ignored: self.probe_ignored.clone(),
             errors: self.probe_errors.clone(),
+            reasons: self.reasons.clone(),
+        }
+    }
+
+    /// Remove every series of broker `name` as `cfg` configured it (a reload removed or
+    /// replaced it): no stale `mqtt_up{broker="gone"} 0` forever.
+    pub fn forget_broker(&self, cfg: &crate::config::BrokerConfig) {
+        let broker = || cfg.name.clone();
+        let b = BrokerLabels { broker: broker() };
+        for f in [
+            &self.up,
+            &self.capacity_max_connections,
+            &self.capacity_max_heap_bytes,
+        ] {
+            f.remove(&b);
+        }
+        for f in [
+            &self.sys_messages,
+            &self.sys_parse_errors,
+            &self.sys_series_dropped,
+            &self.messages_dropped,
+        ] {
+            f.remove(&b);
+        }
+        self.connect_duration.remove(&b);
+        for protocol in ["5", "3.1.1"] {
+            self.connection_info.remove(&ProtocolLabels {
+                broker: broker(),
+                protocol,
+            });
+        }
+        for h in Health::ALL {
+            self.health.remove(&HealthLabels {
+                broker: broker(),
+                state: h.as_str(),
+            });
+        }
+        for qos in ["0", "1", "2"] {
+            let q = QosLabels {
+                broker: broker(),
+                qos,
+            };
+            self.probe_rtt.remove(&q);
+            self.probe_ack.remove(&q);
+        }
+        let reasons: Vec<&'static str> = self
+            .reasons
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        for &result in &reasons {
+            self.connects.remove(&ConnectLabels {
+                broker: broker(),
+                result,
+            });
+        }
+        for p in &cfg.probes {
+            let pl = ProbeLabels {
+                broker: broker(),
+                probe: p.name.clone(),
+            };
+            for f in [
+                &self.probe_sent,
+                &self.probe_received,
+                &self.probe_lost,
+                &self.probe_duplicates,
+                &self.probe_out_of_order,
+            ] {
+                f.remove(&pl);
+            }
+            self.probe_success.remove(&pl);
+            for &reason in &reasons {
+                let rl = ReasonLabels {
+                    broker: broker(),
+                    probe: p.name.clone(),
+                    reason,
+                };
+                self.probe_ignored.remove(&rl);
+                self.probe_errors.remove(&rl);
+            }
         }
     }
 
@@ -438,6 +551,7 @@ impl BrokerMetrics {
     }
 
     pub fn record_connect(&self, result: &'static str) {
+        remember(&self.reasons, result);
         self.connects
             .get_or_create(&ConnectLabels {
                 broker: self.name.clone(),
@@ -540,6 +654,16 @@ impl RulesMetrics {
         };
         let _ = self.evaluations.get_or_create(&l);
         let _ = self.evaluation_failures.get_or_create(&l);
+    }
+
+    /// A reload removed the group: its series go too.
+    pub fn forget_rule_group(&self, rule_group: &str) {
+        let l = RuleGroupLabels {
+            rule_group: rule_group.to_owned(),
+        };
+        self.evaluations.remove(&l);
+        self.evaluation_failures.remove(&l);
+        self.evaluation_duration.remove(&l);
     }
 
     pub fn notified(&self, receiver: &str, result: &'static str) {

@@ -168,7 +168,8 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone)]
+/// Equality is what a reload compares: an unchanged broker keeps its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerConfig {
     /// The `broker` label on every series of this broker.
     pub name: String,

@@ -223,6 +223,17 @@ impl Dispatcher {
         }
     }
 
+    /// Take over what `old` already sent, receiver by receiver name (a reload).
+    pub fn inherit(&mut self, mut old: Dispatcher) {
+        for (i, r) in self.cfg.receivers.iter().enumerate() {
+            if let Some(j) = old.cfg.receivers.iter().position(|o| o.name == r.name) {
+                self.groups[i] = std::mem::take(&mut old.groups[j]);
+                self.sent[i] = std::mem::take(&mut old.sent[j]);
+            }
+        }
+        self.seq = old.seq;
+    }
+
     fn msg(&self, a: &Alert, now: i64) -> AlertMsg {
         let mut labels = a.labels.clone().into_map();
         for (k, v) in &self.external_labels {

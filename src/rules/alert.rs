@@ -82,6 +82,25 @@ pub struct Context {
     pub external_url: String,
 }
 
+/// Whether two rules are the same rule, as written (Prometheus compares rule strings).
+fn same_rule(a: &Rule, b: &Rule) -> bool {
+    let texts = |l: &[(String, String, super::template::Template)]| -> Vec<(String, String)> {
+        l.iter().map(|(k, t, _)| (k.clone(), t.clone())).collect()
+    };
+    let kind = |r: &Rule| match &r.kind {
+        RuleKind::Record => None,
+        RuleKind::Alert {
+            hold,
+            keep_firing_for,
+            annotations,
+        } => Some((*hold, *keep_firing_for, texts(annotations))),
+    };
+    a.name == b.name
+        && a.expr_text == b.expr_text
+        && texts(&a.labels) == texts(&b.labels)
+        && kind(a) == kind(b)
+}
+
 #[derive(Debug)]
 pub struct GroupState {
     pub name: String,
@@ -94,6 +113,31 @@ pub struct GroupState {
 }
 
 impl GroupState {
+    /// A reload: take over the state of every rule of `old` (the same group) whose
+    /// definition is unchanged. Returns how many rules kept their state.
+    pub fn inherit(&mut self, old: &mut GroupState) -> usize {
+        let mut kept = 0;
+        for r in &mut self.rules {
+            let Some(o) = old
+                .rules
+                .iter_mut()
+                .find(|o| o.last_eval.is_some() && same_rule(&o.rule, &r.rule))
+            else {
+                continue;
+            };
+            r.active = std::mem::take(&mut o.active);
+            r.written = std::mem::take(&mut o.written);
+            r.health = o.health;
+            r.last_error = o.last_error.take();
+            r.last_eval = o.last_eval.take();
+            r.eval_seconds = o.eval_seconds;
+            kept += 1;
+        }
+        self.last_eval = old.last_eval;
+        self.eval_seconds = old.eval_seconds;
+        kept
+    }
+
     pub fn new(g: Group, default_interval: Duration) -> Self {
         GroupState {
             name: g.name,

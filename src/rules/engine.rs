@@ -184,6 +184,14 @@ fn retention(groups: &[GroupState], slack_ms: i64) -> (HashMap<String, i64>, Opt
     )
 }
 
+/// A reloaded configuration for the engine; `done` receives how many rules kept their state.
+pub struct Update {
+    pub rules: RulesConfig,
+    pub notify: NotifyConfig,
+    pub queues: Option<Queues>,
+    pub done: tokio::sync::oneshot::Sender<usize>,
+}
+
 pub struct Engine {
     groups: SharedGroups,
     storage: Storage,
@@ -345,14 +353,93 @@ impl Engine {
             .set(self.storage.sample_count() as i64);
     }
 
-    /// Runs until `shutdown`: snapshot our registry, evaluate, repeat.
-    pub async fn run(mut self, registry: Arc<Registry>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Swap in a reloaded configuration. Groups with the same file and name keep the state
+    /// (active alerts with their `activeAt`, `for` progress, health, recording-rule series) of
+    /// every rule whose definition did not change, as Prometheus does on reload; receivers
+    /// with the same name keep what was already notified, so an alert that fires on through
+    /// a reload is not announced again. Returns how many rules kept their state.
+    pub fn reload(
+        &mut self,
+        cfg: &RulesConfig,
+        notify: NotifyConfig,
+        queues: Option<Queues>,
+    ) -> usize {
+        let mut old = std::mem::take(&mut *self.groups.lock());
+        let mut kept = 0;
+        let mut new: Vec<GroupState> = cfg
+            .groups
+            .iter()
+            .cloned()
+            .map(|g| GroupState::new(g, cfg.evaluation_interval))
+            .collect();
+        for g in &mut new {
+            if let Some(o) = old
+                .iter_mut()
+                .find(|o| o.file == g.file && o.name == g.name)
+            {
+                kept += g.inherit(o);
+            }
+        }
+        for o in &old {
+            if !new.iter().any(|g| g.file == o.file && g.name == o.name) {
+                self.metrics
+                    .forget_rule_group(&format!("{};{}", o.file, o.name));
+            }
+        }
+        for g in &new {
+            self.metrics
+                .init_rule_group(&format!("{};{}", g.file, g.name));
+        }
+        let slack = cfg.evaluation_interval.as_millis() as i64;
+        (self.by_name, self.any_name) = retention(&new, slack);
+        *self.groups.lock() = new;
+        self.ctx = Context {
+            external_labels: cfg.external_labels.clone(),
+            external_url: cfg.external_url.clone(),
+        };
+        let dispatcher = Dispatcher::new(
+            notify,
+            cfg.external_labels.clone(),
+            cfg.external_url.clone(),
+            cfg.evaluation_interval,
+        );
+        let old = std::mem::replace(&mut self.dispatcher, dispatcher);
+        self.dispatcher.inherit(old);
+        self.queues = queues;
+        self.interval = cfg.evaluation_interval;
+        kept
+    }
+
+    /// Runs until `shutdown`: snapshot our registry, evaluate, repeat; `updates` brings
+    /// reloaded configurations (answered on their channel once applied).
+    pub async fn run(
+        mut self,
+        registry: Arc<Registry>,
+        mut updates: tokio::sync::mpsc::Receiver<Update>,
+        shutdown: CancellationToken,
+    ) {
+        let new_tick = |every| {
+            let mut t = tokio::time::interval(every);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        };
+        let mut tick = new_tick(self.interval);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                Some(u) = updates.recv() => {
+                    let before = self.interval;
+                    let kept = self.reload(&u.rules, u.notify, u.queues);
+                    if self.interval != before {
+                        tick = new_tick(self.interval);
+                    }
+                    let _ = u.done.send(kept);
+                    continue;
+                }
                 _ = shutdown.cancelled() => return,
+            }
+            if self.groups.lock().is_empty() {
+                continue; // nothing reads the history
             }
             let now = now_ms();
             match exposition::encode(&registry, Format::OpenMetrics) {

@@ -459,13 +459,20 @@ fn unix(t: SystemTime) -> f64 {
 }
 
 /// Encodes every broker's `$SYS` series on each scrape.
+/// The stores the collector encodes; a reload adds and removes brokers here.
+pub type SharedStores = Arc<std::sync::RwLock<Vec<Arc<SysStore>>>>;
+
 #[derive(Debug)]
 pub struct SysCollector {
-    stores: Vec<Arc<SysStore>>,
+    stores: SharedStores,
 }
 
 impl SysCollector {
     pub fn new(stores: Vec<Arc<SysStore>>) -> Self {
+        Self::shared(Arc::new(std::sync::RwLock::new(stores)))
+    }
+
+    pub fn shared(stores: SharedStores) -> Self {
         Self { stores }
     }
 }
@@ -483,8 +490,12 @@ fn split_unit(name: &str) -> (&str, Option<Unit>) {
 
 impl Collector for SysCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let snaps: Vec<(&str, SysSnapshot)> = self
+        let stores: Vec<Arc<SysStore>> = self
             .stores
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let snaps: Vec<(&str, SysSnapshot)> = stores
             .iter()
             .map(|s| (s.broker.as_str(), s.snapshot()))
             .collect();

@@ -237,7 +237,7 @@ impl Parser {
 // ---- the schema, as written ----
 
 /// One profile as written in YAML (built-in file or `sys_profiles.<name>` in the config).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileDef {
     /// What `mqtt_broker_info{implementation}` says when the version topic does not.
@@ -254,7 +254,7 @@ pub struct ProfileDef {
     pub ignore: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectDef {
     pub topic: String,
@@ -262,7 +262,7 @@ pub struct DetectDef {
     pub payload: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntryDef {
     pub topic: String,
@@ -682,11 +682,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
 pub struct ProfileSet {
     profiles: Vec<Arc<Profile>>,
     generic: Arc<Profile>,
+    /// The user-defined profiles as written: what equality compares (a reload restarts the
+    /// brokers whose profiles changed).
+    user: BTreeMap<String, ProfileDef>,
 }
 
 impl PartialEq for ProfileSet {
     fn eq(&self, other: &Self) -> bool {
-        self.names().eq(other.names())
+        self.user == other.user
     }
 }
 impl Eq for ProfileSet {}
@@ -745,7 +748,11 @@ impl ProfileSet {
             .find(|p| &*p.name == "generic")
             .cloned()
             .ok_or_else(|| ("generic".to_owned(), perr("", "missing")))?;
-        Ok(ProfileSet { profiles, generic })
+        Ok(ProfileSet {
+            profiles,
+            generic,
+            user: user.clone(),
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Profile>> {

@@ -11,5 +11,6 @@ mod docs;
 mod examples;
 mod http;
 mod probes;
+mod reload;
 mod rules;
 mod support;

@@ -1,4 +1,4 @@
-//! Minimal HTTP/1.1 GET over loopback and a parser for the Prometheus text format, so tests
+//! Minimal HTTP/1.1 requests over loopback and a parser for the Prometheus text format, so tests
 //! assert metric VALUES.
 
 use std::collections::BTreeMap;
@@ -27,9 +27,22 @@ pub fn get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<HttpResponse> {
+    request(addr, "GET", path, headers)
+}
+
+/// One request without a body (`Content-Length: 0` for methods that carry one).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpResponse> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    s.set_read_timeout(Some(Duration::from_secs(35)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if method != "GET" && method != "HEAD" {
+        req.push_str("Content-Length: 0\r\n");
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -119,6 +119,21 @@ impl Sentinel {
         get(self.addr, path, &[]).unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
+    pub fn post(&self, path: &str) -> HttpResponse {
+        super::scrape::request(self.addr, "POST", path, &[])
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// Send a signal (`"-HUP"`, `"-TERM"`) to the process.
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(sig)
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(st.success());
+    }
+
     pub fn scrape(&self) -> Scrape {
         let r = self.get("/metrics");
         assert_eq!(r.status, 200);

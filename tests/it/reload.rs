@@ -1,0 +1,143 @@
+//! Configuration reload (SIGHUP and `POST /-/reload`): a broken file keeps the running
+//! configuration and says so; a good one adds and removes brokers without touching the
+//! unchanged ones, and keeps the state of unchanged alerting rules (no second notification).
+
+use crate::support::sink::Sink;
+use crate::support::{Mosquitto, Sentinel, wait_until};
+use std::time::Duration;
+
+fn config(broker: &Mosquitto, rules: &std::path::Path, sink: &Sink, extra_broker: bool) -> String {
+    let mut c = format!(
+        "brokers:\n  - name: a\n    url: {url}\n    probes: [{{kind: roundtrip, qos: 1, interval: 1s}}]\n",
+        url = broker.url()
+    );
+    if extra_broker {
+        c.push_str(&format!("  - name: b\n    url: {}\n", broker.url()));
+    }
+    c.push_str(&format!(
+        "rules:\n  files: [{:?}]\n  evaluation_interval: 1s\nnotify:\n  receivers:\n    - {{ name: ops, type: webhook, url: {:?} }}\n",
+        rules.display().to_string(),
+        sink.url("/hook")
+    ));
+    c
+}
+
+const RULES: &str =
+    "groups:\n  - name: g\n    rules:\n      - alert: Always\n        expr: vector(1)\n";
+
+fn active_at(s: &Sentinel, alert: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(&s.get("/api/v1/alerts").body).unwrap();
+    v["data"]["alerts"]
+        .as_array()?
+        .iter()
+        .find(|a| a["labels"]["alertname"] == alert && a["state"] == "firing")
+        .map(|a| a["activeAt"].as_str().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn reload_swaps_brokers_and_rules_keeps_alert_state_and_survives_a_broken_file() {
+    let broker = Mosquitto::start();
+    let sink = Sink::start(&[], false);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, RULES).unwrap();
+    let s = Sentinel::start(&config(&broker, &rules, &sink, false));
+    let write = |yaml: &str| {
+        std::fs::write(&s.config_path, format!("listen: \"127.0.0.1:0\"\n{yaml}")).unwrap()
+    };
+
+    s.wait_scrape(Duration::from_secs(10), "broker a up", |sc| {
+        sc.value("mqtt_up", &[("broker", "a")]) == Some(1.0)
+    });
+    let since = wait_until(Duration::from_secs(10), "Always firing", || {
+        active_at(&s, "Always")
+    });
+    wait_until(Duration::from_secs(10), "the firing notification", || {
+        sink.requests()
+            .iter()
+            .any(|r| r.json()["status"] == "firing")
+            .then_some(())
+    });
+
+    // SIGHUP with one more broker and one more rule
+    write(&config(&broker, &rules, &sink, true));
+    std::fs::write(
+        &rules,
+        format!("{RULES}      - alert: BrokerB\n        expr: mqtt_up{{broker=\"b\"}} == 1\n"),
+    )
+    .unwrap();
+    s.signal("-HUP");
+    let sc = s.wait_scrape(Duration::from_secs(10), "broker b added", |sc| {
+        sc.value("mqtt_up", &[("broker", "b")]) == Some(1.0)
+    });
+    assert_eq!(
+        sc.value("mqtt_sentinel_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sc.value(
+            "mqtt_connects_total",
+            &[("broker", "a"), ("result", "success")]
+        ),
+        Some(1.0),
+        "the unchanged broker kept its session"
+    );
+    wait_until(Duration::from_secs(10), "the new rule fires", || {
+        active_at(&s, "BrokerB")
+    });
+    assert_eq!(
+        active_at(&s, "Always"),
+        Some(since.clone()),
+        "the unchanged rule kept its alert"
+    );
+
+    // a broken file: 500 with the position, the old configuration keeps running
+    write("brokers:\n  - name: a\n    url: [not, a, url]\n");
+    let r = s.post("/-/reload");
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.body.contains("sentinel.yaml:4:10: brokers[0].url"),
+        "{}",
+        r.body
+    );
+    let sc = s.scrape();
+    assert_eq!(
+        sc.value("mqtt_sentinel_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
+    assert_eq!(sc.value("mqtt_up", &[("broker", "b")]), Some(1.0));
+    assert!(
+        s.logs().contains("configuration reload failed"),
+        "{}",
+        s.logs()
+    );
+
+    // back to one broker: b and its series go, a and the alert stay
+    write(&config(&broker, &rules, &sink, false));
+    let r = s.post("/-/reload");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("removed broker b"), "{}", r.body);
+    let sc = s.scrape();
+    assert_eq!(
+        sc.value("mqtt_sentinel_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    assert!(
+        sc.find("mqtt_up", &[("broker", "b")]).is_empty(),
+        "no stale series for b"
+    );
+    assert_eq!(sc.value("mqtt_up", &[("broker", "a")]), Some(1.0));
+    assert_eq!(active_at(&s, "Always"), Some(since));
+    assert_eq!(s.get("/-/reload").status, 405);
+
+    // the alert that fired through three reloads was announced once
+    let firing: Vec<_> = sink
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            let v = r.json();
+            v["status"] == "firing" && v["alerts"][0]["labels"]["alertname"] == "Always"
+        })
+        .collect();
+    assert_eq!(firing.len(), 1, "{firing:?}");
+}
