@@ -14,3 +14,4 @@ pub mod notify;
 pub mod probe;
 pub mod rules;
 pub mod sys;
+pub mod web;

@@ -8,6 +8,7 @@
 
 mod alerting;
 pub(crate) mod locate;
+pub mod web;
 pub mod raw;
 
 use crate::sys::profile::ProfileSet;
@@ -32,6 +33,7 @@ pub const DEFAULT_SOURCE: &str = "<embedded default config>";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub web: WebSettings,
     pub log: LogConfig,
     pub brokers: Vec<BrokerConfig>,
     /// `/probe?module=` settings by name; `default` always exists.
@@ -40,6 +42,24 @@ pub struct Config {
     pub probe_allowed_targets: Option<regex::Regex>,
     pub rules: RulesConfig,
     pub notify: NotifyConfig,
+}
+
+/// The HTTP endpoint's security and limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSettings {
+    /// exporter-toolkit web-config.yml; `None`: plain HTTP, no auth.
+    pub config_file: Option<PathBuf>,
+    /// Loaded at start; re-read by the server when the file changes.
+    pub config: Option<web::WebConfig>,
+    /// Connections served at once; more are closed on accept.
+    pub max_connections: usize,
+}
+
+impl PartialEq for web::WebConfig {
+    fn eq(&self, other: &Self) -> bool {
+        // compared for "needs a restart" only: the file path is what matters
+        self.describe() == other.describe()
+    }
 }
 
 /// MQTT quality of service.
@@ -603,6 +623,7 @@ impl Validator<'_> {
             }
         };
         let log = self.log(raw.log.unwrap_or_default())?;
+        let web = self.web(raw.web.unwrap_or_default())?;
         let raw_brokers = raw.brokers.unwrap_or_else(|| {
             vec![RawBroker {
                 name: Some("local".into()),
@@ -665,12 +686,36 @@ impl Validator<'_> {
         let notify = self.notify(raw.notify.unwrap_or_default())?;
         Ok(Config {
             listen,
+            web,
             log,
             brokers,
             probe_modules,
             probe_allowed_targets,
             rules,
             notify,
+        })
+    }
+
+    fn web(&self, raw: raw::RawWebSettings) -> R<WebSettings> {
+        let max_connections = raw.max_connections.unwrap_or(1024);
+        if !(16..=65_536).contains(&max_connections) {
+            return Err(self.err(
+                "web.max_connections",
+                format!("max_connections {max_connections} is outside 16..65536"),
+            ));
+        }
+        let (config_file, config) = match &raw.config_file {
+            None => (None, None),
+            Some(f) => {
+                let path = self.file("web.config_file", f)?;
+                let w = web::load(&path)?;
+                (Some(path), Some(w))
+            }
+        };
+        Ok(WebSettings {
+            config_file,
+            config,
+            max_connections,
         })
     }
 

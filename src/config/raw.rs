@@ -17,8 +17,17 @@ pub struct RawConfig {
     pub probe_allowed_targets: Option<String>,
     pub rules: Option<RawRules>,
     pub notify: Option<RawNotify>,
+    pub web: Option<RawWebSettings>,
     /// User-defined `$SYS` profiles, by name (same schema as the built-in ones).
     pub sys_profiles: Option<std::collections::BTreeMap<String, crate::sys::profile::ProfileDef>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebSettings {
+    /// An exporter-toolkit web-config.yml (TLS, basic auth, headers).
+    pub config_file: Option<String>,
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
