@@ -106,12 +106,31 @@ pub async fn run(
 
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     info!(listen = %listener.local_addr()?, brokers = world.brokers.len(), "serving /metrics");
+    let web_settings = &world.config.as_ref().map(|c| c.web.clone());
+    let web = match web_settings {
+        Some(config::WebSettings {
+            config_file: Some(path),
+            config: Some(w),
+            ..
+        }) => {
+            info!(web_config = %path.display(), settings = %w.describe(), "web config loaded");
+            crate::web::Web::new(
+                Some(path.clone()),
+                w.clone(),
+                world.metrics.web_reload_successful.clone(),
+            )
+        }
+        _ => crate::web::Web::open(world.metrics.web_reload_successful.clone()),
+    };
+    let max_connections = web_settings.as_ref().map_or(1024, |w| w.max_connections);
     let state = Arc::new(HttpState {
         registry,
         live: world.live.clone(),
         rules: groups,
         reload: reload_tx.clone(),
         shutdown: shutdown.clone(),
+        web,
+        max_connections,
     });
     tracker.spawn(http::serve(listener, state));
     tracker.spawn(reload_on_sighup(reload_tx, shutdown.clone()));
@@ -207,6 +226,14 @@ impl World {
             if new.log != old.log {
                 warn!("log settings changed: take effect after a restart");
                 changes.push("log (needs a restart)".into());
+            }
+            if new.web.config_file != old.web.config_file
+                || new.web.max_connections != old.web.max_connections
+            {
+                warn!(
+                    "web settings changed: take effect after a restart (the web config file itself is re-read when it changes)"
+                );
+                changes.push("web (needs a restart)".into());
             }
         }
         if new.brokers.is_empty() {

@@ -58,6 +58,9 @@ pub struct HttpState {
     pub reload: tokio::sync::mpsc::Sender<ReloadRequest>,
     /// Set when shutdown begins: `/readyz` turns 503 while in-flight requests drain.
     pub shutdown: CancellationToken,
+    /// TLS, basic auth and headers (web config), re-read when its file changes.
+    pub web: crate::web::Web,
+    pub max_connections: usize,
 }
 
 /// How long a client may take to send its request headers (slowloris guard).
@@ -66,9 +69,17 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN: Duration = Duration::from_secs(5);
 
 /// Accept connections until `state.shutdown` fires, then drain (bounded) and return.
+///
+/// Each connection gets the web config as it is on disk at accept time (TLS, users, headers).
+/// A TLS handshake and the request headers must each arrive within `HEADER_READ_TIMEOUT`, so
+/// idle and slow clients cost one socket each and nothing else; beyond `max_connections`
+/// sockets, new ones are closed at once rather than queued, so `/metrics` stays answerable
+/// while the limit is below the process's file limit.
 pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
     let graceful = GracefulShutdown::new();
     let shutdown = state.shutdown.clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(state.max_connections));
+    let mut refused: u64 = 0;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -85,21 +96,67 @@ pub async fn serve(listener: TcpListener, state: Arc<HttpState>) {
                 }
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                warn!(
+                    max_connections = state.max_connections,
+                    refused, "too many open HTTP connections; closing new ones"
+                );
+            }
+            drop(stream);
+            continue;
+        };
+        let web = state.web.refresh();
         let st = state.clone();
+        let conn_web = web.clone();
         let svc = service_fn(move |req| {
             let st = st.clone();
-            async move { Ok::<_, Infallible>(handle(&req, &st).await) }
+            let web = conn_web.clone();
+            async move { Ok::<_, Infallible>(handle_secured(&req, &st, &web).await) }
         });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                debug!(error = %e, "http connection ended with an error");
+        let builder = {
+            let mut b = http1::Builder::new();
+            b.timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            b
+        };
+        match &web.tls {
+            None => {
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        debug!(error = %e, "http connection ended with an error");
+                    }
+                    drop(slot);
+                });
             }
-        });
+            Some(tls) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let hs =
+                        tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await;
+                    let tls_stream = match hs {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            debug!("TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn =
+                        watcher.watch(builder.serve_connection(TokioIo::new(tls_stream), svc));
+                    if let Err(e) = conn.await {
+                        debug!(error = %e, "https connection ended with an error");
+                    }
+                    drop(slot);
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown())
@@ -144,6 +201,55 @@ async fn reload(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>
         ),
         _ => text(StatusCode::SERVICE_UNAVAILABLE, "reload did not finish\n"),
     }
+}
+
+/// Largest request body accepted (only `/-/reload` takes a request other than GET, and it
+/// reads none).
+const MAX_BODY: u64 = 64 * 1024;
+
+/// Auth, body cap and the web config's extra headers around [`handle`].
+async fn handle_secured(
+    req: &Request<Incoming>,
+    st: &HttpState,
+    web: &crate::config::web::WebConfig,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    // Liveness and readiness stay open: kubelet probes carry no credentials and learn nothing.
+    let open = path == "/healthz" || path == "/readyz";
+    let mut rsp = if !open
+        && !st
+            .web
+            .authorized(
+                web,
+                req.headers()
+                    .get(hyper::header::AUTHORIZATION)
+                    .map(|v| v.as_bytes()),
+            )
+            .await
+    {
+        let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"mqtt-sentinel\""),
+        );
+        r
+    } else if too_large(req) {
+        let mut r = text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+        r.headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    } else {
+        handle(req, st).await
+    };
+    for (k, v) in &web.headers {
+        rsp.headers_mut().insert(k.clone(), v.clone());
+    }
+    rsp
+}
+
+fn too_large(req: &Request<Incoming>) -> bool {
+    use hyper::body::Body;
+    req.body().size_hint().upper().is_none_or(|n| n > MAX_BODY)
 }
 
 async fn handle(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>> {

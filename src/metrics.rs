@@ -120,6 +120,7 @@ pub struct Metrics {
     reasons: Arc<Mutex<BTreeSet<&'static str>>>,
     pub reload_successful: Gauge,
     pub reload_success_time: Gauge<f64, AtomicU64>,
+    pub web_reload_successful: Gauge,
 }
 
 impl Default for Metrics {
@@ -150,6 +151,7 @@ impl Default for Metrics {
             reasons: Arc::default(),
             reload_successful: Gauge::default(),
             reload_success_time: Gauge::default(),
+            web_reload_successful: Gauge::default(),
         }
     }
 }
@@ -276,6 +278,11 @@ impl Metrics {
             "mqtt_sentinel_config_last_reload_success_timestamp_seconds",
             "Unix time of the last successful configuration load (start or reload)",
             m.reload_success_time.clone(),
+        );
+        reg.register(
+            "mqtt_sentinel_web_config_last_reload_successful",
+            "1 if the web config file (TLS, basic auth) loaded when it last changed, 0 if it does not load and the previous one is in use",
+            m.web_reload_successful.clone(),
         );
         reg.register(
             "mqtt_sentinel_build",

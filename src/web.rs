@@ -182,7 +182,9 @@ mod tests {
 
     #[tokio::test]
     async fn users_are_checked_and_remembered() {
-        let hash = bcrypt::hash_with_salt("pw", 4, [1u8; 16]).unwrap().to_string();
+        let hash = bcrypt::hash_with_salt("pw", 4, [1u8; 16])
+            .unwrap()
+            .to_string();
         let cfg = WebConfig {
             tls: None,
             client_auth: web::ClientAuth::NoClientCert,
@@ -197,7 +199,10 @@ mod tests {
             )
         };
         assert!(w.authorized(&cfg, Some(h("alice", "pw").as_bytes())).await);
-        assert!(w.authorized(&cfg, Some(h("alice", "pw").as_bytes())).await, "cached");
+        assert!(
+            w.authorized(&cfg, Some(h("alice", "pw").as_bytes())).await,
+            "cached"
+        );
         assert!(!w.authorized(&cfg, Some(h("alice", "PW").as_bytes())).await);
         assert!(!w.authorized(&cfg, Some(h("bob", "").as_bytes())).await);
         assert!(!w.authorized(&cfg, None).await);

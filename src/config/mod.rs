@@ -8,8 +8,8 @@
 
 mod alerting;
 pub(crate) mod locate;
-pub mod web;
 pub mod raw;
+pub mod web;
 
 use crate::sys::profile::ProfileSet;
 pub use alerting::{
@@ -1345,6 +1345,24 @@ impl Config {
                     s,
                     "      probe {}: {what} every {:?}, timeout {:?}",
                     pr.name, pr.interval, pr.timeout
+                );
+            }
+        }
+        match (&self.web.config_file, &self.web.config) {
+            (Some(f), Some(w)) => {
+                let _ = writeln!(
+                    s,
+                    "web: {} from {} (max {} connections)",
+                    w.describe(),
+                    f.display(),
+                    self.web.max_connections
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    s,
+                    "web: plain HTTP, no auth (max {} connections)",
+                    self.web.max_connections
                 );
             }
         }

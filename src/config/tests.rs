@@ -185,7 +185,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "unknown-top-field.yaml",
-        r#"1:1: listn: unknown field `listn`, expected one of `listen`, `log`, `brokers`, `probe_modules`, `probe_allowed_targets`, `rules`, `notify`, `sys_profiles`"#,
+        r#"1:1: listn: unknown field `listn`, expected one of `listen`, `log`, `brokers`, `probe_modules`, `probe_allowed_targets`, `rules`, `notify`, `web`, `sys_profiles`"#,
     ),
     (
         "unset-env.yaml",

@@ -10,10 +10,10 @@
 
 use super::locate::Locator;
 use super::{ConfigError, yaml_error};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -145,8 +145,7 @@ pub fn parse(text: &str, source_name: &str, base: &Path) -> Result<WebConfig, Co
         }
     };
     let read = |field: &str, file: &str| -> Result<Vec<u8>, ConfigError> {
-        std::fs::read(base.join(file))
-            .map_err(|e| err(field, format!("cannot read {file:?}: {e}")))
+        std::fs::read(base.join(file)).map_err(|e| err(field, format!("cannot read {file:?}: {e}")))
     };
 
     let mut users = BTreeMap::new();
@@ -229,7 +228,9 @@ fn tls(
         if set {
             return Err(err(
                 &p(field),
-                format!("{field} is not supported: TLS here is rustls with its own secure suites and groups; remove the setting"),
+                format!(
+                    "{field} is not supported: TLS here is rustls with its own secure suites and groups; remove the setting"
+                ),
             ));
         }
     }
@@ -275,14 +276,12 @@ fn tls(
             "min_version is above max_version".into(),
         ));
     }
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = [
-        (2, &rustls::version::TLS12),
-        (3, &rustls::version::TLS13),
-    ]
-    .into_iter()
-    .filter(|(v, _)| (min..=max).contains(v))
-    .map(|(_, p)| p)
-    .collect();
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        [(2, &rustls::version::TLS12), (3, &rustls::version::TLS13)]
+            .into_iter()
+            .filter(|(v, _)| (min..=max).contains(v))
+            .map(|(_, p)| p)
+            .collect();
 
     let auth = match t.client_auth_type.as_deref() {
         None | Some("NoClientCert") => ClientAuth::NoClientCert,
@@ -291,13 +290,17 @@ fn tls(
         Some(s @ ("RequestClientCert" | "RequireAnyClientCert")) => {
             return Err(err(
                 &p("client_auth_type"),
-                format!("{s} is not supported: a client certificate nobody verifies proves nothing; use RequireAndVerifyClientCert or VerifyClientCertIfGiven"),
+                format!(
+                    "{s} is not supported: a client certificate nobody verifies proves nothing; use RequireAndVerifyClientCert or VerifyClientCertIfGiven"
+                ),
             ));
         }
         Some(s) => {
             return Err(err(
                 &p("client_auth_type"),
-                format!("unknown client_auth_type {s:?}: expected NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"),
+                format!(
+                    "unknown client_auth_type {s:?}: expected NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"
+                ),
             ));
         }
     };
@@ -325,8 +328,7 @@ fn tls(
             })?;
             let mut roots = RootCertStore::empty();
             for c in CertificateDer::pem_slice_iter(&ca) {
-                let c = c
-                    .map_err(|e| err(&p("client_ca_file"), format!("invalid PEM: {e}")))?;
+                let c = c.map_err(|e| err(&p("client_ca_file"), format!("invalid PEM: {e}")))?;
                 roots
                     .add(c)
                     .map_err(|e| err(&p("client_ca_file"), format!("unusable CA: {e}")))?;
@@ -343,9 +345,12 @@ fn tls(
             builder.with_client_cert_verifier(v)
         }
     };
-    let mut cfg = builder
-        .with_single_cert(chain, key)
-        .map_err(|e| err(&p("key_file"), format!("certificate and key do not fit: {e}")))?;
+    let mut cfg = builder.with_single_cert(chain, key).map_err(|e| {
+        err(
+            &p("key_file"),
+            format!("certificate and key do not fit: {e}"),
+        )
+    })?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((Some(Arc::new(cfg)), auth))
 }
@@ -364,7 +369,7 @@ mod tests {
             ),
             (
                 "tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
-                "w.yml:4:18: tls_server_config.cipher_suites: cipher_suites is not supported",
+                "w.yml:4:3: tls_server_config.cipher_suites: cipher_suites is not supported",
             ),
             (
                 "http_server_config:\n  headers:\n    Server: nginx\n",
@@ -374,7 +379,10 @@ mod tests {
                 "tls_server_config:\n  cert_file: /nonexistent.pem\n  key_file: b\n",
                 "w.yml:2:14: tls_server_config.cert_file: cannot read \"/nonexistent.pem\"",
             ),
-            ("tls_sever_config: {}\n", "w.yml:1:1: tls_sever_config: unknown field"),
+            (
+                "tls_sever_config: {}\n",
+                "w.yml:1:1: tls_sever_config: unknown field",
+            ),
         ] {
             let e = parse(yaml, "w.yml", dir).unwrap_err().to_string();
             assert!(e.starts_with(want), "{e}\nwanted {want}");
@@ -384,7 +392,9 @@ mod tests {
     #[test]
     fn users_and_headers() {
         // htpasswd -nbBC 4 "" secret
-        let hash = bcrypt::hash_with_salt("secret", 4, [7u8; 16]).unwrap().to_string();
+        let hash = bcrypt::hash_with_salt("secret", 4, [7u8; 16])
+            .unwrap()
+            .to_string();
         let w = parse(
             &format!("basic_auth_users:\n  alice: {hash}\nhttp_server_config:\n  headers:\n    x-frame-options: deny\n"),
             "w.yml",
@@ -394,6 +404,9 @@ mod tests {
         assert!(bcrypt::verify("secret", &w.users["alice"]).unwrap());
         assert_eq!(w.headers[0].0.as_str(), "x-frame-options");
         assert!(!format!("{w:?}").contains(&hash));
-        assert_eq!(w.describe(), "tls off, basic auth users alice, 1 extra headers");
+        assert_eq!(
+            w.describe(),
+            "tls off, basic auth users alice, 1 extra headers"
+        );
     }
 }

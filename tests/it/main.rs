@@ -14,3 +14,4 @@ mod probes;
 mod reload;
 mod rules;
 mod support;
+mod web;
