@@ -1,7 +1,7 @@
 //! HTTP endpoints over a real socket: formats, status codes, landing page.
 
 use crate::support::scrape::get;
-use crate::support::{Mosquitto, Sentinel};
+use crate::support::{Mosquitto, Sentinel, wait_until};
 use std::time::Duration;
 
 #[test]
@@ -70,4 +70,75 @@ fn metrics_formats_and_endpoints() {
     let mut resp = String::new();
     c.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 405"), "{resp}");
+}
+
+/// 500 idle sockets and a client that sends its headers one byte at a time do not keep others
+/// from `/metrics`; the slow client is cut off by the header timeout; past `max_connections`
+/// new sockets are closed at once instead of waiting.
+#[test]
+fn idle_and_slow_clients_do_not_block_metrics() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let s = Sentinel::start("web: { max_connections: 600 }\nbrokers: []\nrules: { files: [] }\n");
+    let idle: Vec<TcpStream> = (0..500)
+        .map(|_| TcpStream::connect(s.addr).expect("connect"))
+        .collect();
+    let mut slow = TcpStream::connect(s.addr).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dripper = {
+        let mut w = slow.try_clone().unwrap();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            // one header byte every 200 ms, never finishing the request
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if w.write_all(b"X").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    for _ in 0..5 {
+        let r = s.get("/metrics");
+        assert_eq!(r.status, 200);
+    }
+    // the slow client is closed by the 10 s header timeout
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        n == 0 || answer.starts_with("HTTP/1.1 408"),
+        "slow client got {answer:?}"
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    dripper.join().unwrap();
+    drop(idle);
+
+    // the cap: 16 held sockets, the 17th is closed at once
+    let s = Sentinel::start("web: { max_connections: 16 }\nbrokers: []\nrules: { files: [] }\n");
+    let held: Vec<TcpStream> = (0..16)
+        .map(|_| TcpStream::connect(s.addr).expect("connect"))
+        .collect();
+    wait_until(Duration::from_secs(5), "a 17th socket is refused", || {
+        let mut c = TcpStream::connect(s.addr).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut b = [0u8; 64];
+        matches!(c.read(&mut b), Ok(0) | Err(_)).then_some(())
+    });
+    drop(held);
+    wait_until(
+        Duration::from_secs(5),
+        "served again once the sockets are gone",
+        || {
+            crate::support::scrape::get(s.addr, "/healthz", &[])
+                .ok()
+                .filter(|r| r.status == 200)
+        },
+    );
 }

@@ -13,5 +13,6 @@ mod http;
 mod probes;
 mod reload;
 mod rules;
+mod secrets;
 mod support;
 mod web;

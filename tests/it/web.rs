@@ -95,7 +95,11 @@ fn tls_client_certs_basic_auth_and_headers_with_real_clients() {
     assert_eq!(status, 401, "{text}");
     let (_, status, text) = curl(&s, &pki, "/metrics", Some("client"), None);
     assert_eq!(status, 401, "{text}");
-    assert!(text.to_ascii_lowercase().contains("www-authenticate: basic"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("www-authenticate: basic"),
+        "{text}"
+    );
     let (_, status, _) = curl(&s, &pki, "/metrics", Some("client"), Some("mallory:s3cret"));
     assert_eq!(status, 401);
     // kubelet probes carry no credentials

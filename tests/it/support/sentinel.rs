@@ -98,12 +98,20 @@ impl Sentinel {
             config_path,
         };
         let log = s.log.clone();
+        let exited = std::cell::Cell::new(false);
+        let child = std::cell::RefCell::new(s.child.take());
         s.addr = wait_until(Duration::from_secs(10), "mqtt-sentinel listening", || {
+            if let Some(Ok(Some(st))) = child.borrow_mut().as_mut().map(Child::try_wait) {
+                if !exited.replace(true) {
+                    panic!("mqtt-sentinel exited ({st}) before listening:\n{}", log.lock().unwrap());
+                }
+            }
             let l = log.lock().unwrap();
             let at = l.find("listen=")? + "listen=".len();
             let end = l[at..].find([' ', '\n'])? + at;
             l[at..end].parse().ok()
         });
+        s.child = child.into_inner();
         s
     }
 
