@@ -209,11 +209,13 @@ pub fn parse(text: &str, source_name: &str, base: &Path) -> Result<WebConfig, Co
 }
 
 type Err<'a> = &'a dyn Fn(&str, String) -> ConfigError;
+/// Reads a file named in the web config: (field path, file name) → bytes.
+type Read<'a> = &'a dyn Fn(&str, &str) -> Result<Vec<u8>, ConfigError>;
 
 fn tls(
     t: RawTls,
     err: Err<'_>,
-    read: &dyn Fn(&str, &str) -> Result<Vec<u8>, ConfigError>,
+    read: Read<'_>,
 ) -> Result<(Option<Arc<ServerConfig>>, ClientAuth), ConfigError> {
     let p = |f: &str| format!("tls_server_config.{f}");
     for (field, set) in [
