@@ -18,6 +18,13 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DisconnectLabels {
+    pub broker: String,
+    /// Bounded: a v5 reason-code name, `connection_lost` or `unresponsive`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProtocolLabels {
     pub broker: String,
     pub protocol: &'static str,
@@ -97,6 +104,7 @@ pub struct Metrics {
     up: Family<BrokerLabels, Gauge>,
     connection_info: Family<ProtocolLabels, Gauge>,
     connects: Family<ConnectLabels, Counter>,
+    disconnects: Family<DisconnectLabels, Counter>,
     sys_messages: Family<BrokerLabels, Counter>,
     sys_parse_errors: Family<BrokerLabels, Counter>,
     sys_series_dropped: Family<BrokerLabels, Counter>,
@@ -130,6 +138,7 @@ impl Default for Metrics {
             up: Family::default(),
             connection_info: Family::default(),
             connects: Family::default(),
+            disconnects: Family::default(),
             sys_messages: Family::default(),
             sys_parse_errors: Family::default(),
             sys_series_dropped: Family::default(),
@@ -172,6 +181,11 @@ impl Metrics {
             "mqtt_connection_info",
             "1 for the MQTT protocol version (5 or 3.1.1) of the current or last session; protocol: auto settles on 3.1.1 when a broker refuses 5",
             m.connection_info.clone(),
+        );
+        reg.register(
+            "mqtt_disconnects",
+            "Sessions that ended other than by our shutdown, by reason (v5 DISCONNECT reason-code name such as session_taken_over, connection_lost, unresponsive)",
+            m.disconnects.clone(),
         );
         reg.register(
             "mqtt_connects",
@@ -324,6 +338,7 @@ impl Metrics {
             up: self.up.get_or_create(&l).clone(),
             connection_info: self.connection_info.clone(),
             connects: self.connects.clone(),
+            disconnects: self.disconnects.clone(),
             reasons: self.reasons.clone(),
             messages_dropped: self.messages_dropped.get_or_create(&l).clone(),
             ingest: IngestCounters {
@@ -406,6 +421,7 @@ pub struct BrokerMetrics {
     pub up: Gauge,
     connection_info: Family<ProtocolLabels, Gauge>,
     connects: Family<ConnectLabels, Counter>,
+    disconnects: Family<DisconnectLabels, Counter>,
     reasons: Arc<Mutex<BTreeSet<&'static str>>>,
     pub messages_dropped: Counter,
     pub ingest: IngestCounters,
@@ -481,6 +497,10 @@ impl Metrics {
                 broker: broker(),
                 result,
             });
+            self.disconnects.remove(&DisconnectLabels {
+                broker: broker(),
+                reason: result,
+            });
         }
         for p in &cfg.probes {
             let pl = ProbeLabels {
@@ -555,6 +575,17 @@ impl BrokerMetrics {
                 self.connection_info.remove(&l);
             }
         }
+    }
+
+    /// A session ended for `reason` (not our shutdown).
+    pub fn record_disconnect(&self, reason: &'static str) {
+        remember(&self.reasons, reason);
+        self.disconnects
+            .get_or_create(&DisconnectLabels {
+                broker: self.name.clone(),
+                reason,
+            })
+            .inc();
     }
 
     pub fn record_connect(&self, result: &'static str) {

@@ -38,11 +38,34 @@ impl Backoff {
     pub fn next(&mut self) -> Duration {
         self.next_with(rand::random::<f64>())
     }
+
+    /// A delay in `[max/2, max]`, and the schedule stays at its cap: for a broker that told us
+    /// to go away (another client took our session over), where retrying soon only starts a
+    /// tug of war.
+    pub fn next_at_cap_with(&mut self, u: f64) -> Duration {
+        self.attempt = self.attempt.max(20);
+        self.cfg
+            .max
+            .mul_f64(0.5 + 0.5 * u.clamp(0.0, 1.0))
+            .max(FLOOR)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_cap_stays_high() {
+        let mut b = Backoff::new(config::Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+        });
+        assert_eq!(b.next_at_cap_with(0.0), Duration::from_secs(15));
+        assert_eq!(b.next_at_cap_with(1.0), Duration::from_secs(30));
+        // and the ordinary schedule continues from its ceiling
+        assert_eq!(b.next_with(1.0), Duration::from_secs(30));
+    }
 
     #[test]
     fn grows_to_the_cap_and_resets() {

@@ -28,6 +28,8 @@ const QUEUE: usize = 1024;
 /// A session shorter than this does not reset the backoff, so a broker that accepts and then
 /// drops us (session taken over, ACL kick) is retried with growing delays, not in a tight loop.
 const STABLE_SESSION: Duration = Duration::from_secs(5);
+/// This many short sessions in a row count as flapping: reconnect at the maximum backoff.
+const FLAPPING: u32 = 3;
 /// With no `$SYS` message this long after subscribing, say once that the broker has none.
 /// Longer than EMQX's default one-minute `sys_interval`.
 const SYS_SILENCE: Duration = Duration::from_secs(90);
@@ -123,6 +125,8 @@ impl Connection {
 
         let mut backoff = Backoff::new(self.cfg.reconnect);
         let mut failures: u64 = 0;
+        let mut takeovers: u64 = 0;
+        let mut short_sessions: u32 = 0;
         // Our deadline is Paho's plus a margin: Paho should always answer first.
         let deadline = self.cfg.connect_timeout + Duration::from_secs(2);
         loop {
@@ -192,16 +196,30 @@ impl Connection {
                     if let Some(ing) = &mut self.ingest {
                         ing.session_ended();
                     }
+                    let mut taken_over = false;
                     match end {
                         End::Shutdown => break,
                         End::Lost(rc) => {
                             if rc == Some(paho::ReasonCode::QosNotSupported) {
                                 self.probes.qos_refused();
                             }
-                            let why = rc.map(reason::reason_name).unwrap_or("connection lost");
-                            warn!(%broker, reason = why, "disconnected from broker");
+                            let why = rc.map(reason::reason_name).unwrap_or("connection_lost");
+                            self.metrics.record_disconnect(why);
+                            taken_over = rc == Some(paho::ReasonCode::SessionTakenOver);
+                            if taken_over {
+                                takeovers += 1;
+                                if takeovers == 1 {
+                                    tracing::error!(%broker, client_id = %self.client_id, reason = why, max_backoff = ?self.cfg.reconnect.max,
+                                        "another client connected with our client id and took the session over (two replicas with the same explicit client_id?); reconnecting only after the maximum backoff to avoid a tug of war");
+                                } else {
+                                    debug!(%broker, reason = why, takeovers, "session taken over again");
+                                }
+                            } else {
+                                warn!(%broker, reason = why, "disconnected from broker");
+                            }
                         }
                         End::Unresponsive => {
+                            self.metrics.record_disconnect("unresponsive");
                             warn!(%broker, "broker stopped answering (probe timed out, nothing received since); reconnecting");
                             // Do not wait for a frozen broker to acknowledge DISCONNECT.
                             let opts = paho::DisconnectOptionsBuilder::new()
@@ -213,6 +231,26 @@ impl Connection {
                             )
                             .await;
                         }
+                    }
+                    // Sessions the broker keeps ending right after they start: another client
+                    // with our client id (mosquitto 2.0 just closes the socket, without the
+                    // v5 "session taken over" reason), an ACL kick, a connection limit.
+                    if session_start.elapsed() < STABLE_SESSION && !matches!(end, End::Shutdown) {
+                        short_sessions += 1;
+                    } else {
+                        short_sessions = 0;
+                    }
+                    if short_sessions == FLAPPING {
+                        warn!(%broker, client_id = %self.client_id, sessions = FLAPPING, max_backoff = ?self.cfg.reconnect.max,
+                              "the broker ended our last sessions within seconds of connecting (another client with the same client id? an ACL or connection limit?); reconnecting at the maximum backoff until a session lasts");
+                    }
+                    if taken_over || short_sessions >= FLAPPING {
+                        let delay = backoff.next_at_cap_with(rand::random::<f64>());
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = shutdown.cancelled() => break,
+                        }
+                        continue;
                     }
                     if session_start.elapsed() >= STABLE_SESSION {
                         backoff.reset();
@@ -327,7 +365,16 @@ impl Connection {
                 c = ctl_rx.recv() => match c {
                     Some(Control::Lost(rc)) => {
                         if !client.is_connected() {
-                            return End::Lost(rc);
+                            if rc.is_some() {
+                                return End::Lost(rc);
+                            }
+                            // Paho reports the lost connection first and the server's
+                            // DISCONNECT (with its reason) right after: wait briefly for it.
+                            let reason = tokio::time::timeout(Duration::from_millis(200), ctl_rx.recv()).await;
+                            return End::Lost(match reason {
+                                Ok(Some(Control::Lost(Some(rc)))) => Some(rc),
+                                _ => None,
+                            });
                         }
                     }
                     None => return End::Lost(None),

@@ -2,6 +2,7 @@
 
 use crate::support::certs;
 use crate::support::mosquitto::ListenerTls;
+use crate::support::wait_until;
 use crate::support::{Mosquitto, Sentinel};
 use std::net::TcpListener;
 use std::process::Command;
@@ -220,4 +221,59 @@ fn read_only_working_directory_stays_empty_and_sigterm_exits_cleanly() {
     );
     assert!(s.logs().contains("stopped broker=m"), "{}", s.logs());
     std::fs::set_permissions(cwd.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Two instances with the same explicit client id: the broker hands the session to the
+/// newer one and closes the older (mosquitto 2.0 sends no "session taken over" reason, it
+/// just closes). Sessions that keep ending right after they start are flapping: each
+/// instance says so once, counts the disconnects, and reconnects at the maximum backoff
+/// instead of kicking the other straight back.
+#[test]
+fn duplicate_client_id_backs_off_instead_of_a_tug_of_war() {
+    let broker = Mosquitto::start();
+    let extra = "    client_id: dup-test\n    reconnect: { initial_backoff: 100ms, max_backoff: 4s }\n    probes: []\n";
+    let a = Sentinel::watching(&broker, extra);
+    a.wait_scrape(Duration::from_secs(10), "a connected", |sc| {
+        sc.value("mqtt_up", &[("broker", "m")]) == Some(1.0)
+    });
+    let b = Sentinel::watching(&broker, extra);
+    let flapping = |s: &Sentinel| s.logs().contains("ended our last sessions within seconds");
+    wait_until(Duration::from_secs(30), "both notice the flapping", || {
+        (flapping(&a) && flapping(&b)).then_some(())
+    });
+    let connects = |s: &Sentinel| {
+        s.scrape()
+            .value(
+                "mqtt_connects_total",
+                &[("broker", "m"), ("result", "success")],
+            )
+            .unwrap_or(0.0)
+    };
+    let before = connects(&a) + connects(&b);
+    let start = std::time::Instant::now();
+    // an observation window, not a synchronisation: count hand-overs over 12 s
+    std::thread::sleep(Duration::from_secs(12));
+    let window = start.elapsed().as_secs_f64();
+    let during = connects(&a) + connects(&b) - before;
+    // at the cap every reconnect waits at least max/2 = 2 s, per instance
+    assert!(
+        during <= 2.0 * (window / 2.0 + 1.0),
+        "{during} connects in {window:.1} s\n{}\n{}",
+        a.logs(),
+        b.logs()
+    );
+    for s in [&a, &b] {
+        assert_eq!(
+            s.logs().matches("ended our last sessions").count(),
+            1,
+            "{}",
+            s.logs()
+        );
+        assert!(
+            s.scrape().value(
+                "mqtt_disconnects_total",
+                &[("broker", "m"), ("reason", "connection_lost")]
+            ) >= Some(3.0)
+        );
+    }
 }

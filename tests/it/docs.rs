@@ -56,6 +56,7 @@ fn readme_metric_table_matches_the_code() {
     );
     b.record_connect("success");
     b.set_protocol("v3.1.1");
+    b.record_disconnect("connection_lost");
     let rt = m.roundtrip("x", "p", "1");
     rt.base.record_failure("timeout");
     rt.base.record_ignored("late");
@@ -83,6 +84,7 @@ fn readme_metric_table_matches_the_code() {
         let labels = match name {
             "mqtt_connects_total" => "result",
             "mqtt_connection_info" => "protocol",
+            "mqtt_disconnects_total" => "reason",
             "mqtt_sentinel_build_info" => "version,revision",
             "mqtt_probe_rtt_seconds" | "mqtt_probe_ack_seconds" => "qos",
             "mqtt_probe_ignored_total" | "mqtt_probe_errors_total" => "probe,reason",

@@ -103,7 +103,10 @@ impl Sentinel {
         s.addr = wait_until(Duration::from_secs(10), "mqtt-sentinel listening", || {
             if let Some(Ok(Some(st))) = child.borrow_mut().as_mut().map(Child::try_wait) {
                 if !exited.replace(true) {
-                    panic!("mqtt-sentinel exited ({st}) before listening:\n{}", log.lock().unwrap());
+                    panic!(
+                        "mqtt-sentinel exited ({st}) before listening:\n{}",
+                        log.lock().unwrap()
+                    );
                 }
             }
             let l = log.lock().unwrap();
