@@ -25,6 +25,8 @@ use tracing::{debug, info, warn};
 /// Messages the callback may queue before it starts dropping. `$SYS` of a Mosquitto broker is
 /// ~55 messages a second; this absorbs bursts (retained replay on subscribe) with room to spare.
 const QUEUE: usize = 1024;
+/// Probe replies: a handful in flight per probe.
+const PROBE_QUEUE: usize = 256;
 /// A session shorter than this does not reset the backoff, so a broker that accepts and then
 /// drops us (session taken over, ACL kick) is retried with growing delays, not in a tight loop.
 const STABLE_SESSION: Duration = Duration::from_secs(5);
@@ -116,9 +118,16 @@ impl Connection {
     /// Run until `shutdown`; then disconnect cleanly (bounded) and return.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let broker = self.cfg.name.clone();
-        let (msg_tx, mut msg_rx) = mpsc::channel::<Received>(QUEUE);
+        let (msg_tx, msg_rx) = mpsc::channel::<Received>(QUEUE);
+        let (probe_tx, probe_rx) = mpsc::channel::<Received>(PROBE_QUEUE);
+        let mut rx = (msg_rx, probe_rx);
+        let inbox = Inbox {
+            messages: msg_tx,
+            probes: probe_tx,
+            probe_prefix: format!("{}/", self.cfg.probe_topic_prefix),
+        };
         let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
-        let Some((mut client, mut opts)) = self.new_client(&msg_tx, &ctl_tx) else {
+        let Some((mut client, mut opts)) = self.new_client(&inbox, &ctl_tx) else {
             return;
         };
         let mut client_protocol = self.cfg.effective_protocol();
@@ -132,7 +141,7 @@ impl Connection {
         loop {
             if self.cfg.effective_protocol() != client_protocol {
                 // `protocol: auto` switched versions; Paho fixes it per client.
-                let Some((c, o)) = self.new_client(&msg_tx, &ctl_tx) else {
+                let Some((c, o)) = self.new_client(&inbox, &ctl_tx) else {
                     break;
                 };
                 options::retire(
@@ -188,9 +197,7 @@ impl Connection {
                     self.sys_seen.0 = false;
                     self.subscribe(&client).await;
                     self.probes.session_started(Instant::now());
-                    let end = self
-                        .session(&client, &mut msg_rx, &mut ctl_rx, &shutdown)
-                        .await;
+                    let end = self.session(&client, &mut rx, &mut ctl_rx, &shutdown).await;
                     self.metrics.up.set(0);
                     self.probes.session_ended();
                     if let Some(ing) = &mut self.ingest {
@@ -289,7 +296,7 @@ impl Connection {
     /// A Paho client for the protocol the config currently resolves to, with our callbacks.
     fn new_client(
         &self,
-        msg_tx: &mpsc::Sender<Received>,
+        inbox: &Inbox,
         ctl_tx: &mpsc::UnboundedSender<Control>,
     ) -> Option<(paho::AsyncClient, paho::ConnectOptions)> {
         let broker = &self.cfg.name;
@@ -313,7 +320,7 @@ impl Connection {
         };
         install_callbacks(
             &client,
-            msg_tx.clone(),
+            inbox.clone(),
             ctl_tx.clone(),
             self.metrics.messages_dropped.clone(),
         );
@@ -345,7 +352,7 @@ impl Connection {
     async fn session(
         &mut self,
         client: &paho::AsyncClient,
-        msg_rx: &mut mpsc::Receiver<Received>,
+        rx: &mut (mpsc::Receiver<Received>, mpsc::Receiver<Received>),
         ctl_rx: &mut mpsc::UnboundedReceiver<Control>,
         shutdown: &CancellationToken,
     ) -> End {
@@ -379,7 +386,11 @@ impl Connection {
                     }
                     None => return End::Lost(None),
                 },
-                m = msg_rx.recv() => match m {
+                m = rx.1.recv() => match m {
+                    Some(r) => self.dispatch(r),
+                    None => return End::Lost(None),
+                },
+                m = rx.0.recv() => match m {
                     Some(r) => self.dispatch(r),
                     None => return End::Lost(None),
                 },
@@ -447,16 +458,31 @@ pub async fn subscribe_one(
     }
 }
 
+/// The queues from the Paho thread to the broker task: probe replies have their own, so a
+/// flood on `$SYS` (or anything else we subscribe to) cannot crowd them out.
+#[derive(Clone)]
+struct Inbox {
+    messages: mpsc::Sender<Received>,
+    probes: mpsc::Sender<Received>,
+    /// `<probe_topic_prefix>/`
+    probe_prefix: String,
+}
+
 fn install_callbacks(
     client: &paho::AsyncClient,
-    msg_tx: mpsc::Sender<Received>,
+    inbox: Inbox,
     ctl_tx: mpsc::UnboundedSender<Control>,
     dropped: prometheus_client::metrics::counter::Counter,
 ) {
     client.set_message_callback(move |_, msg| {
         let at = Instant::now();
         let Some(msg) = msg else { return };
-        if let Err(mpsc::error::TrySendError::Full(_)) = msg_tx.try_send(Received { msg, at }) {
+        let queue = if msg.topic().starts_with(&inbox.probe_prefix) {
+            &inbox.probes
+        } else {
+            &inbox.messages
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = queue.try_send(Received { msg, at }) {
             dropped.inc();
         }
     });

@@ -3,7 +3,7 @@
 
 use crate::support::scrape::{Scrape, get};
 use crate::support::sentinel::BIN;
-use crate::support::{Mosquitto, Sentinel};
+use crate::support::{Mosquitto, Sentinel, wait_until};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -513,5 +513,57 @@ fn probe_command_exit_codes() {
     assert!(
         out.contains(" down: 0/0 round trips") && out.contains("reason refused"),
         "{out}"
+    );
+}
+
+/// A publisher flooding a topic we subscribe to (the `$SYS` prefix) at full speed while
+/// probes run: callbacks never block, what does not fit is counted as dropped, memory stays
+/// bounded, and the probes keep being measured (their replies have their own queue).
+#[test]
+fn a_flood_on_our_subscription_does_not_starve_the_probes() {
+    use crate::support::sentinel::rss_kib;
+    let broker = Mosquitto::start();
+    let s = Sentinel::watching(
+        &broker,
+        "    sys: {topic: \"test/sys/#\", profile: mosquitto, max_series: 50}\n    probes: [{kind: roundtrip, qos: 1, interval: 200ms, timeout: 2s}]\n",
+    );
+    let sc = s.wait_scrape(Duration::from_secs(10), "probing", |sc| {
+        v(sc, "mqtt_probe_rtt_seconds_count", &[("qos", "1")]) >= 3.0
+    });
+    let rtt_before = v(&sc, "mqtt_probe_rtt_seconds_count", &[("qos", "1")]);
+    let rss_before = rss_kib(s.pid());
+    // one million QoS 0 messages as fast as mosquitto_pub can send them
+    let mut flood = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "yes 12345 | head -n 1000000 | mosquitto_pub -p {} -l -q 0 -t test/sys/flood",
+            broker.port()
+        ))
+        .spawn()
+        .unwrap();
+    let flooding = std::time::Instant::now();
+    let status = wait_until(Duration::from_secs(60), "the flood ends", || {
+        flood.try_wait().ok().flatten()
+    });
+    assert!(status.success());
+    let flood_secs = flooding.elapsed().as_secs_f64();
+    let sc = s.wait_scrape(
+        Duration::from_secs(10),
+        "probes measured after the flood",
+        |sc| v(sc, "mqtt_probe_rtt_seconds_count", &[("qos", "1")]) >= rtt_before + 5.0,
+    );
+    let got = v(&sc, "mqtt_sentinel_sys_messages_total", &[]);
+    let dropped = v(&sc, "mqtt_sentinel_messages_dropped_total", &[]);
+    assert!(got + dropped >= 100_000.0, "got {got}, dropped {dropped}");
+    assert_eq!(v(&sc, "mqtt_up", &[]), 1.0, "the session survived");
+    assert_eq!(v(&sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]), 1.0);
+    let rss_after = rss_kib(s.pid());
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    eprintln!(
+        "flood: {flood_secs:.1} s, processed {got}, dropped {dropped}, probes lost {}, RSS {rss_before} -> {rss_after} KiB",
+        v(&sc, "mqtt_probe_lost_total", &[("probe", "rtt-qos1")])
     );
 }
