@@ -9,6 +9,7 @@ mod connection;
 mod dashboards;
 mod docs;
 mod examples;
+mod faults;
 mod http;
 mod probes;
 mod reload;

@@ -3,6 +3,7 @@ pub mod brokers;
 pub mod certs;
 pub mod daemon;
 pub mod mosquitto;
+pub mod proxy;
 pub mod scrape;
 pub mod sentinel;
 pub mod sink;
