@@ -12,6 +12,7 @@ mod examples;
 mod faults;
 mod http;
 mod probes;
+mod properties;
 mod reload;
 mod rules;
 mod secrets;
