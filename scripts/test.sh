@@ -15,6 +15,18 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
 
+echo "== cargo deny (supply chain: licenses, bans, sources, advisories)"
+command -v cargo-deny >/dev/null 2>&1 || cargo install --locked --quiet cargo-deny@0.20.2
+cargo deny --log-level error check bans licenses sources
+if timeout 20 git ls-remote --exit-code https://github.com/RustSec/advisory-db HEAD >/dev/null 2>&1; then
+    cargo deny --log-level error check advisories
+else
+    echo "cargo deny: advisories NOT checked: the RustSec database (github.com) is unreachable from this machine"
+fi
+
+echo "== fuzz targets"
+FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh
+
 # The container: no Docker engine runs here, so lint the Dockerfile and build the release
 # binary exactly as the Dockerfile does (static OpenSSL), then check its dynamic libraries.
 echo "== Dockerfile lint (dockerfilelint from npm)"
