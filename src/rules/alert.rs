@@ -9,6 +9,7 @@ use super::series::{Labels, METRIC_NAME, Storage, stale_nan};
 use super::template::{self, Data};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Resolved alerts are kept (and re-sent) this long, as Prometheus does.
@@ -78,8 +79,8 @@ pub struct RuleState {
 /// What templates can use beyond the alert itself.
 #[derive(Clone, Debug, Default)]
 pub struct Context {
-    pub external_labels: BTreeMap<String, String>,
-    pub external_url: String,
+    pub external_labels: Arc<BTreeMap<String, String>>,
+    pub external_url: Arc<str>,
 }
 
 /// Whether two rules are the same rule, as written (Prometheus compares rule strings).
@@ -273,21 +274,45 @@ fn alert(
     let samples = query(&r.rule.expr, storage, ts)?;
     let mut fresh: FxHashMap<Labels, Alert> =
         FxHashMap::with_capacity_and_hasher(samples.len(), Default::default());
+    // Label templates without actions (`severity: warning`) and `alertname` are the same for
+    // every sample: made once per evaluation, applied with the templated ones in one rebuild.
+    let mut fixed: Vec<(Arc<str>, Arc<str>)> = r
+        .rule
+        .labels
+        .iter()
+        .filter_map(|(k, _, t)| t.constant().map(|v| (Arc::from(k.as_str()), Arc::from(v))))
+        .collect();
+    fixed.push((Arc::from("alertname"), Arc::from(r.rule.name.as_str())));
+    let templated: Vec<&(String, String, template::Template)> = r
+        .rule
+        .labels
+        .iter()
+        .filter(|(_, _, t)| t.constant().is_none())
+        .collect();
+    let mut sets: Vec<(Arc<str>, Arc<str>)> = Vec::with_capacity(fixed.len() + templated.len());
     for s in samples {
         let data = Data {
-            labels: s.labels.clone().into_map(),
+            labels: s.labels.clone(),
             external_labels: ctx.external_labels.clone(),
             external_url: ctx.external_url.clone(),
             value: s.value,
         };
-        let mut l = s.labels.without_name();
-        for (k, _, t) in &r.rule.labels {
-            l.set(k, &template::expand_or_error(t, &data));
+        sets.clear();
+        for (k, _, t) in &templated {
+            let v = template::expand_or_error(t, &data);
+            sets.push((Arc::from(k.as_str()), Arc::from(v)));
         }
-        l.set("alertname", &r.rule.name);
+        sets.extend(fixed.iter().cloned());
+        let l = s.labels.rebuilt(true, &sets);
         let ann = annotations
             .iter()
-            .map(|(k, _, t)| (k.clone(), template::expand_or_error(t, &data)))
+            .map(|(k, _, t)| {
+                let v = match t.constant() {
+                    Some(c) => c.to_owned(),
+                    None => template::expand_or_error(t, &data),
+                };
+                (k.clone(), v)
+            })
             .collect();
         if fresh.contains_key(&l) {
             return Err(

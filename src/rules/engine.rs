@@ -233,8 +233,8 @@ impl Engine {
             lines_last: 0,
             present: Vec::new(),
             ctx: Context {
-                external_labels: cfg.external_labels.clone(),
-                external_url: cfg.external_url.clone(),
+                external_labels: cfg.external_labels.clone().into(),
+                external_url: cfg.external_url.clone().into(),
             },
             dispatcher: Dispatcher::new(
                 notify,
@@ -394,8 +394,8 @@ impl Engine {
         (self.by_name, self.any_name) = retention(&new, slack);
         *self.groups.lock() = new;
         self.ctx = Context {
-            external_labels: cfg.external_labels.clone(),
-            external_url: cfg.external_url.clone(),
+            external_labels: cfg.external_labels.clone().into(),
+            external_url: cfg.external_url.clone().into(),
         };
         let dispatcher = Dispatcher::new(
             notify,

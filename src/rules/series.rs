@@ -98,6 +98,29 @@ impl Labels {
         self.0 = v.into();
     }
 
+    /// These labels without `__name__` (when `drop_name`) and with `sets` applied in order
+    /// (an empty value removes the label), in one rebuild.
+    pub fn rebuilt(&self, drop_name: bool, sets: &[(Arc<str>, Arc<str>)]) -> Labels {
+        let mut v: Vec<(Arc<str>, Arc<str>)> = Vec::with_capacity(self.0.len() + sets.len());
+        v.extend(
+            self.0
+                .iter()
+                .filter(|(k, _)| !(drop_name && &**k == METRIC_NAME))
+                .cloned(),
+        );
+        for (k, val) in sets {
+            match v.binary_search_by(|(n, _)| (**n).cmp(k)) {
+                Ok(i) if val.is_empty() => {
+                    v.remove(i);
+                }
+                Ok(i) => v[i].1 = val.clone(),
+                Err(_) if val.is_empty() => {}
+                Err(i) => v.insert(i, (k.clone(), val.clone())),
+            }
+        }
+        Labels(v.into())
+    }
+
     pub fn without_name(&self) -> Labels {
         if self.find(METRIC_NAME).is_err() {
             return self.clone();
@@ -614,16 +637,21 @@ impl Storage {
     /// live sample since then. Chunks straddling `keep_from` stay: readers select by time.
     pub fn trim(&mut self, keep_from: impl Fn(&str) -> i64) {
         let mut removed = Vec::new();
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            let Some(s) = slot else { continue };
-            let from = keep_from(s.labels.name());
-            if s.last_live < from {
-                removed.push(i as u32);
-                continue;
-            }
-            let cut = s.sealed.partition_point(|c| c.max_t < from);
-            if cut > 0 {
-                s.sealed.drain(..cut);
+        // One retention lookup per metric name, not per series.
+        for (name, ids) in &self.by_name {
+            let from = keep_from(name);
+            for &i in ids {
+                let Some(Some(s)) = self.slots.get_mut(i as usize) else {
+                    continue;
+                };
+                if s.last_live < from {
+                    removed.push(i);
+                    continue;
+                }
+                let cut = s.sealed.partition_point(|c| c.max_t < from);
+                if cut > 0 {
+                    s.sealed.drain(..cut);
+                }
             }
         }
         if removed.is_empty() {

@@ -8,15 +8,18 @@
 //! `printf`, `print`, `toUpper`, `toLower`, `title`, `eq`, `ne`, `lt`, `le`, `gt`, `ge`, `and`,
 //! `or`, `not`. Anything else (`range`, `query`, `with`, …) is refused when the rule file loads.
 
+use super::series::Labels;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// What a template sees.
 #[derive(Clone, Debug, Default)]
 pub struct Data {
-    pub labels: BTreeMap<String, String>,
-    pub external_labels: BTreeMap<String, String>,
-    pub external_url: String,
+    /// The sample's labels (one reference count to copy).
+    pub labels: Labels,
+    pub external_labels: Arc<BTreeMap<String, String>>,
+    pub external_url: Arc<str>,
     pub value: f64,
 }
 
@@ -116,16 +119,20 @@ impl Template {
         Ok(Template { nodes })
     }
 
+    /// The text of a template without actions: its expansion, whatever the data.
+    pub fn constant(&self) -> Option<&str> {
+        match self.nodes.as_slice() {
+            [] => Some(""),
+            [Node::Text(t)] => Some(t),
+            _ => None,
+        }
+    }
+
     pub fn expand(&self, data: &Data) -> Result<String, String> {
-        let mut vars: Vec<(String, Val)> = vec![
-            ("labels".into(), Val::Map(data.labels.clone())),
-            (
-                "externalLabels".into(),
-                Val::Map(data.external_labels.clone()),
-            ),
-            ("externalURL".into(), Val::Str(data.external_url.clone())),
-            ("value".into(), Val::Num(data.value)),
-        ];
+        // `$labels`, `$externalLabels`, `$externalURL` and `$value` are looked up in `data`
+        // when no variable of the template shadows them (see `eval_arg`): no per-expansion
+        // copies of the label maps.
+        let mut vars: Vec<(String, Val)> = Vec::new();
         let mut out = String::new();
         run(&self.nodes, data, &mut vars, &mut out)?;
         Ok(out)
@@ -429,24 +436,48 @@ fn eval_arg(a: &Arg, data: &Data, vars: &mut Vec<(String, Val)>) -> Result<Val, 
         Arg::Lit(v) => Ok(v.clone()),
         Arg::Pipe(p) => eval_pipeline(p, data, vars),
         Arg::Var(name, fields) => {
-            let mut v = if name.is_empty() {
-                match fields.first().map(String::as_str) {
-                    Some("Labels") => Val::Map(data.labels.clone()),
-                    Some("ExternalLabels") => Val::Map(data.external_labels.clone()),
-                    Some("ExternalURL") => Val::Str(data.external_url.clone()),
-                    Some("Value") => Val::Num(data.value),
-                    Some(f) => return Err(format!("can't evaluate field {f}")),
-                    None => return Err("dot is not supported alone".into()),
+            let user = (!name.is_empty())
+                .then(|| vars.iter().rev().find(|(n, _)| n == name))
+                .flatten();
+            // The predefined variables and the dot's fields, read from `data` in place.
+            let builtin = match (user, name.as_str(), fields.first().map(String::as_str)) {
+                (Some(_), _, _) => None,
+                (None, "", Some("Labels")) | (None, "labels", _) => {
+                    Some(Builtin::Labels(&data.labels))
                 }
-            } else {
-                vars.iter()
-                    .rev()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
-                    .ok_or_else(|| format!("undefined variable: ${name}"))?
+                (None, "", Some("ExternalLabels")) | (None, "externalLabels", _) => {
+                    Some(Builtin::Map(&data.external_labels))
+                }
+                (None, "", Some("ExternalURL")) | (None, "externalURL", _) => {
+                    Some(Builtin::Val(Val::Str(data.external_url.to_string())))
+                }
+                (None, "", Some("Value")) | (None, "value", _) => {
+                    Some(Builtin::Val(Val::Num(data.value)))
+                }
+                (None, "", Some(f)) => return Err(format!("can't evaluate field {f}")),
+                (None, "", None) => return Err("dot is not supported alone".into()),
+                (None, _, _) => return Err(format!("undefined variable: ${name}")),
             };
             let skip = usize::from(name.is_empty());
-            for f in &fields[skip..] {
+            let rest = &fields[skip..];
+            // `applied`: how many of `rest` the lookup used (a map's first field)
+            let (mut v, applied) = match (builtin, user) {
+                (Some(Builtin::Map(m)), _) => match rest.first() {
+                    Some(f) => (Val::Str(m.get(f).cloned().unwrap_or_default()), 1),
+                    None => (Val::Map(m.clone()), 0),
+                },
+                (Some(Builtin::Labels(l)), _) => match rest.first() {
+                    Some(f) => (Val::Str(l.get(f).to_owned()), 1),
+                    None => (Val::Map(l.clone().into_map()), 0),
+                },
+                (Some(Builtin::Val(v)), _) => (v, 0),
+                (None, Some((_, v))) => match (v, rest.first()) {
+                    (Val::Map(m), Some(f)) => (Val::Str(m.get(f).cloned().unwrap_or_default()), 1),
+                    (v, _) => (v.clone(), 0),
+                },
+                (None, None) => return Err(format!("undefined variable: ${name}")),
+            };
+            for f in &rest[applied..] {
                 v = match v {
                     Val::Map(m) => Val::Str(m.get(f).cloned().unwrap_or_default()),
                     _ => return Err(format!("can't evaluate field {f}")),
@@ -455,6 +486,13 @@ fn eval_arg(a: &Arg, data: &Data, vars: &mut Vec<(String, Val)>) -> Result<Val, 
             Ok(v)
         }
     }
+}
+
+/// A predefined template variable, borrowed from the alert's data.
+enum Builtin<'d> {
+    Map(&'d BTreeMap<String, String>),
+    Labels(&'d Labels),
+    Val(Val),
 }
 
 fn num(v: &Val) -> Result<f64, String> {
@@ -825,7 +863,7 @@ mod tests {
 
     fn expand(t: &str, value: f64) -> String {
         let data = Data {
-            labels: [("broker".to_string(), "edge".to_string())].into(),
+            labels: Labels::from_pairs([("broker", "edge")]),
             value,
             ..Data::default()
         };

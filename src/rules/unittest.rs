@@ -185,8 +185,8 @@ fn run_group(
         }
     }
     let ctx = Context {
-        external_labels: tg.external_labels.clone(),
-        external_url: tg.external_url.clone(),
+        external_labels: tg.external_labels.clone().into(),
+        external_url: tg.external_url.clone().into(),
     };
     let mut alert_tests: Vec<(i64, &AlertTest)> = vec![];
     for t in &tg.alert_rule_test {
