@@ -446,6 +446,19 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The text of a file named by the configuration (`what` names it in the error).
+pub(crate) fn read_text(path: &Path, what: &str) -> Result<(String, String), ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        source_name: name.clone(),
+        line: None,
+        column: None,
+        path: String::new(),
+        message: format!("cannot read {what}: {e}"),
+    })?;
+    Ok((name, text))
+}
+
 /// Read and validate a config file. Relative file paths inside it are resolved against the
 /// file's directory, as Prometheus does.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

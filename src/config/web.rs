@@ -115,14 +115,7 @@ const ALLOWED_HEADERS: &[&str] = &[
 
 /// Read and check a web config file; relative paths inside it are relative to the file.
 pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        source_name: name.clone(),
-        line: None,
-        column: None,
-        path: String::new(),
-        message: format!("cannot read web config: {e}"),
-    })?;
+    let (name, text) = super::read_text(path, "web config")?;
     let base = path.parent().unwrap_or(Path::new("."));
     parse(&text, &name, base)
 }

@@ -84,14 +84,7 @@ impl Rule {
 
 /// Reads and validates one rule file.
 pub fn load(path: &Path) -> Result<Vec<Group>, ConfigError> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        source_name: name.clone(),
-        line: None,
-        column: None,
-        path: String::new(),
-        message: format!("cannot read rule file: {e}"),
-    })?;
+    let (name, text) = crate::config::read_text(path, "rule file")?;
     parse(&text, &name)
 }
 

@@ -134,20 +134,10 @@ fn wait_result(s: &Sentinel, broker: &str, result: &str) {
 fn tls_and_mtls() {
     let pki = certs::generate();
     let tls = Mosquitto::builder()
-        .tls(ListenerTls {
-            ca: pki.ca(),
-            cert: pki.path("server.crt"),
-            key: pki.path("server.key"),
-            require_client_cert: false,
-        })
+        .tls(ListenerTls::from_pki(&pki, false))
         .start();
     let mtls = Mosquitto::builder()
-        .tls(ListenerTls {
-            ca: pki.ca(),
-            cert: pki.path("server.crt"),
-            key: pki.path("server.key"),
-            require_client_cert: true,
-        })
+        .tls(ListenerTls::from_pki(&pki, true))
         .start();
     let p = |n: &str| pki.path(n).display().to_string();
     let fast = "reconnect: {initial_backoff: 100ms, max_backoff: 500ms}";

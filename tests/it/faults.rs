@@ -85,12 +85,7 @@ fn stall_reset_and_black_hole() {
 fn tls_handshake_cut_in_the_middle() {
     let pki = certs::generate();
     let broker = Mosquitto::builder()
-        .tls(ListenerTls {
-            ca: pki.ca(),
-            cert: pki.path("server.crt"),
-            key: pki.path("server.key"),
-            require_client_cert: false,
-        })
+        .tls(ListenerTls::from_pki(&pki, false))
         .start();
     let proxy = Proxy::start(broker.addr());
     let s = Sentinel::start(&format!(

@@ -12,3 +12,13 @@ pub mod wait;
 pub use mosquitto::Mosquitto;
 pub use sentinel::Sentinel;
 pub use wait::wait_until;
+
+/// Send `sig` (`"-HUP"`, `"-STOP"`, …) to `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let st = std::process::Command::new("kill")
+        .arg(sig)
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(st.success(), "kill {sig} {pid}");
+}

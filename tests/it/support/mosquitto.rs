@@ -16,6 +16,18 @@ pub struct ListenerTls {
     pub require_client_cert: bool,
 }
 
+impl ListenerTls {
+    /// The test PKI's server certificate, trusting its CA for client certificates.
+    pub fn from_pki(pki: &super::certs::Pki, require_client_cert: bool) -> Self {
+        ListenerTls {
+            ca: pki.ca(),
+            cert: pki.path("server.crt"),
+            key: pki.path("server.key"),
+            require_client_cert,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct MosquittoBuilder {
     users: Vec<(String, String)>,
@@ -197,12 +209,7 @@ impl Mosquitto {
     }
 
     fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .arg(sig)
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill");
-        assert!(st.success());
+        super::signal(self.pid(), sig);
     }
 
     /// Freeze the broker (SIGSTOP): sockets stay open, nothing is answered.

@@ -137,12 +137,7 @@ impl Sentinel {
 
     /// Send a signal (`"-HUP"`, `"-TERM"`) to the process.
     pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .arg(sig)
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill");
-        assert!(st.success());
+        super::signal(self.pid(), sig);
     }
 
     pub fn scrape(&self) -> Scrape {
