@@ -605,7 +605,10 @@ impl Evaluator<'_> {
                     Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
                     None => (false, vec![]),
                 };
-                let sig = |l: &Labels| {
+                // Matching compares a hash of the matched labels, as Prometheus does
+                // (`HashForLabels`); the label set itself is only built for an error.
+                let sig = |l: &Labels| signature(l, on, &names);
+                let sig_labels = |l: &Labels| {
                     if on {
                         l.keep(&names)
                     } else {
@@ -620,7 +623,8 @@ impl Evaluator<'_> {
                     .as_ref()
                     .map(|m| m.card.clone())
                     .unwrap_or(VectorMatchCardinality::OneToOne);
-                vector_vector(&op, l, r, &card, on, &names, return_bool, &sig).map(Value::Vector)
+                vector_vector(&op, l, r, &card, on, &names, return_bool, (&sig, &sig_labels))
+                    .map(Value::Vector)
             }
             (l, r) => Err(format!(
                 "operator {op} not allowed between {} and {}",
@@ -690,29 +694,51 @@ fn set_op(
     op: &str,
     lhs: Vec<Sample>,
     rhs: Vec<Sample>,
-    sig: &dyn Fn(&Labels) -> Labels,
+    sig: &dyn Fn(&Labels) -> u64,
 ) -> Vec<Sample> {
     match op {
         "and" => {
-            let right: FxHashSet<Labels> = rhs.iter().map(|s| sig(&s.labels)).collect();
+            let right: FxHashSet<u64> = rhs.iter().map(|s| sig(&s.labels)).collect();
             lhs.into_iter()
                 .filter(|s| right.contains(&sig(&s.labels)))
                 .collect()
         }
         "unless" => {
-            let right: FxHashSet<Labels> = rhs.iter().map(|s| sig(&s.labels)).collect();
+            let right: FxHashSet<u64> = rhs.iter().map(|s| sig(&s.labels)).collect();
             lhs.into_iter()
                 .filter(|s| !right.contains(&sig(&s.labels)))
                 .collect()
         }
         _ => {
-            let left: FxHashSet<Labels> = lhs.iter().map(|s| sig(&s.labels)).collect();
+            let left: FxHashSet<u64> = lhs.iter().map(|s| sig(&s.labels)).collect();
             let mut out = lhs;
             out.extend(rhs.into_iter().filter(|s| !left.contains(&sig(&s.labels))));
             out
         }
     }
 }
+
+#[allow(clippy::too_many_arguments)]
+/// The hash of the labels a binary operation matches on: `on(names)`, or all but `names`
+/// and `__name__` (`ignoring`). Label names and values are separated by bytes that UTF-8
+/// never contains, so two different sets never feed the hasher the same bytes.
+fn signature(l: &Labels, on: bool, names: &[String]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    for (k, v) in l.iter() {
+        let listed = names.iter().any(|n| n == k);
+        let include = if on { listed } else { !listed && k != METRIC_NAME };
+        if include {
+            h.write(k.as_bytes());
+            h.write_u8(0xff);
+            h.write(v.as_bytes());
+            h.write_u8(0xfe);
+        }
+    }
+    h.finish()
+}
+
+type Signatures<'a> = (&'a dyn Fn(&Labels) -> u64, &'a dyn Fn(&Labels) -> Labels);
 
 #[allow(clippy::too_many_arguments)]
 fn vector_vector(
@@ -723,28 +749,33 @@ fn vector_vector(
     on: bool,
     names: &[String],
     return_bool: bool,
-    sig: &dyn Fn(&Labels) -> Labels,
+    (sig, sig_labels): Signatures<'_>,
 ) -> Result<Vec<Sample>, String> {
     let one_to_many = matches!(card, VectorMatchCardinality::OneToMany(_));
+    let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
     let (lhs, rhs) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
     let include: &[String] = card.labels().map(|l| l.labels.as_slice()).unwrap_or(&[]);
-    let mut right: FxHashMap<Labels, Sample> =
+    let mut right: FxHashMap<u64, Sample> =
         FxHashMap::with_capacity_and_hasher(rhs.len(), Default::default());
     for s in rhs {
         let k = sig(&s.labels);
         if let Some(d) = right.get(&k) {
             let side = if one_to_many { "left" } else { "right" };
             return Err(format!(
-                "found duplicate series for the match group {k} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                s.labels, d.labels
+                "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                sig_labels(&s.labels),
+                s.labels,
+                d.labels
             ));
         }
         right.insert(k, s);
     }
     let comparison = matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=");
     let arithmetic = !comparison;
-    let mut matched: FxHashMap<Labels, FxHashSet<Labels>> = FxHashMap::default();
-    let mut out = vec![];
+    // one-to-one: which match groups were used; many-to-one: the result sets per group
+    let mut used: FxHashSet<u64> = FxHashSet::default();
+    let mut matched: FxHashMap<u64, FxHashSet<Labels>> = FxHashMap::default();
+    let mut out = Vec::with_capacity(lhs.len());
     for ls in lhs {
         let k = sig(&ls.labels);
         let Some(rs) = right.get(&k) else { continue };
@@ -765,7 +796,7 @@ fn vector_vector(
         } else {
             ls.labels.clone()
         };
-        if matches!(card, VectorMatchCardinality::OneToOne) {
+        if one_to_one {
             labels = if on {
                 labels.keep(names)
             } else {
@@ -778,17 +809,20 @@ fn vector_vector(
         if return_bool {
             labels = labels.without_name();
         }
-        let seen = matched.entry(k).or_default();
-        if matches!(card, VectorMatchCardinality::OneToOne) {
-            if !seen.is_empty() {
+        if one_to_one {
+            if !used.insert(k) {
                 return Err("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into());
             }
-        } else if seen.contains(&labels) {
-            return Err(
-                "multiple matches for labels: grouping labels must ensure unique matches".into(),
-            );
+        } else {
+            let seen = matched.entry(k).or_default();
+            if seen.contains(&labels) {
+                return Err(
+                    "multiple matches for labels: grouping labels must ensure unique matches"
+                        .into(),
+                );
+            }
+            seen.insert(labels.clone());
         }
-        seen.insert(labels.clone());
         out.push(Sample { labels, value });
     }
     unique(out)

@@ -122,12 +122,13 @@ impl Labels {
     }
 
     pub fn without_name(&self) -> Labels {
-        if self.find(METRIC_NAME).is_err() {
-            return self.clone();
+        match self.find(METRIC_NAME) {
+            Err(_) => self.clone(),
+            // `__name__` sorts before every lower-case name, so it is almost always first:
+            // one allocation for the rest.
+            Ok(0) => Labels(Arc::from(&self.0[1..])),
+            Ok(_) => self.rebuilt(true, &[]),
         }
-        let mut l = self.clone();
-        l.set(METRIC_NAME, "");
-        l
     }
 
     /// Only the listed labels.
