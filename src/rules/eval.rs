@@ -486,6 +486,13 @@ impl Evaluator<'_> {
             Some(LabelModifier::Exclude(without)) => l.drop(&without.labels).without_name(),
             None => Labels::default(),
         };
+        // Grouping compares a hash of the grouping labels; a group's label set is built
+        // once, for its first sample.
+        let key_hash = |l: &Labels| match &a.modifier {
+            Some(LabelModifier::Include(by)) => signature(l, true, &by.labels),
+            Some(LabelModifier::Exclude(without)) => signature(l, false, &without.labels),
+            None => 0,
+        };
         if op == "topk" || op == "bottomk" {
             let k = param.unwrap_or(0.0);
             if k < 1.0 {
@@ -496,9 +503,9 @@ impl Evaluator<'_> {
             } else {
                 k as usize
             };
-            let mut groups: FxHashMap<Labels, Vec<Sample>> = FxHashMap::default();
+            let mut groups: FxHashMap<u64, Vec<Sample>> = FxHashMap::default();
             for s in input {
-                groups.entry(key(&s.labels)).or_default().push(s);
+                groups.entry(key_hash(&s.labels)).or_default().push(s);
             }
             let top = op == "topk";
             let mut out = vec![];
@@ -525,16 +532,16 @@ impl Evaluator<'_> {
             mean: f64,
             count: f64,
         }
-        let mut order: Vec<Labels> = vec![];
-        let mut groups: FxHashMap<Labels, Group> = FxHashMap::default();
+        let mut order: Vec<u64> = vec![];
+        let mut groups: FxHashMap<u64, Group> = FxHashMap::default();
         for s in input {
-            let k = key(&s.labels);
+            let k = key_hash(&s.labels);
             let Some(g) = groups.get_mut(&k) else {
-                order.push(k.clone());
+                order.push(k);
                 groups.insert(
-                    k.clone(),
+                    k,
                     Group {
-                        labels: k,
+                        labels: key(&s.labels),
                         value: s.value,
                         mean: s.value,
                         count: 1.0,
@@ -623,8 +630,17 @@ impl Evaluator<'_> {
                     .as_ref()
                     .map(|m| m.card.clone())
                     .unwrap_or(VectorMatchCardinality::OneToOne);
-                vector_vector(&op, l, r, &card, on, &names, return_bool, (&sig, &sig_labels))
-                    .map(Value::Vector)
+                vector_vector(
+                    &op,
+                    l,
+                    r,
+                    &card,
+                    on,
+                    &names,
+                    return_bool,
+                    (&sig, &sig_labels),
+                )
+                .map(Value::Vector)
             }
             (l, r) => Err(format!(
                 "operator {op} not allowed between {} and {}",
@@ -727,7 +743,11 @@ fn signature(l: &Labels, on: bool, names: &[String]) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
     for (k, v) in l.iter() {
         let listed = names.iter().any(|n| n == k);
-        let include = if on { listed } else { !listed && k != METRIC_NAME };
+        let include = if on {
+            listed
+        } else {
+            !listed && k != METRIC_NAME
+        };
         if include {
             h.write(k.as_bytes());
             h.write_u8(0xff);
