@@ -217,6 +217,7 @@ fn main() {
         groups,
         sources: vec!["bench".into()],
         evaluation_interval: Duration::from_millis(STEP_MS as u64),
+        state_file: None,
         external_labels: BTreeMap::new(),
         external_url: String::new(),
     };

@@ -18,6 +18,8 @@ pub struct RulesConfig {
     /// Where the groups came from (files, or the embedded default), for `check`.
     pub sources: Vec<String>,
     pub evaluation_interval: Duration,
+    /// Where active alerts are kept across restarts (`None`: not kept).
+    pub state_file: Option<std::path::PathBuf>,
     pub external_labels: BTreeMap<String, String>,
     pub external_url: String,
 }
@@ -187,6 +189,25 @@ impl Validator<'_> {
             raw.evaluation_interval.as_ref(),
             Duration::from_secs(15),
         )?;
+        let state_file = match &raw.state_file {
+            None => None,
+            Some(f) => {
+                let expanded = self.expand("rules.state_file", f, false)?;
+                let p = self.base.join(&expanded);
+                // The file itself may not exist yet; its directory must.
+                let dir = p
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."));
+                if !dir.is_dir() {
+                    return Err(self.err(
+                        "rules.state_file",
+                        format!("directory of {expanded:?} does not exist"),
+                    ));
+                }
+                Some(p)
+            }
+        };
         let mut groups = vec![];
         let mut sources = vec![];
         match raw.files {
@@ -234,6 +255,7 @@ impl Validator<'_> {
             groups,
             sources,
             evaluation_interval,
+            state_file,
             external_labels,
             external_url: raw.external_url.unwrap_or_default(),
         })

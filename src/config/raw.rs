@@ -36,6 +36,8 @@ pub struct RawRules {
     /// Rule files (globs). Absent: the embedded default rules. Empty list: no rules.
     pub files: Option<Vec<String>>,
     pub evaluation_interval: Option<DurationText>,
+    /// Keeps active alerts across restarts.
+    pub state_file: Option<String>,
     pub external_labels: Option<std::collections::BTreeMap<String, String>>,
     pub external_url: Option<String>,
 }

@@ -83,23 +83,36 @@ pub struct Context {
     pub external_url: Arc<str>,
 }
 
-/// Whether two rules are the same rule, as written (Prometheus compares rule strings).
-fn same_rule(a: &Rule, b: &Rule) -> bool {
+/// A rule as written: name, expression, `for`, `keep_firing_for`, labels and annotations.
+/// Two rules with the same definition are the same rule (Prometheus compares rule strings):
+/// a reload and a restart keep its alerts.
+pub fn definition(r: &Rule) -> String {
     let texts = |l: &[(String, String, super::template::Template)]| -> Vec<(String, String)> {
         l.iter().map(|(k, t, _)| (k.clone(), t.clone())).collect()
     };
-    let kind = |r: &Rule| match &r.kind {
-        RuleKind::Record => None,
+    let kind = match &r.kind {
+        RuleKind::Record => "record".to_owned(),
         RuleKind::Alert {
             hold,
             keep_firing_for,
             annotations,
-        } => Some((*hold, *keep_firing_for, texts(annotations))),
+        } => format!(
+            "alert for={}ms keep_firing_for={}ms annotations={:?}",
+            hold.as_millis(),
+            keep_firing_for.as_millis(),
+            texts(annotations)
+        ),
     };
-    a.name == b.name
-        && a.expr_text == b.expr_text
-        && texts(&a.labels) == texts(&b.labels)
-        && kind(a) == kind(b)
+    format!(
+        "{} {:?} {kind} labels={:?}",
+        r.name,
+        r.expr_text,
+        texts(&r.labels)
+    )
+}
+
+fn same_rule(a: &Rule, b: &Rule) -> bool {
+    definition(a) == definition(b)
 }
 
 #[derive(Debug)]

@@ -210,6 +210,10 @@ pub struct Engine {
     interval: std::time::Duration,
     by_name: HashMap<String, i64>,
     any_name: Option<i64>,
+    /// `rules.state_file`, and whether it was read (once, at the first configuration).
+    state_file: Option<std::path::PathBuf>,
+    state_read: bool,
+    state_warned: bool,
 }
 
 impl Engine {
@@ -247,6 +251,22 @@ impl Engine {
             interval: cfg.evaluation_interval,
             by_name,
             any_name,
+            state_file: cfg.state_file.clone(),
+            state_read: false,
+            state_warned: false,
+        }
+    }
+
+    /// Write the active alerts to `rules.state_file`; a failure is logged once, never fatal.
+    fn save_state(&mut self, now: i64) {
+        let Some(path) = &self.state_file else { return };
+        match super::state::save(&self.groups.lock(), path, now) {
+            Ok(()) => self.state_warned = false,
+            Err(e) if !self.state_warned => {
+                self.state_warned = true;
+                warn!(state_file = %path.display(), error = %e, "cannot write the alert state file; alerts will restart from scratch after a restart");
+            }
+            Err(_) => {}
         }
     }
 
@@ -351,6 +371,7 @@ impl Engine {
         self.metrics
             .history_samples
             .set(self.storage.sample_count() as i64);
+        self.save_state(now);
     }
 
     /// Swap in a reloaded configuration. Groups with the same file and name keep the state
@@ -389,6 +410,20 @@ impl Engine {
         for g in &new {
             self.metrics
                 .init_rule_group(&format!("{};{}", g.file, g.name));
+        }
+        self.state_file = cfg.state_file.clone();
+        if !self.state_read {
+            self.state_read = true;
+            if let Some(path) = &self.state_file {
+                match super::state::restore(&mut new, path, now_ms()) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(state_file = %path.display(), alerts = n, "restored pending and firing alerts from the last run");
+                        kept += n;
+                    }
+                    Err(e) => warn!(error = %e, "alert state not restored"),
+                }
+            }
         }
         let slack = cfg.evaluation_interval.as_millis() as i64;
         (self.by_name, self.any_name) = retention(&new, slack);
@@ -436,7 +471,10 @@ impl Engine {
                     let _ = u.done.send(kept);
                     continue;
                 }
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    self.save_state(now_ms());
+                    return;
+                }
             }
             if self.groups.lock().is_empty() {
                 continue; // nothing reads the history
@@ -479,6 +517,7 @@ mod tests {
             groups,
             sources: vec![],
             evaluation_interval: std::time::Duration::from_secs(15),
+            state_file: None,
             external_labels: Default::default(),
             external_url: String::new(),
         };

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod eval;
 pub mod file;
 pub mod series;
+pub mod state;
 pub mod template;
 pub mod unittest;
 

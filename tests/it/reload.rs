@@ -141,3 +141,51 @@ fn reload_swaps_brokers_and_rules_keeps_alert_state_and_survives_a_broken_file()
         .collect();
     assert_eq!(firing.len(), 1, "{firing:?}");
 }
+
+/// With `rules.state_file`, a restart keeps the alerts: a firing one keeps its `activeAt`
+/// and a pending one its progress through `for`.
+#[test]
+fn alert_state_survives_a_restart_with_a_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: g\n    rules:\n      - alert: Always\n        expr: vector(1)\n      - alert: Slow\n        expr: vector(2)\n        for: 1h\n",
+    )
+    .unwrap();
+    let yaml = format!(
+        "brokers: []\nrules:\n  files: [{:?}]\n  evaluation_interval: 1s\n  state_file: {:?}\n",
+        rules.display().to_string(),
+        dir.path().join("alerts.json").display().to_string()
+    );
+    let active = |s: &Sentinel, name: &str, state: &str| -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(&s.get("/api/v1/alerts").body).unwrap();
+        v["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["labels"]["alertname"] == name && a["state"] == state)
+            .map(|a| a["activeAt"].as_str().unwrap_or_default().to_owned())
+    };
+    let mut first = Sentinel::start(&yaml);
+    let firing = wait_until(Duration::from_secs(10), "Always firing", || {
+        active(&first, "Always", "firing")
+    });
+    let pending = wait_until(Duration::from_secs(10), "Slow pending", || {
+        active(&first, "Slow", "pending")
+    });
+    assert!(first.terminate(Duration::from_secs(10)).success());
+
+    // restored before the server listens: the first answer already has them
+    let second = Sentinel::start(&yaml);
+    assert!(
+        second.logs().contains("restored pending and firing alerts"),
+        "{}",
+        second.logs()
+    );
+    assert_eq!(active(&second, "Always", "firing"), Some(firing));
+    assert_eq!(
+        active(&second, "Slow", "pending"),
+        Some(pending),
+        "the 1h `for` did not start over"
+    );
+}
