@@ -29,6 +29,8 @@ enum Val {
     Num(f64),
     Bool(bool),
     Map(BTreeMap<String, String>),
+    /// An integer literal (`1`): Go's int, which comparisons never mix with a float64.
+    Int(i64),
 }
 
 impl Val {
@@ -36,6 +38,7 @@ impl Val {
         match self {
             Val::Str(s) => !s.is_empty(),
             Val::Num(n) => *n != 0.0,
+            Val::Int(n) => *n != 0,
             Val::Bool(b) => *b,
             Val::Map(m) => !m.is_empty(),
         }
@@ -45,6 +48,7 @@ impl Val {
         match self {
             Val::Str(s) => s.clone(),
             Val::Num(n) => go_g(*n, None),
+            Val::Int(n) => n.to_string(),
             Val::Bool(b) => b.to_string(),
             Val::Map(m) => {
                 let inner: Vec<String> = m.iter().map(|(k, v)| format!("{k}:{v}")).collect();
@@ -369,6 +373,10 @@ fn operand(tok: &str) -> Result<Arg, String> {
         };
         return Ok(Arg::Var(String::new(), fields));
     }
+    // Go: a literal without a fraction or exponent is an int constant, otherwise a float.
+    if let Ok(n) = tok.parse::<i64>() {
+        return Ok(Arg::Lit(Val::Int(n)));
+    }
     tok.parse::<f64>()
         .map(|n| Arg::Lit(Val::Num(n)))
         .map_err(|_| format!("unexpected {tok:?} in operand"))
@@ -498,6 +506,7 @@ enum Builtin<'d> {
 fn num(v: &Val) -> Result<f64, String> {
     match v {
         Val::Num(n) => Ok(*n),
+        Val::Int(n) => Ok(*n as f64),
         Val::Str(s) => s
             .trim()
             .parse::<f64>()
@@ -549,6 +558,7 @@ fn call(f: &str, args: Vec<Val>) -> Result<Val, String> {
             }
             let ord = match (&args[0], &args[1]) {
                 (Val::Num(a), Val::Num(b)) => a.partial_cmp(b),
+                (Val::Int(a), Val::Int(b)) => Some(a.cmp(b)),
                 (Val::Str(a), Val::Str(b)) => Some(a.cmp(b)),
                 (Val::Bool(a), Val::Bool(b)) if matches!(f, "eq" | "ne") => Some(a.cmp(b)),
                 _ => return Err("incompatible types for comparison".into()),
@@ -650,7 +660,9 @@ fn printf(fmt: &str, args: &[Val]) -> String {
                 None => s.clone(),
             },
             ('q', Val::Str(s)) => format!("{s:?}"),
-            ('d', Val::Num(n)) if n.fract() == 0.0 && n.is_finite() => format!("{}", *n as i64),
+            ('d', Val::Int(n)) => n.to_string(),
+            ('x', Val::Int(n)) => format!("{n:x}"),
+            (v, Val::Int(n)) => format!("%!{v}(int={n})"),
             ('x', Val::Str(s)) => s.bytes().map(|b| format!("{b:02x}")).collect(),
             ('f' | 'F', Val::Num(n)) => go_fixed(*n, prec.unwrap_or(6)),
             ('e', Val::Num(n)) => go_exp(*n, prec.unwrap_or(6)),
@@ -660,7 +672,7 @@ fn printf(fmt: &str, args: &[Val]) -> String {
             (v, Val::Str(s)) => format!("%!{v}(string={s})"),
             (v, a) => format!("%!{v}({})", a.print()),
         };
-        let numeric = matches!(arg, Val::Num(_)) && "dfFeg".contains(verb);
+        let numeric = matches!(arg, Val::Num(_) | Val::Int(_)) && "dfFeg".contains(verb);
         let body = if numeric && !body.starts_with('-') && (plus || space) {
             format!("{}{body}", if plus { '+' } else { ' ' })
         } else {
@@ -871,6 +883,36 @@ mod tests {
             .expect("parse")
             .expand(&data)
             .expect("expand")
+    }
+
+    #[test]
+    fn ints_and_floats_are_different_kinds_as_in_go() {
+        let data = Data {
+            value: 150.0,
+            ..Data::default()
+        };
+        let run = |t: &str| Template::parse(t).expect("parse").expand(&data);
+        // $value is a float64; `100` is an int constant: Go refuses to compare them
+        assert_eq!(
+            run("{{ if gt $value 100.0 }}big{{ end }}"),
+            Ok("big".into())
+        );
+        assert_eq!(
+            run("{{ if gt $value 100 }}big{{ end }}"),
+            Err("incompatible types for comparison".into())
+        );
+        assert_eq!(run("{{ if lt 1 2 }}yes{{ end }}"), Ok("yes".into()));
+        // %d is for ints: a float64 gets Go's bad-verb form, an int its digits
+        assert_eq!(
+            run("{{ printf \"%d\" $value }}"),
+            Ok("%!d(float64=150)".into())
+        );
+        assert_eq!(
+            run("{{ printf \"%d|%v|%f\" 7 7 7 }}"),
+            Ok("7|7|%!f(int=7)".into())
+        );
+        // functions that take numbers take ints too (Prometheus converts)
+        assert_eq!(run("{{ humanize 1500 }}"), Ok("1.5k".into()));
     }
 
     #[test]
