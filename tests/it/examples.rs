@@ -99,7 +99,8 @@ fn kubernetes_sidecar_example() {
     let cfg = cm["data"]["sentinel.yaml"]
         .as_str()
         .unwrap()
-        .replace("/run/secrets/mqtt/password", &pw.display().to_string());
+        .replace("/run/secrets/mqtt/password", &pw.display().to_string())
+        .replace("/var/lib/mqtt-sentinel", &dir.path().display().to_string());
     let f = dir.path().join("sentinel.yaml");
     std::fs::write(&f, cfg).unwrap();
     let out = Command::new(BIN)
