@@ -130,6 +130,9 @@ fn healthcheck(cfg: &Config, url: Option<&str>) -> ExitCode {
         }
     };
     let timeout = Duration::from_secs(2);
+    // Behind TLS (web config) this client cannot speak HTTP, and with client certificates it
+    // could not get in: a listening socket is the liveness signal then.
+    let tls = cfg.web.config.as_ref().is_some_and(|w| w.tls.is_some()) && url.is_none();
     let result = (|| -> std::io::Result<String> {
         use std::net::ToSocketAddrs;
         let sa = addr
@@ -137,6 +140,9 @@ fn healthcheck(cfg: &Config, url: Option<&str>) -> ExitCode {
             .next()
             .ok_or_else(|| std::io::Error::other("no address"))?;
         let mut s = std::net::TcpStream::connect_timeout(&sa, timeout)?;
+        if tls {
+            return Ok("HTTP/1.1 200 (TLS endpoint accepts connections)".into());
+        }
         s.set_read_timeout(Some(timeout))?;
         s.set_write_timeout(Some(timeout))?;
         write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
