@@ -197,7 +197,10 @@ pub struct Engine {
     storage: Storage,
     /// Series ids by exposition line key (`name{labels}` as our encoder writes it), `None`
     /// for series no rule reads: a known line costs one hash lookup, no label parsing.
-    lines: FxHashMap<Box<str>, Option<u32>>,
+    lines: FxHashMap<Arc<str>, Option<u32>>,
+    /// The last snapshot's lines in order: a registry encodes its series in the same order
+    /// every time, so the key at the same position usually matches (one comparison, no hash).
+    order: Vec<(Arc<str>, Option<u32>)>,
     lines_generation: u64,
     /// Sample lines in the last snapshot (read or not): the cache's natural size.
     lines_last: usize,
@@ -233,6 +236,7 @@ impl Engine {
             groups,
             storage: Storage::new(),
             lines: FxHashMap::default(),
+            order: Vec::new(),
             lines_generation: 0,
             lines_last: 0,
             present: Vec::new(),
@@ -277,20 +281,35 @@ impl Engine {
         if generation != self.lines_generation || self.lines.len() > 2 * self.lines_last + 4096 {
             // Ids were reused, or vanished series piled up: rebuild from this snapshot.
             self.lines.clear();
+            self.order.clear();
             self.lines_generation = generation;
         }
         let mut seen = Vec::with_capacity(self.present.len());
         self.lines_last = 0;
         for (key, value) in text.lines().filter_map(split_sample) {
+            let at = self.lines_last;
             self.lines_last += 1;
-            let id = match self.lines.get(key) {
-                Some(id) => *id,
-                None => {
-                    let id = parse_key(key).and_then(|l| {
-                        let wanted = self.any_name.is_some() || self.by_name.contains_key(l.name());
-                        wanted.then(|| self.storage.id(&l))
-                    });
-                    self.lines.insert(key.into(), id);
+            let id = match self.order.get(at) {
+                Some((k, id)) if **k == *key => *id,
+                _ => {
+                    let (k, id) = match self.lines.get_key_value(key) {
+                        Some((k, id)) => (k.clone(), *id),
+                        None => {
+                            let id = parse_key(key).and_then(|l| {
+                                let wanted =
+                                    self.any_name.is_some() || self.by_name.contains_key(l.name());
+                                wanted.then(|| self.storage.id(&l))
+                            });
+                            let k: Arc<str> = key.into();
+                            self.lines.insert(k.clone(), id);
+                            (k, id)
+                        }
+                    };
+                    if at < self.order.len() {
+                        self.order[at] = (k, id);
+                    } else {
+                        self.order.push((k, id));
+                    }
                     id
                 }
             };
@@ -299,6 +318,7 @@ impl Engine {
                 seen.push(id);
             }
         }
+        self.order.truncate(self.lines_last);
         for &id in &self.present {
             if self.storage.newest(id).is_some_and(|t| t < now) {
                 self.storage.append_id(id, now, stale_nan());
@@ -543,5 +563,19 @@ mod tests {
         assert!(!e.storage.is_live(&up), "vanished: stale marker");
         assert_eq!(e.history_samples(), 3);
         assert_eq!(e.lines.len(), 3, "the key cache survives snapshots");
+        // the same lines in another order still land on their own series
+        let a = Labels::from_pairs([("__name__", "up"), ("a", "1")]);
+        let b = Labels::from_pairs([("__name__", "up"), ("a", "2")]);
+        e.ingest("up{a=\"1\"} 10\nup{a=\"2\"} 20\n", 4000);
+        e.ingest("up{a=\"2\"} 21\nup{a=\"1\"} 11\n", 5000);
+        let newest = |l: &Labels| {
+            e.storage
+                .candidates(Some("up"))
+                .find(|s| s.labels == *l)
+                .and_then(|s| s.at_or_before(i64::MAX))
+                .map(|(_, v)| v)
+        };
+        assert_eq!(newest(&a), Some(11.0));
+        assert_eq!(newest(&b), Some(21.0));
     }
 }
