@@ -27,7 +27,7 @@ pub enum Command {
     Check,
     /// Ask a running mqtt-sentinel whether it is alive (GET /healthz); exit 0 if it answers
     /// 200 within 2 s, 1 otherwise. For container HEALTHCHECKs: the image has no shell or curl.
-    /// With TLS in the web config, a listening socket counts as alive.
+    /// With TLS in the web config (or an https:// --url), a listening socket counts as alive.
     Healthcheck {
         /// URL to check [default: http://127.0.0.1:<port of `listen`>/healthz]
         #[arg(long)]

@@ -106,11 +106,15 @@ fn check(source: &str, loaded: Result<Config, ConfigError>) -> ExitCode {
 fn healthcheck(cfg: &Config, url: Option<&str>) -> ExitCode {
     use std::io::{Read, Write};
     use std::time::Duration;
+    let https = url.is_some_and(|u| u.starts_with("https://"));
     let (addr, path) = match url {
-        Some(u) => match u.strip_prefix("http://").and_then(|r| {
-            r.split_once('/')
-                .map(|(a, p)| (a.to_owned(), format!("/{p}")))
-        }) {
+        Some(u) => match u
+            .strip_prefix("http://")
+            .or_else(|| u.strip_prefix("https://"))
+            .and_then(|r| {
+                r.split_once('/')
+                    .map(|(a, p)| (a.to_owned(), format!("/{p}")))
+            }) {
             Some(x) => x,
             None => {
                 eprintln!("error: --url must look like http://127.0.0.1:10883/healthz");
@@ -132,7 +136,7 @@ fn healthcheck(cfg: &Config, url: Option<&str>) -> ExitCode {
     let timeout = Duration::from_secs(2);
     // Behind TLS (web config) this client cannot speak HTTP, and with client certificates it
     // could not get in: a listening socket is the liveness signal then.
-    let tls = cfg.web.config.as_ref().is_some_and(|w| w.tls.is_some()) && url.is_none();
+    let tls = https || (url.is_none() && cfg.web.config.as_ref().is_some_and(|w| w.tls.is_some()));
     let result = (|| -> std::io::Result<String> {
         use std::net::ToSocketAddrs;
         let sa = addr

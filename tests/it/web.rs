@@ -143,6 +143,26 @@ fn tls_client_certs_basic_auth_and_headers_with_real_clients() {
         assert_eq!(negotiated, ok, "{flag}: {log}");
     }
 
+    // `healthcheck` (the image has no shell): behind TLS a listening socket is alive
+    let hc = |url: &str| {
+        Command::new(crate::support::sentinel::BIN)
+            .args(["healthcheck", "--url", url])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(hc(&format!("https://127.0.0.1:{}/healthz", s.addr.port())));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    assert!(
+        !hc(&format!("https://127.0.0.1:{closed}/healthz")),
+        "nothing listens there"
+    );
+
     // a broken web config keeps the last good one and says so
     write_web(&web, "tls_server_config: [\n");
     let (code, status, text) = curl(&s, &pki, "/metrics", Some("client"), Some("alice:s3cret"));
