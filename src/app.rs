@@ -41,6 +41,7 @@ struct BrokerTask {
     cfg: BrokerConfig,
     stop: CancellationToken,
     store: Arc<SysStore>,
+    up: prometheus_client::metrics::gauge::Gauge,
 }
 
 /// Everything a reload can change, and the handles needed to change it.
@@ -283,7 +284,7 @@ impl World {
             .map(|t| BrokerView {
                 name: t.cfg.name.clone(),
                 url: t.cfg.url.to_string(),
-                up: self.metrics.broker(&t.cfg.name, &t.cfg.capacity).up,
+                up: t.up.clone(),
                 store: t.store.clone(),
             })
             .collect();
@@ -354,6 +355,7 @@ fn start_broker(
 ) -> BrokerTask {
     let stop = shutdown.child_token();
     let bm = metrics.broker(&b.name, &b.capacity);
+    let up = bm.up.clone();
     let store = SysStore::new(&b.name);
     let ingest = b
         .sys
@@ -383,5 +385,6 @@ fn start_broker(
         cfg: b.clone(),
         stop,
         store,
+        up,
     }
 }

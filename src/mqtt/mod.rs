@@ -242,7 +242,7 @@ impl Connection {
                     // Sessions the broker keeps ending right after they start: another client
                     // with our client id (mosquitto 2.0 just closes the socket, without the
                     // v5 "session taken over" reason), an ACL kick, a connection limit.
-                    if session_start.elapsed() < STABLE_SESSION && !matches!(end, End::Shutdown) {
+                    if session_start.elapsed() < STABLE_SESSION {
                         short_sessions += 1;
                     } else {
                         short_sessions = 0;

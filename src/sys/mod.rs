@@ -246,9 +246,7 @@ impl Ingest {
                 tracing::info!(broker = %self.store.broker, profile = %p.name, "recognised the broker's $SYS layout");
                 if self.auto.fallback {
                     // values from the generic fallback: replaced by the real profile's
-                    let last = self.store.last_update();
-                    self.store.clear();
-                    self.store.lock().snap.last_update = last;
+                    self.store.clear(); // keeps the last-update time
                     self.started = None;
                 }
                 self.auto.chosen = Some(p.clone());

@@ -682,6 +682,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
 pub struct ProfileSet {
     profiles: Vec<Arc<Profile>>,
     generic: Arc<Profile>,
+    sys_value: Arc<Family>,
     /// The user-defined profiles as written: what equality compares (a reload restarts the
     /// brokers whose profiles changed).
     user: BTreeMap<String, ProfileDef>,
@@ -748,9 +749,11 @@ impl ProfileSet {
             .find(|p| &*p.name == "generic")
             .cloned()
             .ok_or_else(|| ("generic".to_owned(), perr("", "missing")))?;
+        let sys_value = families.get(SYS_VALUE, None, String::new());
         Ok(ProfileSet {
             profiles,
             generic,
+            sys_value,
             user: user.clone(),
         })
     }
@@ -793,15 +796,7 @@ impl ProfileSet {
 
     /// The family of unknown numeric topics.
     pub fn sys_value(&self) -> Arc<Family> {
-        Arc::new(Family {
-            name: SYS_VALUE.into(),
-            kind: Kind::Gauge,
-            help: KNOWN
-                .iter()
-                .find(|(n, _)| *n == SYS_VALUE)
-                .map_or("", |(_, h)| h)
-                .into(),
-        })
+        self.sys_value.clone()
     }
 }
 

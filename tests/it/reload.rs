@@ -25,13 +25,18 @@ fn config(broker: &Mosquitto, rules: &std::path::Path, sink: &Sink, extra_broker
 const RULES: &str =
     "groups:\n  - name: g\n    rules:\n      - alert: Always\n        expr: vector(1)\n";
 
-fn active_at(s: &Sentinel, alert: &str) -> Option<String> {
+/// `activeAt` of the alert `alert` in `state`, from `/api/v1/alerts`.
+fn active(s: &Sentinel, alert: &str, state: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(&s.get("/api/v1/alerts").body).unwrap();
     v["data"]["alerts"]
         .as_array()?
         .iter()
-        .find(|a| a["labels"]["alertname"] == alert && a["state"] == "firing")
+        .find(|a| a["labels"]["alertname"] == alert && a["state"] == state)
         .map(|a| a["activeAt"].as_str().unwrap_or_default().to_owned())
+}
+
+fn active_at(s: &Sentinel, alert: &str) -> Option<String> {
+    active(s, alert, "firing")
 }
 
 #[test]
@@ -158,14 +163,6 @@ fn alert_state_survives_a_restart_with_a_state_file() {
         rules.display().to_string(),
         dir.path().join("alerts.json").display().to_string()
     );
-    let active = |s: &Sentinel, name: &str, state: &str| -> Option<String> {
-        let v: serde_json::Value = serde_json::from_str(&s.get("/api/v1/alerts").body).unwrap();
-        v["data"]["alerts"]
-            .as_array()?
-            .iter()
-            .find(|a| a["labels"]["alertname"] == name && a["state"] == state)
-            .map(|a| a["activeAt"].as_str().unwrap_or_default().to_owned())
-    };
     let mut first = Sentinel::start(&yaml);
     let firing = wait_until(Duration::from_secs(10), "Always firing", || {
         active(&first, "Always", "firing")
