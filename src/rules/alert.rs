@@ -178,15 +178,40 @@ impl GroupState {
 
     /// Evaluates every rule at `ts` (ms) in order; returns how many rules failed.
     pub fn eval(&mut self, storage: &mut Storage, ts: i64, ctx: &Context) -> usize {
+        let limit = self.limit;
+        self.eval_each(ts, |r| match &r.rule.kind {
+            RuleKind::Record => record(r, storage, ts, limit),
+            RuleKind::Alert { .. } => alert(r, storage, ts, limit, ctx),
+        })
+    }
+
+    /// A group that records nothing only reads the history.
+    pub fn writes(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.rule.kind, RuleKind::Record))
+    }
+
+    /// [`GroupState::eval`] for a group that records nothing (see [`GroupState::writes`]):
+    /// it needs the history only shared, so such groups can be evaluated side by side.
+    pub fn eval_alerts(&mut self, storage: &Storage, ts: i64, ctx: &Context) -> usize {
+        let limit = self.limit;
+        self.eval_each(ts, |r| match &r.rule.kind {
+            RuleKind::Record => Err("recording rule in a read-only evaluation".into()),
+            RuleKind::Alert { .. } => alert(r, storage, ts, limit, ctx),
+        })
+    }
+
+    fn eval_each(
+        &mut self,
+        ts: i64,
+        mut one: impl FnMut(&mut RuleState) -> Result<(), String>,
+    ) -> usize {
         let started = std::time::Instant::now();
         let mut failures = 0;
-        let limit = self.limit;
         for r in &mut self.rules {
             let t0 = std::time::Instant::now();
-            let result = match &r.rule.kind {
-                RuleKind::Record => record(r, storage, ts, limit),
-                RuleKind::Alert { .. } => alert(r, storage, ts, limit, ctx),
-            };
+            let result = one(r);
             r.eval_seconds = t0.elapsed().as_secs_f64();
             r.last_eval = Some(ts);
             match result {

@@ -18,7 +18,6 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
@@ -195,15 +194,9 @@ pub struct Update {
 pub struct Engine {
     groups: SharedGroups,
     storage: Storage,
-    /// Series ids by exposition line key (`name{labels}` as our encoder writes it), `None`
-    /// for series no rule reads: a known line costs one hash lookup, no label parsing.
-    lines: FxHashMap<Arc<str>, Option<u32>>,
-    /// The last snapshot's lines in order: a registry encodes its series in the same order
-    /// every time, so the key at the same position usually matches (one comparison, no hash).
-    order: Vec<(Arc<str>, Option<u32>)>,
+    /// The last snapshot's sample lines: their keys and series ids.
+    lines: LineCache,
     lines_generation: u64,
-    /// Sample lines in the last snapshot (read or not): the cache's natural size.
-    lines_last: usize,
     /// Ids ingested by the last snapshot (the others are recording-rule output).
     present: Vec<u32>,
     ctx: Context,
@@ -217,6 +210,149 @@ pub struct Engine {
     state_file: Option<std::path::PathBuf>,
     state_read: bool,
     state_warned: bool,
+    /// Threads for evaluating groups side by side: the CPUs this process may use.
+    workers: usize,
+}
+
+/// How many lines of the last snapshot a line may be found ahead of where the previous one
+/// was (series that vanished in between) before it counts as new.
+const LOOK_AHEAD: usize = 8;
+
+/// Text blocks handed from the encoding thread to the parsing one.
+const BLOCK: usize = 64 * 1024;
+
+/// The sample lines of the last snapshot, in order: every key in one buffer (compared in
+/// sequence, so the next one is already in cache) and the series id of each (`None` for
+/// series no rule reads).
+#[derive(Debug, Default)]
+struct LineCache {
+    keys: String,
+    /// Where each key ends in `keys`, and its series.
+    lines: Vec<(u32, Option<u32>)>,
+}
+
+impl LineCache {
+    fn key(&self, i: usize) -> &str {
+        let start = match i {
+            0 => 0,
+            _ => self.lines[i - 1].0 as usize,
+        };
+        &self.keys[start..self.lines[i].0 as usize]
+    }
+
+    fn push(&mut self, key: &str, id: Option<u32>) {
+        self.keys.push_str(key);
+        self.lines.push((self.keys.len() as u32, id));
+    }
+}
+
+/// One snapshot being ingested.
+struct Feed {
+    old: LineCache,
+    /// The cache for the next snapshot. While every line so far is the one at the same
+    /// position of `old` (`in_step`), it is not written: it would be a copy of `old`'s start.
+    new: LineCache,
+    in_step: Option<usize>,
+    /// The line of `old` the next line most likely matches.
+    next: usize,
+    seen: Vec<u32>,
+}
+
+impl Feed {
+    /// Records that this snapshot's next line has `key` (line `j` of the last snapshot, when
+    /// known) and series `id`.
+    fn record(&mut self, j: Option<usize>, key: &str, id: Option<u32>) {
+        if let Some(n) = self.in_step {
+            if j == Some(n) {
+                self.in_step = Some(n + 1);
+                return;
+            }
+            self.in_step = None;
+            let end = n.checked_sub(1).map_or(0, |i| self.old.lines[i].0 as usize);
+            self.new.keys.push_str(&self.old.keys[..end]);
+            self.new.lines.extend_from_slice(&self.old.lines[..n]);
+        }
+        self.new.push(key, id);
+    }
+
+    /// The cache for the next snapshot.
+    fn into_cache(mut self) -> LineCache {
+        match self.in_step {
+            None => self.new,
+            Some(n) => {
+                // The same lines as last time, perhaps fewer at the end.
+                let end = n.checked_sub(1).map_or(0, |i| self.old.lines[i].0 as usize);
+                self.old.keys.truncate(end);
+                self.old.lines.truncate(n);
+                self.old
+            }
+        }
+    }
+}
+
+/// A `fmt::Write` that sends what is written in blocks of about [`BLOCK`] bytes.
+struct Blocks {
+    tx: std::sync::mpsc::SyncSender<String>,
+    buf: String,
+}
+
+impl Blocks {
+    fn send(&mut self) -> std::fmt::Result {
+        let block = std::mem::replace(&mut self.buf, String::with_capacity(BLOCK));
+        self.tx.send(block).map_err(|_| std::fmt::Error)
+    }
+}
+
+impl std::fmt::Write for Blocks {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.buf.push_str(s);
+        if self.buf.len() >= BLOCK {
+            self.send()?;
+        }
+        Ok(())
+    }
+}
+
+/// Evaluates read-only groups on up to `workers` threads, each taking groups largest first
+/// onto the least loaded thread (by rule count); the calling thread is one of them.
+fn evaluate_side_by_side(
+    mut groups: Vec<(&mut GroupState, &mut usize)>,
+    workers: usize,
+    storage: &Storage,
+    now: i64,
+    ctx: &Context,
+) {
+    let workers = workers.clamp(1, groups.len().max(1));
+    if workers == 1 {
+        for (g, f) in groups {
+            *f = g.eval_alerts(storage, now, ctx);
+        }
+        return;
+    }
+    groups.sort_by_key(|(g, _)| std::cmp::Reverse(g.rules.len()));
+    let mut shares: Vec<(usize, Vec<(&mut GroupState, &mut usize)>)> =
+        (0..workers).map(|_| (0, Vec::new())).collect();
+    for (g, f) in groups {
+        if let Some(least) = shares.iter_mut().min_by_key(|(load, _)| *load) {
+            least.0 += g.rules.len();
+            least.1.push((g, f));
+        }
+    }
+    let run = |share: Vec<(&mut GroupState, &mut usize)>| {
+        for (g, f) in share {
+            *f = g.eval_alerts(storage, now, ctx);
+        }
+    };
+    std::thread::scope(|scope| {
+        let mut shares = shares.into_iter().map(|(_, share)| share);
+        let mine = shares.next();
+        for share in shares {
+            scope.spawn(move || run(share));
+        }
+        if let Some(share) = mine {
+            run(share);
+        }
+    });
 }
 
 impl Engine {
@@ -235,10 +371,8 @@ impl Engine {
         Engine {
             groups,
             storage: Storage::new(),
-            lines: FxHashMap::default(),
-            order: Vec::new(),
+            lines: LineCache::default(),
             lines_generation: 0,
-            lines_last: 0,
             present: Vec::new(),
             ctx: Context {
                 external_labels: cfg.external_labels.clone().into(),
@@ -258,6 +392,7 @@ impl Engine {
             state_file: cfg.state_file.clone(),
             state_read: false,
             state_warned: false,
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 
@@ -277,54 +412,131 @@ impl Engine {
     /// Appends one snapshot of exposition text at `now` (ms): only series some rule can read
     /// are kept; series of the last snapshot missing from this one get a stale marker.
     pub fn ingest(&mut self, text: &str, now: i64) {
+        let mut feed = self.feed();
+        for line in text.lines() {
+            self.ingest_line(&mut feed, line, now);
+        }
+        self.finish(feed, now);
+    }
+
+    /// Snapshots `registry` into the history: [`Engine::ingest`] of its OpenMetrics text, but
+    /// with two CPUs the text is parsed on this thread while another still encodes it, in
+    /// blocks, so the cycle pays for about the slower of the two rather than both.
+    pub fn snapshot(&mut self, registry: &Registry, now: i64) -> Result<(), std::fmt::Error> {
+        if self.workers < 2 {
+            let text = exposition::encode(registry, Format::OpenMetrics)?;
+            self.ingest(&text, now);
+            return Ok(());
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(8);
+        std::thread::scope(|scope| {
+            let encoder = scope.spawn(move || {
+                let mut w = Blocks {
+                    tx,
+                    buf: String::with_capacity(BLOCK),
+                };
+                prometheus_client::encoding::text::encode(&mut w, registry)?;
+                w.send()
+            });
+            let mut feed = self.feed();
+            let mut carry = String::new();
+            for block in rx {
+                let mut rest = block.as_str();
+                if !carry.is_empty() {
+                    let Some(nl) = rest.find('\n') else {
+                        carry.push_str(rest);
+                        continue;
+                    };
+                    carry.push_str(&rest[..nl]);
+                    self.ingest_line(&mut feed, &carry, now);
+                    carry.clear();
+                    rest = &rest[nl + 1..];
+                }
+                let complete = rest.rfind('\n').map_or(0, |i| i + 1);
+                for line in rest[..complete].lines() {
+                    self.ingest_line(&mut feed, line, now);
+                }
+                carry.push_str(&rest[complete..]);
+            }
+            // A registry's text ends with "# EOF\n"; anything left is a last line.
+            if !carry.is_empty() {
+                self.ingest_line(&mut feed, &carry, now);
+            }
+            let encoded = encoder.join().unwrap_or(Err(std::fmt::Error));
+            // Only a whole snapshot may mark vanished series stale.
+            if encoded.is_ok() {
+                self.finish(feed, now);
+            } else {
+                self.lines = feed.into_cache();
+            }
+            encoded
+        })
+    }
+
+    fn feed(&mut self) -> Feed {
         let generation = self.storage.generation();
-        if generation != self.lines_generation || self.lines.len() > 2 * self.lines_last + 4096 {
-            // Ids were reused, or vanished series piled up: rebuild from this snapshot.
-            self.lines.clear();
-            self.order.clear();
+        let mut old = std::mem::take(&mut self.lines);
+        if generation != self.lines_generation {
+            // Ids were reused: what the cache says about them may be wrong.
+            old = LineCache::default();
             self.lines_generation = generation;
         }
-        let mut seen = Vec::with_capacity(self.present.len());
-        self.lines_last = 0;
-        for (key, value) in text.lines().filter_map(split_sample) {
-            let at = self.lines_last;
-            self.lines_last += 1;
-            let id = match self.order.get(at) {
-                Some((k, id)) if **k == *key => *id,
-                _ => {
-                    let (k, id) = match self.lines.get_key_value(key) {
-                        Some((k, id)) => (k.clone(), *id),
-                        None => {
-                            let id = parse_key(key).and_then(|l| {
-                                let wanted =
-                                    self.any_name.is_some() || self.by_name.contains_key(l.name());
-                                wanted.then(|| self.storage.id(&l))
-                            });
-                            let k: Arc<str> = key.into();
-                            self.lines.insert(k.clone(), id);
-                            (k, id)
-                        }
-                    };
-                    if at < self.order.len() {
-                        self.order[at] = (k, id);
-                    } else {
-                        self.order.push((k, id));
-                    }
-                    id
-                }
-            };
-            if let (Some(id), Some(v)) = (id, parse_value(value)) {
-                self.storage.append_id(id, now, v);
-                seen.push(id);
-            }
+        Feed {
+            new: LineCache::default(),
+            old,
+            in_step: Some(0),
+            next: 0,
+            seen: Vec::with_capacity(self.present.len()),
         }
-        self.order.truncate(self.lines_last);
+    }
+
+    fn ingest_line(&mut self, feed: &mut Feed, line: &str, now: i64) {
+        if line.is_empty() || line.starts_with('#') {
+            return;
+        }
+        // A registry encodes its series in the same order every time: the key is almost
+        // always the next one of the last snapshot, followed by one space and the value (no
+        // scan through quoted label values, no parsing). A few lines further on means series
+        // vanished in between; not found at all, a new series (the old position stays).
+        let known =
+            (feed.next..(feed.next + LOOK_AHEAD + 1).min(feed.old.lines.len())).find_map(|j| {
+                let key = feed.old.key(j);
+                let rest = line.strip_prefix(key)?.strip_prefix(' ')?;
+                Some((j, key.len(), rest))
+            });
+        let (j, key, id, value) = match known {
+            Some((j, len, rest)) => {
+                feed.next = j + 1;
+                let value = rest.split(' ').next().unwrap_or("");
+                (Some(j), &line[..len], feed.old.lines[j].1, value)
+            }
+            None => {
+                let Some((key, value)) = split_sample(line) else {
+                    return;
+                };
+                let id = parse_key(key).and_then(|l| {
+                    let wanted = self.any_name.is_some() || self.by_name.contains_key(l.name());
+                    wanted.then(|| self.storage.id(&l))
+                });
+                (None, key, id, value)
+            }
+        };
+        feed.record(j, key, id);
+        if let (Some(id), Some(v)) = (id, parse_value(value)) {
+            self.storage.append_id(id, now, v);
+            feed.seen.push(id);
+        }
+    }
+
+    /// Marks the series the last snapshot had and this one lacks stale, as a scrape does.
+    fn finish(&mut self, mut feed: Feed, now: i64) {
         for &id in &self.present {
             if self.storage.newest(id).is_some_and(|t| t < now) {
                 self.storage.append_id(id, now, stale_nan());
             }
         }
-        self.present = seen;
+        self.present = std::mem::take(&mut feed.seen);
+        self.lines = feed.into_cache();
     }
 
     /// Bytes of compressed samples held in the history.
@@ -340,14 +552,30 @@ impl Engine {
     /// Evaluates the due groups at `now` and dispatches notifications.
     pub fn evaluate(&mut self, now: i64) {
         let mut groups = self.groups.lock();
-        for g in groups.iter_mut() {
-            let due = g
-                .last_eval
-                .is_none_or(|t| now - t + 50 >= g.interval.as_millis() as i64);
+        let due: Vec<bool> = groups
+            .iter()
+            .map(|g| {
+                g.last_eval
+                    .is_none_or(|t| now - t + 50 >= g.interval.as_millis() as i64)
+            })
+            .collect();
+        let mut failures = vec![0; groups.len()];
+        // Groups that record write the history: one after the other, first, so this cycle's
+        // alerts see this cycle's recorded series. The others only read it and run side by
+        // side (Prometheus too evaluates groups concurrently, with no order between them).
+        let mut readers = Vec::new();
+        for ((g, f), due) in groups.iter_mut().zip(failures.iter_mut()).zip(&due) {
+            match (*due, g.writes()) {
+                (false, _) => {}
+                (true, true) => *f = g.eval(&mut self.storage, now, &self.ctx),
+                (true, false) => readers.push((g, f)),
+            }
+        }
+        evaluate_side_by_side(readers, self.workers, &self.storage, now, &self.ctx);
+        for ((g, failures), due) in groups.iter().zip(failures).zip(due) {
             if !due {
                 continue;
             }
-            let failures = g.eval(&mut self.storage, now, &self.ctx);
             let l = RuleGroupLabels {
                 rule_group: format!("{};{}", g.file, g.name),
             };
@@ -447,6 +675,8 @@ impl Engine {
         }
         let slack = cfg.evaluation_interval.as_millis() as i64;
         (self.by_name, self.any_name) = retention(&new, slack);
+        // The line cache says which lines no rule reads: after a reload some may be read.
+        self.lines = LineCache::default();
         *self.groups.lock() = new;
         self.ctx = Context {
             external_labels: cfg.external_labels.clone().into(),
@@ -500,9 +730,8 @@ impl Engine {
                 continue; // nothing reads the history
             }
             let now = now_ms();
-            match exposition::encode(&registry, Format::OpenMetrics) {
-                Ok(text) => self.ingest(&text, now),
-                Err(e) => warn!(error = %e, "cannot snapshot our own metrics for the rules"),
+            if let Err(e) = self.snapshot(&registry, now) {
+                warn!(error = %e, "cannot snapshot our own metrics for the rules");
             }
             self.evaluate(now);
         }
@@ -512,6 +741,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::series::is_stale;
 
     #[test]
     fn exposition_lines() {
@@ -524,6 +754,68 @@ mod tests {
         assert_eq!(s[0].0.to_string(), r#"mqtt_up{broker="a \"b\"", x="1"}"#);
         assert_eq!(s[1].1, 3.5);
         assert_eq!(s[2].1, f64::INFINITY);
+    }
+
+    /// The pipelined snapshot (encoder thread, text in 64 KiB blocks, lines cut across
+    /// blocks) stores exactly what ingesting the whole text does.
+    #[test]
+    fn snapshot_in_blocks_equals_ingest_of_the_text() {
+        use prometheus_client::metrics::family::Family;
+        use prometheus_client::metrics::gauge::Gauge;
+        let rules = super::super::file::parse(
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: big > 1e9\n",
+            "t.yml",
+        )
+        .expect("rules");
+        let cfg = RulesConfig {
+            groups: rules,
+            sources: vec![],
+            evaluation_interval: std::time::Duration::from_secs(15),
+            state_file: None,
+            external_labels: Default::default(),
+            external_url: String::new(),
+        };
+        let engine = || {
+            let mut reg = Registry::default();
+            let m = RulesMetrics::register(&mut reg);
+            let shared = SharedGroups::from_config(&cfg);
+            Engine::new(&cfg, NotifyConfig::default(), shared, None, m)
+        };
+        let (mut piped, mut whole) = (engine(), engine());
+        piped.workers = 2;
+        let mut reg = Registry::default();
+        let big =
+            Family::<Vec<(String, String)>, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        reg.register("big", "wide", big.clone());
+        for i in 0..3000 {
+            let l = vec![(
+                "series".to_string(),
+                format!("{i:05}-{}", "x".repeat(i % 37)),
+            )];
+            big.get_or_create(&l).set(i as f64 + 0.5);
+        }
+        let text = exposition::encode(&reg, Format::OpenMetrics).expect("encode");
+        assert!(text.len() > 2 * BLOCK, "the text spans several blocks");
+        for t in [1000, 2000] {
+            piped.snapshot(&reg, t).expect("snapshot");
+            whole.ingest(&text, t);
+        }
+        assert_eq!(piped.history_samples(), 6000);
+        assert_eq!(whole.history_samples(), 6000);
+        let values = |e: &Engine| -> Vec<(String, u64)> {
+            let mut v: Vec<(String, u64)> = e
+                .storage
+                .candidates(Some("big"))
+                .flat_map(|s| {
+                    s.range(0, 3000)
+                        .map(|(t, v)| (format!("{}@{t}", s.labels), v.to_bits()))
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(values(&piped), values(&whole));
+        assert_eq!(piped.lines.lines.len(), 3000);
     }
 
     #[test]
@@ -558,24 +850,59 @@ mod tests {
             "only the series a rule reads is kept"
         );
         assert!(e.storage.is_live(&up));
-        assert_eq!(e.lines.len(), 3, "one key per line, read or not");
+        assert_eq!(e.lines.lines.len(), 3, "one key per line, read or not");
         e.ingest(unread, 3000);
         assert!(!e.storage.is_live(&up), "vanished: stale marker");
         assert_eq!(e.history_samples(), 3);
-        assert_eq!(e.lines.len(), 3, "the key cache survives snapshots");
+        assert_eq!(
+            e.lines.lines.len(),
+            2,
+            "the key cache holds the last snapshot"
+        );
         // the same lines in another order still land on their own series
         let a = Labels::from_pairs([("__name__", "up"), ("a", "1")]);
         let b = Labels::from_pairs([("__name__", "up"), ("a", "2")]);
         e.ingest("up{a=\"1\"} 10\nup{a=\"2\"} 20\n", 4000);
         e.ingest("up{a=\"2\"} 21\nup{a=\"1\"} 11\n", 5000);
-        let newest = |l: &Labels| {
+        let newest = |e: &Engine, l: &Labels| {
             e.storage
                 .candidates(Some("up"))
                 .find(|s| s.labels == *l)
                 .and_then(|s| s.at_or_before(i64::MAX))
                 .map(|(_, v)| v)
         };
-        assert_eq!(newest(&a), Some(11.0));
-        assert_eq!(newest(&b), Some(21.0));
+        assert_eq!(newest(&e, &a), Some(11.0));
+        assert_eq!(newest(&e, &b), Some(21.0));
+
+        // Series appear, vanish and the snapshot shortens: each value still lands on its own
+        // series, and the cache always holds exactly the last snapshot's lines.
+        let snap = |ids: &[u32], base: u32| -> String {
+            ids.iter()
+                .map(|i| format!("up{{a=\"{i}\"}} {}\n", base + i))
+                .collect()
+        };
+        for (t, ids) in [
+            (6000, vec![1, 2, 3, 4]),
+            (7000, vec![1, 9, 2, 4]),
+            (8000, vec![1, 9, 2, 4]),
+            (9000, vec![1, 9]),
+            (10000, vec![5, 1, 9, 2, 4, 3]),
+        ] {
+            let base = t as u32;
+            e.ingest(&snap(&ids, base), t);
+            for i in &ids {
+                let l = Labels::from_pairs([("__name__", "up"), ("a", &i.to_string())]);
+                assert_eq!(newest(&e, &l), Some((base + i) as f64), "t={t} a={i}");
+            }
+            let keys: Vec<String> = (0..e.lines.lines.len())
+                .map(|j| e.lines.key(j).to_string())
+                .collect();
+            let want: Vec<String> = ids.iter().map(|i| format!("up{{a=\"{i}\"}}")).collect();
+            assert_eq!(keys, want, "t={t}");
+        }
+        let gone = Labels::from_pairs([("__name__", "up"), ("a", "3")]);
+        let series = e.storage.candidates(Some("up")).find(|s| s.labels == gone);
+        let marks = series.map(|s| s.range(7000, 9000).filter(|(_, v)| is_stale(*v)).count());
+        assert_eq!(marks, Some(1), "a vanished series gets one stale marker");
     }
 }

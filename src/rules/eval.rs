@@ -393,28 +393,41 @@ impl Evaluator<'_> {
         let Expr::MatrixSelector(ms) = &*c.args.args[0] else {
             return Err(format!("function {name:?} needs a range selector"));
         };
-        let matrix = self.select_range(ms);
+        let range_ms = ms.range.as_millis() as i64;
+        let end = self.ts - offset_ms(&ms.vs);
+        let start = end - range_ms;
+        let series = || {
+            self.storage
+                .candidates(selector_name(&ms.vs))
+                .filter(|s| matches(&ms.vs, &s.labels))
+        };
         if name == "absent_over_time" {
-            return Ok(Value::Vector(if matrix.is_empty() {
+            let any = series().any(|s| s.range(start, end).any(|(_, v)| !is_stale(v)));
+            return Ok(Value::Vector(if any {
+                vec![]
+            } else {
                 vec![Sample {
                     labels: absent_labels(&c.args.args[0]),
                     value: 1.0,
                 }]
-            } else {
-                vec![]
             }));
         }
-        let range_ms = ms.range.as_millis() as i64;
-        let end = self.ts - offset_ms(&ms.vs);
-        let start = end - range_ms;
         let extra = if name == "predict_linear" {
             self.scalar_arg(c, 1)?
         } else {
             0.0
         };
-        let mut out = Vec::with_capacity(matrix.len());
-        for s in matrix {
-            let p = &s.points;
+        let mut out = Vec::new();
+        // One buffer for every series: the points of a range are only needed while its value
+        // is computed.
+        let mut p: Vec<(i64, f64)> = Vec::new();
+        for s in series() {
+            p.clear();
+            s.range_into(start, end, &mut p);
+            if p.is_empty() {
+                continue;
+            }
+            let p = &p[..];
             let value = match name {
                 "rate" => extrapolated_rate(p, start, end, true, true),
                 "increase" => extrapolated_rate(p, start, end, true, false),
@@ -448,7 +461,7 @@ impl Evaluator<'_> {
             };
             if let Some(value) = value {
                 let labels = if name == "last_over_time" {
-                    s.labels
+                    s.labels.clone()
                 } else {
                     s.labels.without_name()
                 };
