@@ -180,10 +180,25 @@ pub struct Job {
     pub body: Vec<u8>,
 }
 
-#[derive(Default)]
-struct GroupSent {
+/// What one notification group was last sent: the fingerprints notified as firing, and when.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GroupSent {
     firing: BTreeSet<String>,
     last_sent: i64,
+}
+
+/// What one receiver has already been sent, by receiver name: kept in `rules.state_file` so
+/// that a restart neither pages again for alerts already notified nor forgets to send their
+/// resolution.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReceiverSent {
+    pub receiver: String,
+    /// Notification group key → what the group was sent (webhook, Slack, Teams, Discord).
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupSent>,
+    /// Alert fingerprint → when last sent (Alertmanager, PagerDuty).
+    #[serde(default)]
+    pub alerts: BTreeMap<String, i64>,
 }
 
 /// Decides what each receiver is sent; delivery is `queue`'s business.
@@ -232,6 +247,39 @@ impl Dispatcher {
             }
         }
         self.seq = old.seq;
+    }
+
+    /// What every receiver has been sent so far.
+    pub fn sent(&self) -> Vec<ReceiverSent> {
+        self.cfg
+            .receivers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.groups[*i].is_empty() || !self.sent[*i].is_empty())
+            .map(|(i, r)| ReceiverSent {
+                receiver: r.name.clone(),
+                groups: self.groups[i]
+                    .iter()
+                    .map(|(k, g)| (k.clone(), g.clone()))
+                    .collect(),
+                alerts: self.sent[i].iter().map(|(k, t)| (k.clone(), *t)).collect(),
+            })
+            .collect()
+    }
+
+    /// Take over what a previous run had sent (see [`Dispatcher::sent`]), receiver by name;
+    /// receivers that are gone are ignored. Returns how many receivers were restored.
+    pub fn restore_sent(&mut self, saved: Vec<ReceiverSent>) -> usize {
+        let mut restored = 0;
+        for r in saved {
+            let Some(i) = self.cfg.receivers.iter().position(|c| c.name == r.receiver) else {
+                continue;
+            };
+            self.groups[i] = r.groups.into_iter().collect();
+            self.sent[i] = r.alerts.into_iter().collect();
+            restored += 1;
+        }
+        restored
     }
 
     fn msg(&self, a: &Alert, now: i64) -> AlertMsg {

@@ -399,7 +399,7 @@ impl Engine {
     /// Write the active alerts to `rules.state_file`; a failure is logged once, never fatal.
     fn save_state(&mut self, now: i64) {
         let Some(path) = &self.state_file else { return };
-        match super::state::save(&self.groups.lock(), path, now) {
+        match super::state::save(&self.groups.lock(), self.dispatcher.sent(), path, now) {
             Ok(()) => self.state_warned = false,
             Err(e) if !self.state_warned => {
                 self.state_warned = true;
@@ -660,14 +660,17 @@ impl Engine {
                 .init_rule_group(&format!("{};{}", g.file, g.name));
         }
         self.state_file = cfg.state_file.clone();
+        let mut sent = Vec::new();
         if !self.state_read {
             self.state_read = true;
             if let Some(path) = &self.state_file {
                 match super::state::restore(&mut new, path, now_ms()) {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        tracing::info!(state_file = %path.display(), alerts = n, "restored pending and firing alerts from the last run");
-                        kept += n;
+                    Ok(r) => {
+                        if r.alerts > 0 {
+                            tracing::info!(state_file = %path.display(), alerts = r.alerts, "restored pending and firing alerts from the last run");
+                        }
+                        kept += r.alerts;
+                        sent = r.receivers;
                     }
                     Err(e) => warn!(error = %e, "alert state not restored"),
                 }
@@ -690,6 +693,13 @@ impl Engine {
         );
         let old = std::mem::replace(&mut self.dispatcher, dispatcher);
         self.dispatcher.inherit(old);
+        if !sent.is_empty() {
+            let n = self.dispatcher.restore_sent(sent);
+            tracing::info!(
+                receivers = n,
+                "restored what the receivers were already sent"
+            );
+        }
         self.queues = queues;
         self.interval = cfg.evaluation_interval;
         kept

@@ -7,6 +7,7 @@
 
 use super::alert::{Alert, AlertState, GroupState, definition};
 use super::series::Labels;
+use crate::notify::ReceiverSent;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,6 +22,9 @@ struct Saved {
     version: u32,
     saved_at_ms: i64,
     rules: Vec<SavedRule>,
+    /// What each receiver was already sent (absent in files from before it was kept).
+    #[serde(default)]
+    receivers: Vec<ReceiverSent>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -45,8 +49,14 @@ struct SavedAlert {
     keep_firing_since: Option<i64>,
 }
 
-/// Write the active alerts of `groups` to `path` (via `path.tmp` and a rename).
-pub fn save(groups: &[GroupState], path: &Path, now_ms: i64) -> std::io::Result<()> {
+/// Write the active alerts of `groups` and what the receivers were sent to `path` (via
+/// `path.tmp` and a rename).
+pub fn save(
+    groups: &[GroupState],
+    receivers: Vec<ReceiverSent>,
+    path: &Path,
+    now_ms: i64,
+) -> std::io::Result<()> {
     let mut rules = Vec::new();
     for g in groups {
         for r in &g.rules {
@@ -79,6 +89,7 @@ pub fn save(groups: &[GroupState], path: &Path, now_ms: i64) -> std::io::Result<
         version: VERSION,
         saved_at_ms: now_ms,
         rules,
+        receivers,
     })
     .map_err(std::io::Error::other)?;
     let tmp = path.with_extension("tmp");
@@ -86,12 +97,22 @@ pub fn save(groups: &[GroupState], path: &Path, now_ms: i64) -> std::io::Result<
     std::fs::rename(&tmp, path)
 }
 
+/// What a state file brought back.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Alerts put back into their (unchanged) rules.
+    pub alerts: usize,
+    /// What the receivers had been sent, for [`crate::notify::Dispatcher::restore_sent`].
+    pub receivers: Vec<ReceiverSent>,
+}
+
 /// Restore the alerts saved in `path` into the rules of `groups` whose definition is
-/// unchanged. Returns how many alerts came back; a missing file restores nothing.
-pub fn restore(groups: &mut [GroupState], path: &Path, now_ms: i64) -> Result<usize, String> {
+/// unchanged, and return them with what the receivers had been sent. A missing file, or one
+/// older than [`OUTAGE_TOLERANCE_MS`], restores nothing.
+pub fn restore(groups: &mut [GroupState], path: &Path, now_ms: i64) -> Result<Restored, String> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Restored::default()),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
     let saved: Saved = serde_json::from_slice(&text)
@@ -104,7 +125,7 @@ pub fn restore(groups: &mut [GroupState], path: &Path, now_ms: i64) -> Result<us
         ));
     }
     if now_ms - saved.saved_at_ms > OUTAGE_TOLERANCE_MS {
-        return Ok(0);
+        return Ok(Restored::default());
     }
     let mut restored = 0;
     for sr in saved.rules {
@@ -144,5 +165,8 @@ pub fn restore(groups: &mut [GroupState], path: &Path, now_ms: i64) -> Result<us
             restored += 1;
         }
     }
-    Ok(restored)
+    Ok(Restored {
+        alerts: restored,
+        receivers: saved.receivers,
+    })
 }

@@ -186,3 +186,61 @@ fn alert_state_survives_a_restart_with_a_state_file() {
         "the 1h `for` did not start over"
     );
 }
+
+/// A restart with a state file neither pages again for an alert already notified nor forgets
+/// to send its resolution: what the receivers were sent is kept beside the alerts.
+#[test]
+fn a_restart_does_not_notify_again_and_still_sends_the_resolution() {
+    let mut broker = Mosquitto::start();
+    let sink = Sink::start(&[], false);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: g\n    rules:\n      - alert: BrokerDown\n        expr: mqtt_up{broker=\"m\"} == 0\n",
+    )
+    .unwrap();
+    let state = dir.path().join("alerts.json");
+    let yaml = format!(
+        "brokers:\n  - name: m\n    url: {}\nrules:\n  files: [{:?}]\n  evaluation_interval: 500ms\n  state_file: {:?}\nnotify:\n  receivers:\n    - {{ name: ops, type: webhook, url: {:?} }}\n",
+        broker.url(),
+        rules.display().to_string(),
+        state.display().to_string(),
+        sink.url("/hook")
+    );
+    let statuses = || -> Vec<String> {
+        sink.requests()
+            .iter()
+            .map(|r| r.json()["status"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let mut first = Sentinel::start(&yaml);
+    first.wait_collecting();
+    broker.kill();
+    wait_until(Duration::from_secs(20), "the firing notification", || {
+        (statuses() == ["firing"]).then_some(())
+    });
+    assert!(first.terminate(Duration::from_secs(10)).success());
+
+    // The broker is still down: the alert comes back firing and was already notified.
+    let second = Sentinel::start(&yaml);
+    assert!(
+        second
+            .logs()
+            .contains("restored what the receivers were already sent"),
+        "{}",
+        second.logs()
+    );
+    second.wait_scrape(Duration::from_secs(10), "four evaluations", |sc| {
+        sc.value("mqtt_sentinel_rule_evaluations_total", &[])
+            .is_some_and(|n| n >= 4.0)
+    });
+    assert!(active(&second, "BrokerDown", "firing").is_some());
+    assert_eq!(statuses(), ["firing"], "notified again after the restart");
+
+    // Resolved: sent, because the new process knows the group was notified as firing.
+    broker.restart();
+    wait_until(Duration::from_secs(30), "the resolved notification", || {
+        (statuses() == ["firing", "resolved"]).then_some(())
+    });
+}
