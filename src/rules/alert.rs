@@ -337,7 +337,7 @@ fn alert(
         };
         sets.clear();
         for (k, _, t) in &templated {
-            let v = template::expand_or_error(t, &data);
+            let v = template::expand_or_error(t, &data, &r.rule.name);
             sets.push((Arc::from(k.as_str()), Arc::from(v)));
         }
         sets.extend(fixed.iter().cloned());
@@ -347,7 +347,7 @@ fn alert(
             .map(|(k, _, t)| {
                 let v = match t.constant() {
                     Some(c) => c.to_owned(),
-                    None => template::expand_or_error(t, &data),
+                    None => template::expand_or_error(t, &data, &r.rule.name),
                 };
                 (k.clone(), v)
             })

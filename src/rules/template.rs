@@ -34,6 +34,17 @@ enum Val {
 }
 
 impl Val {
+    /// The Go type a template value has, for error messages.
+    fn go_type(&self) -> &'static str {
+        match self {
+            Val::Str(_) => "string",
+            Val::Num(_) => "float64",
+            Val::Bool(_) => "bool",
+            Val::Map(_) => "map[string]string",
+            Val::Int(_) => "int",
+        }
+    }
+
     fn truthy(&self) -> bool {
         match self {
             Val::Str(s) => !s.is_empty(),
@@ -58,11 +69,26 @@ impl Val {
     }
 }
 
+/// Where a node is, for error messages as Go's `text/template` writes them: line and column
+/// (a byte offset, from 0) in the text Prometheus expands — the template behind its variable
+/// definitions, [`DEFS_LEN`] bytes on line 1 — and the node as Go prints it.
+#[derive(Clone, Debug, Default)]
+struct At {
+    line: usize,
+    col: usize,
+    node: String,
+}
+
+/// Prometheus expands `{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}`
+/// `{{$externalURL := .ExternalURL}}{{$value := .Value}}` + the template: 112 bytes before
+/// the template's first line.
+const DEFS_LEN: usize = 112;
+
 #[derive(Clone, Debug)]
 enum Arg {
     Lit(Val),
     /// `$name.field…` (name without `$`) or `.Field…` (name empty).
-    Var(String, Vec<String>),
+    Var(String, Vec<String>, At),
     Pipe(Box<Pipeline>),
 }
 
@@ -70,12 +96,58 @@ enum Arg {
 struct Command {
     func: Option<String>,
     args: Vec<Arg>,
+    at: At,
 }
 
 #[derive(Clone, Debug)]
 struct Pipeline {
     decl: Option<String>,
     cmds: Vec<Command>,
+}
+
+impl Pipeline {
+    /// Go's `PipeNode.String()`.
+    fn go_string(&self) -> String {
+        let cmds: Vec<&str> = self.cmds.iter().map(|c| c.at.node.as_str()).collect();
+        match &self.decl {
+            Some(d) => format!("${d} := {}", cmds.join(" | ")),
+            None => cmds.join(" | "),
+        }
+    }
+}
+
+/// An error while expanding: what went wrong, at which node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecError {
+    line: usize,
+    col: usize,
+    node: String,
+    msg: String,
+}
+
+impl ExecError {
+    fn at(at: &At, msg: impl Into<String>) -> Self {
+        ExecError {
+            line: at.line,
+            col: at.col,
+            node: at.node.clone(),
+            msg: msg.into(),
+        }
+    }
+
+    /// The error exactly as Prometheus words it for template `name` (`__alert_<rule>`).
+    pub fn go(&self, name: &str) -> String {
+        format!(
+            "error executing template {name}: template: {name}:{}:{}: executing \"{name}\" at <{}>: {}",
+            self.line, self.col, self.node, self.msg
+        )
+    }
+}
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.go("template"))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -116,8 +188,8 @@ impl Template {
     pub fn parse(text: &str) -> Result<Template, String> {
         let tokens = split(text)?;
         let mut pos = 0;
-        let (nodes, end) = parse_nodes(&tokens, &mut pos)?;
-        if let Some(e) = end {
+        let (nodes, end) = parse_nodes(&tokens, &mut pos, text)?;
+        if let Some((e, _)) = end {
             return Err(format!("unexpected {{{{{e}}}}}"));
         }
         Ok(Template { nodes })
@@ -132,7 +204,7 @@ impl Template {
         }
     }
 
-    pub fn expand(&self, data: &Data) -> Result<String, String> {
+    pub fn expand(&self, data: &Data) -> Result<String, ExecError> {
         // `$labels`, `$externalLabels`, `$externalURL` and `$value` are looked up in `data`
         // when no variable of the template shadows them (see `eval_arg`): no per-expansion
         // copies of the label maps.
@@ -143,15 +215,21 @@ impl Template {
     }
 }
 
-/// Expands `text` the way Prometheus does for alerts: errors become part of the text.
-pub fn expand_or_error(t: &Template, data: &Data) -> String {
-    t.expand(data)
-        .unwrap_or_else(|e| format!("<error expanding template: {e}>"))
+/// Expands `t` the way Prometheus does for the labels and annotations of alerting rule
+/// `rule`: an error becomes the text, worded as Prometheus words it.
+pub fn expand_or_error(t: &Template, data: &Data, rule: &str) -> String {
+    t.expand(data).unwrap_or_else(|e| {
+        format!(
+            "<error expanding template: {}>",
+            e.go(&format!("__alert_{rule}"))
+        )
+    })
 }
 
 enum Tok {
     Text(String),
-    Action(String),
+    /// An action's text, trimmed, and its byte offset in the template.
+    Action(String, usize),
 }
 
 fn split(text: &str) -> Result<Vec<Tok>, String> {
@@ -181,9 +259,11 @@ fn split(text: &str) -> Result<Vec<Tok>, String> {
         if trim_next {
             inner = &inner[..inner.len() - 1];
         }
+        let lead = inner.len() - inner.trim_start().len();
+        let offset = text.len() - after.len() + usize::from(trim_left) + lead;
         let inner = inner.trim();
         if !(inner.starts_with("/*") && inner.ends_with("*/")) {
-            out.push(Tok::Action(inner.to_string()));
+            out.push(Tok::Action(inner.to_string(), offset));
         }
         rest = &after[close + 2..];
     }
@@ -195,41 +275,46 @@ fn split(text: &str) -> Result<Vec<Tok>, String> {
 }
 
 /// Parses nodes until `{{end}}` / `{{else…}}` (returned as the second value) or the end.
-fn parse_nodes(toks: &[Tok], pos: &mut usize) -> Result<(Vec<Node>, Option<String>), String> {
+/// Nodes, and the `{{end}}` / `{{else…}}` that ended them with its offset.
+type Parsed = (Vec<Node>, Option<(String, usize)>);
+
+fn parse_nodes(toks: &[Tok], pos: &mut usize, text: &str) -> Result<Parsed, String> {
     let mut nodes = vec![];
     while *pos < toks.len() {
         let t = &toks[*pos];
         *pos += 1;
         match t {
             Tok::Text(s) => nodes.push(Node::Text(s.clone())),
-            Tok::Action(a) if a == "end" || a == "else" || a.starts_with("else ") => {
-                return Ok((nodes, Some(a.clone())));
+            Tok::Action(a, off) if a == "end" || a == "else" || a.starts_with("else ") => {
+                return Ok((nodes, Some((a.clone(), *off))));
             }
-            Tok::Action(a) if a.starts_with("if ") => {
+            Tok::Action(a, off) if a.starts_with("if ") => {
                 let mut branches = vec![];
-                let mut cond = parse_pipeline(&a[3..])?;
+                let mut cond = parse_pipeline(&a[3..], off + 3, text)?;
                 loop {
-                    let (body, end) = parse_nodes(toks, pos)?;
+                    let (body, end) = parse_nodes(toks, pos, text)?;
                     branches.push((cond, body));
-                    match end.as_deref() {
-                        Some("end") => {
+                    match end.as_ref().map(|(e, off)| (e.as_str(), *off)) {
+                        Some(("end", _)) => {
                             nodes.push(Node::If(branches, vec![]));
                             break;
                         }
-                        Some("else") => {
-                            let (body, end) = parse_nodes(toks, pos)?;
-                            if end.as_deref() != Some("end") {
+                        Some(("else", _)) => {
+                            let (body, end) = parse_nodes(toks, pos, text)?;
+                            if end.as_ref().map(|(e, _)| e.as_str()) != Some("end") {
                                 return Err("missing {{end}} after {{else}}".into());
                             }
                             nodes.push(Node::If(branches, body));
                             break;
                         }
-                        Some(e) if e.starts_with("else if ") => cond = parse_pipeline(&e[8..])?,
+                        Some((e, off)) if e.starts_with("else if ") => {
+                            cond = parse_pipeline(&e[8..], off + 8, text)?
+                        }
                         _ => return Err("unexpected EOF: missing {{end}}".into()),
                     }
                 }
             }
-            Tok::Action(a) => {
+            Tok::Action(a, off) => {
                 let word = a.split_whitespace().next().unwrap_or("");
                 if [
                     "range", "with", "define", "template", "block", "break", "continue",
@@ -238,26 +323,30 @@ fn parse_nodes(toks: &[Tok], pos: &mut usize) -> Result<(Vec<Node>, Option<Strin
                 {
                     return Err(format!("{{{{{word}}}}} is not supported"));
                 }
-                nodes.push(Node::Action(parse_pipeline(a)?));
+                nodes.push(Node::Action(parse_pipeline(a, *off, text)?));
             }
         }
     }
     Ok((nodes, None))
 }
 
-fn lex(s: &str) -> Result<Vec<String>, String> {
+/// The tokens of an action's text `s`, each with its byte offset in the template (`s`
+/// starts at `base`).
+fn lex(s: &str, base: usize) -> Result<Vec<(String, usize)>, String> {
     let mut out = vec![];
-    let chars: Vec<char> = s.chars().collect();
+    let chars: Vec<(usize, char)> = s.char_indices().collect();
+    let at = |i: usize| chars.get(i).map_or(s.len(), |(b, _)| *b);
     let mut i = 0;
     while i < chars.len() {
-        let c = chars[i];
+        let c = chars[i].1;
+        let start = i;
         if c.is_whitespace() {
             i += 1;
+            continue;
         } else if c == '"' || c == '`' {
-            let start = i;
             i += 1;
-            while i < chars.len() && chars[i] != c {
-                if c == '"' && chars[i] == '\\' {
+            while i < chars.len() && chars[i].1 != c {
+                if c == '"' && chars[i].1 == '\\' {
                     i += 1;
                 }
                 i += 1;
@@ -266,67 +355,87 @@ fn lex(s: &str) -> Result<Vec<String>, String> {
                 return Err("unterminated quoted string".into());
             }
             i += 1;
-            out.push(chars[start..i].iter().collect());
         } else if c == '|' || c == '(' || c == ')' {
-            out.push(c.to_string());
             i += 1;
-        } else if c == ':' && chars.get(i + 1) == Some(&'=') {
-            out.push(":=".into());
+        } else if c == ':' && chars.get(i + 1).map(|(_, c)| *c) == Some('=') {
             i += 2;
         } else {
-            let start = i;
-            while i < chars.len() && !chars[i].is_whitespace() && !"|()".contains(chars[i]) {
+            while i < chars.len() && !chars[i].1.is_whitespace() && !"|()".contains(chars[i].1) {
                 i += 1;
             }
-            out.push(chars[start..i].iter().collect());
         }
+        out.push((s[at(start)..at(i)].to_string(), base + at(start)));
     }
     Ok(out)
 }
 
-fn parse_pipeline(s: &str) -> Result<Pipeline, String> {
-    let toks = lex(s)?;
+/// Line (from 1) and column (a byte offset, from 0) of `offset` in the text Prometheus
+/// expands, as Go's `ErrorContext` counts them.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    match before.rfind('\n') {
+        Some(nl) => (1 + before.matches('\n').count(), offset - nl - 1),
+        None => (1, DEFS_LEN + offset),
+    }
+}
+
+fn parse_pipeline(s: &str, base: usize, text: &str) -> Result<Pipeline, String> {
+    let toks = lex(s, base)?;
     let mut pos = 0;
-    let p = pipeline(&toks, &mut pos)?;
+    let p = pipeline(&toks, &mut pos, text)?;
     if pos != toks.len() {
-        return Err(format!("unexpected {:?} in command", toks[pos]));
+        return Err(format!("unexpected {:?} in command", toks[pos].0));
     }
     Ok(p)
 }
 
-fn pipeline(t: &[String], pos: &mut usize) -> Result<Pipeline, String> {
+fn pipeline(t: &[(String, usize)], pos: &mut usize, text: &str) -> Result<Pipeline, String> {
+    let tok = |i: usize| t.get(i).map(|(s, _)| s.as_str());
     let mut decl = None;
-    if t.len() > *pos + 1 && t[*pos].starts_with('$') && t[*pos + 1] == ":=" {
-        decl = Some(t[*pos][1..].to_string());
+    if t.len() > *pos + 1 && t[*pos].0.starts_with('$') && t[*pos + 1].0 == ":=" {
+        decl = Some(t[*pos].0[1..].to_string());
         *pos += 2;
     }
     let mut cmds = vec![];
     loop {
+        let (line, col) = position(text, t.get(*pos).map_or(text.len(), |(_, o)| *o));
         let mut cmd = Command {
             func: None,
             args: vec![],
+            at: At {
+                line,
+                col,
+                node: String::new(),
+            },
         };
-        while *pos < t.len() && t[*pos] != "|" && t[*pos] != ")" {
-            let tok = &t[*pos];
+        // The command as Go prints it: its words, a parenthesised pipeline as `(…)`.
+        let mut words: Vec<String> = vec![];
+        while *pos < t.len() && tok(*pos) != Some("|") && tok(*pos) != Some(")") {
+            let (word, off) = &t[*pos];
             *pos += 1;
-            if tok == "(" {
-                let inner = pipeline(t, pos)?;
-                if t.get(*pos).map(String::as_str) != Some(")") {
+            if word == "(" {
+                let inner = pipeline(t, pos, text)?;
+                if tok(*pos) != Some(")") {
                     return Err("unclosed left paren".into());
                 }
                 *pos += 1;
+                words.push(format!("({})", inner.go_string()));
                 cmd.args.push(Arg::Pipe(Box::new(inner)));
-            } else if cmd.func.is_none() && cmd.args.is_empty() && is_ident(tok) {
-                match tok.as_str() {
+                continue;
+            }
+            words.push(word.clone());
+            if cmd.func.is_none() && cmd.args.is_empty() && is_ident(word) {
+                match word.as_str() {
                     "true" => cmd.args.push(Arg::Lit(Val::Bool(true))),
                     "false" => cmd.args.push(Arg::Lit(Val::Bool(false))),
                     f if FUNCTIONS.contains(&f) => cmd.func = Some(f.to_string()),
                     f => return Err(format!("function {f:?} not defined")),
                 }
             } else {
-                cmd.args.push(operand(tok)?);
+                cmd.args.push(operand(word, *off, text)?);
             }
         }
+        cmd.at.node = words.join(" ");
         if cmd.func.is_none() && cmd.args.len() != 1 {
             return Err(if cmd.args.is_empty() {
                 "missing value for command".into()
@@ -335,7 +444,7 @@ fn pipeline(t: &[String], pos: &mut usize) -> Result<Pipeline, String> {
             });
         }
         cmds.push(cmd);
-        if t.get(*pos).map(String::as_str) == Some("|") {
+        if tok(*pos) == Some("|") {
             *pos += 1;
         } else {
             break;
@@ -351,7 +460,7 @@ fn is_ident(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn operand(tok: &str) -> Result<Arg, String> {
+fn operand(tok: &str, offset: usize, text: &str) -> Result<Arg, String> {
     if let Some(q) = tok.strip_prefix('`') {
         return Ok(Arg::Lit(Val::Str(q.trim_end_matches('`').to_string())));
     }
@@ -360,10 +469,24 @@ fn operand(tok: &str) -> Result<Arg, String> {
             .map(|s| Arg::Lit(Val::Str(s)))
             .map_err(|_| format!("bad string literal {tok}"));
     }
+    // Go places a variable with fields at its first field (`$labels.job` at `.job`).
+    let at = |from: usize| {
+        let (line, col) = position(text, offset + from);
+        At {
+            line,
+            col,
+            node: tok.to_string(),
+        }
+    };
     if let Some(v) = tok.strip_prefix('$') {
         let mut parts = v.split('.');
         let name = parts.next().unwrap_or("").to_string();
-        return Ok(Arg::Var(name, parts.map(str::to_string).collect()));
+        let first_field = tok.find('.').unwrap_or(0);
+        return Ok(Arg::Var(
+            name,
+            parts.map(str::to_string).collect(),
+            at(first_field),
+        ));
     }
     if let Some(v) = tok.strip_prefix('.') {
         let fields = if v.is_empty() {
@@ -371,7 +494,7 @@ fn operand(tok: &str) -> Result<Arg, String> {
         } else {
             v.split('.').map(str::to_string).collect()
         };
-        return Ok(Arg::Var(String::new(), fields));
+        return Ok(Arg::Var(String::new(), fields, at(0)));
     }
     // Go: a literal without a fraction or exponent is an int constant, otherwise a float.
     if let Ok(n) = tok.parse::<i64>() {
@@ -387,7 +510,7 @@ fn run(
     data: &Data,
     vars: &mut Vec<(String, Val)>,
     out: &mut String,
-) -> Result<(), String> {
+) -> Result<(), ExecError> {
     for n in nodes {
         match n {
             Node::Text(t) => out.push_str(t),
@@ -417,7 +540,11 @@ fn run(
     Ok(())
 }
 
-fn eval_pipeline(p: &Pipeline, data: &Data, vars: &mut Vec<(String, Val)>) -> Result<Val, String> {
+fn eval_pipeline(
+    p: &Pipeline,
+    data: &Data,
+    vars: &mut Vec<(String, Val)>,
+) -> Result<Val, ExecError> {
     let mut prev: Option<Val> = None;
     for c in &p.cmds {
         let mut args = Vec::with_capacity(c.args.len() + 1);
@@ -428,22 +555,37 @@ fn eval_pipeline(p: &Pipeline, data: &Data, vars: &mut Vec<(String, Val)>) -> Re
             args.push(v);
         }
         prev = Some(match &c.func {
-            Some(f) => call(f, args)?,
-            None => args.into_iter().next().ok_or("missing value for command")?,
+            Some(f) => call(f, args).map_err(|e| {
+                // Go blames a wrong argument count on the function's name alone.
+                if e.starts_with("wrong number of args") {
+                    let at = At {
+                        node: f.clone(),
+                        ..c.at.clone()
+                    };
+                    ExecError::at(&at, e)
+                } else {
+                    ExecError::at(&c.at, e)
+                }
+            })?,
+            None => args
+                .into_iter()
+                .next()
+                .ok_or_else(|| ExecError::at(&c.at, "missing value for command"))?,
         });
     }
-    let v = prev.ok_or("empty pipeline")?;
+    let v = prev.ok_or_else(|| ExecError::at(&At::default(), "empty pipeline"))?;
     if let Some(d) = &p.decl {
         vars.push((d.clone(), v.clone()));
     }
     Ok(v)
 }
 
-fn eval_arg(a: &Arg, data: &Data, vars: &mut Vec<(String, Val)>) -> Result<Val, String> {
+fn eval_arg(a: &Arg, data: &Data, vars: &mut Vec<(String, Val)>) -> Result<Val, ExecError> {
     match a {
         Arg::Lit(v) => Ok(v.clone()),
         Arg::Pipe(p) => eval_pipeline(p, data, vars),
-        Arg::Var(name, fields) => {
+        Arg::Var(name, fields, at) => {
+            let fail = |msg: String| ExecError::at(at, msg);
             let user = (!name.is_empty())
                 .then(|| vars.iter().rev().find(|(n, _)| n == name))
                 .flatten();
@@ -462,9 +604,13 @@ fn eval_arg(a: &Arg, data: &Data, vars: &mut Vec<(String, Val)>) -> Result<Val, 
                 (None, "", Some("Value")) | (None, "value", _) => {
                     Some(Builtin::Val(Val::Num(data.value)))
                 }
-                (None, "", Some(f)) => return Err(format!("can't evaluate field {f}")),
-                (None, "", None) => return Err("dot is not supported alone".into()),
-                (None, _, _) => return Err(format!("undefined variable: ${name}")),
+                (None, "", Some(f)) => {
+                    return Err(fail(format!(
+                        "can't evaluate field {f} in type struct {{ Labels map[string]string; ExternalLabels map[string]string; ExternalURL string; Value float64 }}"
+                    )));
+                }
+                (None, "", None) => return Err(fail("dot is not supported alone".into())),
+                (None, _, _) => return Err(fail(format!("undefined variable: ${name}"))),
             };
             let skip = usize::from(name.is_empty());
             let rest = &fields[skip..];
@@ -483,12 +629,17 @@ fn eval_arg(a: &Arg, data: &Data, vars: &mut Vec<(String, Val)>) -> Result<Val, 
                     (Val::Map(m), Some(f)) => (Val::Str(m.get(f).cloned().unwrap_or_default()), 1),
                     (v, _) => (v.clone(), 0),
                 },
-                (None, None) => return Err(format!("undefined variable: ${name}")),
+                (None, None) => return Err(fail(format!("undefined variable: ${name}"))),
             };
             for f in &rest[applied..] {
                 v = match v {
                     Val::Map(m) => Val::Str(m.get(f).cloned().unwrap_or_default()),
-                    _ => return Err(format!("can't evaluate field {f}")),
+                    other => {
+                        return Err(fail(format!(
+                            "can't evaluate field {f} in type {}",
+                            other.go_type()
+                        )));
+                    }
                 };
             }
             Ok(v)
@@ -526,6 +677,8 @@ fn call(f: &str, args: Vec<Val>) -> Result<Val, String> {
             ))
         }
     };
+    // An error the function itself returns, as Go's template words it.
+    let num = |v: &Val| num(v).map_err(|e| format!("error calling {f}: {e}"));
     Ok(match f {
         "humanize" => Val::Str(humanize(num(one()?)?)),
         "humanize1024" => Val::Str(humanize1024(num(one()?)?)),
@@ -561,7 +714,11 @@ fn call(f: &str, args: Vec<Val>) -> Result<Val, String> {
                 (Val::Int(a), Val::Int(b)) => Some(a.cmp(b)),
                 (Val::Str(a), Val::Str(b)) => Some(a.cmp(b)),
                 (Val::Bool(a), Val::Bool(b)) if matches!(f, "eq" | "ne") => Some(a.cmp(b)),
-                _ => return Err("incompatible types for comparison".into()),
+                _ => {
+                    return Err(format!(
+                        "error calling {f}: incompatible types for comparison"
+                    ));
+                }
             };
             use std::cmp::Ordering::*;
             Val::Bool(match f {
@@ -898,8 +1055,8 @@ mod tests {
             Ok("big".into())
         );
         assert_eq!(
-            run("{{ if gt $value 100 }}big{{ end }}"),
-            Err("incompatible types for comparison".into())
+            run("{{ if gt $value 100 }}big{{ end }}").map_err(|e| e.go("__alert_X")),
+            Err("error executing template __alert_X: template: __alert_X:1:118: executing \"__alert_X\" at <gt $value 100>: error calling gt: incompatible types for comparison".into())
         );
         assert_eq!(run("{{ if lt 1 2 }}yes{{ end }}"), Ok("yes".into()));
         // %d is for ints: a float64 gets Go's bad-verb form, an int its digits
