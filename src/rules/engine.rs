@@ -269,6 +269,13 @@ impl Feed {
             }
             self.in_step = None;
             let end = n.checked_sub(1).map_or(0, |i| self.old.lines[i].0 as usize);
+            // About as many lines as last time: room for them at once.
+            self.new
+                .keys
+                .reserve_exact(self.old.keys.len() + self.old.keys.len() / 16);
+            self.new
+                .lines
+                .reserve_exact(self.old.lines.len() + self.old.lines.len() / 16);
             self.new.keys.push_str(&self.old.keys[..end]);
             self.new.lines.extend_from_slice(&self.old.lines[..n]);
         }
@@ -278,7 +285,14 @@ impl Feed {
     /// The cache for the next snapshot.
     fn into_cache(mut self) -> LineCache {
         match self.in_step {
-            None => self.new,
+            None => {
+                let mut new = self.new;
+                if new.keys.capacity() > new.keys.len() + new.keys.len() / 8 {
+                    new.keys.shrink_to_fit();
+                    new.lines.shrink_to_fit();
+                }
+                new
+            }
             Some(n) => {
                 // The same lines as last time, perhaps fewer at the end.
                 let end = n.checked_sub(1).map_or(0, |i| self.old.lines[i].0 as usize);
