@@ -19,7 +19,7 @@
 //! 1 h, avg_over_time over 1 h, deriv/predict_linear and `sum by`. Time is simulated (no
 //! sleeps); the loop is bounded by `--cycles`.
 
-use mqtt_sentinel::config::{NotifyConfig, RulesConfig};
+use mqtt_sentinel::config::RulesConfig;
 use mqtt_sentinel::exposition::{Format, encode};
 use mqtt_sentinel::metrics::RulesMetrics;
 use mqtt_sentinel::rules::engine::{Engine, SharedGroups};
@@ -224,7 +224,21 @@ fn main() {
     let shared = SharedGroups::from_config(&cfg);
     let mut reg = Registry::default();
     let rm = RulesMetrics::register(&mut reg);
-    let mut engine = Engine::new(&cfg, NotifyConfig::default(), shared.clone(), None, rm);
+    // One webhook receiver, as a deployment that pages has: every evaluation then also
+    // decides what to send (the bodies are built; with no queue they go nowhere).
+    let notify = match mqtt_sentinel::config::parse(
+        "notify:\n  receivers:\n    - { name: ops, type: webhook, url: \"http://127.0.0.1:9/hook\" }\n",
+        "bench.yml",
+        std::path::Path::new("."),
+        &|_| None,
+    ) {
+        Ok(c) => c.notify,
+        Err(e) => {
+            eprintln!("bench notify config: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut engine = Engine::new(&cfg, notify, shared.clone(), None, rm);
 
     // Our registry, as the live engine sees it.
     let mut metrics = Vec::with_capacity(names);

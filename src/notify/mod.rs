@@ -18,8 +18,10 @@ pub mod slack;
 pub mod teams;
 pub mod webhook;
 
-use crate::config::{NotifyConfig, ReceiverKind};
+use crate::config::{NotifyConfig, ReceiverKind, Route};
 use crate::rules::alert::{Alert, AlertState};
+use crate::rules::series::Labels;
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -211,10 +213,11 @@ pub struct Dispatcher {
     /// Per receiver, per fingerprint: when last sent (alertmanager, pagerduty).
     sent: Vec<HashMap<String, i64>>,
     seq: u64,
+    /// Per alert identity: its labels as sent, fingerprint and routes.
+    routed: FxHashMap<Labels, Routed>,
+    /// Dispatches so far (marks the alerts each one saw).
+    cycle: u64,
 }
-
-/// One notification group: its group labels and alerts.
-type Grouped = (BTreeMap<String, String>, Vec<AlertMsg>);
 
 /// What one evaluation produced for the receivers: (receiver index, job).
 pub type Outbox = Vec<(usize, Job)>;
@@ -235,6 +238,8 @@ impl Dispatcher {
             groups: (0..n).map(|_| HashMap::new()).collect(),
             sent: (0..n).map(|_| HashMap::new()).collect(),
             seq: 0,
+            routed: FxHashMap::default(),
+            cycle: 0,
         }
     }
 
@@ -282,96 +287,106 @@ impl Dispatcher {
         restored
     }
 
-    fn msg(&self, a: &Alert, now: i64) -> AlertMsg {
-        let mut labels = a.labels.clone().into_map();
-        for (k, v) in &self.external_labels {
-            labels.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        let resend = self.cfg.resend_delay.max(self.eval_interval).as_millis() as i64;
-        let (status, ends_at) = match (a.state, a.resolved_at) {
-            (AlertState::Inactive, Some(r)) => (Status::Resolved, Some(r)),
-            _ => (Status::Firing, Some(now + 4 * resend)),
-        };
-        AlertMsg {
-            status,
-            fingerprint: fingerprint(&labels),
-            labels,
-            annotations: a.annotations.clone(),
-            starts_at: a.fired_at,
-            ends_at,
-            generator_url: self.external_url.clone(),
-        }
-    }
-
-    fn job(&mut self, receiver: usize, body: serde_json::Value) -> (usize, Job) {
-        self.seq += 1;
-        let id = format!("msg_{:x}_{}_{}", now_ms(), receiver, self.seq);
-        let body = serde_json::to_vec(&body).unwrap_or_default();
-        (receiver, Job { id, body })
-    }
-
     /// Alerts after an evaluation (firing and resolved; pending ones are ignored) → jobs.
+    ///
+    /// Runs after every evaluation over every active alert, so the per-alert work is kept
+    /// small: an alert's labels as sent, fingerprint and routes are worked out once (they
+    /// only depend on its identity) and a message is only built for what is actually sent.
     pub fn dispatch(&mut self, alerts: &[&Alert], now: i64) -> Outbox {
         let mut out = vec![];
-        let Some(route) = &self.cfg.route else {
+        let Dispatcher {
+            cfg,
+            external_labels,
+            external_url,
+            eval_interval,
+            groups: group_state,
+            sent,
+            seq,
+            routed,
+            cycle,
+        } = self;
+        let Some(route) = &cfg.route else {
             return out;
         };
-        // Pending alerts are never sent; every other alert becomes a message once.
-        let msgs: Vec<AlertMsg> = alerts
-            .iter()
-            .filter(|a| a.state != AlertState::Pending)
-            .map(|a| self.msg(a, now))
-            .collect();
-        let live: BTreeSet<String> = msgs.iter().map(|m| m.fingerprint.clone()).collect();
-        // receiver → group key → (group labels, alerts)
-        let mut per: Vec<BTreeMap<String, Grouped>> = (0..self.cfg.receivers.len())
-            .map(|_| BTreeMap::new())
-            .collect();
-        for m in &msgs {
-            let mut targets = vec![];
-            route.receivers(&m.labels, &mut targets);
-            for t in targets {
-                let gl: BTreeMap<String, String> = if t.group_by.iter().any(|g| g == "...") {
-                    m.labels.clone()
-                } else {
-                    m.labels
-                        .iter()
-                        .filter(|(k, _)| t.group_by.contains(k))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                };
-                let key = format!("{}:{}", t.route_key, label_string(&gl));
+        *cycle += 1;
+        let resend = cfg.resend_delay.max(*eval_interval).as_millis() as i64;
+        // Pending alerts are never sent; every other alert is an item once.
+        let mut items: Vec<Item> = Vec::with_capacity(alerts.len());
+        for a in alerts.iter().filter(|a| a.state != AlertState::Pending) {
+            let r = routed
+                .entry(a.labels.clone())
+                .or_insert_with(|| Routed::new(a, external_labels, route));
+            r.cycle = *cycle;
+            let (status, ends_at) = match (a.state, a.resolved_at) {
+                (AlertState::Inactive, Some(r)) => (Status::Resolved, Some(r)),
+                _ => (Status::Firing, Some(now + 4 * resend)),
+            };
+            items.push(Item {
+                alert: a,
+                status,
+                ends_at,
+            });
+        }
+        // Alerts gone since the last evaluation are forgotten.
+        routed.retain(|_, r| r.cycle == *cycle);
+        let routed = &*routed;
+        let info = |i: &Item| -> &Routed { &routed[&i.alert.labels] };
+        let msg = |i: &Item| -> AlertMsg {
+            let r = info(i);
+            AlertMsg {
+                status: i.status,
+                fingerprint: r.fingerprint.clone(),
+                labels: (*r.labels).clone(),
+                annotations: i.alert.annotations.clone(),
+                starts_at: i.alert.fired_at,
+                ends_at: i.ends_at,
+                generator_url: external_url.clone(),
+            }
+        };
+        let live: BTreeSet<&str> = items.iter().map(|i| info(i).fingerprint.as_str()).collect();
+        // receiver → group key → (group labels, items)
+        let mut per: Vec<BTreeMap<&str, Group>> =
+            (0..cfg.receivers.len()).map(|_| BTreeMap::new()).collect();
+        for i in &items {
+            for t in &info(i).targets {
                 per[t.receiver]
-                    .entry(key)
-                    .or_insert_with(|| (gl, vec![]))
+                    .entry(t.key.as_str())
+                    .or_insert_with(|| (&t.group_labels, vec![]))
                     .1
-                    .push(m.clone());
+                    .push(i);
             }
         }
+        let mut job = |receiver: usize, body: serde_json::Value| {
+            *seq += 1;
+            let id = format!("msg_{:x}_{}_{}", now_ms(), receiver, seq);
+            let body = serde_json::to_vec(&body).unwrap_or_default();
+            out.push((receiver, Job { id, body }));
+        };
         for (r, groups) in per.into_iter().enumerate() {
-            let rc = self.cfg.receivers[r].clone();
+            let rc = &cfg.receivers[r];
             match rc.kind {
                 ReceiverKind::Alertmanager => {
-                    let resend = self.cfg.resend_delay.as_millis() as i64;
-                    let sent = &mut self.sent[r];
+                    let resend = cfg.resend_delay.as_millis() as i64;
+                    let sent = &mut sent[r];
                     let mut batch = vec![];
-                    for m in groups.into_values().flat_map(|(_, v)| v) {
-                        let last = sent.get(&m.fingerprint).copied();
-                        let due = match (m.status, last) {
+                    for i in groups.into_values().flat_map(|(_, v)| v) {
+                        let fp = &info(i).fingerprint;
+                        let last = sent.get(fp).copied();
+                        let due = match (i.status, last) {
                             (_, None) => true,
                             (Status::Resolved, Some(l)) => {
-                                m.ends_at.is_some_and(|e| e > l) || l + resend < now
+                                i.ends_at.is_some_and(|e| e > l) || l + resend < now
                             }
                             (Status::Firing, Some(l)) => l + resend < now,
                         };
                         if due {
-                            sent.insert(m.fingerprint.clone(), now);
-                            batch.push(m);
+                            sent.insert(fp.clone(), now);
+                            batch.push(msg(i));
                         }
                     }
-                    sent.retain(|fp, _| live.contains(fp));
+                    sent.retain(|fp, _| live.contains(fp.as_str()));
                     if !batch.is_empty() {
-                        out.push(self.job(r, alertmanager::body(&batch)));
+                        job(r, alertmanager::body(&batch));
                     }
                 }
                 ReceiverKind::Pagerduty => {
@@ -380,88 +395,142 @@ impl Dispatcher {
                         .as_ref()
                         .map(|k| k.expose().to_string())
                         .unwrap_or_default();
-                    let repeat = self.cfg.repeat_interval.as_millis() as i64;
-                    let mut events = vec![];
-                    {
-                        let sent = &mut self.sent[r];
-                        for m in groups.into_values().flat_map(|(_, v)| v) {
-                            let last = sent.get(&m.fingerprint).copied();
-                            match m.status {
-                                Status::Firing if last.is_none_or(|l| l + repeat <= now) => {
-                                    sent.insert(m.fingerprint.clone(), now);
-                                    events.push(pagerduty::event(&m, &key));
-                                }
-                                Status::Resolved if last.is_some() => {
-                                    sent.remove(&m.fingerprint);
-                                    if rc.send_resolved {
-                                        events.push(pagerduty::event(&m, &key));
-                                    }
-                                }
-                                _ => {}
+                    let repeat = cfg.repeat_interval.as_millis() as i64;
+                    let sent = &mut sent[r];
+                    for i in groups.into_values().flat_map(|(_, v)| v) {
+                        let fp = &info(i).fingerprint;
+                        let last = sent.get(fp).copied();
+                        match i.status {
+                            Status::Firing if last.is_none_or(|l| l + repeat <= now) => {
+                                sent.insert(fp.clone(), now);
+                                job(r, pagerduty::event(&msg(i), &key));
                             }
+                            Status::Resolved if last.is_some() => {
+                                sent.remove(fp);
+                                if rc.send_resolved {
+                                    job(r, pagerduty::event(&msg(i), &key));
+                                }
+                            }
+                            _ => {}
                         }
-                    }
-                    for e in events {
-                        out.push(self.job(r, e));
                     }
                 }
                 _ => {
-                    let repeat = self.cfg.repeat_interval.as_millis() as i64;
-                    let mut jobs = vec![];
-                    let state = &mut self.groups[r];
-                    for (key, (gl, msgs)) in &groups {
-                        let st = state.entry(key.clone()).or_default();
-                        let firing: BTreeSet<String> = msgs
+                    let repeat = cfg.repeat_interval.as_millis() as i64;
+                    let state = &mut group_state[r];
+                    for (key, (gl, members)) in &groups {
+                        let st = state.entry((*key).to_string()).or_default();
+                        let firing: BTreeSet<&str> = members
                             .iter()
-                            .filter(|m| m.status == Status::Firing)
-                            .map(|m| m.fingerprint.clone())
+                            .filter(|i| i.status == Status::Firing)
+                            .map(|i| info(i).fingerprint.as_str())
                             .collect();
-                        let resolved: Vec<&AlertMsg> = msgs
+                        let resolved = |i: &Item| {
+                            i.status == Status::Resolved && st.firing.contains(&info(i).fingerprint)
+                        };
+                        let any_resolved = members.iter().any(|i| resolved(i));
+                        let changed = !firing
                             .iter()
-                            .filter(|m| {
-                                m.status == Status::Resolved && st.firing.contains(&m.fingerprint)
-                            })
-                            .collect();
-                        let changed = firing != st.firing;
+                            .copied()
+                            .eq(st.firing.iter().map(String::as_str));
                         let repeat_due = !firing.is_empty() && now - st.last_sent >= repeat;
-                        let worth =
-                            !firing.is_empty() || (rc.send_resolved && !resolved.is_empty());
+                        let worth = !firing.is_empty() || (rc.send_resolved && any_resolved);
                         if (changed || repeat_due) && worth {
-                            let alerts: Vec<AlertMsg> = msgs
+                            let alerts: Vec<AlertMsg> = members
                                 .iter()
-                                .filter(|m| {
-                                    m.status == Status::Firing
-                                        || (rc.send_resolved
-                                            && resolved
-                                                .iter()
-                                                .any(|x| x.fingerprint == m.fingerprint))
+                                .filter(|i| {
+                                    i.status == Status::Firing || (rc.send_resolved && resolved(i))
                                 })
-                                .cloned()
+                                .map(|i| msg(i))
                                 .collect();
-                            jobs.push(Batch {
-                                group_key: key.clone(),
-                                group_labels: gl.clone(),
+                            let b = Batch {
+                                group_key: (*key).to_string(),
+                                group_labels: (*gl).clone(),
                                 alerts,
-                            });
+                            };
+                            let body = match rc.kind {
+                                ReceiverKind::Slack => slack::body(&b),
+                                ReceiverKind::Teams => teams::body(&b),
+                                ReceiverKind::Discord => discord::body(&b),
+                                _ => webhook::body(&b, &rc.name, external_url),
+                            };
+                            job(r, body);
                             st.last_sent = now;
                         }
-                        st.firing = firing;
+                        if changed {
+                            st.firing = firing.iter().map(|f| f.to_string()).collect();
+                        }
                     }
                     // Groups with nothing firing any more are forgotten.
-                    state.retain(|k, st| groups.contains_key(k) && !st.firing.is_empty());
-                    for b in jobs {
-                        let body = match rc.kind {
-                            ReceiverKind::Slack => slack::body(&b),
-                            ReceiverKind::Teams => teams::body(&b),
-                            ReceiverKind::Discord => discord::body(&b),
-                            _ => webhook::body(&b, &rc.name, &self.external_url),
-                        };
-                        out.push(self.job(r, body));
-                    }
+                    state.retain(|k, st| groups.contains_key(k.as_str()) && !st.firing.is_empty());
                 }
             }
         }
         out
+    }
+}
+
+/// One notification group of an evaluation: its group labels and alerts.
+type Group<'a> = (&'a BTreeMap<String, String>, Vec<&'a Item<'a>>);
+
+/// One alert of an evaluation, for [`Dispatcher::dispatch`].
+struct Item<'a> {
+    alert: &'a Alert,
+    status: Status,
+    ends_at: Option<i64>,
+}
+
+/// What an alert's identity decides once: its labels as receivers see them, its
+/// fingerprint and where it goes.
+struct Routed {
+    labels: std::sync::Arc<BTreeMap<String, String>>,
+    fingerprint: String,
+    targets: Vec<RoutedTarget>,
+    /// The last dispatch that saw the alert.
+    cycle: u64,
+}
+
+struct RoutedTarget {
+    receiver: usize,
+    /// `route key:{group labels}`
+    key: String,
+    group_labels: BTreeMap<String, String>,
+}
+
+impl Routed {
+    fn new(a: &Alert, external_labels: &BTreeMap<String, String>, route: &Route) -> Self {
+        let mut labels = a.labels.clone().into_map();
+        for (k, v) in external_labels {
+            labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let mut targets = vec![];
+        route.receivers(&labels, &mut targets);
+        let targets = targets
+            .into_iter()
+            .map(|t| {
+                let group_labels: BTreeMap<String, String> =
+                    if t.group_by.iter().any(|g| g == "...") {
+                        labels.clone()
+                    } else {
+                        labels
+                            .iter()
+                            .filter(|(k, _)| t.group_by.contains(k))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    };
+                RoutedTarget {
+                    receiver: t.receiver,
+                    key: format!("{}:{}", t.route_key, label_string(&group_labels)),
+                    group_labels,
+                }
+            })
+            .collect();
+        Routed {
+            fingerprint: fingerprint(&labels),
+            labels: std::sync::Arc::new(labels),
+            targets,
+            cycle: 0,
+        }
     }
 }
 

@@ -227,6 +227,30 @@ impl Chunk {
         }
         for _ in 1..self.n {
             r.refill();
+            // The common cases first, straight from the bit window (at least 57 bits after
+            // the refill): the same time step (`0`), then the same value (`0`) or the
+            // previous bit window (`10` + significant bits).
+            let b = r.buf;
+            if b >> 63 == 0 {
+                if (b >> 62) & 1 == 0 {
+                    r.skip(2);
+                    t += delta;
+                    if !f(t, f64::from_bits(v)) {
+                        return;
+                    }
+                    continue;
+                }
+                let sig = 64 - leading - trailing;
+                if (b >> 61) & 1 == 0 && sig <= 54 {
+                    r.skip(3 + sig);
+                    t += delta;
+                    v ^= ((b << 3) >> (64 - sig)) << trailing;
+                    if !f(t, f64::from_bits(v)) {
+                        return;
+                    }
+                    continue;
+                }
+            }
             let ones = ((r.peek(4) as u8) << 4).leading_ones();
             let dod = match ones {
                 0 => {
