@@ -336,7 +336,7 @@ impl Dispatcher {
             AlertMsg {
                 status: i.status,
                 fingerprint: r.fingerprint.clone(),
-                labels: (*r.labels).clone(),
+                labels: sent_labels(i.alert, external_labels),
                 annotations: i.alert.annotations.clone(),
                 starts_at: i.alert.fired_at,
                 ends_at: i.ends_at,
@@ -480,10 +480,17 @@ struct Item<'a> {
     ends_at: Option<i64>,
 }
 
-/// What an alert's identity decides once: its labels as receivers see them, its
-/// fingerprint and where it goes.
+/// An alert's labels as receivers see them: its own, and the external labels it lacks.
+fn sent_labels(a: &Alert, external_labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut labels = a.labels.clone().into_map();
+    for (k, v) in external_labels {
+        labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    labels
+}
+
+/// What an alert's identity decides once: its fingerprint and where it goes.
 struct Routed {
-    labels: std::sync::Arc<BTreeMap<String, String>>,
     fingerprint: String,
     targets: Vec<RoutedTarget>,
     /// The last dispatch that saw the alert.
@@ -499,10 +506,7 @@ struct RoutedTarget {
 
 impl Routed {
     fn new(a: &Alert, external_labels: &BTreeMap<String, String>, route: &Route) -> Self {
-        let mut labels = a.labels.clone().into_map();
-        for (k, v) in external_labels {
-            labels.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        let labels = sent_labels(a, external_labels);
         let mut targets = vec![];
         route.receivers(&labels, &mut targets);
         let targets = targets
@@ -527,7 +531,6 @@ impl Routed {
             .collect();
         Routed {
             fingerprint: fingerprint(&labels),
-            labels: std::sync::Arc::new(labels),
             targets,
             cycle: 0,
         }
