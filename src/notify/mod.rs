@@ -311,28 +311,32 @@ impl Dispatcher {
         *cycle += 1;
         let resend = cfg.resend_delay.max(*eval_interval).as_millis() as i64;
         // Pending alerts are never sent; every other alert is an item once.
-        let mut items: Vec<Item> = Vec::with_capacity(alerts.len());
-        for a in alerts.iter().filter(|a| a.state != AlertState::Pending) {
-            let r = routed
+        let sendable = || alerts.iter().filter(|a| a.state != AlertState::Pending);
+        for a in sendable() {
+            routed
                 .entry(a.labels.clone())
-                .or_insert_with(|| Routed::new(a, external_labels, route));
-            r.cycle = *cycle;
-            let (status, ends_at) = match (a.state, a.resolved_at) {
-                (AlertState::Inactive, Some(r)) => (Status::Resolved, Some(r)),
-                _ => (Status::Firing, Some(now + 4 * resend)),
-            };
-            items.push(Item {
-                alert: a,
-                status,
-                ends_at,
-            });
+                .or_insert_with(|| Routed::new(a, external_labels, route))
+                .cycle = *cycle;
         }
         // Alerts gone since the last evaluation are forgotten.
         routed.retain(|_, r| r.cycle == *cycle);
         let routed = &*routed;
-        let info = |i: &Item| -> &Routed { &routed[&i.alert.labels] };
+        let items: Vec<Item> = sendable()
+            .filter_map(|a| {
+                let (status, ends_at) = match (a.state, a.resolved_at) {
+                    (AlertState::Inactive, Some(r)) => (Status::Resolved, Some(r)),
+                    _ => (Status::Firing, Some(now + 4 * resend)),
+                };
+                Some(Item {
+                    alert: a,
+                    routed: routed.get(&a.labels)?,
+                    status,
+                    ends_at,
+                })
+            })
+            .collect();
         let msg = |i: &Item| -> AlertMsg {
-            let r = info(i);
+            let r = i.routed;
             AlertMsg {
                 status: i.status,
                 fingerprint: r.fingerprint.clone(),
@@ -343,12 +347,15 @@ impl Dispatcher {
                 generator_url: external_url.clone(),
             }
         };
-        let live: BTreeSet<&str> = items.iter().map(|i| info(i).fingerprint.as_str()).collect();
+        let live: BTreeSet<&str> = items
+            .iter()
+            .map(|i| i.routed.fingerprint.as_str())
+            .collect();
         // receiver → group key → (group labels, items)
         let mut per: Vec<BTreeMap<&str, Group>> =
             (0..cfg.receivers.len()).map(|_| BTreeMap::new()).collect();
         for i in &items {
-            for t in &info(i).targets {
+            for t in &i.routed.targets {
                 per[t.receiver]
                     .entry(t.key.as_str())
                     .or_insert_with(|| (&t.group_labels, vec![]))
@@ -370,7 +377,7 @@ impl Dispatcher {
                     let sent = &mut sent[r];
                     let mut batch = vec![];
                     for i in groups.into_values().flat_map(|(_, v)| v) {
-                        let fp = &info(i).fingerprint;
+                        let fp = &i.routed.fingerprint;
                         let last = sent.get(fp).copied();
                         let due = match (i.status, last) {
                             (_, None) => true,
@@ -398,7 +405,7 @@ impl Dispatcher {
                     let repeat = cfg.repeat_interval.as_millis() as i64;
                     let sent = &mut sent[r];
                     for i in groups.into_values().flat_map(|(_, v)| v) {
-                        let fp = &info(i).fingerprint;
+                        let fp = &i.routed.fingerprint;
                         let last = sent.get(fp).copied();
                         match i.status {
                             Status::Firing if last.is_none_or(|l| l + repeat <= now) => {
@@ -423,10 +430,11 @@ impl Dispatcher {
                         let firing: BTreeSet<&str> = members
                             .iter()
                             .filter(|i| i.status == Status::Firing)
-                            .map(|i| info(i).fingerprint.as_str())
+                            .map(|i| i.routed.fingerprint.as_str())
                             .collect();
                         let resolved = |i: &Item| {
-                            i.status == Status::Resolved && st.firing.contains(&info(i).fingerprint)
+                            i.status == Status::Resolved
+                                && st.firing.contains(&i.routed.fingerprint)
                         };
                         let any_resolved = members.iter().any(|i| resolved(i));
                         let changed = !firing
@@ -476,6 +484,7 @@ type Group<'a> = (&'a BTreeMap<String, String>, Vec<&'a Item<'a>>);
 /// One alert of an evaluation, for [`Dispatcher::dispatch`].
 struct Item<'a> {
     alert: &'a Alert,
+    routed: &'a Routed,
     status: Status,
     ends_at: Option<i64>,
 }
