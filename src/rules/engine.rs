@@ -212,11 +212,16 @@ pub struct Engine {
     state_warned: bool,
     /// Threads for evaluating groups side by side: the CPUs this process may use.
     workers: usize,
+    /// When the history was last trimmed.
+    trimmed_at: i64,
 }
 
 /// How many lines of the last snapshot a line may be found ahead of where the previous one
 /// was (series that vanished in between) before it counts as new.
 const LOOK_AHEAD: usize = 8;
+
+/// How often the history is trimmed.
+const TRIM_EVERY_MS: i64 = 60_000;
 
 /// Text blocks handed from the encoding thread to the parsing one.
 const BLOCK: usize = 64 * 1024;
@@ -407,6 +412,7 @@ impl Engine {
             state_read: false,
             state_warned: false,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            trimmed_at: i64::MIN,
         }
     }
 
@@ -628,8 +634,13 @@ impl Engine {
             self.any_name,
             self.interval.as_millis() as i64,
         );
-        self.storage
-            .trim(|name| now - by_name.get(name).copied().or(any).unwrap_or(interval));
+        // Chunks hold 30 min: looking for ones to drop (a walk over every series) once a
+        // minute is plenty; until then readers select by time anyway.
+        if now.saturating_sub(self.trimmed_at) >= TRIM_EVERY_MS {
+            self.trimmed_at = now;
+            self.storage
+                .trim(|name| now - by_name.get(name).copied().or(any).unwrap_or(interval));
+        }
         self.metrics
             .history_samples
             .set(self.storage.sample_count() as i64);
