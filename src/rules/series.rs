@@ -200,91 +200,104 @@ impl Chunk {
             r: BitReader::new(&self.bits.data),
             left: self.n,
             i: 0,
-            t: 0,
-            delta: 0,
-            v: 0,
-            leading: 0,
-            trailing: 0,
+            d: Decoder::default(),
         }
     }
 }
 
 impl Chunk {
-    /// Calls `f` with every sample in order until it returns `false`. The same decoding as
-    /// [`ChunkIter`], as one loop with its state in locals: the range reads of every
-    /// evaluation spend most of their time here.
+    /// Calls `f` with every sample in order until it returns `false`: [`ChunkIter`] as one
+    /// loop with its state in locals (the range reads of every evaluation spend most of their
+    /// time here).
     #[inline]
     fn for_each(&self, mut f: impl FnMut(i64, f64) -> bool) {
         if self.n == 0 {
             return;
         }
         let mut r = BitReader::new(&self.bits.data);
-        let mut t = r.read(64) as i64;
-        let mut v = r.read(64);
-        let (mut delta, mut leading, mut trailing) = (0i64, 0u32, 0u32);
-        if !f(t, f64::from_bits(v)) {
+        let mut d = Decoder::default();
+        d.step(&mut r, true);
+        if !f(d.t, f64::from_bits(d.v)) {
             return;
         }
         for _ in 1..self.n {
-            r.refill();
-            // The common cases first, straight from the bit window (at least 57 bits after
-            // the refill): the same time step (`0`), then the same value (`0`) or the
-            // previous bit window (`10` + significant bits).
-            let b = r.buf;
-            if b >> 63 == 0 {
-                if (b >> 62) & 1 == 0 {
-                    r.skip(2);
-                    t += delta;
-                    if !f(t, f64::from_bits(v)) {
-                        return;
-                    }
-                    continue;
-                }
-                let sig = 64 - leading - trailing;
-                if (b >> 61) & 1 == 0 && sig <= 54 {
-                    r.skip(3 + sig);
-                    t += delta;
-                    v ^= ((b << 3) >> (64 - sig)) << trailing;
-                    if !f(t, f64::from_bits(v)) {
-                        return;
-                    }
-                    continue;
-                }
-            }
-            let ones = ((r.peek(4) as u8) << 4).leading_ones();
-            let dod = match ones {
-                0 => {
-                    r.skip(1);
-                    0
-                }
-                4 => {
-                    r.skip(4);
-                    r.read(64) as i64
-                }
-                n => {
-                    let (_, control_len, bits) = DOD_BUCKETS[n as usize - 1];
-                    r.skip(control_len);
-                    sign_extend(r.read(bits), bits)
-                }
-            };
-            delta += dod;
-            t += delta;
-            let ctl = r.peek(2);
-            if ctl & 0b10 == 0 {
-                r.skip(1);
-            } else {
-                r.skip(2);
-                if ctl & 0b01 != 0 {
-                    leading = r.read(5) as u32;
-                    let sig = r.read(6) as u32;
-                    let sig = if sig == 0 { 64 } else { sig };
-                    trailing = 64 - leading - sig;
-                }
-                v ^= r.read(64 - leading - trailing) << trailing;
-            }
-            if !f(t, f64::from_bits(v)) {
+            d.step(&mut r, false);
+            if !f(d.t, f64::from_bits(d.v)) {
                 return;
             }
+        }
+    }
+}
+
+/// The state that decoding a chunk carries from one sample to the next.
+#[derive(Default)]
+struct Decoder {
+    t: i64,
+    delta: i64,
+    v: u64,
+    leading: u32,
+    trailing: u32,
+}
+
+impl Decoder {
+    /// Decodes the next sample into `t` and `v` (the first one of a chunk is stored whole).
+    #[inline(always)]
+    fn step(&mut self, r: &mut BitReader, first: bool) {
+        if first {
+            self.t = r.read(64) as i64;
+            self.v = r.read(64);
+            return;
+        }
+        r.refill();
+        // The common cases first, straight from the bit window (at least 57 bits after the
+        // refill): the same time step (`0`), then the same value (`0`) or the previous bit
+        // window (`10` + significant bits).
+        let b = r.buf;
+        if b >> 63 == 0 {
+            if (b >> 62) & 1 == 0 {
+                r.skip(2);
+                self.t += self.delta;
+                return;
+            }
+            let sig = 64 - self.leading - self.trailing;
+            if (b >> 61) & 1 == 0 && sig <= 54 {
+                r.skip(3 + sig);
+                self.t += self.delta;
+                self.v ^= ((b << 3) >> (64 - sig)) << self.trailing;
+                return;
+            }
+        }
+        // Control: 0, 10, 110, 1110 or 1111 — the number of leading ones picks the bucket.
+        let ones = ((r.peek(4) as u8) << 4).leading_ones();
+        let dod = match ones {
+            0 => {
+                r.skip(1);
+                0
+            }
+            4 => {
+                r.skip(4);
+                r.read(64) as i64
+            }
+            n => {
+                let (_, control_len, bits) = DOD_BUCKETS[n as usize - 1];
+                r.skip(control_len);
+                sign_extend(r.read(bits), bits)
+            }
+        };
+        self.delta += dod;
+        self.t += self.delta;
+        let ctl = r.peek(2);
+        if ctl & 0b10 == 0 {
+            r.skip(1);
+        } else {
+            r.skip(2);
+            if ctl & 0b01 != 0 {
+                self.leading = r.read(5) as u32;
+                let sig = r.read(6) as u32;
+                let sig = if sig == 0 { 64 } else { sig };
+                self.trailing = 64 - self.leading - sig;
+            }
+            self.v ^= r.read(64 - self.leading - self.trailing) << self.trailing;
         }
     }
 }
@@ -528,11 +541,7 @@ struct ChunkIter<'a> {
     r: BitReader<'a>,
     left: u16,
     i: u16,
-    t: i64,
-    delta: i64,
-    v: u64,
-    leading: u32,
-    trailing: u32,
+    d: Decoder,
 }
 
 /// Inverse of [`fits`]: `2^(bits-1)` itself is positive, as Prometheus encodes it.
@@ -553,47 +562,9 @@ impl Iterator for ChunkIter<'_> {
             return None;
         }
         self.left -= 1;
-        let r = &mut self.r;
-        if self.i == 0 {
-            self.t = r.read(64) as i64;
-            self.v = r.read(64);
-        } else {
-            // Control: 0, 10, 110, 1110 or 1111 — the number of leading ones picks the bucket.
-            let ones = ((r.peek(4) as u8) << 4).leading_ones();
-            let dod = match ones {
-                0 => {
-                    r.skip(1);
-                    0
-                }
-                4 => {
-                    r.skip(4);
-                    r.read(64) as i64
-                }
-                n => {
-                    let (_, control_len, bits) = DOD_BUCKETS[n as usize - 1];
-                    r.skip(control_len);
-                    sign_extend(r.read(bits), bits)
-                }
-            };
-            self.delta += dod;
-            self.t += self.delta;
-            let ctl = r.peek(2);
-            if ctl & 0b10 == 0 {
-                r.skip(1);
-            } else {
-                r.skip(2);
-                if ctl & 0b01 != 0 {
-                    self.leading = r.read(5) as u32;
-                    let sig = r.read(6) as u32;
-                    let sig = if sig == 0 { 64 } else { sig };
-                    self.trailing = 64 - self.leading - sig;
-                }
-                let sig = 64 - self.leading - self.trailing;
-                self.v ^= r.read(sig) << self.trailing;
-            }
-        }
+        self.d.step(&mut self.r, self.i == 0);
         self.i += 1;
-        Some((self.t, f64::from_bits(self.v)))
+        Some((self.d.t, f64::from_bits(self.d.v)))
     }
 }
 
