@@ -2,8 +2,10 @@
 //! `ALERTS_FOR_STATE` series. Every evaluation writes the active alerts of every rule to a
 //! JSON file (written aside, then renamed: a crash never leaves half a file); at start the
 //! alerts of rules whose definition is unchanged are restored with their `activeAt`, so a
-//! pending alert keeps its `for` progress and a firing one its `startsAt`. A file older than
-//! [`OUTAGE_TOLERANCE`] is ignored, as Prometheus' `rules.alert.for-outage-tolerance`.
+//! pending alert keeps its `for` progress and a firing one its `startsAt`. What each receiver
+//! was already sent is kept beside them, so a restart neither notifies again nor forgets a
+//! resolution. A file older than [`OUTAGE_TOLERANCE_MS`] is ignored, as Prometheus'
+//! `rules.alert.for-outage-tolerance`.
 
 use super::alert::{Alert, AlertState, GroupState, definition};
 use super::series::Labels;
