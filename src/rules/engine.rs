@@ -791,31 +791,39 @@ mod tests {
         assert_eq!(s[2].1, f64::INFINITY);
     }
 
-    /// The pipelined snapshot (encoder thread, text in 64 KiB blocks, lines cut across
-    /// blocks) stores exactly what ingesting the whole text does.
-    #[test]
-    fn snapshot_in_blocks_equals_ingest_of_the_text() {
-        use prometheus_client::metrics::family::Family;
-        use prometheus_client::metrics::gauge::Gauge;
-        let rules = super::super::file::parse(
-            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: big > 1e9\n",
+    /// An engine with one alerting rule over `expr`, no receivers.
+    fn engine_reading(expr: &str) -> Engine {
+        let groups = super::super::file::parse(
+            &format!("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: {expr}\n"),
             "t.yml",
         )
         .expect("rules");
         let cfg = RulesConfig {
-            groups: rules,
+            groups,
             sources: vec![],
             evaluation_interval: std::time::Duration::from_secs(15),
             state_file: None,
             external_labels: Default::default(),
             external_url: String::new(),
         };
-        let engine = || {
-            let mut reg = Registry::default();
-            let m = RulesMetrics::register(&mut reg);
-            let shared = SharedGroups::from_config(&cfg);
-            Engine::new(&cfg, NotifyConfig::default(), shared, None, m)
-        };
+        let mut reg = Registry::default();
+        let m = RulesMetrics::register(&mut reg);
+        Engine::new(
+            &cfg,
+            NotifyConfig::default(),
+            SharedGroups::from_config(&cfg),
+            None,
+            m,
+        )
+    }
+
+    /// The pipelined snapshot (encoder thread, text in 64 KiB blocks, lines cut across
+    /// blocks) stores exactly what ingesting the whole text does.
+    #[test]
+    fn snapshot_in_blocks_equals_ingest_of_the_text() {
+        use prometheus_client::metrics::family::Family;
+        use prometheus_client::metrics::gauge::Gauge;
+        let engine = || engine_reading("big > 1e9");
         let (mut piped, mut whole) = (engine(), engine());
         piped.workers = 2;
         let mut reg = Registry::default();
@@ -855,23 +863,7 @@ mod tests {
 
     #[test]
     fn ingest_keeps_read_series_marks_vanished_stale_and_reuses_keys() {
-        let groups = super::super::file::parse(
-            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n",
-            "t.yml",
-        )
-        .expect("rules");
-        let cfg = RulesConfig {
-            groups,
-            sources: vec![],
-            evaluation_interval: std::time::Duration::from_secs(15),
-            state_file: None,
-            external_labels: Default::default(),
-            external_url: String::new(),
-        };
-        let shared = SharedGroups::from_config(&cfg);
-        let mut reg = Registry::default();
-        let m = RulesMetrics::register(&mut reg);
-        let mut e = Engine::new(&cfg, NotifyConfig::default(), shared, None, m);
+        let mut e = engine_reading("up == 0");
         let up = Labels::from_pairs([("__name__", "up"), ("a", "1")]);
         let unread = "other_metric 5\nother_metric{x=\"}\\\"{\"} 6\n";
         e.ingest(
