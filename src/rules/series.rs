@@ -191,7 +191,24 @@ struct Chunk {
     min_t: i64,
     max_t: i64,
     n: u16,
+    /// [`RISING`] and [`CLEAN`], kept while appending: what a window over this chunk may
+    /// skip decoding (see [`Series::summary`]).
+    flags: u8,
     bits: BitBuf,
+}
+
+/// Every sample of the chunk is `>=` the one before it in the series (the previous chunk's
+/// last included): no counter reset, no NaN, no stale marker.
+pub const RISING: u8 = 1;
+/// No stale marker in the chunk.
+pub const CLEAN: u8 = 2;
+
+/// What a window holds when only its ends and its length are needed ([`Series::summary`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Summary {
+    pub first: (i64, f64),
+    pub last: (i64, f64),
+    pub count: usize,
 }
 
 impl Chunk {
@@ -476,6 +493,7 @@ impl Chunk {
             min_t: 0,
             max_t: 0,
             n: 0,
+            flags: RISING | CLEAN,
             bits: BitBuf::new(),
         }
     }
@@ -597,8 +615,17 @@ impl Series {
             // Chunks come every 30 min: an exact list is worth two reallocations then.
             self.sealed.shrink_to_fit();
         }
+        // The series' previous sample, if it has one (the encoder keeps the newest).
+        let follows = self.head.n > 0 || !self.sealed.is_empty();
+        let prev = f64::from_bits(self.enc.v);
         self.head.push(&mut self.enc, t, v);
-        if !is_stale(v) {
+        // NaN compares as unordered: it ends a rise as a reset does.
+        if follows && matches!(v.partial_cmp(&prev), None | Some(std::cmp::Ordering::Less)) {
+            self.head.flags &= !RISING;
+        }
+        if is_stale(v) {
+            self.head.flags &= !(RISING | CLEAN);
+        } else {
             self.last_live = t;
         }
     }
@@ -650,6 +677,40 @@ impl Series {
                 true
             });
         }
+    }
+
+    /// The first and last sample of the window `mint..=maxt` and how many it holds, decoding
+    /// only up to its first sample, when every chunk it touches has all of `need` set
+    /// ([`RISING`] or [`CLEAN`]: then no stale marker is left out and, with `RISING`, no
+    /// counter reset sits inside) and the window reaches the newest sample. `None`
+    /// otherwise: read the window with [`Series::range_into`].
+    pub fn summary(&self, mint: i64, maxt: i64, need: u8) -> Option<Summary> {
+        let last = self.last();
+        if self.head.n == 0 || last.0 > maxt || last.0 < mint {
+            return None;
+        }
+        let from = self.sealed.partition_point(|c| c.max_t < mint);
+        let mut chunks = self.sealed[from..].iter().chain([&self.head]);
+        if chunks.clone().any(|c| c.flags & need != need) {
+            return None;
+        }
+        let count: usize = chunks.clone().map(|c| c.n as usize).sum();
+        let c0 = chunks.next()?;
+        let mut first = None;
+        let mut skipped = 0;
+        c0.for_each(|t, v| {
+            if t >= mint {
+                first = Some((t, v));
+                return false;
+            }
+            skipped += 1;
+            true
+        });
+        Some(Summary {
+            first: first?,
+            last,
+            count: count - skipped,
+        })
     }
 
     /// An upper bound of `range(mint, maxt).count()`, without decoding.
