@@ -21,7 +21,7 @@ pub mod webhook;
 use crate::config::{NotifyConfig, ReceiverKind, Route};
 use crate::rules::alert::{Alert, AlertState};
 use crate::rules::series::Labels;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -347,13 +347,10 @@ impl Dispatcher {
                 generator_url: external_url.clone(),
             }
         };
-        let live: BTreeSet<&str> = items
-            .iter()
-            .map(|i| i.routed.fingerprint.as_str())
-            .collect();
         // receiver → group key → (group labels, items)
-        let mut per: Vec<BTreeMap<&str, Group>> =
-            (0..cfg.receivers.len()).map(|_| BTreeMap::new()).collect();
+        let mut per: Vec<FxHashMap<&str, Group>> = (0..cfg.receivers.len())
+            .map(|_| FxHashMap::default())
+            .collect();
         for i in &items {
             for t in &i.routed.targets {
                 per[t.receiver]
@@ -363,20 +360,26 @@ impl Dispatcher {
                     .push(i);
             }
         }
+        // Groups in key order, so what is sent does not depend on hashing.
+        let per = per.into_iter().map(|groups| {
+            let mut groups: Vec<(&str, Group)> = groups.into_iter().collect();
+            groups.sort_unstable_by_key(|(k, _)| *k);
+            groups
+        });
         let mut job = |receiver: usize, body: serde_json::Value| {
             *seq += 1;
             let id = format!("msg_{:x}_{}_{}", now_ms(), receiver, seq);
             let body = serde_json::to_vec(&body).unwrap_or_default();
             out.push((receiver, Job { id, body }));
         };
-        for (r, groups) in per.into_iter().enumerate() {
+        for (r, groups) in per.enumerate() {
             let rc = &cfg.receivers[r];
             match rc.kind {
                 ReceiverKind::Alertmanager => {
                     let resend = cfg.resend_delay.as_millis() as i64;
                     let sent = &mut sent[r];
                     let mut batch = vec![];
-                    for i in groups.into_values().flat_map(|(_, v)| v) {
+                    for i in groups.into_iter().flat_map(|(_, (_, v))| v) {
                         let fp = &i.routed.fingerprint;
                         let last = sent.get(fp).copied();
                         let due = match (i.status, last) {
@@ -391,6 +394,11 @@ impl Dispatcher {
                             batch.push(msg(i));
                         }
                     }
+                    // Alerts no longer in the evaluation are forgotten.
+                    let live: FxHashSet<&str> = items
+                        .iter()
+                        .map(|i| i.routed.fingerprint.as_str())
+                        .collect();
                     sent.retain(|fp, _| live.contains(fp.as_str()));
                     if !batch.is_empty() {
                         job(r, alertmanager::body(&batch));
@@ -404,7 +412,7 @@ impl Dispatcher {
                         .unwrap_or_default();
                     let repeat = cfg.repeat_interval.as_millis() as i64;
                     let sent = &mut sent[r];
-                    for i in groups.into_values().flat_map(|(_, v)| v) {
+                    for i in groups.into_iter().flat_map(|(_, (_, v))| v) {
                         let fp = &i.routed.fingerprint;
                         let last = sent.get(fp).copied();
                         match i.status {
@@ -427,11 +435,14 @@ impl Dispatcher {
                     let state = &mut group_state[r];
                     for (key, (gl, members)) in &groups {
                         let st = state.entry((*key).to_string()).or_default();
-                        let firing: BTreeSet<&str> = members
+                        let mut firing: Vec<&str> = members
                             .iter()
                             .filter(|i| i.status == Status::Firing)
                             .map(|i| i.routed.fingerprint.as_str())
                             .collect();
+                        // In the order of `st.firing` (a set) to compare without copies.
+                        firing.sort_unstable();
+                        firing.dedup();
                         let resolved = |i: &Item| {
                             i.status == Status::Resolved
                                 && st.firing.contains(&i.routed.fingerprint)
@@ -470,7 +481,12 @@ impl Dispatcher {
                         }
                     }
                     // Groups with nothing firing any more are forgotten.
-                    state.retain(|k, st| groups.contains_key(k.as_str()) && !st.firing.is_empty());
+                    state.retain(|k, st| {
+                        !st.firing.is_empty()
+                            && groups
+                                .binary_search_by_key(&k.as_str(), |(g, _)| *g)
+                                .is_ok()
+                    });
                 }
             }
         }
