@@ -323,7 +323,9 @@ impl Decoder {
 /// at the end so writes can always touch a whole `u128`.
 #[derive(Debug)]
 struct BitBuf {
-    data: Vec<u8>,
+    /// Exactly as long as allocated (a `Vec` would spend 8 more bytes per chunk on a
+    /// capacity that always equals the length).
+    data: Box<[u8]>,
     /// Bits written (a chunk holds at most 120 samples of at most 147 bits).
     len: u32,
 }
@@ -333,7 +335,7 @@ const PAD: usize = 16;
 impl BitBuf {
     fn new() -> Self {
         BitBuf {
-            data: vec![0; PAD + 16],
+            data: vec![0; PAD + 16].into_boxed_slice(),
             len: 0,
         }
     }
@@ -347,8 +349,10 @@ impl BitBuf {
             // Grow by a quarter: the open chunk of every series holds its slack, so the
             // usual doubling would cost up to a byte of slack per byte of samples.
             let grown = (need + need / 4).max(self.data.len() + 32);
-            self.data.reserve_exact(grown - self.data.len());
-            self.data.resize(grown, 0);
+            let mut data = std::mem::take(&mut self.data).into_vec();
+            data.reserve_exact(grown - data.len());
+            data.resize(grown, 0);
+            self.data = data.into_boxed_slice();
         }
         let byte = (self.len >> 3) as usize;
         let off = self.len & 7;
@@ -365,8 +369,9 @@ impl BitBuf {
 
     /// Frees the slack and the padding: a sealed chunk is only read.
     fn seal(&mut self) {
-        self.data.truncate(self.len.div_ceil(8) as usize);
-        self.data.shrink_to_fit();
+        let mut data = std::mem::take(&mut self.data).into_vec();
+        data.truncate(self.len.div_ceil(8) as usize);
+        self.data = data.into_boxed_slice();
     }
 }
 
@@ -906,7 +911,7 @@ impl Storage {
             .iter()
             .flatten()
             .flat_map(|s| s.sealed.iter().chain([&s.head]))
-            .map(|c| c.bits.data.capacity() + std::mem::size_of::<Chunk>())
+            .map(|c| c.bits.data.len() + std::mem::size_of::<Chunk>())
             .sum()
     }
 
@@ -918,6 +923,12 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_headers_stay_small() {
+        // 50 000 series hold about 125 000 chunk headers: 8 bytes each is 1 MB.
+        assert_eq!(std::mem::size_of::<Chunk>(), 48);
+    }
 
     #[test]
     fn labels_sorted_and_empty_values_absent() {
