@@ -74,6 +74,8 @@ pub struct RuleState {
     pub active: FxHashMap<Labels, Alert>,
     /// Recording rules: the series written last time (stale markers for the vanished).
     written: FxHashSet<Labels>,
+    /// Where the windows of the rule's range selectors started last time.
+    cursors: eval::Cursors,
 }
 
 /// What templates can use beyond the alert itself.
@@ -169,6 +171,7 @@ impl GroupState {
                     eval_seconds: 0.0,
                     active: FxHashMap::default(),
                     written: FxHashSet::default(),
+                    cursors: eval::Cursors::default(),
                 })
                 .collect(),
             last_eval: None,
@@ -236,8 +239,9 @@ fn query(
     expr: &promql_parser::parser::Expr,
     storage: &Storage,
     ts: i64,
+    cursors: &mut eval::Cursors,
 ) -> Result<Vec<eval::Sample>, String> {
-    match eval::eval(expr, storage, ts)? {
+    match eval::eval_at_later(expr, storage, ts, cursors)? {
         Value::Vector(v) => Ok(v),
         Value::Scalar(v) => Ok(vec![eval::Sample {
             labels: Labels::default(),
@@ -248,7 +252,7 @@ fn query(
 }
 
 fn record(r: &mut RuleState, storage: &mut Storage, ts: i64, limit: usize) -> Result<(), String> {
-    let samples = match query(&r.rule.expr, storage, ts) {
+    let samples = match query(&r.rule.expr, storage, ts, &mut r.cursors) {
         Ok(s) => s,
         Err(e) => {
             mark_stale(r, storage, ts, &FxHashSet::default());
@@ -309,7 +313,7 @@ fn alert(
     };
     let hold = hold.as_millis() as i64;
     let keep_firing_for = keep_firing_for.as_millis() as i64;
-    let samples = query(&r.rule.expr, storage, ts)?;
+    let samples = query(&r.rule.expr, storage, ts, &mut r.cursors)?;
     let mut fresh: FxHashMap<Labels, Alert> =
         FxHashMap::with_capacity_and_hasher(samples.len(), Default::default());
     // Label templates without actions (`severity: warning`) and `alertname` are the same for

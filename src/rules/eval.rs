@@ -5,13 +5,16 @@
 //! Prometheus' `promql/engine.go` and `functions.go` closely (same operation order, same NaN
 //! handling) because `rules test` must agree with `promtool test rules` bit for bit.
 
-use super::series::{CLEAN, Labels, METRIC_NAME, RISING, Storage, Summary, is_stale};
-use promql_parser::label::{MatchOp, Matchers};
+use super::series::{
+    CLEAN, Cursor, Labels, METRIC_NAME, RISING, Series, Storage, Summary, is_stale,
+};
+use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::{
     AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, Offset,
     VectorMatchCardinality, VectorSelector,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 /// Prometheus' default lookback for instant selectors.
@@ -202,27 +205,89 @@ fn offset_ms(vs: &VectorSelector) -> i64 {
     }
 }
 
-fn matches(vs: &VectorSelector, labels: &Labels) -> bool {
-    if let Some(n) = &vs.name
-        && labels.name() != n
-    {
-        return false;
-    }
-    matchers_match(&vs.matchers, labels)
+/// The matchers a series found in the index by [`selector_name`] still has to pass (the
+/// name was checked by the lookup).
+fn residual(vs: &VectorSelector) -> Vec<&Matcher> {
+    let name = selector_name(vs);
+    vs.matchers
+        .matchers
+        .iter()
+        .filter(|m| {
+            !(m.name == METRIC_NAME
+                && matches!(m.op, MatchOp::Equal)
+                && name == Some(m.value.as_str()))
+        })
+        .collect()
 }
 
-fn matchers_match(m: &Matchers, labels: &Labels) -> bool {
-    m.matchers.iter().all(|m| m.is_match(labels.get(&m.name)))
+fn all_match(matchers: &[&Matcher], labels: &Labels) -> bool {
+    matchers.iter().all(|m| m.is_match(labels.get(&m.name)))
+}
+
+/// Per rule: where decoding stood at the start of each window its range selectors read
+/// last time, by selector and by the series' place in its name's list (see
+/// [`Storage::named`]); forgotten whenever series are removed.
+#[derive(Debug, Default)]
+pub struct Cursors {
+    generation: u64,
+    slots: Vec<(usize, Box<str>, Vec<Cursor>)>,
+}
+
+impl Cursors {
+    /// The cursors of selector `node` (its address in the rule's expression) over `name`.
+    fn slot(&mut self, node: usize, name: &str, generation: u64) -> &mut Vec<Cursor> {
+        if generation != self.generation {
+            self.slots.clear();
+            self.generation = generation;
+        }
+        let i = match self
+            .slots
+            .iter()
+            .position(|(n, m, _)| *n == node && **m == *name)
+        {
+            Some(i) => i,
+            None => {
+                self.slots.push((node, name.into(), Vec::new()));
+                self.slots.len() - 1
+            }
+        };
+        &mut self.slots[i].2
+    }
 }
 
 /// Evaluates `expr` as an instant query at `ts` (milliseconds).
 pub fn eval(expr: &Expr, storage: &Storage, ts: i64) -> Result<Value, String> {
-    Evaluator { storage, ts }.eval(expr)
+    Evaluator {
+        storage,
+        ts,
+        cursors: None,
+    }
+    .eval(expr)
+}
+
+/// [`eval`] for an expression evaluated again and again at later and later instants (a
+/// rule): range selectors resume decoding where `cursors` say their windows started.
+pub fn eval_at_later(
+    expr: &Expr,
+    storage: &Storage,
+    ts: i64,
+    cursors: &mut Cursors,
+) -> Result<Value, String> {
+    let cell = RefCell::new(std::mem::take(cursors));
+    let out = Evaluator {
+        storage,
+        ts,
+        cursors: Some(&cell),
+    }
+    .eval(expr);
+    *cursors = cell.into_inner();
+    out
 }
 
 struct Evaluator<'a> {
     storage: &'a Storage,
     ts: i64,
+    cursors: Option<&'a RefCell<Cursors>>,
 }
 
 impl Evaluator<'_> {
@@ -252,12 +317,24 @@ impl Evaluator<'_> {
         }
     }
 
+    /// The series `vs` picks, each with its place in its name's list (see
+    /// [`Storage::named`]; for a selector without a name, a place among all series).
+    fn picked<'s>(
+        &'s self,
+        vs: &'s VectorSelector,
+    ) -> impl Iterator<Item = (usize, &'s Series)> + 's {
+        let rest = residual(vs);
+        let all: Box<dyn Iterator<Item = (usize, &Series)>> = match selector_name(vs) {
+            Some(n) => Box::new(self.storage.named(n)),
+            None => Box::new(self.storage.candidates(None).enumerate()),
+        };
+        all.filter(move |(_, s)| all_match(&rest, &s.labels))
+    }
+
     fn select(&self, vs: &VectorSelector) -> Vec<Sample> {
         let at = self.ts - offset_ms(vs);
-        self.storage
-            .candidates(selector_name(vs))
-            .filter(|s| matches(vs, &s.labels))
-            .filter_map(|s| {
+        self.picked(vs)
+            .filter_map(|(_, s)| {
                 let (t, v) = s.at_or_before(at)?;
                 (t >= at - LOOKBACK_MS && !is_stale(v)).then(|| Sample {
                     labels: s.labels.clone(),
@@ -270,10 +347,8 @@ impl Evaluator<'_> {
     fn select_range(&self, ms: &MatrixSelector) -> Vec<RangeSeries> {
         let end = self.ts - offset_ms(&ms.vs);
         let start = end - ms.range.as_millis() as i64;
-        self.storage
-            .candidates(selector_name(&ms.vs))
-            .filter(|s| matches(&ms.vs, &s.labels))
-            .filter_map(|s| {
+        self.picked(&ms.vs)
+            .filter_map(|(_, s)| {
                 let mut points = Vec::with_capacity(s.range_bound(start, end));
                 points.extend(s.range(start, end).filter(|(_, v)| !is_stale(*v)));
                 (!points.is_empty()).then(|| RangeSeries {
@@ -396,13 +471,10 @@ impl Evaluator<'_> {
         let range_ms = ms.range.as_millis() as i64;
         let end = self.ts - offset_ms(&ms.vs);
         let start = end - range_ms;
-        let series = || {
-            self.storage
-                .candidates(selector_name(&ms.vs))
-                .filter(|s| matches(&ms.vs, &s.labels))
-        };
         if name == "absent_over_time" {
-            let any = series().any(|s| s.range(start, end).any(|(_, v)| !is_stale(v)));
+            let any = self
+                .picked(&ms.vs)
+                .any(|(_, s)| s.range(start, end).any(|(_, v)| !is_stale(v)));
             return Ok(Value::Vector(if any {
                 vec![]
             } else {
@@ -428,9 +500,24 @@ impl Evaluator<'_> {
             "delta" | "count_over_time" | "last_over_time" => CLEAN,
             _ => 0,
         };
-        for s in series() {
+        // Cursors by the series' place in its name's list (only named selectors have one).
+        let mut cursors = match (self.cursors, selector_name(&ms.vs)) {
+            (Some(c), Some(n)) => Some((c.borrow_mut(), n)),
+            _ => None,
+        };
+        let mut slot = cursors.as_mut().map(|(c, n)| {
+            let node = ms as *const MatrixSelector as usize;
+            c.slot(node, n, self.storage.generation())
+        });
+        for (at, s) in self.picked(&ms.vs) {
+            let mut cur = slot.as_mut().map(|v| {
+                if v.len() <= at {
+                    v.resize(at + 1, Cursor::NONE);
+                }
+                &mut v[at]
+            });
             if need != 0
-                && let Some(w) = s.summary(start, end, need)
+                && let Some(w) = s.summary(start, end, need, cur.as_deref_mut())
             {
                 let value = match name {
                     "rate" | "increase" | "delta" => {
@@ -457,7 +544,7 @@ impl Evaluator<'_> {
                 continue;
             }
             p.clear();
-            s.range_into(start, end, &mut p);
+            s.range_into(start, end, &mut p, cur);
             if p.is_empty() {
                 continue;
             }
@@ -1277,9 +1364,11 @@ mod summary_tests {
     use crate::rules::series::stale_nan;
 
     /// The window functions that skip decoding (rate, increase, delta, resets,
-    /// count_over_time, last_over_time over chunks that allow it) give bit for bit what the
-    /// sample-by-sample code gives, over counters with and without resets, negative values,
-    /// NaN, stale markers, irregular steps and windows at every position and length.
+    /// count_over_time, last_over_time over chunks that allow it) and every window read
+    /// through a rule's cursors give bit for bit what decoding every sample from the chunk's
+    /// start gives, over counters with and without resets, negative values, NaN, stale
+    /// markers, irregular steps, windows at every position and length, and now and then an
+    /// evaluation back in time (cursors must then not be trusted).
     #[test]
     fn window_summaries_agree_with_decoding_every_sample() {
         let mut rng = 0x9E37_79B9_7F4A_7C15u64;
@@ -1322,6 +1411,13 @@ mod summary_tests {
             "delta" => extrapolated_rate(p, start, end, false, false),
             "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
             "count_over_time" => Some(p.len() as f64),
+            "avg_over_time" => Some(avg_over_time(p)),
+            "sum_over_time" => Some(p.iter().map(|(_, v)| v).sum()),
+            "changes" => Some(
+                p.windows(2)
+                    .filter(|w| w[1].1.to_bits() != w[0].1.to_bits())
+                    .count() as f64,
+            ),
             _ => Some(p[p.len() - 1].1),
         };
         let names = [
@@ -1331,6 +1427,9 @@ mod summary_tests {
             "resets",
             "count_over_time",
             "last_over_time",
+            "avg_over_time",
+            "sum_over_time",
+            "changes",
         ];
         let mut queries = Vec::new();
         for name in names {
@@ -1341,7 +1440,7 @@ mod summary_tests {
                     panic!("matrix")
                 };
                 let range_ms = ms.range.as_millis() as i64;
-                queries.push((name, range, range_ms, e));
+                queries.push((name, range, range_ms, e, Cursors::default()));
             }
         }
         // Appended as the engine does, evaluated now and then at the newest instant (as rules
@@ -1356,19 +1455,24 @@ mod summary_tests {
             if i % 7 != 3 {
                 continue;
             }
-            for ts in [row[kinds.len() - 1].0, row[0].0 + 9_000] {
-                for (name, range, range_ms, e) in &queries {
-                    let Value::Vector(got) = eval(e, &s, ts).expect("eval") else {
+            let back = (i % 5 == 3).then(|| row[0].0 - 600_000);
+            for ts in [row[kinds.len() - 1].0, row[0].0 + 9_000]
+                .into_iter()
+                .chain(back)
+            {
+                for (name, range, range_ms, e, cursors) in &mut queries {
+                    let Value::Vector(got) = eval_at_later(e, &s, ts, cursors).expect("eval")
+                    else {
                         panic!("vector")
                     };
                     let mut want = Vec::new();
-                    let start = ts - range_ms;
+                    let start = ts - *range_ms;
                     for series in s.candidates(Some("m")) {
                         let p: Vec<(i64, f64)> = series
                             .range(start, ts)
                             .filter(|(_, v)| !is_stale(*v))
                             .collect();
-                        if series.summary(start, ts, RISING).is_some() {
+                        if series.summary(start, ts, RISING, None).is_some() {
                             summarised += 1;
                         }
                         if let Some(v) = (!p.is_empty())

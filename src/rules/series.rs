@@ -246,6 +246,114 @@ impl Chunk {
     }
 }
 
+/// A chunk being decoded: `d` holds sample `i - 1`, `r` stands at sample `i`.
+struct Pos<'a> {
+    r: BitReader<'a>,
+    d: Decoder,
+    i: u16,
+}
+
+impl Pos<'_> {
+    #[inline(always)]
+    fn step(&mut self) {
+        self.d.step(&mut self.r, self.i == 0);
+        self.i += 1;
+    }
+
+    fn sample(&self) -> (i64, f64) {
+        (self.d.t, f64::from_bits(self.d.v))
+    }
+}
+
+/// Where decoding stood at one sample of a series: the next read of a window that has
+/// moved forward starts there instead of at its chunk's start (a rule reads the same
+/// windows every evaluation, each a step later). Any cursor of the series is a valid
+/// starting point for any later window: it only records what decoding that series gives.
+#[derive(Clone, Copy, Debug)]
+pub struct Cursor {
+    t: i64,
+    v: u64,
+    delta: i32,
+    /// Bits of the chunk read up to and including this sample.
+    bit: u16,
+    /// This sample's index in its chunk.
+    idx: u8,
+    leading: u8,
+    trailing: u8,
+}
+
+impl Cursor {
+    /// Points nowhere: never used.
+    pub const NONE: Cursor = Cursor {
+        t: i64::MAX,
+        v: 0,
+        delta: 0,
+        bit: 0,
+        idx: 0,
+        leading: 0,
+        trailing: 0,
+    };
+}
+
+impl Chunk {
+    /// Decodes up to the first sample at or after `mint`, leaving it in the returned
+    /// position's `d`: from `cur` when that points into this chunk before `mint`, else from
+    /// the start. Saves where it stopped in `cur`. `None` when every sample is older.
+    fn first_at_or_after(&self, mint: i64, cur: Option<&mut Cursor>) -> Option<Pos<'_>> {
+        if self.n == 0 || self.max_t < mint {
+            return None;
+        }
+        let mut p = match cur.as_deref() {
+            // Strictly before `mint`: the sample wanted comes after it whatever window the
+            // cursor was saved for.
+            Some(c) if c.t < mint && c.t >= self.min_t && (c.idx as u16) + 1 < self.n => {
+                let mut r = BitReader::new(&self.bits.data);
+                r.seek(c.bit as usize);
+                Pos {
+                    r,
+                    d: Decoder {
+                        t: c.t,
+                        delta: c.delta as i64,
+                        v: c.v,
+                        leading: c.leading as u32,
+                        trailing: c.trailing as u32,
+                    },
+                    i: c.idx as u16 + 1,
+                }
+            }
+            _ => {
+                let mut p = Pos {
+                    r: BitReader::new(&self.bits.data),
+                    d: Decoder::default(),
+                    i: 0,
+                };
+                p.step();
+                p
+            }
+        };
+        // `max_t >= mint`: a sample at or after `mint` comes before the end.
+        while p.d.t < mint && p.i < self.n {
+            p.step();
+        }
+        if let Some(c) = cur {
+            let bit = p.r.position();
+            *c = match (i32::try_from(p.d.delta), u16::try_from(bit)) {
+                (Ok(delta), Ok(bit)) => Cursor {
+                    t: p.d.t,
+                    v: p.d.v,
+                    delta,
+                    bit,
+                    idx: (p.i - 1) as u8,
+                    leading: p.d.leading as u8,
+                    trailing: p.d.trailing as u8,
+                },
+                _ => Cursor::NONE,
+            };
+        }
+        (p.d.t >= mint).then_some(p)
+    }
+}
+
 /// The state that decoding a chunk carries from one sample to the next.
 #[derive(Default)]
 struct Decoder {
@@ -409,6 +517,20 @@ impl<'a> BitReader<'a> {
             buf: 0,
             have: 0,
         }
+    }
+
+    /// Continues at bit `bit` of the data (as [`BitReader::position`] gave it).
+    fn seek(&mut self, bit: usize) {
+        self.next = bit / 8;
+        self.buf = 0;
+        self.have = 0;
+        self.refill();
+        self.skip((bit % 8) as u32);
+    }
+
+    /// Bits consumed so far.
+    fn position(&self) -> usize {
+        self.next * 8 - self.have as usize
     }
 
     /// At least 57 valid bits afterwards.
@@ -657,12 +779,40 @@ impl Series {
 
     /// Appends the non-stale samples with `mint <= t <= maxt` to `out`: [`Series::range`]
     /// without stale markers, in one loop per chunk.
-    pub fn range_into(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
+    /// With a cursor, the chunk where the window starts is decoded from it (see [`Cursor`]),
+    /// and the cursor then points at the window's first sample.
+    pub fn range_into(
+        &self,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<(i64, f64)>,
+        mut cur: Option<&mut Cursor>,
+    ) {
         for c in self.chunks() {
             if c.max_t < mint || c.min_t > maxt {
                 continue;
             }
-            if c.min_t >= mint && c.max_t <= maxt {
+            if c.min_t < mint {
+                // Where the window starts: the older samples are only decoded to get there.
+                let Some(mut p) = c.first_at_or_after(mint, cur.take()) else {
+                    continue;
+                };
+                loop {
+                    let (t, v) = p.sample();
+                    if t > maxt {
+                        break;
+                    }
+                    if !is_stale(v) {
+                        out.push((t, v));
+                    }
+                    if p.i >= c.n {
+                        break;
+                    }
+                    p.step();
+                }
+                continue;
+            }
+            if c.max_t <= maxt {
                 out.reserve(c.n as usize);
                 c.for_each(|t, v| {
                     if !is_stale(v) {
@@ -676,7 +826,7 @@ impl Series {
                 if t > maxt {
                     return false;
                 }
-                if t >= mint && !is_stale(v) {
+                if !is_stale(v) {
                     out.push((t, v));
                 }
                 true
@@ -689,7 +839,13 @@ impl Series {
     /// ([`RISING`] or [`CLEAN`]: then no stale marker is left out and, with `RISING`, no
     /// counter reset sits inside) and the window reaches the newest sample. `None`
     /// otherwise: read the window with [`Series::range_into`].
-    pub fn summary(&self, mint: i64, maxt: i64, need: u8) -> Option<Summary> {
+    pub fn summary(
+        &self,
+        mint: i64,
+        maxt: i64,
+        need: u8,
+        cur: Option<&mut Cursor>,
+    ) -> Option<Summary> {
         let last = self.last();
         if self.head.n == 0 || last.0 > maxt || last.0 < mint {
             return None;
@@ -700,21 +856,11 @@ impl Series {
             return None;
         }
         let count: usize = chunks.clone().map(|c| c.n as usize).sum();
-        let c0 = chunks.next()?;
-        let mut first = None;
-        let mut skipped = 0;
-        c0.for_each(|t, v| {
-            if t >= mint {
-                first = Some((t, v));
-                return false;
-            }
-            skipped += 1;
-            true
-        });
+        let p = chunks.next()?.first_at_or_after(mint, cur)?;
         Some(Summary {
-            first: first?,
+            first: p.sample(),
             last,
-            count: count - skipped,
+            count: count - (p.i as usize - 1),
         })
     }
 
@@ -841,6 +987,17 @@ impl Storage {
             },
             None => Box::new(self.slots.iter().flatten()),
         }
+    }
+
+    /// Series whose metric name is `name`, each with its place in the name's list: places
+    /// stay the same (new series come last) while [`Storage::generation`] does.
+    pub fn named<'a>(&'a self, name: &str) -> impl Iterator<Item = (usize, &'a Series)> + 'a {
+        self.by_name
+            .get(name)
+            .map_or(&[][..], |ids| &ids[..])
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &id)| Some((i, self.slots[id as usize].as_ref()?)))
     }
 
     /// The newest sample of a series is live (not a stale marker).
@@ -1036,7 +1193,7 @@ mod tests {
         ];
         for (a, b) in windows {
             let mut got = Vec::new();
-            series.range_into(a, b, &mut got);
+            series.range_into(a, b, &mut got, None);
             let want: Vec<(i64, u64)> = series
                 .range(a, b)
                 .filter(|(_, v)| !is_stale(*v))
