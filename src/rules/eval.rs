@@ -507,15 +507,16 @@ impl Evaluator<'_> {
         };
         let mut slot = cursors.as_mut().map(|(c, n)| {
             let node = ms as *const MatrixSelector as usize;
-            c.slot(node, n, self.storage.generation())
+            let v = c.slot(node, n, self.storage.generation());
+            let len = self.storage.named_len(n);
+            if v.len() < len {
+                v.reserve_exact(len - v.len());
+                v.resize(len, Cursor::NONE);
+            }
+            v
         });
         for (at, s) in self.picked(&ms.vs) {
-            let mut cur = slot.as_mut().map(|v| {
-                if v.len() <= at {
-                    v.resize(at + 1, Cursor::NONE);
-                }
-                &mut v[at]
-            });
+            let mut cur = slot.as_mut().and_then(|v| v.get_mut(at));
             if need != 0
                 && let Some(w) = s.summary(start, end, need, cur.as_deref_mut())
             {
