@@ -366,12 +366,12 @@ impl Dispatcher {
             groups.sort_unstable_by_key(|(k, _)| *k);
             groups
         });
-        let mut job = |receiver: usize, body: serde_json::Value| {
+        let mut job = |receiver: usize, body: Vec<u8>| {
             *seq += 1;
             let id = format!("msg_{:x}_{}_{}", now_ms(), receiver, seq);
-            let body = serde_json::to_vec(&body).unwrap_or_default();
             out.push((receiver, Job { id, body }));
         };
+        let json = |v: serde_json::Value| serde_json::to_vec(&v).unwrap_or_default();
         for (r, groups) in per.enumerate() {
             let rc = &cfg.receivers[r];
             match rc.kind {
@@ -401,7 +401,7 @@ impl Dispatcher {
                         .collect();
                     sent.retain(|fp, _| live.contains(fp.as_str()));
                     if !batch.is_empty() {
-                        job(r, alertmanager::body(&batch));
+                        job(r, json(alertmanager::body(&batch)));
                     }
                 }
                 ReceiverKind::Pagerduty => {
@@ -418,12 +418,12 @@ impl Dispatcher {
                         match i.status {
                             Status::Firing if last.is_none_or(|l| l + repeat <= now) => {
                                 sent.insert(fp.clone(), now);
-                                job(r, pagerduty::event(&msg(i), &key));
+                                job(r, json(pagerduty::event(&msg(i), &key)));
                             }
                             Status::Resolved if last.is_some() => {
                                 sent.remove(fp);
                                 if rc.send_resolved {
-                                    job(r, pagerduty::event(&msg(i), &key));
+                                    job(r, json(pagerduty::event(&msg(i), &key)));
                                 }
                             }
                             _ => {}
@@ -468,9 +468,9 @@ impl Dispatcher {
                                 alerts,
                             };
                             let body = match rc.kind {
-                                ReceiverKind::Slack => slack::body(&b),
-                                ReceiverKind::Teams => teams::body(&b),
-                                ReceiverKind::Discord => discord::body(&b),
+                                ReceiverKind::Slack => json(slack::body(&b)),
+                                ReceiverKind::Teams => json(teams::body(&b)),
+                                ReceiverKind::Discord => json(discord::body(&b)),
                                 _ => webhook::body(&b, &rc.name, external_url),
                             };
                             job(r, body);

@@ -240,3 +240,33 @@ fn group_keys_carry_the_route_path() {
         ]
     );
 }
+
+/// The whole webhook body, byte for byte: Alertmanager's fields in its order.
+#[test]
+fn webhook_body_is_alertmanagers_exactly() {
+    let mut d = dispatcher(ReceiverKind::Webhook);
+    let a = alert("a", AlertState::Firing, None);
+    let out = d.dispatch(&[&a], 100_000);
+    let fp = fingerprint(
+        &[
+            ("alertname".to_string(), "MqttDown".to_string()),
+            ("broker".to_string(), "a".to_string()),
+            ("cluster".to_string(), "eu".to_string()),
+        ]
+        .into(),
+    );
+    let want = format!(
+        concat!(
+            r#"{{"receiver":"r","status":"firing","alerts":[{{"status":"firing","#,
+            r#""labels":{{"alertname":"MqttDown","broker":"a","cluster":"eu"}},"#,
+            r#""annotations":{{"summary":"a down"}},"startsAt":"1970-01-01T00:01:00.000Z","#,
+            r#""endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://sentinel","#,
+            r#""fingerprint":"{fp}"}}],"groupLabels":{{"alertname":"MqttDown"}},"#,
+            r#""commonLabels":{{"alertname":"MqttDown","broker":"a","cluster":"eu"}},"#,
+            r#""commonAnnotations":{{"summary":"a down"}},"externalURL":"http://sentinel","#,
+            r#""version":"4","groupKey":"{{}}:{{alertname=\"MqttDown\"}}","truncatedAlerts":0}}"#
+        ),
+        fp = fp
+    );
+    assert_eq!(String::from_utf8_lossy(&out[0].1.body), want);
+}

@@ -590,6 +590,11 @@ impl Evaluator<'_> {
                 out.push(Sample { labels, value });
             }
         }
+        // Series of one name stay distinct without it: only a selector that may pick
+        // several names can yield two equal label sets.
+        if selector_name(&ms.vs).is_some() {
+            return Ok(Value::Vector(out));
+        }
         Ok(Value::Vector(unique(out)?))
     }
 
@@ -1302,6 +1307,20 @@ mod tests {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+
+    #[test]
+    fn a_range_function_over_several_names_refuses_equal_label_sets() {
+        let mut s = store();
+        let d = Labels::from_pairs([("__name__", "d"), ("a", "x")]);
+        for i in 0..=10 {
+            s.append(&d, i * 60_000, i as f64);
+        }
+        let e = parse(r#"rate({__name__=~"c|d"}[5m])"#).expect("parse");
+        let err = eval(&e, &s, 600_000).expect_err("c and d both become {a=\"x\"}");
+        assert_eq!(err, "vector cannot contain metrics with the same labelset");
+        let e = parse(r#"rate({__name__=~"c|d", a="y"}[5m])"#).expect("parse");
+        assert!(eval(&e, &s, 600_000).is_ok());
     }
 
     #[test]
