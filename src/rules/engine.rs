@@ -527,6 +527,9 @@ impl Engine {
         let (j, key, id, value) = match known {
             Some((j, len, rest)) => {
                 feed.next = j + 1;
+                if let Some(&(_, Some(ahead))) = feed.old.lines.get(j + LOOK_AHEAD) {
+                    self.storage.prefetch_append(ahead);
+                }
                 let value = rest.split(' ').next().unwrap_or("");
                 (Some(j), &line[..len], feed.old.lines[j].1, value)
             }
