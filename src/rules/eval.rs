@@ -517,10 +517,13 @@ impl Evaluator<'_> {
         });
         for (at, s) in self.picked(&ms.vs) {
             let mut cur = slot.as_mut().and_then(|v| v.get_mut(at));
-            if need != 0
-                && let Some(w) = s.summary(start, end, need, cur.as_deref_mut())
-            {
-                let value = match name {
+            let summary = if need != 0 {
+                s.summary(start, end, need, cur.as_deref_mut())
+            } else {
+                None
+            };
+            let value = if let Some(w) = summary {
+                match name {
                     "rate" | "increase" | "delta" => {
                         let counter = name != "delta";
                         let mut result = w.last.1 - w.first.1;
@@ -533,53 +536,45 @@ impl Evaluator<'_> {
                     "resets" => Some(0.0),
                     "count_over_time" => Some(w.count as f64),
                     _ => Some(w.last.1),
-                };
-                if let Some(value) = value {
-                    let labels = if name == "last_over_time" {
-                        s.labels.clone()
-                    } else {
-                        s.labels.without_name()
-                    };
-                    out.push(Sample { labels, value });
                 }
-                continue;
-            }
-            p.clear();
-            s.range_into(start, end, &mut p, cur);
-            if p.is_empty() {
-                continue;
-            }
-            let p = &p[..];
-            let value = match name {
-                "rate" => extrapolated_rate(p, start, end, true, true),
-                "increase" => extrapolated_rate(p, start, end, true, false),
-                "delta" => extrapolated_rate(p, start, end, false, false),
-                "irate" => instant_delta(p, true),
-                "idelta" => instant_delta(p, false),
-                "deriv" => (p.len() >= 2).then(|| linear_regression(p, p[0].0).0),
-                "predict_linear" => (p.len() >= 2).then(|| {
-                    let (slope, intercept) = linear_regression(p, self.ts);
-                    slope * extra + intercept
-                }),
-                "avg_over_time" => Some(avg_over_time(p)),
-                "min_over_time" => Some(
-                    p.iter()
-                        .fold(p[0].1, |m, &(_, v)| if v < m || m.is_nan() { v } else { m }),
-                ),
-                "max_over_time" => Some(
-                    p.iter()
-                        .fold(p[0].1, |m, &(_, v)| if v > m || m.is_nan() { v } else { m }),
-                ),
-                "sum_over_time" => Some(p.iter().map(|(_, v)| v).sum()),
-                "count_over_time" => Some(p.len() as f64),
-                "last_over_time" => Some(p[p.len() - 1].1),
-                "changes" => Some(
-                    p.windows(2)
-                        .filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan()))
-                        .count() as f64,
-                ),
-                "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
-                other => return Err(format!("function {other:?} is not supported")),
+            } else {
+                p.clear();
+                s.range_into(start, end, &mut p, cur);
+                if p.is_empty() {
+                    continue;
+                }
+                let p = &p[..];
+                match name {
+                    "rate" => extrapolated_rate(p, start, end, true, true),
+                    "increase" => extrapolated_rate(p, start, end, true, false),
+                    "delta" => extrapolated_rate(p, start, end, false, false),
+                    "irate" => instant_delta(p, true),
+                    "idelta" => instant_delta(p, false),
+                    "deriv" => (p.len() >= 2).then(|| linear_regression(p, p[0].0).0),
+                    "predict_linear" => (p.len() >= 2).then(|| {
+                        let (slope, intercept) = linear_regression(p, self.ts);
+                        slope * extra + intercept
+                    }),
+                    "avg_over_time" => Some(avg_over_time(p)),
+                    "min_over_time" => Some(
+                        p.iter()
+                            .fold(p[0].1, |m, &(_, v)| if v < m || m.is_nan() { v } else { m }),
+                    ),
+                    "max_over_time" => Some(
+                        p.iter()
+                            .fold(p[0].1, |m, &(_, v)| if v > m || m.is_nan() { v } else { m }),
+                    ),
+                    "sum_over_time" => Some(p.iter().map(|(_, v)| v).sum()),
+                    "count_over_time" => Some(p.len() as f64),
+                    "last_over_time" => Some(p[p.len() - 1].1),
+                    "changes" => Some(
+                        p.windows(2)
+                            .filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan()))
+                            .count() as f64,
+                    ),
+                    "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
+                    other => return Err(format!("function {other:?} is not supported")),
+                }
             };
             if let Some(value) = value {
                 let labels = if name == "last_over_time" {
@@ -1381,7 +1376,7 @@ mod tests {
 #[cfg(test)]
 mod summary_tests {
     use super::*;
-    use crate::rules::series::stale_nan;
+    use crate::rules::series::{stale_nan, xorshift};
 
     /// The window functions that skip decoding (rate, increase, delta, resets,
     /// count_over_time, last_over_time over chunks that allow it) and every window read
@@ -1391,13 +1386,7 @@ mod summary_tests {
     /// evaluation back in time (cursors must then not be trusted).
     #[test]
     fn window_summaries_agree_with_decoding_every_sample() {
-        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
         // Series sampled at the same instants, kinds offset by a millisecond each.
         let kinds = ["rising", "resets", "negative", "stale", "nan", "gauge"];
         // rows[i][k]: the i-th sample of kind k.

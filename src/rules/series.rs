@@ -1114,6 +1114,18 @@ impl Storage {
     }
 }
 
+/// Deterministic pseudo-random numbers for tests (xorshift64).
+#[cfg(test)]
+pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1167,13 +1179,7 @@ mod tests {
     /// huge jumps, NaN, stale markers, infinities, -0.0 and values that need all 64 bits.
     #[test]
     fn chunks_round_trip_exactly() {
-        let mut rng = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
         let mut want = Vec::new();
         let mut t = -5_000_000i64;
         // Delta-of-delta exactly at each bucket's edges.
