@@ -1000,10 +1000,7 @@ impl Storage {
         name: Option<&str>,
     ) -> Box<dyn Iterator<Item = &'a Series> + 'a> {
         match name {
-            Some(n) => match self.by_name.get(n) {
-                Some(ids) => Box::new(ids.iter().filter_map(|&i| self.slots[i as usize].as_ref())),
-                None => Box::new(std::iter::empty()),
-            },
+            Some(n) => Box::new(self.named(n).map(|(_, s)| s)),
             None => Box::new(self.slots.iter().flatten()),
         }
     }
