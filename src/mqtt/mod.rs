@@ -7,6 +7,7 @@
 //! connect. `mqtt_up` is 1 exactly between a successful CONNACK and the loss of that session.
 
 mod backoff;
+pub mod negotiate;
 pub mod options;
 pub mod reason;
 
@@ -127,10 +128,11 @@ impl Connection {
             probe_prefix: format!("{}/", self.cfg.probe_topic_prefix),
         };
         let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
-        let Some((mut client, mut opts)) = self.new_client(&inbox, &ctl_tx) else {
+        let mut negotiation = negotiate::Negotiation::new(self.cfg.protocol);
+        let mut client_protocol = negotiation.protocol();
+        let Some((mut client, mut opts)) = self.new_client(client_protocol, &inbox, &ctl_tx) else {
             return;
         };
-        let mut client_protocol = self.cfg.effective_protocol();
 
         let mut backoff = Backoff::new(self.cfg.reconnect);
         let mut failures: u64 = 0;
@@ -139,9 +141,10 @@ impl Connection {
         // Our deadline is Paho's plus a margin: Paho should always answer first.
         let deadline = self.cfg.connect_timeout + Duration::from_secs(2);
         loop {
-            if self.cfg.effective_protocol() != client_protocol {
+            if negotiation.protocol() != client_protocol {
                 // `protocol: auto` switched versions; Paho fixes it per client.
-                let Some((c, o)) = self.new_client(&inbox, &ctl_tx) else {
+                client_protocol = negotiation.protocol();
+                let Some((c, o)) = self.new_client(client_protocol, &inbox, &ctl_tx) else {
                     break;
                 };
                 options::retire(
@@ -149,7 +152,6 @@ impl Connection {
                     options::retire_grace(&self.cfg),
                 );
                 opts = o;
-                client_protocol = self.cfg.effective_protocol();
             }
             // Events of an earlier session must not end the next one.
             while ctl_rx.try_recv().is_ok() {}
@@ -188,6 +190,13 @@ impl Connection {
                     self.metrics.record_connect(reason::SUCCESS);
                     self.metrics.up.set(1);
                     self.metrics.set_protocol(client_protocol.as_str());
+                    negotiation.connected();
+                    let fell_back = negotiation.evidence();
+                    self.cfg.negotiated.set_v311(fell_back.is_some());
+                    if let Some(evidence) = fell_back {
+                        info!(%broker, %evidence,
+                              "MQTT 5 refused: this session uses MQTT 3.1.1; the next connect asks for MQTT 5 again (protocol: auto)");
+                    }
                     info!(%broker, url = %self.cfg.url, client_id = %self.client_id,
                           protocol = client_protocol.as_str(), after_failures = failures,
                           "connected");
@@ -199,6 +208,9 @@ impl Connection {
                     self.probes.session_started(Instant::now());
                     let end = self.session(&client, &mut rx, &mut ctl_rx, &shutdown).await;
                     self.metrics.up.set(0);
+                    // No fallback outlives its session.
+                    negotiation.reset();
+                    self.cfg.negotiated.set_v311(false);
                     self.probes.session_ended();
                     if let Some(ing) = &mut self.ingest {
                         ing.session_ended();
@@ -265,9 +277,10 @@ impl Connection {
                 }
                 Err((label, detail)) => {
                     self.metrics.record_connect(label);
-                    if self.cfg.protocol_fallback(client_protocol, label) {
-                        info!(%broker, result = label, error = %detail,
-                              "MQTT 5 connect failed on an open connection; trying MQTT 3.1.1 (protocol: auto)");
+                    if let negotiate::Next::RetryNow(next) = negotiation.failed(label) {
+                        info!(%broker, result = label, error = %detail, tried = client_protocol.as_str(),
+                              next = next.as_str(), evidence = negotiation.evidence().unwrap_or("none yet"),
+                              "connect failed without a CONNACK; trying again at once (protocol: auto)");
                         continue;
                     }
                     failures += 1;
@@ -293,15 +306,17 @@ impl Connection {
         info!(%broker, "stopped");
     }
 
-    /// A Paho client for the protocol the config currently resolves to, with our callbacks.
+    /// A Paho client speaking `protocol`, with our callbacks.
     fn new_client(
         &self,
+        protocol: crate::config::Protocol,
         inbox: &Inbox,
         ctl_tx: &mpsc::UnboundedSender<Control>,
     ) -> Option<(paho::AsyncClient, paho::ConnectOptions)> {
         let broker = &self.cfg.name;
         let client = match paho::AsyncClient::new(options::create_options(
             &self.cfg,
+            protocol,
             &self.client_id,
         )) {
             Ok(c) => c,
@@ -310,7 +325,7 @@ impl Connection {
                 return None;
             }
         };
-        let opts = match options::connect_options(&self.cfg) {
+        let opts = match options::connect_options(&self.cfg, protocol) {
             Ok(o) => o,
             Err(e) => {
                 // No token exists yet, so dropping the client here is safe.
