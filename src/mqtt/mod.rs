@@ -13,11 +13,14 @@ pub mod reason;
 
 use crate::config::BrokerConfig;
 use crate::metrics::BrokerMetrics;
-use crate::probe::runner::Probes;
+use crate::probe::runner::{LIVENESS_GRACE, Probes};
 use crate::sys::Ingest;
 use backoff::Backoff;
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use paho_mqtt as paho;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -54,8 +57,9 @@ enum Control {
 enum End {
     Shutdown,
     Lost(Option<paho::ReasonCode>),
-    /// The connection is open but the broker stopped answering (a probe timed out and
-    /// nothing at all arrived since it was sent): frozen, overloaded or half-open.
+    /// The connection is open but the broker stopped answering: a probe timed out, nothing at
+    /// all arrived since it was sent, and the liveness question went unanswered for
+    /// [`LIVENESS_GRACE`]. Frozen, overloaded or half-open.
     Unresponsive,
 }
 
@@ -88,6 +92,9 @@ pub struct Connection {
     sys_seen: (bool, bool),
     /// "This broker has no `$SYS`" was logged.
     sys_silence_noted: bool,
+    /// The filter the liveness question unsubscribes from: `<prefix>/<client-id>/liveness`,
+    /// never subscribed to.
+    liveness_topic: String,
 }
 
 impl Connection {
@@ -100,8 +107,12 @@ impl Connection {
     ) -> Self {
         let client_id = cfg.client_id.clone().unwrap_or_else(generated_client_id);
         let probes = make_probes(&cfg, &client_id);
+        let liveness_topic = format!(
+            "{}/{}/liveness",
+            cfg.probe_topic_prefix,
+            crate::probe::runner::topic_segment(&client_id)
+        );
         Self {
-            cfg,
             client_id,
             metrics,
             ingest,
@@ -109,6 +120,8 @@ impl Connection {
             last_rx: Instant::now(),
             sys_seen: (false, false),
             sys_silence_noted: false,
+            liveness_topic,
+            cfg,
         }
     }
 
@@ -239,7 +252,6 @@ impl Connection {
                         }
                         End::Unresponsive => {
                             self.metrics.record_disconnect("unresponsive");
-                            warn!(%broker, "broker stopped answering (probe timed out, nothing received since); reconnecting");
                             // Do not wait for a frozen broker to acknowledge DISCONNECT.
                             let opts = paho::DisconnectOptionsBuilder::new()
                                 .timeout(Duration::ZERO)
@@ -372,6 +384,13 @@ impl Connection {
         shutdown: &CancellationToken,
     ) -> End {
         let silence_deadline = Instant::now() + SYS_SILENCE;
+        // The liveness question (see `Liveness`): pending answers, when the latest was asked,
+        // and the send time of the oldest probe run that expired with nothing received since.
+        let mut answers: FuturesUnordered<Pin<Box<dyn Future<Output = Option<Instant>> + Send>>> =
+            FuturesUnordered::new();
+        let mut asked_at = Instant::now();
+        let mut suspect: Option<Instant> = None;
+        let far = Duration::from_secs(3600);
         loop {
             let watch_silence =
                 self.ingest.is_some() && !self.sys_seen.0 && !self.sys_silence_noted;
@@ -379,8 +398,10 @@ impl Connection {
             let wake = self
                 .probes
                 .next_wakeup()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                .unwrap_or_else(|| Instant::now() + far);
             let acks_pending = !self.probes.acks().is_empty();
+            let answers_pending = !answers.is_empty();
+            let verdict_at = asked_at + LIVENESS_GRACE;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return End::Shutdown,
@@ -409,17 +430,41 @@ impl Connection {
                     Some(r) => self.dispatch(r),
                     None => return End::Lost(None),
                 },
-                Some(done) = self.probes.acks().next(), if acks_pending => self.probes.on_ack(done),
+                Some(done) = self.probes.acks().next(), if acks_pending => {
+                    if let Some(at) = done.answered_at() {
+                        self.last_rx = self.last_rx.max(at);
+                    }
+                    self.probes.on_ack(done);
+                }
+                Some(answer) = answers.next(), if answers_pending => {
+                    if let Some(at) = answer {
+                        self.last_rx = self.last_rx.max(at);
+                    }
+                }
+                _ = tokio::time::sleep_until(verdict_at.into()), if suspect.is_some() => {
+                    let since = suspect.take().unwrap_or(verdict_at);
+                    if self.last_rx < since {
+                        warn!(broker = %self.cfg.name, silent_s = since.elapsed().as_secs_f64(),
+                              grace_s = LIVENESS_GRACE.as_secs_f64(),
+                              "broker stopped answering: nothing received since a probe was sent, not even the UNSUBACK to a liveness question; reconnecting");
+                        return End::Unresponsive;
+                    }
+                }
                 _ = tokio::time::sleep_until(silence_deadline.into()), if watch_silence => {
                     self.sys_silence_noted = true;
                     info!(broker = %self.cfg.name, topic = %self.cfg.sys.topic, waited_s = SYS_SILENCE.as_secs(),
                           "no $SYS message since subscribing: this broker publishes no $SYS tree (HiveMQ, RabbitMQ and NATS do not) or does not let this client read it; only probes run for it");
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {
-                    if let Some(sent) = self.probes.on_timer(Instant::now(), client) {
-                        if self.last_rx < sent {
-                            return End::Unresponsive;
-                        }
+                    let now = Instant::now();
+                    let t = self.probes.on_timer(now, self.last_rx, client);
+                    if let Some(sent) = t.silent_since {
+                        suspect = Some(suspect.map_or(sent, |s| s.min(sent)));
+                    }
+                    // One question at a time: an unanswered one keeps its own (earlier) time.
+                    if (t.ask || t.silent_since.is_some()) && answers.is_empty() {
+                        asked_at = now;
+                        answers.push(ask_liveness(client, &self.liveness_topic));
                     }
                 }
             }
@@ -440,6 +485,27 @@ impl Connection {
             ing.handle(topic, r.msg.payload(), SystemTime::now());
         }
     }
+}
+
+/// Ask the broker something MQTT requires it to answer: an UNSUBSCRIBE of a filter we never
+/// subscribe to, which gets an UNSUBACK in every case (MQTT 3.1.1 §3.10.4, 5.0 §3.10.4; a
+/// v5 reason code such as 0x11 *No subscription existed* or 0x87 is still an answer). It
+/// changes nothing on the broker and, unlike a PUBLISH, no ACL or size limit can silently
+/// drop it. Resolves to the time of the answer, or `None` when the token ended without one.
+fn ask_liveness(
+    client: &paho::AsyncClient,
+    topic: &str,
+) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send>> {
+    let token = client.unsubscribe(topic);
+    Box::pin(async move {
+        match token.await {
+            Ok(_) | Err(paho::Error::ReasonCode(..)) => Some(Instant::now()),
+            Err(e) => {
+                debug!(error = %e, "liveness question got no answer");
+                None
+            }
+        }
+    })
 }
 
 /// How long the watching session waits for a SUBACK.
