@@ -550,13 +550,22 @@ fn a_flood_on_our_subscription_does_not_starve_the_probes() {
     let sc = s.wait_scrape(
         Duration::from_secs(10),
         "probes measured after the flood",
-        |sc| v(sc, "mqtt_probe_rtt_seconds_count", &[("qos", "1")]) >= rtt_before + 5.0,
+        // A run during the flood may fail (mosquitto's queue for us is full and drops the
+        // probe: `not_delivered`); once the flood has drained, the probe succeeds again.
+        |sc| {
+            v(sc, "mqtt_probe_rtt_seconds_count", &[("qos", "1")]) >= rtt_before + 5.0
+                && v(sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]) == 1.0
+        },
     );
     let got = v(&sc, "mqtt_sentinel_sys_messages_total", &[]);
     let dropped = v(&sc, "mqtt_sentinel_messages_dropped_total", &[]);
     assert!(got + dropped >= 100_000.0, "got {got}, dropped {dropped}");
     assert_eq!(v(&sc, "mqtt_up", &[]), 1.0, "the session survived");
-    assert_eq!(v(&sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]), 1.0);
+    assert_eq!(
+        v(&sc, "mqtt_disconnects_total", &[("reason", "unresponsive")]),
+        0.0,
+        "a flooded broker is busy, not dead"
+    );
     let rss_after = rss_kib(s.pid());
     assert!(
         rss_after < rss_before + 64 * 1024,
