@@ -260,7 +260,7 @@ impl Probes {
                 r.in_flight = Some(InFlight {
                     seq,
                     sent,
-                    deadline: sent + r.timeout,
+                    deadline: super::deadline_after(sent, r.timeout),
                 });
                 self.acks.push(Box::pin(async move {
                     let result = token.await;

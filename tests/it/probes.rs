@@ -523,6 +523,60 @@ fn probe_timeout_header_follows_blackbox() {
     }
 }
 
+/// Timeouts are only bounded below, and a probe deadline is `now + timeout`: one too large for
+/// an `Instant` must mean "no deadline", not a panic. Below the offset `/probe` uses the
+/// module's timeout as is; `mqtt-sentinel probe` multiplies it by the count; scheduled
+/// round-trip, connect and retained probes add it to their send time.
+#[test]
+fn huge_timeouts_do_not_overflow() {
+    const HUGE: &str = "100000000000years";
+    let broker = Mosquitto::start();
+    let s = Sentinel::watching(
+        &broker,
+        &format!(
+            "    probes:\n      - {{qos: 1, interval: 200ms, timeout: {HUGE}}}\n      - {{kind: connect, interval: 200ms, timeout: {HUGE}}}\n      - {{kind: retained, interval: 200ms, timeout: {HUGE}}}\nprobe_modules:\n  huge: {{timeout: {HUGE}}}\n"
+        ),
+    );
+    let r = get(
+        s.addr,
+        &format!("/probe?target={}&module=huge", broker.url()),
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "0.4")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        Scrape::parse(&r.body).value("probe_success", &[]),
+        Some(1.0),
+        "{}",
+        r.body
+    );
+    s.wait_scrape(Duration::from_secs(10), "every probe kind succeeds", |sc| {
+        ["rtt-qos1", "connect", "retained"]
+            .iter()
+            .all(|p| v(sc, "mqtt_probe_success", &[("probe", p)]) == 1.0)
+            && v(sc, "mqtt_probe_received_total", &[("probe", "rtt-qos1")]) >= 2.0
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.yaml");
+    std::fs::write(&f, format!("probe_modules:\n  huge: {{timeout: {HUGE}}}\n")).unwrap();
+    let out = Command::new(BIN)
+        .args(["probe", "--module", "huge", "--count", "3", &broker.url()])
+        .arg("--config")
+        .arg(&f)
+        .env_remove("MQTT_SENTINEL_CONFIG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" healthy: 3/3 round trips"), "{text}");
+}
+
 #[test]
 fn probe_command_exit_codes() {
     let broker = Mosquitto::start();
