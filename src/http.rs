@@ -320,8 +320,8 @@ const NO_SCRAPE_TIMEOUT: f64 = 120.0;
 /// (`strconv.FormatFloat(s, 'f', -1, 64)`): a header exactly equal to the offset gives the
 /// module's timeout (blackbox tests `< 0` and probes for 0 s, an instant failure of a healthy
 /// broker), and a non-finite header (`NaN`, `inf`, `1e400`) is refused like any unparsable one
-/// (Go parses `NaN`/`Inf` and converts them to an undefined duration). Hex floats (`0x1p-1`),
-/// which Go's `ParseFloat` accepts, are refused too.
+/// (Go refuses `1e400` too, but takes `Inf` as "no limit" and turns `NaN` into an undefined
+/// duration). Hex floats (`0x1p-1`), which Go's `ParseFloat` accepts, are refused too.
 ///
 /// Errors: the header is not a finite number; the message names the header and the value.
 /// blackbox answers that with HTTP 500 ("Failed to parse timeout from Prometheus header").
