@@ -237,7 +237,7 @@ async fn retained_once(
     value: &str,
     timeout: Duration,
 ) -> Result<(), Failure> {
-    let deadline = Instant::now() + timeout;
+    let deadline = super::deadline_after(Instant::now(), timeout);
     let left = || deadline.saturating_duration_since(Instant::now());
     let publisher = connect(cfg, &format!("{id}-pub"), left()).await?;
     let result = async {

@@ -313,7 +313,7 @@ impl Probes {
                 let msg = paho::Message::new(r.topic.as_str(), payload, r.qos.as_i32());
                 let token = client.publish(msg);
                 r.metrics.sent.inc();
-                let deadline = sent + r.timeout;
+                let deadline = super::deadline_after(sent, r.timeout);
                 let qos0 = r.qos.as_i32() == 0;
                 r.in_flight = Some(InFlight {
                     seq,
