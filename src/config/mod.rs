@@ -283,7 +283,8 @@ impl fmt::Display for BrokerUrl {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// MQTT 5 first; MQTT 3.1.1 when the broker refuses 5 (see [`Negotiated`]).
+    /// MQTT 5 first; MQTT 3.1.1 for one session when the broker refuses 5 (the rule is in
+    /// `mqtt::negotiate`; fresh clients follow the watching session through [`Negotiated`]).
     Auto,
     V5,
     V311,

@@ -5,6 +5,13 @@
 //! Paho's automatic reconnect does not restore subscriptions, so it stays off and this task
 //! owns the reconnect loop (exponential backoff with full jitter) and re-subscribes on every
 //! connect. `mqtt_up` is 1 exactly between a successful CONNACK and the loss of that session.
+//!
+//! The liveness rule: a session is declared unresponsive only when the broker answers
+//! nothing. Every inbound packet we can see (a message, `$SYS`, a PUBACK/PUBCOMP, an UNSUBACK)
+//! updates `last_rx`; a probe run that expires after that is a lost message
+//! (`not_delivered`), not a dead broker. A run that heard nothing at all makes the session ask
+//! an UNSUBSCRIBE (see [`ask_liveness`]) and wait [`LIVENESS_GRACE`] for its UNSUBACK first.
+//! `protocol: auto` picks the MQTT version per connect sequence ([`negotiate`]).
 
 mod backoff;
 pub mod negotiate;
@@ -384,7 +391,7 @@ impl Connection {
         shutdown: &CancellationToken,
     ) -> End {
         let silence_deadline = Instant::now() + SYS_SILENCE;
-        // The liveness question (see `Liveness`): pending answers, when the latest was asked,
+        // The liveness question (see `ask_liveness`): pending answers, when the latest was asked,
         // and the send time of the oldest probe run that expired with nothing received since.
         let mut answers: FuturesUnordered<Pin<Box<dyn Future<Output = Option<Instant>> + Send>>> =
             FuturesUnordered::new();
