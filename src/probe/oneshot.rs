@@ -242,7 +242,10 @@ async fn one_round_trip(
             },
             _ = tokio::time::sleep_until(until.into()) => {
                 tracker.expire(Instant::now(), Duration::ZERO);
-                return Err(reason::TIMEOUT);
+                // The broker acknowledged the message and never delivered it (an ACL or size
+                // limit MQTT 3.1.1 cannot report): alive, but the message is lost.
+                let acknowledged = need_ack && token.is_none();
+                return Err(if acknowledged { reason::NOT_DELIVERED } else { reason::TIMEOUT });
             }
         }
     }
