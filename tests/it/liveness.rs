@@ -246,3 +246,26 @@ fn a_fallback_to_3_1_1_is_asked_again_on_the_next_session() {
         "each session asked for MQTT 5 first:\n{logs}"
     );
 }
+
+#[test]
+fn one_shot_probe_of_an_acl_dropped_message_says_not_delivered() {
+    let broker = Mosquitto::builder().acl(READ_ONLY).start();
+    let s = Sentinel::start(
+        "brokers: []\nprobe_modules:\n  v311: {qos: 1, protocol: v3.1.1, timeout: 1s}\n",
+    );
+    let r = crate::support::scrape::get(
+        s.addr,
+        &format!("/probe?target={}&module=v311", broker.url()),
+        &[],
+    )
+    .expect("GET /probe");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sc = Scrape::parse(&r.body);
+    assert_eq!(sc.value("probe_success", &[]), Some(0.0), "{}", r.body);
+    assert_eq!(
+        sc.value("probe_mqtt_reason_info", &[("reason", "not_delivered")]),
+        Some(1.0),
+        "acknowledged by the broker and never delivered:\n{}",
+        r.body
+    );
+}
