@@ -1,7 +1,9 @@
 //! alerts/: the rule file passes `promtool check rules`, every unit test file passes
 //! `promtool test rules`, every alert follows the conventions and is tested firing and not
-//! firing, runbook anchors exist, and the PrometheusRule is generated from the rule file.
-//! `mqtt-sentinel rules check/test` must agree with promtool on the same files.
+//! firing, runbook anchors exist, every healthy situation the runbook lists under "Must stay
+//! quiet when" names a test group that expects silence from that alert, and the
+//! PrometheusRule is generated from the rule file. `mqtt-sentinel rules check/test` must
+//! agree with promtool on the same files.
 
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -150,6 +152,85 @@ fn every_alert_is_tested_firing_and_not_firing() {
         assert!(
             quiet.contains_key(name),
             "{name} is never tested staying quiet"
+        );
+    }
+}
+
+/// Test group name → alerts it expects silence from (`exp_alerts: []`), over all test files.
+fn quiet_checks_by_group() -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in test_files() {
+        for t in yaml(&f)["tests"].as_sequence().unwrap() {
+            let group = t["name"].as_str().unwrap_or_default().to_owned();
+            assert!(
+                group.starts_with("fires: ") || group.starts_with("quiet: "),
+                "{}: test group {group:?} is named \"fires: …\" or \"quiet: …\"",
+                f.display()
+            );
+            let entry = out.entry(group.clone()).or_default();
+            assert!(entry.is_empty(), "test group {group:?} twice");
+            for c in t["alert_rule_test"].as_sequence().into_iter().flatten() {
+                if c["exp_alerts"].as_sequence().is_none_or(Vec::is_empty) {
+                    entry.push(c["alertname"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// RUNBOOK section (lower-case anchor) → the `[group name]` references in its
+/// "Must stay quiet when:" list, one `Vec` per bullet.
+fn runbook_quiet_lists() -> BTreeMap<String, Vec<Vec<String>>> {
+    let runbook = std::fs::read_to_string(root().join("alerts/RUNBOOK.md")).unwrap();
+    let mut out = BTreeMap::new();
+    for section in runbook.split("\n## ").skip(1) {
+        let anchor = section.lines().next().unwrap().trim().to_lowercase();
+        let Some((_, list)) = section.split_once("Must stay quiet when:\n") else {
+            continue;
+        };
+        let list = list.split("\n\n").next().unwrap();
+        let bullets: Vec<Vec<String>> = list
+            .split("\n- ")
+            .map(|b| {
+                let b = b.replace("\n  ", " ");
+                b.split('[')
+                    .skip(1)
+                    .filter_map(|r| r.split_once(']').map(|(name, _)| name.to_owned()))
+                    .collect()
+            })
+            .collect();
+        out.insert(anchor, bullets);
+    }
+    out
+}
+
+#[test]
+fn every_quiet_situation_in_the_runbook_is_a_test() {
+    let groups = quiet_checks_by_group();
+    let lists = runbook_quiet_lists();
+    for (name, r) in alerts() {
+        let url = r["annotations"]["runbook_url"].as_str().unwrap();
+        let anchor = url.rsplit('#').next().unwrap();
+        let bullets = lists.get(anchor).unwrap_or_else(|| {
+            panic!("{name}: RUNBOOK #{anchor} has no \"Must stay quiet when:\" list")
+        });
+        let mut silent = false;
+        for refs in bullets {
+            assert!(
+                !refs.is_empty(),
+                "{name}: RUNBOOK #{anchor}: a quiet situation without its [test group]"
+            );
+            for g in refs {
+                let quiet = groups.get(g).unwrap_or_else(|| {
+                    panic!("{name}: RUNBOOK #{anchor} names no test group {g:?}")
+                });
+                silent |= quiet.contains(&name);
+            }
+        }
+        assert!(
+            silent,
+            "{name}: no test group named in RUNBOOK #{anchor} expects it to stay quiet"
         );
     }
 }
