@@ -27,12 +27,12 @@ bin=$PWD/target/release/mqtt-sentinel
 
 acl_port=$(free_port)
 printf 'topic read $SYS/#\ntopic read mqtt-sentinel/#\n' >"$tmp/acl"
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nsys_interval 10\nacl_file %s\n' \
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\nsys_interval 10\nacl_file %s\n' \
     "$acl_port" "$tmp/acl" >"$tmp/acl.conf"
 mosquitto -c "$tmp/acl.conf" >"$tmp/acl.log" 2>&1 &
 pids+=($!)
 ok_port=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nsys_interval 10\n' "$ok_port" >"$tmp/ok.conf"
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\nsys_interval 10\n' "$ok_port" >"$tmp/ok.conf"
 mosquitto -c "$tmp/ok.conf" >"$tmp/ok.log" 2>&1 &
 frozen_pid=$!
 pids+=($frozen_pid)
