@@ -93,7 +93,8 @@ pub fn connect_options(cfg: &BrokerConfig) -> Result<paho::ConnectOptions, paho:
         b.user_name(u.as_str());
     }
     if let Some(p) = &cfg.password {
-        b.password(p.expose());
+        // A password_file as it is now (see `config::watched`).
+        b.password(p.current().expose());
     }
     if cfg.url.is_tls() {
         let mut ssl = paho::SslOptionsBuilder::new();
