@@ -14,6 +14,7 @@ mod http;
 mod probes;
 mod properties;
 mod reload;
+mod rotation;
 mod rules;
 mod secrets;
 mod support;
