@@ -356,11 +356,12 @@ impl BrokerConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
-    /// CA bundle to verify the broker with; `None` uses the system trust store.
-    pub ca_file: Option<PathBuf>,
+    /// CA bundle to verify the broker with; `None` uses the system trust store. Each file is
+    /// read as it is at each connect (a broken one keeps its last good content).
+    pub ca_file: Option<watched::WatchedFile<watched::PemFile>>,
     /// Client certificate for mTLS (may also hold the key).
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
+    pub cert_file: Option<watched::WatchedFile<watched::PemFile>>,
+    pub key_file: Option<watched::WatchedFile<watched::PemFile>>,
     pub insecure_skip_verify: bool,
 }
 
@@ -1161,21 +1162,14 @@ impl Validator<'_> {
                 ),
             ));
         }
-        let ca_file = raw
-            .ca_file
-            .as_deref()
-            .map(|f| self.file(&p("ca_file"), f))
-            .transpose()?;
-        let cert_file = raw
-            .cert_file
-            .as_deref()
-            .map(|f| self.file(&p("cert_file"), f))
-            .transpose()?;
-        let key_file = raw
-            .key_file
-            .as_deref()
-            .map(|f| self.file(&p("key_file"), f))
-            .transpose()?;
+        use watched::{PemKind, pem};
+        let file = |field: &str, f: Option<&str>, kind| {
+            f.map(|f| self.watched_file(&p(field), f, pem(kind)))
+                .transpose()
+        };
+        let ca_file = file("ca_file", raw.ca_file.as_deref(), PemKind::Certificates)?;
+        let cert_file = file("cert_file", raw.cert_file.as_deref(), PemKind::Certificates)?;
+        let key_file = file("key_file", raw.key_file.as_deref(), PemKind::PrivateKey)?;
         if key_file.is_some() && cert_file.is_none() {
             return Err(self.err(&p("key_file"), "key_file needs cert_file"));
         }

@@ -111,6 +111,9 @@ struct Inner<T> {
 struct State<T> {
     stamp: Option<Stamp>,
     good: Arc<T>,
+    /// The value before `good`, kept alive a little longer: a connect that was handed it
+    /// (a [`PemFile`] copy) may still be reading it.
+    previous: Option<Arc<T>>,
 }
 
 /// What the metrics show for one field.
@@ -184,6 +187,7 @@ impl<T> WatchedFile<T> {
                 state: Mutex::new(State {
                     stamp: before,
                     good: Arc::new(value),
+                    previous: None,
                 }),
                 status: Status::register(field),
             }),
@@ -210,7 +214,7 @@ impl<T> WatchedFile<T> {
             st.stamp = now;
             match read(&i.path, &i.parse) {
                 Ok(v) => {
-                    st.good = Arc::new(v);
+                    st.previous = Some(std::mem::replace(&mut st.good, Arc::new(v)));
                     i.status.succeeded();
                     info!(field = %i.status.field, file = %i.path.display(), "file changed; using its new content");
                 }
@@ -238,6 +242,76 @@ pub fn text_secret(bytes: &[u8]) -> Result<String, String> {
         return Err("the file is empty".into());
     }
     Ok(s.to_owned())
+}
+
+/// What a PEM file must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PemKind {
+    /// One or more certificates (a CA bundle, a certificate chain; other blocks such as a
+    /// key in the same file are allowed).
+    Certificates,
+    /// A private key (PKCS#1, PKCS#8 or SEC1), unencrypted.
+    PrivateKey,
+}
+
+/// A PEM file's validated content, for a TLS library that only takes file names (Paho C and
+/// OpenSSL): on Linux it is also held in an in-memory file (memfd), and
+/// [`PemFile::tls_path`] names that copy, so the library reads exactly the content that was
+/// checked, also after the file on disk became invalid, and no copy of a key touches a disk.
+pub struct PemFile {
+    copy: Option<std::fs::File>,
+}
+
+impl PemFile {
+    /// `/proc/self/fd/<n>` of the in-memory copy; `original` where there is none (not Linux,
+    /// or memfd_create refused).
+    pub fn tls_path(&self, original: &Path) -> PathBuf {
+        #[cfg(target_os = "linux")]
+        if let Some(f) = &self.copy {
+            use std::os::fd::AsRawFd;
+            return PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+        }
+        original.to_path_buf()
+    }
+}
+
+/// Checks PEM content of `kind` and keeps it as a [`PemFile`].
+pub fn pem(kind: PemKind) -> Parser<PemFile> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    Arc::new(move |b: &[u8]| {
+        match kind {
+            PemKind::Certificates => {
+                let n = CertificateDer::pem_slice_iter(b)
+                    .try_fold(0usize, |n, c| c.map(|_| n + 1))
+                    .map_err(|e| format!("invalid PEM certificate: {e}"))?;
+                if n == 0 {
+                    return Err("no PEM certificate in the file".into());
+                }
+            }
+            PemKind::PrivateKey => {
+                PrivateKeyDer::from_pem_slice(b)
+                    .map_err(|e| format!("no usable PEM private key: {e}"))?;
+            }
+        }
+        Ok(PemFile {
+            copy: memory_copy(b),
+        })
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn memory_copy(bytes: &[u8]) -> Option<std::fs::File> {
+    use std::io::Write as _;
+    let fd = rustix::fs::memfd_create("mqtt-sentinel-tls", rustix::fs::MemfdFlags::CLOEXEC).ok()?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(bytes).ok()?;
+    Some(f)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn memory_copy(_: &[u8]) -> Option<std::fs::File> {
+    None
 }
 
 /// Encodes every live [`Status`] as the three `mqtt_sentinel_file_*` families.
