@@ -1162,6 +1162,9 @@ impl Validator<'_> {
                 ),
             ));
         }
+        if raw.key_file.is_some() && raw.cert_file.is_none() {
+            return Err(self.err(&p("key_file"), "key_file needs cert_file"));
+        }
         use watched::{PemKind, pem};
         let file = |field: &str, f: Option<&str>, kind| {
             f.map(|f| self.watched_file(&p(field), f, pem(kind)))
@@ -1170,9 +1173,6 @@ impl Validator<'_> {
         let ca_file = file("ca_file", raw.ca_file.as_deref(), PemKind::Certificates)?;
         let cert_file = file("cert_file", raw.cert_file.as_deref(), PemKind::Certificates)?;
         let key_file = file("key_file", raw.key_file.as_deref(), PemKind::PrivateKey)?;
-        if key_file.is_some() && cert_file.is_none() {
-            return Err(self.err(&p("key_file"), "key_file needs cert_file"));
-        }
         Ok(TlsConfig {
             ca_file,
             cert_file,

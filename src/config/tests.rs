@@ -244,6 +244,10 @@ const BAD: &[(&str, &str)] = &[
         r#"3:24: notify.receivers[0].type: unknown receiver type "email": use webhook, alertmanager, slack, teams, discord or pagerduty"#,
     ),
     (
+        "tls-ca-not-pem.yaml",
+        r#"5:16: brokers[0].tls.ca_file: no PEM certificate in the file"#,
+    ),
+    (
         "rules-missing-file.yaml",
         r#"2:12: rules.files[0]: tests/fixtures/config/bad/../rules/missing.yml: no such rule file"#,
     ),
