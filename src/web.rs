@@ -58,7 +58,7 @@ impl Web {
         let statuses = initial
             .files
             .iter()
-            .map(|(f, _)| (f.clone(), Status::register(f)))
+            .map(|(f, p)| (f.clone(), Status::register(f, p)))
             .collect();
         Web {
             watched: Mutex::new(watched),
@@ -98,10 +98,10 @@ impl Web {
                 // Stamps right after the read: a change within that instant waits for the next.
                 *watched = watch_list(path, &files);
                 let mut statuses = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
-                for (f, _) in &files {
-                    statuses
-                        .entry(f.clone())
-                        .or_insert_with(|| Status::register(f));
+                for (f, p) in &files {
+                    if statuses.get(f).is_none_or(|s| s.path() != p.as_path()) {
+                        statuses.insert(f.clone(), Status::register(f, p));
+                    }
                 }
                 match result {
                     Ok(w) => {

@@ -120,6 +120,7 @@ struct State<T> {
 #[derive(Debug)]
 pub struct Status {
     field: String,
+    path: PathBuf,
     /// Registration order: when two live files claim a field (just after a reload), the
     /// newer one is shown.
     seq: u64,
@@ -130,13 +131,23 @@ pub struct Status {
 }
 
 impl Status {
-    /// A status for `field`, shown in the metrics while the returned `Arc` lives.
-    pub fn register(field: &str) -> Arc<Status> {
+    /// The status of `field` naming `path`, shown in the metrics while the returned `Arc`
+    /// lives. A live one for the same field and file is shared: a reload that keeps a broker
+    /// keeps the broker's own copy of the file in use, and both report to one status.
+    pub fn register(field: &str, path: &Path) -> Arc<Status> {
         let mut all = REGISTERED.lock().unwrap_or_else(|p| p.into_inner());
         all.retain(|w| w.strong_count() > 0);
+        if let Some(s) = all
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|s| s.field == field && s.path == path)
+        {
+            return s;
+        }
         let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
         let s = Arc::new(Status {
             field: field.to_owned(),
+            path: path.to_path_buf(),
             seq,
             ok: AtomicU64::new(1),
             failures: AtomicU64::new(0),
@@ -162,6 +173,10 @@ impl Status {
     pub fn field(&self) -> &str {
         &self.field
     }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 static REGISTERED: Mutex<Vec<Weak<Status>>> = Mutex::new(Vec::new());
@@ -180,6 +195,9 @@ impl<T> WatchedFile<T> {
     pub fn load(field: &str, path: PathBuf, parse: Parser<T>) -> Result<Self, String> {
         let before = stamp(&path);
         let value = read(&path, &parse)?;
+        let status = Status::register(field, &path);
+        // Read good now (a reload): so it is.
+        status.succeeded();
         Ok(WatchedFile {
             inner: Arc::new(Inner {
                 path,
@@ -189,7 +207,7 @@ impl<T> WatchedFile<T> {
                     good: Arc::new(value),
                     previous: None,
                 }),
-                status: Status::register(field),
+                status,
             }),
         })
     }
@@ -410,5 +428,13 @@ mod tests {
         assert_eq!(*w.get(), "three");
         assert_eq!(w.inner.status.ok.load(Ordering::Relaxed), 1);
         assert!(!format!("{w:?}").contains("three"));
+
+        // A reload names the same file for the same field: one status for both copies.
+        let again =
+            WatchedFile::load("test.password_file", d.join("pw"), Arc::new(text_secret)).unwrap();
+        assert!(Arc::ptr_eq(&w.inner.status, &again.inner.status));
+        std::fs::write(d.join("..v2/pw"), "").unwrap();
+        assert_eq!(*w.get(), "three", "the copy a kept broker uses");
+        assert_eq!(again.inner.status.ok.load(Ordering::Relaxed), 0);
     }
 }
