@@ -262,16 +262,17 @@ fn connects(s: &Sentinel) -> f64 {
 fn broker_password_file_is_read_at_each_connect() {
     let mut broker = Mosquitto::builder().user("sentinel", "pw-one").start();
     let mut secret = SecretDir::new(&[("password", b"pw-one\n")]);
-    let s = Sentinel::watching(
-        &broker,
-        &format!(
-            "    username: sentinel\n    password_file: {:?}\n    reconnect: {{ initial_backoff: 100ms, max_backoff: 500ms }}\n",
-            secret.path("password").display().to_string()
-        ),
-    );
+    let pw = secret.path("password").display().to_string();
+    let s = Sentinel::start(&format!(
+        "brokers:\n  - name: m\n    url: {}\n    username: sentinel\n    password_file: {pw:?}\n    reconnect: {{ initial_backoff: 100ms, max_backoff: 500ms }}\nprobe_modules:\n  secure: {{ username: sentinel, password_file: {pw:?} }}\n",
+        broker.url()
+    ));
     s.wait_scrape(Duration::from_secs(10), "connected", |sc| {
         sc.value("mqtt_up", &[("broker", "m")]) == Some(1.0)
     });
+    // `/probe` with the module: a fresh connection, so the file as it is now.
+    let target = broker.url().replace(':', "%3A").replace('/', "%2F");
+    let probe = || s.get(&format!("/probe?module=secure&target={target}")).body;
 
     // Both sides rotate; the reconnection after the broker restarts uses the new password.
     secret.rotate(&[("password", b"pw-two\n")]);
@@ -288,6 +289,7 @@ fn broker_password_file_is_read_at_each_connect() {
                 .unwrap_or(0.0)
                 > before
     });
+    assert!(probe().contains("probe_success 1"), "{}", probe());
 
     // An empty password file (a rewrite caught half-way) keeps the last good password.
     secret.rotate(&[("password", b"")]);
@@ -311,6 +313,15 @@ fn broker_password_file_is_read_at_each_connect() {
         sc.value(
             "mqtt_sentinel_file_last_reload_successful",
             &[("field", "brokers[0].password_file")]
+        ),
+        Some(0.0)
+    );
+    let body = probe();
+    assert!(body.contains("probe_success 1"), "{body}");
+    assert_eq!(
+        s.scrape().value(
+            "mqtt_sentinel_file_last_reload_successful",
+            &[("field", "probe_modules.secure.password_file")]
         ),
         Some(0.0)
     );
