@@ -8,12 +8,12 @@
 //! dummy hash, so the time of a refusal does not tell which users exist.
 
 use crate::config::watched::{Stamp, Status, stamp};
-use crate::config::web::{self, WebConfig};
+use crate::config::web::{self, WebConfig, WebFile};
 use base64::Engine as _;
 use prometheus_client::metrics::gauge::Gauge;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use tracing::{error, info};
 
@@ -39,26 +39,27 @@ impl std::fmt::Debug for Web {
     }
 }
 
-/// The web config file first, then the files it names, each with its stamp now.
-fn watch_list(path: &Path, files: &[(String, PathBuf)]) -> Vec<(PathBuf, Option<Stamp>)> {
-    std::iter::once(path)
-        .chain(files.iter().map(|(_, p)| p.as_path()))
-        .map(|p| (p.to_path_buf(), stamp(p)))
-        .collect()
+/// The files a web config was built from, with their stamps before they were read.
+fn watch_list(files: &[WebFile]) -> Vec<(PathBuf, Option<Stamp>)> {
+    files.iter().map(|f| (f.path.clone(), f.stamp)).collect()
+}
+
+/// The metrics' status of each named file (not the web config file itself).
+fn named(files: &[WebFile]) -> impl Iterator<Item = &WebFile> {
+    files.iter().filter(|f| !f.field.is_empty())
 }
 
 impl Web {
     /// `initial` was loaded from `path` at start (a start-up error is a config error).
     pub fn new(path: Option<PathBuf>, initial: WebConfig, reload_ok: Gauge) -> Self {
         reload_ok.set(1);
-        let watched = path
-            .as_deref()
-            .map(|p| watch_list(p, &initial.files))
-            .unwrap_or_default();
-        let statuses = initial
-            .files
-            .iter()
-            .map(|(f, p)| (f.clone(), Status::register(f, p)))
+        let watched = if path.is_some() {
+            watch_list(&initial.files)
+        } else {
+            vec![]
+        };
+        let statuses = named(&initial.files)
+            .map(|f| (f.field.clone(), Status::register(&f.field, &f.path)))
             .collect();
         Web {
             watched: Mutex::new(watched),
@@ -95,18 +96,20 @@ impl Web {
             let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
             if watched.iter().any(|(p, s)| stamp(p) != *s) {
                 let (files, result) = web::load_tracked(path);
-                // Stamps right after the read: a change within that instant waits for the next.
-                *watched = watch_list(path, &files);
+                *watched = watch_list(&files);
                 let mut statuses = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
-                for (f, p) in &files {
-                    if statuses.get(f).is_none_or(|s| s.path() != p.as_path()) {
-                        statuses.insert(f.clone(), Status::register(f, p));
+                for f in named(&files) {
+                    if statuses
+                        .get(&f.field)
+                        .is_none_or(|s| s.path() != f.path.as_path())
+                    {
+                        statuses.insert(f.field.clone(), Status::register(&f.field, &f.path));
                     }
                 }
                 match result {
                     Ok(w) => {
                         info!(web_config = %path.display(), settings = %w.describe(), "web config reloaded");
-                        statuses.retain(|f, _| files.iter().any(|(g, _)| g == f));
+                        statuses.retain(|f, _| named(&files).any(|g| g.field == *f));
                         for s in statuses.values() {
                             s.succeeded();
                         }

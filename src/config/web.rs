@@ -9,6 +9,7 @@
 //! silently ignored.
 
 use super::locate::Locator;
+use super::watched::{Stamp, stamp};
 use super::{ConfigError, yaml_error};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -70,9 +71,19 @@ pub struct WebConfig {
     /// user → bcrypt hash.
     pub users: BTreeMap<String, String>,
     pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
-    /// The files it was built from: (field path such as `tls_server_config.cert_file`,
-    /// path). The server re-reads the config when one of them changes (`crate::web`).
-    pub files: Vec<(String, PathBuf)>,
+    /// The files it was built from, the web config file itself first (when loaded from a
+    /// file). The server re-reads the config when one of them changes (`crate::web`).
+    pub files: Vec<WebFile>,
+}
+
+/// A file a web config was built from, with its stamp taken before it was read (so a change
+/// while reading is seen at the next connection).
+#[derive(Debug, Clone)]
+pub struct WebFile {
+    /// `tls_server_config.cert_file`, …; empty for the web config file itself.
+    pub field: String,
+    pub path: PathBuf,
+    pub stamp: Option<Stamp>,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -124,13 +135,18 @@ pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
 
 /// [`load`], and the files the attempt named (field path, path) even when it failed, so a
 /// server can retry once one of them changes.
-pub fn load_tracked(path: &Path) -> (Vec<(String, PathBuf)>, Result<WebConfig, ConfigError>) {
+pub fn load_tracked(path: &Path) -> (Vec<WebFile>, Result<WebConfig, ConfigError>) {
+    let me = WebFile {
+        field: String::new(),
+        path: path.to_path_buf(),
+        stamp: stamp(path),
+    };
     let (name, text) = match super::read_text(path, "web config") {
         Ok(t) => t,
-        Err(e) => return (vec![], Err(e)),
+        Err(e) => return (vec![me], Err(e)),
     };
     let base = path.parent().unwrap_or(Path::new("."));
-    let files = RefCell::new(vec![]);
+    let files = RefCell::new(vec![me]);
     let r = parse_tracked(&text, &name, base, &files);
     (files.into_inner(), r)
 }
@@ -144,7 +160,7 @@ fn parse_tracked(
     text: &str,
     source_name: &str,
     base: &Path,
-    files: &RefCell<Vec<(String, PathBuf)>>,
+    files: &RefCell<Vec<WebFile>>,
 ) -> Result<WebConfig, ConfigError> {
     let raw: RawWeb = if text.trim().is_empty() {
         RawWeb::default()
@@ -164,7 +180,11 @@ fn parse_tracked(
     };
     let read = |field: &str, file: &str| -> Result<Vec<u8>, ConfigError> {
         let path = base.join(file);
-        files.borrow_mut().push((field.to_owned(), path.clone()));
+        files.borrow_mut().push(WebFile {
+            field: field.to_owned(),
+            stamp: stamp(&path),
+            path: path.clone(),
+        });
         std::fs::read(path).map_err(|e| err(field, format!("cannot read {file:?}: {e}")))
     };
 
