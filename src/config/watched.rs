@@ -170,10 +170,12 @@ impl Status {
         self.failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The configuration field path, the metrics' `field` label.
     pub fn field(&self) -> &str {
         &self.field
     }
 
+    /// The file as the configuration names it (relative names resolved).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -217,6 +219,7 @@ impl<T> WatchedFile<T> {
         &self.inner.status.field
     }
 
+    /// The file as the configuration names it (relative names resolved).
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
