@@ -198,7 +198,7 @@ impl<T> WatchedFile<T> {
         let before = stamp(&path);
         let value = read(&path, &parse)?;
         let status = Status::register(field, &path);
-        // Read good now (a reload): so it is.
+        // A shared status (a reload naming the same file) learns that the file reads well now.
         status.succeeded();
         Ok(WatchedFile {
             inner: Arc::new(Inner {
