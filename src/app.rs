@@ -73,6 +73,8 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let stores: SharedStores = Arc::default();
     registry.register_collector(Box::new(SysCollector::shared(stores.clone())));
+    // Secrets, certificates and keys the config names, re-read when they change.
+    registry.register_collector(Box::new(config::watched::FilesCollector));
 
     // Rules and notifications: the engine reads the registry it is itself part of.
     let rules_metrics = RulesMetrics::register(&mut registry);

@@ -1,5 +1,5 @@
 //! The endpoint's security at run time: the web config (`config::web`) as currently on disk,
-//! re-read when the file changes (a broken file keeps the last good one, logs the error and
+//! re-read when the file or a file it names (certificate, key, client CA) changes (a broken file keeps the last good one, logs the error and
 //! sets `mqtt_sentinel_web_config_last_reload_successful 0`), and basic-auth checks.
 //!
 //! bcrypt is slow on purpose (cost 10 ≈ 50–100 ms), so a verified user/password pair is
@@ -7,14 +7,14 @@
 //! on the blocking pool, never on the runtime thread. An unknown user is checked against a
 //! dummy hash, so the time of a refusal does not tell which users exist.
 
-use crate::config::web::{self, WebConfig};
+use crate::config::watched::{Stamp, Status, stamp};
+use crate::config::web::{self, WebConfig, WebFile};
 use base64::Engine as _;
 use prometheus_client::metrics::gauge::Gauge;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
 use tracing::{error, info};
 
 /// Pairs remembered at most; the set is cleared when full.
@@ -25,7 +25,10 @@ const DUMMY_HASH: &str = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL
 pub struct Web {
     path: Option<PathBuf>,
     current: RwLock<Arc<WebConfig>>,
-    stamp: Mutex<Option<(SystemTime, u64)>>,
+    /// The web config file and every file it names, with their stamps when last read.
+    watched: Mutex<Vec<(PathBuf, Option<Stamp>)>>,
+    /// Per file field (`tls_server_config.cert_file`): what `mqtt_sentinel_file_*` shows.
+    statuses: Mutex<BTreeMap<String, Arc<Status>>>,
     verified: Mutex<HashSet<[u8; 32]>>,
     reload_ok: Gauge,
 }
@@ -36,17 +39,31 @@ impl std::fmt::Debug for Web {
     }
 }
 
-fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+/// The files a web config was built from, with their stamps before they were read.
+fn watch_list(files: &[WebFile]) -> Vec<(PathBuf, Option<Stamp>)> {
+    files.iter().map(|f| (f.path.clone(), f.stamp)).collect()
+}
+
+/// The metrics' status of each named file (not the web config file itself).
+fn named(files: &[WebFile]) -> impl Iterator<Item = &WebFile> {
+    files.iter().filter(|f| !f.field.is_empty())
 }
 
 impl Web {
     /// `initial` was loaded from `path` at start (a start-up error is a config error).
     pub fn new(path: Option<PathBuf>, initial: WebConfig, reload_ok: Gauge) -> Self {
         reload_ok.set(1);
+        let watched = if path.is_some() {
+            watch_list(&initial.files)
+        } else {
+            vec![]
+        };
+        let statuses = named(&initial.files)
+            .map(|f| (f.field.clone(), Status::register(&f.field, &f.path)))
+            .collect();
         Web {
-            stamp: Mutex::new(path.as_deref().and_then(stamp)),
+            watched: Mutex::new(watched),
+            statuses: Mutex::new(statuses),
             path,
             current: RwLock::new(Arc::new(initial)),
             verified: Mutex::new(HashSet::new()),
@@ -63,21 +80,39 @@ impl Web {
                 client_auth: web::ClientAuth::NoClientCert,
                 users: Default::default(),
                 headers: vec![],
+                files: vec![],
             },
             reload_ok,
         )
     }
 
-    /// The configuration for a new connection, re-reading the file if it changed.
+    /// The configuration for a new connection, re-reading it if the web config file or any
+    /// file it names (`cert_file`, `key_file`, `client_ca_file`) changed, as exporter-toolkit
+    /// reads them for every connection. A change that does not load keeps the last good
+    /// configuration, logs the error and shows it in `mqtt_sentinel_file_*{field}` (a named
+    /// file) and `mqtt_sentinel_web_config_last_reload_successful`.
     pub fn refresh(&self) -> Arc<WebConfig> {
         if let Some(path) = &self.path {
-            let now = stamp(path);
-            let mut last = self.stamp.lock().unwrap_or_else(|p| p.into_inner());
-            if now != *last {
-                *last = now;
-                match web::load(path) {
+            let mut watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+            if watched.iter().any(|(p, s)| stamp(p) != *s) {
+                let (files, result) = web::load_tracked(path);
+                *watched = watch_list(&files);
+                let mut statuses = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
+                for f in named(&files) {
+                    if statuses
+                        .get(&f.field)
+                        .is_none_or(|s| s.path() != f.path.as_path())
+                    {
+                        statuses.insert(f.field.clone(), Status::register(&f.field, &f.path));
+                    }
+                }
+                match result {
                     Ok(w) => {
                         info!(web_config = %path.display(), settings = %w.describe(), "web config reloaded");
+                        statuses.retain(|f, _| named(&files).any(|g| g.field == *f));
+                        for s in statuses.values() {
+                            s.succeeded();
+                        }
                         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(w);
                         self.verified
                             .lock()
@@ -86,6 +121,9 @@ impl Web {
                         self.reload_ok.set(1);
                     }
                     Err(e) => {
+                        if let Some(s) = statuses.get(&e.path) {
+                            s.failed();
+                        }
                         error!(error = %e, "web config does not load; keeping the previous one");
                         self.reload_ok.set(0);
                     }
@@ -190,6 +228,7 @@ mod tests {
             client_auth: web::ClientAuth::NoClientCert,
             users: [("alice".to_owned(), hash)].into(),
             headers: vec![],
+            files: vec![],
         };
         let w = Web::open(Gauge::default());
         let h = |u: &str, p: &str| {

@@ -3,9 +3,11 @@
 //! routes their receiver names resolved.
 
 use super::raw::{RawNotify, RawReceiver, RawRoute, RawRules};
-use super::{R, Secret, Validator};
+use super::watched::{Parser, WatchedFile};
+use super::{R, Secret, SecretSource, Validator};
 use crate::rules::file::Group;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The embedded default rules: `alerts/mqtt-sentinel.rules.yml` as shipped.
@@ -51,13 +53,17 @@ impl ReceiverKind {
 pub struct Receiver {
     pub name: String,
     pub kind: ReceiverKind,
-    /// May carry a token (Slack, Teams, Discord URLs do), so it is a secret.
-    pub url: Secret,
+    /// Where to POST, complete (`/api/v2/alerts` appended for Alertmanager). May carry a
+    /// token (Slack, Teams, Discord URLs do), so it is a secret; a `url_file` is read as it
+    /// is at each delivery attempt.
+    pub url: SecretSource,
     pub headers: Vec<(String, Secret)>,
     pub send_resolved: bool,
     /// Standard Webhooks signing key (bytes, after `whsec_` base64 decoding).
-    pub signing_key: Option<crate::notify::signing::SigningKey>,
-    pub routing_key: Option<Secret>,
+    /// Read as the file is at each delivery attempt.
+    pub signing_key: Option<WatchedFile<crate::notify::signing::SigningKey>>,
+    /// PagerDuty's integration key; a `routing_key_file` is read as it is at each dispatch.
+    pub routing_key: Option<SecretSource>,
     pub timeout: Duration,
     pub max_attempts: u32,
 }
@@ -313,26 +319,38 @@ impl Validator<'_> {
         })
     }
 
+    /// `field` or `field_file`; a file's text is trimmed and checked by `check` (which must
+    /// not quote it) when loaded and at each later change.
     fn secret_value(
         &self,
         at: &str,
         field: &str,
         value: Option<&String>,
         file: Option<&String>,
-    ) -> R<Option<Secret>> {
+        check: fn(String) -> Result<String, String>,
+    ) -> R<Option<SecretSource>> {
         let p = |f: &str| format!("{at}.{f}");
         match (value, file) {
             (Some(_), Some(_)) => Err(self.err(
                 &p(&format!("{field}_file")),
                 format!("set either {field} or {field}_file, not both"),
             )),
-            (Some(v), None) => Ok(Some(Secret::new(self.expand(&p(field), v, true)?))),
+            (Some(v), None) => {
+                let v =
+                    check(self.expand(&p(field), v, true)?).map_err(|e| self.err(&p(field), e))?;
+                Ok(Some(SecretSource::Inline(Secret::new(v))))
+            }
             (None, Some(f)) => {
-                let at = p(&format!("{field}_file"));
-                let path = self.file(&at, f)?;
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| self.err(&at, format!("cannot read {f:?}: {e}")))?;
-                Ok(Some(Secret::new(text.trim())))
+                let parse: Parser<Secret> = Arc::new(move |b: &[u8]| {
+                    super::watched::text_secret(b)
+                        .and_then(check)
+                        .map(Secret::new)
+                });
+                Ok(Some(SecretSource::File(self.watched_file(
+                    &p(&format!("{field}_file")),
+                    f,
+                    parse,
+                )?)))
             }
             (None, None) => Ok(None),
         }
@@ -361,27 +379,26 @@ impl Validator<'_> {
                 ));
             }
         };
-        let url = match self.secret_value(at, "url", r.url.as_ref(), r.url_file.as_ref())? {
-            Some(u) => u,
-            None if kind == ReceiverKind::Pagerduty => {
-                Secret::new("https://events.pagerduty.com/v2/enqueue")
+        let check_url: fn(String) -> Result<String, String> = match kind {
+            ReceiverKind::Alertmanager => {
+                |u| http_url(format!("{}/api/v2/alerts", u.trim_end_matches('/')))
             }
-            None => return Err(self.err(&p("url"), "set url or url_file")),
+            _ => http_url,
         };
-        let mut full = url.expose().to_string();
-        if kind == ReceiverKind::Alertmanager {
-            full = format!("{}/api/v2/alerts", full.trim_end_matches('/'));
-        }
-        match url::Url::parse(&full) {
-            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-            // The URL may hold a token: do not echo it.
-            _ => return Err(self.err(&p("url"), "not an http:// or https:// URL")),
-        }
+        let url =
+            match self.secret_value(at, "url", r.url.as_ref(), r.url_file.as_ref(), check_url)? {
+                Some(u) => u,
+                None if kind == ReceiverKind::Pagerduty => {
+                    SecretSource::Inline(Secret::new("https://events.pagerduty.com/v2/enqueue"))
+                }
+                None => return Err(self.err(&p("url"), "set url or url_file")),
+            };
         let routing_key = self.secret_value(
             at,
             "routing_key",
             r.routing_key.as_ref(),
             r.routing_key_file.as_ref(),
+            Ok,
         )?;
         if kind == ReceiverKind::Pagerduty && routing_key.is_none() {
             return Err(self.err(
@@ -391,15 +408,14 @@ impl Validator<'_> {
         }
         let signing_key = match &r.signing_secret_file {
             None => None,
-            Some(f) => {
-                let at = p("signing_secret_file");
-                let path = self.file(&at, f)?;
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| self.err(&at, format!("cannot read {f:?}: {e}")))?;
-                let key = crate::notify::signing::decode_secret(text.trim())
-                    .map_err(|e| self.err(&at, e))?;
-                Some(key)
-            }
+            Some(f) => Some(self.watched_file(
+                &p("signing_secret_file"),
+                f,
+                Arc::new(|b: &[u8]| {
+                    super::watched::text_secret(b)
+                        .and_then(|t| crate::notify::signing::decode_secret(&t))
+                }),
+            )?),
         };
         let mut headers = vec![];
         for (k, v) in r.headers.unwrap_or_default() {
@@ -420,7 +436,7 @@ impl Validator<'_> {
         Ok(Receiver {
             name,
             kind,
-            url: Secret::new(full),
+            url,
             headers,
             send_resolved: r.send_resolved.unwrap_or(true),
             signing_key,
@@ -505,4 +521,12 @@ pub fn parse_matcher(text: &str) -> Result<Matcher, String> {
         value,
         regex,
     })
+}
+
+/// An http:// or https:// URL; the error does not quote it (it may hold a token).
+fn http_url(u: String) -> Result<String, String> {
+    match url::Url::parse(&u) {
+        Ok(p) if p.scheme() == "http" || p.scheme() == "https" => Ok(u),
+        _ => Err("not an http:// or https:// URL".into()),
+    }
 }

@@ -9,6 +9,7 @@
 mod alerting;
 pub(crate) mod locate;
 pub mod raw;
+pub mod watched;
 pub mod web;
 
 use crate::sys::profile::ProfileSet;
@@ -128,7 +129,7 @@ pub struct ProbeModule {
     pub timeout: Duration,
     pub protocol: Protocol,
     pub username: Option<String>,
-    pub password: Option<Secret>,
+    pub password: Option<SecretSource>,
     pub tls: Option<TlsConfig>,
     pub payload_bytes: usize,
     pub degraded_rtt: Duration,
@@ -200,7 +201,7 @@ pub struct BrokerConfig {
     /// Explicit client id; `None` means a unique id is generated per process.
     pub client_id: Option<String>,
     pub username: Option<String>,
-    pub password: Option<Secret>,
+    pub password: Option<SecretSource>,
     pub tls: Option<TlsConfig>,
     pub keep_alive: Duration,
     pub connect_timeout: Duration,
@@ -329,11 +330,12 @@ impl Eq for Negotiated {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
-    /// CA bundle to verify the broker with; `None` uses the system trust store.
-    pub ca_file: Option<PathBuf>,
+    /// CA bundle to verify the broker with; `None` uses the system trust store. Each file is
+    /// read as it is at each connect (a broken one keeps its last good content).
+    pub ca_file: Option<watched::WatchedFile<watched::PemFile>>,
     /// Client certificate for mTLS (may also hold the key).
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
+    pub cert_file: Option<watched::WatchedFile<watched::PemFile>>,
+    pub key_file: Option<watched::WatchedFile<watched::PemFile>>,
     pub insecure_skip_verify: bool,
 }
 
@@ -367,6 +369,33 @@ impl SysConfig {
     /// The filter without its trailing `#`: what profile patterns are relative to.
     pub fn prefix(&self) -> &str {
         self.topic.strip_suffix('#').unwrap_or(&self.topic)
+    }
+}
+
+/// A secret given inline or by a `*_file`; a file is read as it is at each use (see
+/// [`watched`]). `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Inline(Secret),
+    File(watched::WatchedFile<Secret>),
+}
+
+impl SecretSource {
+    /// The value to use now: an inline one, or the file's current (else last good) content.
+    pub fn current(&self) -> Secret {
+        match self {
+            SecretSource::Inline(s) => s.clone(),
+            SecretSource::File(f) => (*f.get()).clone(),
+        }
+    }
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Inline(_) => f.write_str("<secret>"),
+            SecretSource::File(w) => write!(f, "<secret in {:?}>", w.path()),
+        }
     }
 }
 
@@ -577,6 +606,17 @@ impl Validator<'_> {
         }
     }
 
+    /// A file read now (an error names file, line and field) and then at each use.
+    pub(crate) fn watched_file<T>(
+        &self,
+        path: &str,
+        value: &str,
+        parse: watched::Parser<T>,
+    ) -> R<watched::WatchedFile<T>> {
+        let file = self.file(path, value)?;
+        watched::WatchedFile::load(path, file, parse).map_err(|e| self.err(path, e))
+    }
+
     fn duration(&self, path: &str, d: Option<&DurationText>, default: Duration) -> R<Duration> {
         let Some(DurationText(text)) = d else {
             return Ok(default);
@@ -747,7 +787,7 @@ impl Validator<'_> {
         password: Option<&String>,
         password_file: Option<&String>,
         protocol: Protocol,
-    ) -> R<(Option<String>, Option<Secret>)> {
+    ) -> R<(Option<String>, Option<SecretSource>)> {
         let p = |field: &str| format!("{at}.{field}");
         let username = match username {
             None => None,
@@ -760,14 +800,25 @@ impl Validator<'_> {
                     "set either password or password_file, not both",
                 ));
             }
-            (Some(pw), None) => Some(Secret(self.expand(&p("password"), pw, true)?)),
-            (None, Some(f)) => {
-                let path = self.file(&p("password_file"), f)?;
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    self.err(&p("password_file"), format!("cannot read {f:?}: {e}"))
-                })?;
-                Some(Secret(text.trim_end_matches(['\r', '\n']).to_owned()))
-            }
+            (Some(pw), None) => Some(SecretSource::Inline(Secret(self.expand(
+                &p("password"),
+                pw,
+                true,
+            )?))),
+            (None, Some(f)) => Some(SecretSource::File(self.watched_file(
+                &p("password_file"),
+                f,
+                // Line ends only: a password may begin or end with blanks.
+                Arc::new(|b: &[u8]| {
+                    let s = std::str::from_utf8(b).map_err(|_| "not UTF-8 text".to_string())?;
+                    let s = s.trim_end_matches(['\r', '\n']);
+                    if s.is_empty() {
+                        // A file being rewritten in place is empty for a moment.
+                        return Err("the file is empty".into());
+                    }
+                    Ok(Secret(s.to_owned()))
+                }),
+            )?)),
             (None, None) => None,
         };
         if password.is_some() && username.is_none() && protocol == Protocol::V311 {
@@ -1085,24 +1136,17 @@ impl Validator<'_> {
                 ),
             ));
         }
-        let ca_file = raw
-            .ca_file
-            .as_deref()
-            .map(|f| self.file(&p("ca_file"), f))
-            .transpose()?;
-        let cert_file = raw
-            .cert_file
-            .as_deref()
-            .map(|f| self.file(&p("cert_file"), f))
-            .transpose()?;
-        let key_file = raw
-            .key_file
-            .as_deref()
-            .map(|f| self.file(&p("key_file"), f))
-            .transpose()?;
-        if key_file.is_some() && cert_file.is_none() {
+        if raw.key_file.is_some() && raw.cert_file.is_none() {
             return Err(self.err(&p("key_file"), "key_file needs cert_file"));
         }
+        use watched::{PemKind, pem};
+        let file = |field: &str, f: Option<&str>, kind| {
+            f.map(|f| self.watched_file(&p(field), f, pem(kind)))
+                .transpose()
+        };
+        let ca_file = file("ca_file", raw.ca_file.as_deref(), PemKind::Certificates)?;
+        let cert_file = file("cert_file", raw.cert_file.as_deref(), PemKind::Certificates)?;
+        let key_file = file("key_file", raw.key_file.as_deref(), PemKind::PrivateKey)?;
         Ok(TlsConfig {
             ca_file,
             cert_file,

@@ -41,7 +41,7 @@ fn env_expansion_and_secrets() {
     let c = p("brokers:\n  - name: a\n    url: mqtts://${HOST}:8884\n    username: u\n    password: ${MQTT_PASSWORD}\n").unwrap();
     let b = &c.brokers[0];
     assert_eq!(b.url.paho_uri(), "ssl://broker.internal:8884");
-    assert_eq!(b.password.as_ref().unwrap().expose(), "hunter2");
+    assert_eq!(b.password.as_ref().unwrap().current().expose(), "hunter2");
     assert_eq!(format!("{:?}", b.password), "Some(<secret>)");
     let summary = c.summary();
     assert!(!summary.contains("hunter2"), "{summary}");
@@ -242,6 +242,10 @@ const BAD: &[(&str, &str)] = &[
     (
         "notify-unknown-type.yaml",
         r#"3:24: notify.receivers[0].type: unknown receiver type "email": use webhook, alertmanager, slack, teams, discord or pagerduty"#,
+    ),
+    (
+        "tls-ca-not-pem.yaml",
+        r#"5:16: brokers[0].tls.ca_file: no PEM certificate in the file"#,
     ),
     (
         "rules-missing-file.yaml",

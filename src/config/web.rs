@@ -9,14 +9,16 @@
 //! silently ignored.
 
 use super::locate::Locator;
+use super::watched::{Stamp, stamp};
 use super::{ConfigError, yaml_error};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use serde::Deserialize;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +71,19 @@ pub struct WebConfig {
     /// user → bcrypt hash.
     pub users: BTreeMap<String, String>,
     pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+    /// The files it was built from, the web config file itself first (when loaded from a
+    /// file). The server re-reads the config when one of them changes (`crate::web`).
+    pub files: Vec<WebFile>,
+}
+
+/// A file a web config was built from, with its stamp taken before it was read (so a change
+/// while reading is seen at the next connection).
+#[derive(Debug, Clone)]
+pub struct WebFile {
+    /// `tls_server_config.cert_file`, …; empty for the web config file itself.
+    pub field: String,
+    pub path: PathBuf,
+    pub stamp: Option<Stamp>,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -115,12 +130,38 @@ const ALLOWED_HEADERS: &[&str] = &[
 
 /// Read and check a web config file; relative paths inside it are relative to the file.
 pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
-    let (name, text) = super::read_text(path, "web config")?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    parse(&text, &name, base)
+    load_tracked(path).1
 }
 
+/// [`load`], and the files the attempt named (field path, path) even when it failed, so a
+/// server can retry once one of them changes.
+pub fn load_tracked(path: &Path) -> (Vec<WebFile>, Result<WebConfig, ConfigError>) {
+    let me = WebFile {
+        field: String::new(),
+        path: path.to_path_buf(),
+        stamp: stamp(path),
+    };
+    let (name, text) = match super::read_text(path, "web config") {
+        Ok(t) => t,
+        Err(e) => return (vec![me], Err(e)),
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let files = RefCell::new(vec![me]);
+    let r = parse_tracked(&text, &name, base, &files);
+    (files.into_inner(), r)
+}
+
+/// Check web config text; file names inside are relative to `base`.
 pub fn parse(text: &str, source_name: &str, base: &Path) -> Result<WebConfig, ConfigError> {
+    parse_tracked(text, source_name, base, &RefCell::new(vec![]))
+}
+
+fn parse_tracked(
+    text: &str,
+    source_name: &str,
+    base: &Path,
+    files: &RefCell<Vec<WebFile>>,
+) -> Result<WebConfig, ConfigError> {
     let raw: RawWeb = if text.trim().is_empty() {
         RawWeb::default()
     } else {
@@ -138,7 +179,13 @@ pub fn parse(text: &str, source_name: &str, base: &Path) -> Result<WebConfig, Co
         }
     };
     let read = |field: &str, file: &str| -> Result<Vec<u8>, ConfigError> {
-        std::fs::read(base.join(file)).map_err(|e| err(field, format!("cannot read {file:?}: {e}")))
+        let path = base.join(file);
+        files.borrow_mut().push(WebFile {
+            field: field.to_owned(),
+            stamp: stamp(&path),
+            path: path.clone(),
+        });
+        std::fs::read(path).map_err(|e| err(field, format!("cannot read {file:?}: {e}")))
     };
 
     let mut users = BTreeMap::new();
@@ -198,6 +245,7 @@ pub fn parse(text: &str, source_name: &str, base: &Path) -> Result<WebConfig, Co
         client_auth,
         users,
         headers,
+        files: files.borrow().clone(),
     })
 }
 

@@ -173,6 +173,11 @@ impl Connection {
                 );
                 opts = o;
             }
+            // Every attempt uses the files the config names as they are now (a rotated
+            // password_file); options that no longer build keep the previous ones.
+            if let Ok(o) = options::connect_options(&self.cfg, client_protocol) {
+                opts = o;
+            }
             // Events of an earlier session must not end the next one.
             while ctl_rx.try_recv().is_ok() {}
             let started = Instant::now();

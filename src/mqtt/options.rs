@@ -101,20 +101,23 @@ pub fn connect_options(
         b.user_name(u.as_str());
     }
     if let Some(p) = &cfg.password {
-        b.password(p.expose());
+        // A password_file as it is now (see `config::watched`).
+        b.password(p.current().expose());
     }
     if cfg.url.is_tls() {
         let mut ssl = paho::SslOptionsBuilder::new();
         match &cfg.tls {
             Some(t) => {
+                // Paho (OpenSSL) reads these at each connect; it gets in-memory copies of
+                // the files' current, else last good, content (see `config::watched`).
                 if let Some(ca) = &t.ca_file {
-                    ssl.trust_store(ca)?;
+                    ssl.trust_store(ca.get().tls_path(ca.path()))?;
                 }
                 if let Some(cert) = &t.cert_file {
-                    ssl.key_store(cert)?;
+                    ssl.key_store(cert.get().tls_path(cert.path()))?;
                 }
                 if let Some(key) = &t.key_file {
-                    ssl.private_key(key)?;
+                    ssl.private_key(key.get().tls_path(key.path()))?;
                 }
                 ssl.enable_server_cert_auth(!t.insecure_skip_verify)
                     .verify(!t.insecure_skip_verify);

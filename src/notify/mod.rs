@@ -408,7 +408,7 @@ impl Dispatcher {
                     let key = rc
                         .routing_key
                         .as_ref()
-                        .map(|k| k.expose().to_string())
+                        .map(|k| k.current().expose().to_string())
                         .unwrap_or_default();
                     let repeat = cfg.repeat_interval.as_millis() as i64;
                     let sent = &mut sent[r];

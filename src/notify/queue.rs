@@ -207,22 +207,24 @@ async fn attempt_once(
     job: &Job,
     timeout: Duration,
 ) -> Outcome {
+    // `url_file` and `signing_secret_file` as they are now (see `config::watched`).
+    let url = r.url.current();
     let mut req = client
-        .post(r.url.expose())
+        .post(url.expose())
         .timeout(timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(job.body.clone());
     for (k, v) in &r.headers {
         req = req.header(k.as_str(), v.expose());
     }
-    if let Some(key) = &r.signing_key {
+    if let Some(key) = r.signing_key.as_ref().map(|k| k.get()) {
         let ts = super::now_ms() / 1000;
         req = req
             .header("webhook-id", &job.id)
             .header("webhook-timestamp", ts.to_string())
             .header(
                 "webhook-signature",
-                signing::sign(key, &job.id, ts, &job.body),
+                signing::sign(&key, &job.id, ts, &job.body),
             );
     }
     match req.send().await {

@@ -1,16 +1,16 @@
 use super::*;
-use crate::config::{Receiver, Route, Secret};
+use crate::config::{Receiver, Route, Secret, SecretSource};
 use crate::rules::series::Labels;
 
 fn receiver(name: &str, kind: ReceiverKind, send_resolved: bool) -> Receiver {
     Receiver {
         name: name.into(),
         kind,
-        url: Secret::new("http://127.0.0.1:9/"),
+        url: SecretSource::Inline(Secret::new("http://127.0.0.1:9/")),
         headers: vec![],
         send_resolved,
         signing_key: None,
-        routing_key: Some(Secret::new("rk")),
+        routing_key: Some(SecretSource::Inline(Secret::new("rk"))),
         timeout: Duration::from_secs(1),
         max_attempts: 1,
     }

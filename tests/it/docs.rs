@@ -78,6 +78,10 @@ fn readme_metric_table_matches_the_code() {
         "mqtt_sentinel_alerts".into(),
         ("gauge".into(), "alertname,alertstate,…".into()),
     );
+    // Files the configuration names (registered by `app` as a collector).
+    reg.register_collector(Box::new(mqtt_sentinel::config::watched::FilesCollector));
+    let _status =
+        mqtt_sentinel::config::watched::Status::register("x_file", std::path::Path::new("/x"));
     let text = encode(&reg, Format::Text).unwrap();
     for line in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
         let (name, t) = line.split_once(' ').unwrap();
@@ -93,6 +97,7 @@ fn readme_metric_table_matches_the_code() {
             "mqtt_sentinel_notifications_total" => "receiver,result",
             "mqtt_sentinel_notification_queue_length" => "receiver",
             n if n.starts_with("mqtt_probe_") => "probe",
+            n if n.starts_with("mqtt_sentinel_file_") => "field",
             _ => "",
         };
         code.insert(name.to_owned(), (t.to_owned(), labels.to_owned()));

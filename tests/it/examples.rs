@@ -14,11 +14,20 @@ fn every_example_config_is_valid() {
         std::fs::write(&p, content).unwrap();
         p
     };
+    // `check` reads TLS files as PEM: real ones.
+    let pki = crate::support::certs::generate();
+    let pem = |n: &str| std::fs::read_to_string(pki.path(n)).unwrap();
     let env = [
         ("MQTT_PASSWORD_FILE", file("password", "placeholder\n")),
-        ("MQTT_CA_FILE", file("ca.pem", "placeholder\n")),
-        ("MQTT_CLIENT_CERT_FILE", file("client.pem", "placeholder\n")),
-        ("MQTT_CLIENT_KEY_FILE", file("client.key", "placeholder\n")),
+        ("MQTT_CA_FILE", file("ca.pem", &pem("ca.crt"))),
+        (
+            "MQTT_CLIENT_CERT_FILE",
+            file("client.pem", &pem("client.crt")),
+        ),
+        (
+            "MQTT_CLIENT_KEY_FILE",
+            file("client.key", &pem("client.key")),
+        ),
         (
             "SLACK_WEBHOOK_URL_FILE",
             file(

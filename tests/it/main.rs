@@ -15,6 +15,7 @@ mod liveness;
 mod probes;
 mod properties;
 mod reload;
+mod rotation;
 mod rules;
 mod secrets;
 mod support;

@@ -229,6 +229,20 @@ impl Mosquitto {
         }
     }
 
+    /// Set `user`'s password in the broker's password file (takes effect at the next start).
+    pub fn set_password(&self, user: &str, password: &str) {
+        let st = Command::new("mosquitto_passwd")
+            .arg("-b")
+            .arg(self.dir.path().join("passwd"))
+            .arg(user)
+            .arg(password)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("mosquitto_passwd");
+        assert!(st.success(), "mosquitto_passwd failed");
+    }
+
     /// Start again on the same port.
     pub fn restart(&mut self) {
         self.kill();
