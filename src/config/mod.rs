@@ -270,7 +270,11 @@ impl BrokerConfig {
         use std::sync::atomic::Ordering::Relaxed;
         let suspicious = matches!(
             label,
-            "error" | "unsupported_protocol_version" | "malformed_packet" | "protocol_error"
+            crate::mqtt::reason::CONNECTION_CLOSED
+                | "error"
+                | "unsupported_protocol_version"
+                | "malformed_packet"
+                | "protocol_error"
         );
         if self.protocol != Protocol::Auto || !suspicious {
             return false;

@@ -167,13 +167,7 @@ impl Connection {
                     Ok(())
                 }
                 Ok(Err(e)) => {
-                    let label = reason::diagnose(
-                        &e,
-                        started.elapsed(),
-                        &self.cfg.url,
-                        self.cfg.connect_timeout,
-                    )
-                    .await;
+                    let label = reason::diagnose(&e, started.elapsed(), &self.cfg).await;
                     Err((label, e.to_string()))
                 }
                 Err(_) => {

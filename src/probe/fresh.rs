@@ -94,8 +94,7 @@ async fn connect_as(
         Ok(Err(e)) => {
             // Every client leaves through `retire`, even when nothing is pending any more.
             options::retire(client, options::retire_grace(&cfg));
-            let label =
-                reason::diagnose(&e, started.elapsed(), &cfg.url, cfg.connect_timeout).await;
+            let label = reason::diagnose(&e, started.elapsed(), &cfg).await;
             Err(Failure::new(label, e.to_string()))
         }
         Err(_) => {

@@ -1,6 +1,7 @@
 //! Throw-away PKI made with the openssl CLI: a CA, a server certificate for 127.0.0.1 and
 //! localhost, and a client certificate for mTLS. EC P-256 keys: fast to generate.
 
+use super::mosquitto::ListenerTls;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -14,6 +15,22 @@ impl Pki {
     }
     pub fn ca(&self) -> PathBuf {
         self.path("ca.crt")
+    }
+    /// One more server certificate `name.{crt,key}` signed by the CA, valid for `san`
+    /// (`DNS:elsewhere.test`): a certificate not issued for the host being dialled.
+    pub fn server_cert(&self, name: &str, san: &str) -> ListenerTls {
+        leaf(
+            self.dir.path(),
+            name,
+            name,
+            &format!("subjectAltName={san}\nextendedKeyUsage=serverAuth\n"),
+        );
+        ListenerTls {
+            ca: self.ca(),
+            cert: self.path(&format!("{name}.crt")),
+            key: self.path(&format!("{name}.key")),
+            require_client_cert: false,
+        }
     }
 }
 
