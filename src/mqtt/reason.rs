@@ -386,9 +386,88 @@ mod transport {
     }
 }
 
+/// Every transport label a connect failure can have besides the MQTT reason-code names
+/// (what the README's "Connect failure reasons" table lists).
+pub const CONNECT_TRANSPORT_LABELS: &[&str] = &[
+    DNS,
+    REFUSED,
+    UNREACHABLE,
+    TIMEOUT,
+    TLS_CERTIFICATE,
+    TLS_HANDSHAKE,
+    WEBSOCKET_UPGRADE,
+    WEBSOCKET_HTTP_OTHER,
+    CONNECTION_CLOSED,
+    TLS_NOT_SUPPORTED,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn websocket_statuses_are_bounded_and_named() {
+        assert_eq!(websocket_status(404), "websocket_http_404");
+        assert_eq!(websocket_status(503), "websocket_http_503");
+        assert_eq!(websocket_status(418), WEBSOCKET_HTTP_OTHER);
+        assert_eq!(websocket_status(101), WEBSOCKET_HTTP_OTHER);
+        for (code, label) in WEBSOCKET_STATUSES {
+            assert_eq!(*label, format!("websocket_http_{code}"));
+        }
+    }
+
+    #[test]
+    fn os_errors_of_a_tcp_connect() {
+        use std::io::{Error, ErrorKind as K};
+        for (kind, want) in [
+            (K::ConnectionRefused, REFUSED),
+            (K::TimedOut, TIMEOUT),
+            (K::HostUnreachable, UNREACHABLE),
+            (K::NetworkUnreachable, UNREACHABLE),
+            (K::AddrNotAvailable, UNREACHABLE),
+            (K::PermissionDenied, UNREACHABLE),
+        ] {
+            assert_eq!(
+                transport::connect_error(&Error::from(kind)),
+                want,
+                "{kind:?}"
+            );
+        }
+        let cert = Error::new(
+            K::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert_eq!(transport::tls_error(&cert), TLS_CERTIFICATE);
+        let alert = Error::new(
+            K::InvalidData,
+            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
+        );
+        assert_eq!(transport::tls_error(&alert), TLS_HANDSHAKE);
+        assert_eq!(
+            transport::tls_error(&Error::from(K::UnexpectedEof)),
+            TLS_HANDSHAKE
+        );
+    }
+
+    /// The README lists the closed set; a label added here must be documented there.
+    #[test]
+    fn readme_lists_every_connect_label() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("### Connect failure reasons")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap_or_default();
+        for label in CONNECT_TRANSPORT_LABELS {
+            assert!(section.contains(&format!("`{label}`")), "{label}");
+        }
+        for (code, label) in WEBSOCKET_STATUSES {
+            let listed =
+                section.contains(&format!("`{label}`")) || section.contains(&format!("`_{code}`"));
+            assert!(listed, "{label}");
+        }
+        assert!(!section.contains("`error`"));
+    }
 
     #[test]
     fn names() {

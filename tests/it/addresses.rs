@@ -133,7 +133,13 @@ fn each_url_form_is_dialled_as_paho_means_it() {
         assert!(!reqs.is_empty(), "{url}: no upgrade request");
         for (got, host) in &reqs {
             assert_eq!(got, target, "{url}");
-            eprintln!("{url}: GET {got}, Host: {host}");
+            if bind.starts_with('[') {
+                // Paho C 1.3 drops the `]` of an IPv6 Host header (`[::1:port`); mosquitto,
+                // EMQX and our gateway do not route by it.
+                assert!(host.starts_with("[::1"), "{url}: Host {host}");
+            } else {
+                assert_eq!(*host, gw.addr.to_string(), "{url}");
+            }
         }
     }
 }

@@ -177,14 +177,11 @@ fn serve(s: &Arc<Shared>, mut client: TcpStream, upstream: SocketAddr, path: &st
         for (i, b) in payload.iter_mut().enumerate() {
             *b ^= mask[i % 4];
         }
-        match opcode {
-            0x8 => break,
-            0x0..=0x2 => {
-                if server.write_all(&payload).is_err() {
-                    break;
-                }
-            }
-            _ => {} // ping/pong: the MQTT keep-alive is what matters here
+        // data frames (continuation, text, binary) go on; ping/pong are dropped: the MQTT
+        // keep-alive is what matters here
+        let data = opcode <= 0x2;
+        if opcode == 0x8 || (data && server.write_all(&payload).is_err()) {
+            break;
         }
     }
     let _ = server.shutdown(Shutdown::Both);
