@@ -146,7 +146,8 @@ const DIAGNOSIS_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 /// the transport ourselves, step by step as Paho does it, and naming the first step that
 /// fails: [`DNS`], then the TCP connect ([`REFUSED`], [`UNREACHABLE`]), then for `mqtts`/`wss`
 /// a TLS handshake with the broker's trust settings ([`TLS_CERTIFICATE`] when the server
-/// certificate does not verify, else [`TLS_HANDSHAKE`]), then for `ws`/`wss` the HTTP upgrade
+/// certificate does not verify, else [`TLS_HANDSHAKE`], also when a TLS 1.3 server's alert
+/// refusing our client certificate arrives within 500 ms), then for `ws`/`wss` the HTTP upgrade
 /// to the URL's request target ([`websocket_status`], [`WEBSOCKET_UPGRADE`]). When all of these
 /// succeed the broker must have closed the connection before its CONNACK:
 /// [`CONNECTION_CLOSED`]. Paho reports all of these alike as "TCP/TLS connect failure".
@@ -200,10 +201,21 @@ mod transport {
             Err(e) => return connect_error(&e),
         };
         if url.is_tls() {
-            let tls = match handshake(tcp, cfg).await {
+            let mut tls = match handshake(tcp, cfg).await {
                 Ok(s) => s,
                 Err(label) => return label,
             };
+            if !url.transport.is_websocket() {
+                // In TLS 1.3 a server refuses a client certificate (or its absence) after the
+                // handshake completes on our side: its alert is the first thing it sends.
+                // A healthy broker sends nothing before our CONNECT, hence the short wait.
+                let mut b = [0u8; 1];
+                if let Ok(Err(e)) = tokio::time::timeout(ALERT_WAIT, tls.read(&mut b)).await {
+                    if is_tls(&e) {
+                        return tls_error(&e);
+                    }
+                }
+            }
             upgrade_or_closed(tls, url).await
         } else {
             upgrade_or_closed(tcp, url).await
@@ -254,6 +266,7 @@ mod transport {
         loop {
             let n = match s.read(&mut buf[len..]).await {
                 Ok(n) => n,
+                Err(e) if is_tls(&e) => return Some(tls_error(&e)),
                 Err(_) => return Some(WEBSOCKET_UPGRADE),
             };
             if n == 0 {
@@ -286,6 +299,14 @@ mod transport {
             .connect(name, tcp)
             .await
             .map_err(|e| tls_error(&e))
+    }
+
+    /// How long a TLS connection is read for a late alert (see `first_failure`).
+    const ALERT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+    /// Whether the error is the TLS layer's (an alert, a bad record), not the socket's.
+    fn is_tls(e: &std::io::Error) -> bool {
+        e.get_ref().is_some_and(|i| i.is::<rustls::Error>())
     }
 
     /// A failed handshake: certificate verification, or anything else.
