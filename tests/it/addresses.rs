@@ -9,7 +9,7 @@ use crate::support::certs;
 use crate::support::mosquitto::ListenerTls;
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::sentinel::BIN;
-use crate::support::ws::WsGateway;
+use crate::support::ws::{TlsFront, WsGateway};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Command;
@@ -141,6 +141,40 @@ fn each_url_form_is_dialled_as_paho_means_it() {
                 assert_eq!(*host, gw.addr.to_string(), "{url}");
             }
         }
+    }
+}
+
+/// `wss`: TLS to a terminating front (verified against the test CA, for the URL's host),
+/// then the same upgrade inside it.
+#[test]
+fn wss_urls_are_tls_then_the_upgrade() {
+    let pki = certs::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &pki);
+    let broker = Mosquitto::start();
+    for (path, suffix, target) in [
+        ("/mqtt", "", "/mqtt"),
+        ("/", "/", "/"),
+        ("/ws", "/ws", "/ws"),
+    ] {
+        let gw = WsGateway::start("127.0.0.1:0", broker.addr(), path);
+        let front = TlsFront::start(gw.addr, &pki.path("server.crt"), &pki.path("server.key"));
+        let url = format!("wss://127.0.0.1:{}{suffix}", front.addr.port());
+        let (code, state, reason, out) = probe(&url, "tls", &cfg);
+        assert_eq!(
+            (code, state.as_str(), reason.as_str()),
+            (Some(0), "healthy", "success"),
+            "{url}: {out}"
+        );
+        let reqs = gw.requests();
+        assert!(!reqs.is_empty(), "{url}: no upgrade request");
+        assert!(reqs.iter().all(|(t, _)| t == target), "{url}: {reqs:?}");
+        // the same front with an untrusted CA, and a wrong path
+        let (_, _, reason, out) = probe(&url, "other_ca", &cfg);
+        assert_eq!(reason, "tls_certificate", "{url}: {out}");
+        let wrong = format!("wss://127.0.0.1:{}/nowhere", front.addr.port());
+        let (_, _, reason, out) = probe(&wrong, "tls", &cfg);
+        assert_eq!(reason, "websocket_http_404", "{wrong}: {out}");
     }
 }
 
