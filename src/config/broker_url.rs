@@ -15,7 +15,9 @@
 //!   and HiveMQ's endpoint), while an explicit `/` means `/` (mosquitto accepts any path);
 //! - for `mqtt`/`mqtts` a path is ignored by Paho but means a *topic* to `mosquitto_sub -L`,
 //!   so it is refused rather than silently dropped (a lone trailing `/` is accepted);
-//! - an IPv6 literal is written in brackets, `mqtt://[::1]:1883`.
+//! - an IPv6 literal is written in brackets, `mqtt://[::1]:1883`. Paho verifies a TLS
+//!   certificate against `[::1` (bracket included), so `mqtts`/`wss` to an IPv6 literal
+//!   works only with `insecure_skip_verify` (see [`BrokerUrl::unverifiable_by_paho`]).
 //!
 //! Paho finds the port after the *last* `:` of the address, so a `ws` request target that
 //! contains `:` would be misread as a port: such URLs are refused with that reason.
@@ -84,9 +86,27 @@ impl BrokerUrl {
         format!("{scheme}://{}{}", self.authority(), self.path)
     }
 
+    /// Whether the host is an IPv6 literal (`[::1]` in the URL).
+    pub fn is_ipv6_literal(&self) -> bool {
+        self.host.contains(':')
+    }
+
+    /// Why Paho cannot verify this URL's server certificate, if it cannot: Paho C 1.3
+    /// (`SSLSocket_connect`) checks the certificate against the address with its leading `[`
+    /// (`[::1`), which no certificate matches, so a verified `mqtts`/`wss` connection to an
+    /// IPv6 literal always fails.
+    pub fn unverifiable_by_paho(&self) -> Option<String> {
+        (self.is_tls() && self.is_ipv6_literal()).then(|| {
+            format!(
+                "the Paho C client cannot verify a certificate for an IPv6 address (it checks \"[{}\"): use a host name that resolves to it, or set tls.insecure_skip_verify",
+                self.host
+            )
+        })
+    }
+
     /// `host:port`, an IPv6 host in brackets (as in a URL and the HTTP `Host` header).
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
+        if self.is_ipv6_literal() {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)

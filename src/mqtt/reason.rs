@@ -295,10 +295,16 @@ mod transport {
     ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, &'static str> {
         let config = client_config(cfg.tls.as_ref()).map_err(|_| TLS_HANDSHAKE)?;
         let name = ServerName::try_from(cfg.url.host.clone()).map_err(|_| TLS_CERTIFICATE)?;
-        tokio_rustls::TlsConnector::from(Arc::new(config))
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await
-            .map_err(|e| tls_error(&e))
+            .map_err(|e| tls_error(&e))?;
+        let verified = !cfg.tls.as_ref().is_some_and(|t| t.insecure_skip_verify);
+        if verified && cfg.url.unverifiable_by_paho().is_some() {
+            // What Paho's own check concludes (see `BrokerUrl::unverifiable_by_paho`).
+            return Err(TLS_CERTIFICATE);
+        }
+        Ok(tls)
     }
 
     /// How long a TLS connection is read for a late alert (see `first_failure`).

@@ -45,13 +45,13 @@ fn free_port(bind: &str) -> u16 {
 }
 
 /// Probe modules: `plain`, `tls` (trusting the test CA), `other_ca` (trusting an unrelated
-/// CA), `short` (1 s timeout).
+/// CA), `short` (1 s timeout), `insecure` (TLS without verification).
 fn config(dir: &Path, pki: &certs::Pki) -> std::path::PathBuf {
     let f = dir.join("c.yaml");
     std::fs::write(
         &f,
         format!(
-            "probe_modules:\n  plain: {{timeout: 5s}}\n  tls: {{timeout: 5s, tls: {{ca_file: {}}}}}\n  other_ca: {{timeout: 5s, tls: {{ca_file: {}}}}}\n  short: {{timeout: 1s}}\n",
+            "probe_modules:\n  plain: {{timeout: 5s}}\n  tls: {{timeout: 5s, tls: {{ca_file: {}}}}}\n  other_ca: {{timeout: 5s, tls: {{ca_file: {}}}}}\n  short: {{timeout: 1s}}\n  insecure: {{timeout: 5s, tls: {{insecure_skip_verify: true}}}}\n",
             pki.ca().display(),
             pki.path("other-ca.crt").display()
         ),
@@ -72,6 +72,15 @@ fn each_url_form_is_dialled_as_paho_means_it() {
     let tls = Mosquitto::builder()
         .tls(ListenerTls::from_pki(&pki, false))
         .start();
+    // TLS on the IPv6 loopback with a certificate for that address
+    let t6 = free_port("[::1]:0");
+    let v6_cert = pki.server_cert("v6", "IP:::1");
+    let _tls6 = Mosquitto::builder()
+        .conf(&format!("listener {t6} ::1"))
+        .conf(&format!("cafile {}", v6_cert.ca.display()))
+        .conf(&format!("certfile {}", v6_cert.cert.display()))
+        .conf(&format!("keyfile {}", v6_cert.key.display()))
+        .start();
     let p = plain.port();
     let t = tls.port();
     let v6: SocketAddr = format!("[::1]:{p6}").parse().unwrap();
@@ -88,6 +97,7 @@ fn each_url_form_is_dialled_as_paho_means_it() {
         (format!("mqtts://127.0.0.1:{t}/"), "tls"),
         (format!("ssl://127.0.0.1:{t}"), "tls"),
         (format!("tls://127.0.0.1:{t}"), "tls"),
+        (format!("mqtts://[::1]:{t6}"), "insecure"),
     ];
     for (url, module) in &mqtt_mqtt {
         let (code, state, reason, out) = probe(url, module, &cfg);
@@ -97,6 +107,16 @@ fn each_url_form_is_dialled_as_paho_means_it() {
             "{url}: {out}"
         );
     }
+
+    // Paho C verifies an IPv6 literal as "[::1" (see BrokerUrl::unverifiable_by_paho): even
+    // a certificate for ::1 fails, and says so (a configured broker is refused at load time).
+    let url = format!("mqtts://[::1]:{t6}");
+    let (code, _, reason, out) = probe(&url, "tls", &cfg);
+    assert_eq!(
+        (code, reason.as_str()),
+        (Some(2), "tls_certificate"),
+        "{url}: {out}"
+    );
 
     // WebSocket: the request target and Host header the broker's gateway is sent.
     let ws_cases = [
