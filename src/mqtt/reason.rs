@@ -161,21 +161,51 @@ pub async fn diagnose(
     err: &paho_mqtt::Error,
     elapsed: std::time::Duration,
     cfg: &crate::config::BrokerConfig,
-) -> &'static str {
+) -> Diagnosis {
     use std::time::Duration;
+    let only = |label| Diagnosis {
+        label,
+        detail: None,
+    };
     if let Some(label) = from_error(err) {
-        return label;
+        return only(label);
     }
     if elapsed + Duration::from_millis(100) >= cfg.connect_timeout {
-        return TIMEOUT;
+        return only(TIMEOUT);
     }
     let budget = cfg
         .connect_timeout
         .saturating_sub(elapsed)
         .min(DIAGNOSIS_BUDGET);
-    tokio::time::timeout(budget, transport::first_failure(cfg))
-        .await
-        .unwrap_or(TIMEOUT)
+    match tokio::time::timeout(budget, transport::first_failure(cfg)).await {
+        Ok((label, detail)) => Diagnosis {
+            label,
+            detail: Some(detail),
+        },
+        Err(_) => Diagnosis {
+            label: TIMEOUT,
+            detail: Some(format!("diagnosis unfinished after {budget:?}")),
+        },
+    }
+}
+
+/// What [`diagnose`] found: the bounded label, and for the log line what exactly failed
+/// (the OS error, the TLS alert or certificate error, the HTTP status line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    pub label: &'static str,
+    pub detail: Option<String>,
+}
+
+impl Diagnosis {
+    /// Paho's error followed by the detail: `TCP/TLS connect failure (tls: invalid peer
+    /// certificate: UnknownIssuer)`.
+    pub fn message(&self, err: &paho_mqtt::Error) -> String {
+        match &self.detail {
+            Some(d) => format!("{err} ({d})"),
+            None => err.to_string(),
+        }
+    }
 }
 
 /// Redoing Paho's transport steps to find the one that fails (see [`diagnose`]).
@@ -187,23 +217,26 @@ mod transport {
     use std::sync::Arc;
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-    pub(super) async fn first_failure(cfg: &BrokerConfig) -> &'static str {
+    /// The label of the first step that fails, and what failed.
+    type Found = (&'static str, String);
+
+    pub(super) async fn first_failure(cfg: &BrokerConfig) -> Found {
         let url = &cfg.url;
         let addr = match tokio::net::lookup_host((url.host.as_str(), url.port)).await {
             Ok(mut a) => match a.next() {
                 Some(a) => a,
-                None => return DNS,
+                None => return (DNS, format!("dns: {} has no address", url.host)),
             },
-            Err(_) => return DNS,
+            Err(e) => return (DNS, format!("dns: {}: {e}", url.host)),
         };
         let tcp = match tokio::net::TcpStream::connect(addr).await {
             Ok(s) => s,
-            Err(e) => return connect_error(&e),
+            Err(e) => return (connect_error(&e), format!("tcp {addr}: {e}")),
         };
         if url.is_tls() {
             let mut tls = match handshake(tcp, cfg).await {
                 Ok(s) => s,
-                Err(label) => return label,
+                Err(found) => return found,
             };
             if !url.transport.is_websocket() {
                 // In TLS 1.3 a server refuses a client certificate (or its absence) after the
@@ -212,7 +245,7 @@ mod transport {
                 let mut b = [0u8; 1];
                 if let Ok(Err(e)) = tokio::time::timeout(ALERT_WAIT, tls.read(&mut b)).await {
                     if is_tls(&e) {
-                        return tls_error(&e);
+                        return (tls_error(&e), format!("tls: {e}"));
                     }
                 }
             }
@@ -235,21 +268,31 @@ mod transport {
     async fn upgrade_or_closed<S: AsyncRead + AsyncWrite + Unpin>(
         mut s: S,
         url: &BrokerUrl,
-    ) -> &'static str {
+    ) -> Found {
         if url.transport.is_websocket() {
-            if let Some(label) = upgrade(&mut s, url).await {
-                return label;
+            if let Some(found) = upgrade(&mut s, url).await {
+                return found;
             }
         }
-        CONNECTION_CLOSED
+        let layers = match url.transport {
+            crate::config::Transport::Tcp => "TCP",
+            crate::config::Transport::Tls => "TCP and TLS",
+            crate::config::Transport::Ws => "TCP and the WebSocket upgrade",
+            crate::config::Transport::Wss => "TCP, TLS and the WebSocket upgrade",
+        };
+        (
+            CONNECTION_CLOSED,
+            format!("{layers} succeed; the broker closed the connection before its CONNACK"),
+        )
     }
 
     /// The WebSocket upgrade as Paho sends it (`WebSocket_connect`); `None` when answered 101.
     async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
         s: &mut S,
         url: &BrokerUrl,
-    ) -> Option<&'static str> {
+    ) -> Option<Found> {
         use base64::Engine as _;
+        let no_answer = |why: &str| Some((WEBSOCKET_UPGRADE, format!("websocket: {why}")));
         let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
         let origin = if url.is_tls() { "https" } else { "http" };
         let host = url.authority();
@@ -257,8 +300,8 @@ mod transport {
             "GET {} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nOrigin: {origin}://{host}\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
             url.path
         );
-        if s.write_all(request.as_bytes()).await.is_err() {
-            return Some(WEBSOCKET_UPGRADE);
+        if let Err(e) = s.write_all(request.as_bytes()).await {
+            return no_answer(&e.to_string());
         }
         // The status line and headers; a longer head is no answer we understand.
         let mut buf = vec![0u8; 8192];
@@ -266,11 +309,11 @@ mod transport {
         loop {
             let n = match s.read(&mut buf[len..]).await {
                 Ok(n) => n,
-                Err(e) if is_tls(&e) => return Some(tls_error(&e)),
-                Err(_) => return Some(WEBSOCKET_UPGRADE),
+                Err(e) if is_tls(&e) => return Some((tls_error(&e), format!("tls: {e}"))),
+                Err(e) => return no_answer(&e.to_string()),
             };
             if n == 0 {
-                return Some(WEBSOCKET_UPGRADE);
+                return no_answer("closed without an HTTP answer to the upgrade");
             }
             len += n;
             let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -279,12 +322,19 @@ mod transport {
                 Ok(httparse::Status::Complete(_)) => {
                     return match rsp.code {
                         Some(101) => None,
-                        Some(code) => Some(websocket_status(code)),
-                        None => Some(WEBSOCKET_UPGRADE),
+                        Some(code) => Some((
+                            websocket_status(code),
+                            format!(
+                                "websocket: GET {} answered HTTP {code} {}",
+                                url.path,
+                                rsp.reason.unwrap_or_default()
+                            ),
+                        )),
+                        None => no_answer("no status"),
                     };
                 }
                 Ok(httparse::Status::Partial) if len < buf.len() => continue,
-                _ => return Some(WEBSOCKET_UPGRADE),
+                _ => return no_answer("the answer is not HTTP"),
             }
         }
     }
@@ -292,17 +342,19 @@ mod transport {
     async fn handshake(
         tcp: tokio::net::TcpStream,
         cfg: &BrokerConfig,
-    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, &'static str> {
-        let config = client_config(cfg.tls.as_ref()).map_err(|_| TLS_HANDSHAKE)?;
-        let name = ServerName::try_from(cfg.url.host.clone()).map_err(|_| TLS_CERTIFICATE)?;
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Found> {
+        let config = client_config(cfg.tls.as_ref())
+            .map_err(|e| (TLS_HANDSHAKE, format!("tls settings: {e}")))?;
+        let name = ServerName::try_from(cfg.url.host.clone())
+            .map_err(|e| (TLS_CERTIFICATE, format!("tls: {e}")))?;
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await
-            .map_err(|e| tls_error(&e))?;
+            .map_err(|e| (tls_error(&e), format!("tls: {e}")))?;
         let verified = !cfg.tls.as_ref().is_some_and(|t| t.insecure_skip_verify);
-        if verified && cfg.url.unverifiable_by_paho().is_some() {
-            // What Paho's own check concludes (see `BrokerUrl::unverifiable_by_paho`).
-            return Err(TLS_CERTIFICATE);
+        if let (true, Some(why)) = (verified, cfg.url.unverifiable_by_paho()) {
+            // What Paho's own check concludes.
+            return Err((TLS_CERTIFICATE, format!("tls: {why}")));
         }
         Ok(tls)
     }

@@ -264,3 +264,38 @@ fn every_connect_failure_has_its_own_reason() {
         );
     }
 }
+
+/// A watched broker's failure is counted under its reason and logged with what exactly
+/// failed: the HTTP status line of a refused upgrade, the certificate error.
+#[test]
+fn a_watched_brokers_failure_is_logged_with_its_cause() {
+    let pki = certs::generate();
+    let broker = Mosquitto::start();
+    let tls = Mosquitto::builder()
+        .tls(ListenerTls::from_pki(&pki, false))
+        .start();
+    let gw = WsGateway::start("127.0.0.1:0", broker.addr(), "/mqtt");
+    let s = crate::support::Sentinel::start(&format!(
+        "brokers:\n  - name: ws\n    url: {}/\n    connect_timeout: 2s\n    reconnect: {{initial_backoff: 100ms, max_backoff: 1s}}\n    probes: []\n  - name: ca\n    url: {}\n    tls: {{ca_file: {:?}}}\n    connect_timeout: 2s\n    reconnect: {{initial_backoff: 100ms, max_backoff: 1s}}\n    probes: []\n",
+        gw.url(),
+        tls.url(),
+        pki.path("other-ca.crt").display().to_string(),
+    ));
+    s.wait_scrape(
+        std::time::Duration::from_secs(15),
+        "both failures counted",
+        |sc| {
+            let n = |b: &str, r: &str| {
+                sc.value("mqtt_connects_total", &[("broker", b), ("result", r)])
+                    .unwrap_or(0.0)
+            };
+            n("ws", "websocket_http_404") >= 1.0 && n("ca", "tls_certificate") >= 1.0
+        },
+    );
+    let logs = s.logs();
+    assert!(
+        logs.contains("websocket: GET / answered HTTP 404 Not Found"),
+        "{logs}"
+    );
+    assert!(logs.contains("UnknownIssuer"), "{logs}");
+}
