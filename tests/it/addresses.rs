@@ -210,6 +210,9 @@ fn every_connect_failure_has_its_own_reason() {
     let wrong_name = Mosquitto::builder()
         .tls(pki.server_cert("elsewhere", "DNS:elsewhere.test"))
         .start();
+    let expired = Mosquitto::builder()
+        .tls(pki.expired_server_cert("expired"))
+        .start();
     let locked = Mosquitto::builder().user("u", "p").start();
     let gw = WsGateway::start("127.0.0.1:0", plain.addr(), "/mqtt");
     let black_hole = Proxy::start(plain.addr());
@@ -240,13 +243,14 @@ fn every_connect_failure_has_its_own_reason() {
         ),
         // a plain listener spoken to in TLS
         (format!("mqtts://127.0.0.1:{p}"), "tls", "tls_handshake"),
-        // untrusted CA, and a certificate for another host
+        // untrusted CA, a certificate for another host, an expired one
         (
             format!("mqtts://127.0.0.1:{t}"),
             "other_ca",
             "tls_certificate",
         ),
         (format!("mqtts://127.0.0.1:{w}"), "tls", "tls_certificate"),
+        (expired.url(), "tls", "tls_certificate"),
         // the broker's gateway answers another path with 404
         (format!("{}/wrong", gw.url()), "plain", "websocket_http_404"),
         (format!("{}/", gw.url()), "plain", "websocket_http_404"),
