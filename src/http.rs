@@ -296,36 +296,64 @@ async fn handle(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>
     }
 }
 
-/// Prometheus sends its scrape timeout; we leave this much of it for the response.
+/// Seconds of the scrape timeout kept for the response: blackbox_exporter's `--timeout-offset`
+/// default (0.5 s).
 const SCRAPE_TIMEOUT_OFFSET: f64 = 0.5;
 
-/// The probe deadline: the scrape timeout header minus the offset, capped by the module's
-/// timeout. A missing or zero header means "no limit from Prometheus" (blackbox: 120 s).
-fn probe_deadline(header: Option<&str>, module_timeout: Duration) -> Result<Duration, String> {
-    let secs = match header.map(str::trim) {
-        None => 120.0,
+/// The scrape timeout assumed when `X-Prometheus-Scrape-Timeout-Seconds` is absent, empty or 0:
+/// blackbox_exporter's 120 s (its default since v0.15.0, PR #509).
+const NO_SCRAPE_TIMEOUT: f64 = 120.0;
+
+/// The `/probe` deadline from the `X-Prometheus-Scrape-Timeout-Seconds` header (seconds as
+/// Prometheus formats them, e.g. `"10"` or `"0.4"`), the module's `timeout` and `offset`
+/// seconds kept for the response. A port of blackbox_exporter's `getTimeout`
+/// (`prober/handler.go` since v0.21.0; `main.go` before: PR #492 "do not apply offsets for
+/// explicit timeouts", v0.15.0, and PR #869 "negative maxTimeoutSeconds", April 2022):
+///
+/// 1. the header, absent/empty/0 meaning 120 s, minus `offset` gives the maximum;
+/// 2. the module's timeout is used as is (no offset) when it is below that maximum, or when the
+///    maximum is not positive (a scrape timeout at or below the offset: blackbox #868);
+/// 3. otherwise the maximum.
+///
+/// So `timeout: 300ms` with a 0.4 s header probes for 300 ms, and `timeout: 5s` with a 10 s
+/// header for 5 s. Two deliberate differences, both outside what Prometheus sends
+/// (`strconv.FormatFloat(s, 'f', -1, 64)`): a header exactly equal to the offset gives the
+/// module's timeout (blackbox tests `< 0` and probes for 0 s, an instant failure of a healthy
+/// broker), and a non-finite header (`NaN`, `inf`, `1e400`) is refused like any unparsable one
+/// (Go refuses `1e400` too, but takes `Inf` as "no limit" and turns `NaN` into an undefined
+/// duration). Hex floats (`0x1p-1`), which Go's `ParseFloat` accepts, are refused too.
+///
+/// Errors: the header is not a finite number; the message names the header and the value.
+/// blackbox answers that with HTTP 500 ("Failed to parse timeout from Prometheus header").
+fn probe_deadline(
+    header: Option<&str>,
+    module_timeout: Duration,
+    offset: f64,
+) -> Result<Duration, String> {
+    let scrape = match header.map(str::trim).filter(|v| !v.is_empty()) {
+        None => 0.0,
         Some(v) => match v.parse::<f64>() {
-            Ok(s) if s.is_finite() && s >= 0.0 => {
-                if s == 0.0 {
-                    120.0
-                } else {
-                    s
-                }
-            }
+            Ok(s) if s.is_finite() => s,
             _ => {
                 return Err(format!(
-                    "invalid X-Prometheus-Scrape-Timeout-Seconds {v:?}: expected seconds"
+                    "invalid X-Prometheus-Scrape-Timeout-Seconds {v:?}: expected a number of \
+                     seconds such as \"10\" or \"0.5\""
                 ));
             }
         },
     };
-    let budget = secs - SCRAPE_TIMEOUT_OFFSET;
-    if budget <= 0.0 {
-        return Err(format!(
-            "scrape timeout {secs}s leaves no time to probe ({SCRAPE_TIMEOUT_OFFSET}s are kept for the response)"
-        ));
+    let scrape = if scrape == 0.0 {
+        NO_SCRAPE_TIMEOUT
+    } else {
+        scrape
+    };
+    let max = scrape - offset;
+    let module = module_timeout.as_secs_f64();
+    if (module > 0.0 && module < max) || max <= 0.0 {
+        return Ok(module_timeout);
     }
-    Ok(Duration::from_secs_f64(budget).min(module_timeout))
+    // `max` is finite and positive here.
+    Ok(Duration::try_from_secs_f64(max).unwrap_or(module_timeout))
 }
 
 async fn probe(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>> {
@@ -369,16 +397,27 @@ async fn probe(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>>
             ),
         );
     };
-    let header = req
+    // As blackbox_exporter: a header we cannot read is a 500, not a 400.
+    let header = match req
         .headers()
         .get("X-Prometheus-Scrape-Timeout-Seconds")
-        .map(|v| v.to_str().unwrap_or("<not text>"));
-    let within = match probe_deadline(header, m.timeout) {
+        .map(HeaderValue::to_str)
+        .transpose()
+    {
+        Ok(h) => h,
+        Err(_) => {
+            return bad(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "invalid X-Prometheus-Scrape-Timeout-Seconds: not visible ASCII text".into(),
+            );
+        }
+    };
+    let within = match probe_deadline(header, m.timeout, SCRAPE_TIMEOUT_OFFSET) {
         Ok(d) => d,
-        Err(msg) => return bad(StatusCode::BAD_REQUEST, msg),
+        Err(msg) => return bad(StatusCode::INTERNAL_SERVER_ERROR, msg),
     };
     let report = oneshot::run(url, m, 1, within).await;
-    debug!(%target, %module, success = report.success, reason = report.reason, "one-shot probe");
+    debug!(%target, %module, timeout_seconds = within.as_secs_f64(), success = report.success, reason = report.reason, "one-shot probe");
     let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(accept);
     match exposition::encode(&report.registry(), format) {
@@ -448,23 +487,76 @@ fn landing(st: &HttpState) -> String {
 mod tests {
     use super::*;
 
+    /// blackbox_exporter's `TestTimeoutIsSetCorrectly` (`prober/handler_test.go`, v0.21.0),
+    /// case for case: (module timeout, header, offset, expected seconds). An empty header is
+    /// how the Go test sends "absent".
     #[test]
-    fn deadlines() {
-        let m = Duration::from_secs(5);
-        assert_eq!(probe_deadline(None, m), Ok(m));
-        assert_eq!(probe_deadline(Some("0"), m), Ok(m));
-        assert_eq!(probe_deadline(Some("1"), m), Ok(Duration::from_millis(500)));
-        assert_eq!(probe_deadline(Some(" 10 "), m), Ok(m));
-        assert!(
-            probe_deadline(Some("abc"), m)
-                .unwrap_err()
-                .contains("\"abc\"")
-        );
-        assert!(probe_deadline(Some("-1"), m).is_err());
-        assert!(
-            probe_deadline(Some("0.4"), m)
-                .unwrap_err()
-                .contains("leaves no time")
-        );
+    fn deadlines_follow_blackbox_table() {
+        let ms = Duration::from_millis;
+        let upstream: [(Duration, &str, f64, f64); 12] = [
+            (ms(0), "15", 0.5, 14.5),
+            (ms(0), "15", 0.0, 15.0),
+            (ms(20_000), "15", 0.5, 14.5),
+            (ms(20_000), "15", 0.0, 15.0),
+            (ms(5_000), "15", 0.0, 5.0),
+            (ms(5_000), "15", 0.5, 5.0),
+            (ms(10_000), "", 0.5, 10.0),
+            (ms(10_000), "10", 0.5, 9.5),
+            (ms(9_500), "", 0.5, 9.5),
+            (ms(9_500), "", 1.0, 9.5),
+            (ms(0), "", 0.5, 119.5),
+            (ms(0), "", 0.0, 120.0),
+        ];
+        for (module, header, offset, want) in upstream {
+            let got = probe_deadline(Some(header), module, offset);
+            assert_eq!(
+                got,
+                Ok(Duration::from_secs_f64(want)),
+                "module {module:?}, header {header:?}, offset {offset}"
+            );
+        }
+    }
+
+    /// The rest of the class: header absent, 0, below the offset, at the offset, above the
+    /// module timeout, negative, padded, unparsable.
+    #[test]
+    fn deadlines_edge_cases() {
+        let ms = Duration::from_millis;
+        let d = |h: Option<&str>, module: u64| probe_deadline(h, ms(module), SCRAPE_TIMEOUT_OFFSET);
+        // issue 20's minimal case: below the offset, the module's timeout as is (blackbox #868)
+        assert_eq!(d(Some("0.4"), 300), Ok(ms(300)));
+        assert_eq!(d(Some("0.4"), 5_000), Ok(ms(5_000)));
+        assert_eq!(d(Some("0.2"), 2_000), Ok(ms(2_000)));
+        // at the offset: blackbox probes for 0 s; we use the module's timeout
+        assert_eq!(d(Some("0.5"), 300), Ok(ms(300)));
+        // just above the offset: what is left after it, below a larger module timeout
+        assert_eq!(d(Some("0.75"), 300), Ok(ms(250)));
+        // absent, empty, blank and 0 all mean 120 s
+        for h in [
+            None,
+            Some(""),
+            Some("  "),
+            Some("0"),
+            Some("0.0"),
+            Some("-0"),
+        ] {
+            assert_eq!(d(h, 5_000), Ok(ms(5_000)), "{h:?}");
+            assert_eq!(d(h, 200_000), Ok(ms(119_500)), "{h:?}");
+        }
+        // above the module timeout: the module's; below it: header minus offset
+        assert_eq!(d(Some("10"), 5_000), Ok(ms(5_000)));
+        assert_eq!(d(Some(" 10 "), 5_000), Ok(ms(5_000)));
+        assert_eq!(d(Some("1"), 5_000), Ok(ms(500)));
+        assert_eq!(d(Some("5.5"), 5_000), Ok(ms(5_000)));
+        // negative: the maximum is negative, so the module's timeout (as blackbox)
+        assert_eq!(d(Some("-1"), 5_000), Ok(ms(5_000)));
+        // unparsable (blackbox: HTTP 500)
+        for h in ["abc", "10s", "1,5", "NaN", "inf", "-inf", "1e400", "0x1p-1"] {
+            let e = d(Some(h), 5_000).unwrap_err();
+            assert!(
+                e.contains("X-Prometheus-Scrape-Timeout-Seconds") && e.contains(&format!("{h:?}")),
+                "{h}: {e}"
+            );
+        }
     }
 }

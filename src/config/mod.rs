@@ -218,7 +218,8 @@ pub struct BrokerConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// MQTT 5 first; MQTT 3.1.1 when the broker refuses 5 (see [`Negotiated`]).
+    /// MQTT 5 first; MQTT 3.1.1 for one session when the broker refuses 5 (the rule is in
+    /// `mqtt::negotiate`; fresh clients follow the watching session through [`Negotiated`]).
     Auto,
     V5,
     V311,
@@ -234,10 +235,25 @@ impl Protocol {
     }
 }
 
-/// What `protocol: auto` settled on for one broker, shared by every clone of its config (the
-/// watching connection, fresh probe clients): MQTT 5 until a broker refuses it, then 3.1.1.
+/// Shared by every clone of one broker's config (the watching connection, fresh probe
+/// clients): set while the watching session runs on MQTT 3.1.1 because the broker refused
+/// MQTT 5 (see `mqtt::negotiate`), so fresh clients start with 3.1.1 instead of repeating the
+/// refused attempts. Cleared when that session ends or a MQTT 5 connect succeeds: it never
+/// outlives the session whose evidence set it.
 #[derive(Debug, Clone, Default)]
 pub struct Negotiated(Arc<std::sync::atomic::AtomicBool>);
+
+impl Negotiated {
+    /// Whether the broker's watching session currently runs on 3.1.1 after a refusal of 5.
+    pub fn v311(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Record what the watching session runs on.
+    pub fn set_v311(&self, v311: bool) {
+        self.0.store(v311, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 impl PartialEq for Negotiated {
     fn eq(&self, _: &Self) -> bool {
@@ -245,52 +261,6 @@ impl PartialEq for Negotiated {
     }
 }
 impl Eq for Negotiated {}
-
-impl BrokerConfig {
-    /// The protocol the next connection uses: never `Auto`.
-    pub fn effective_protocol(&self) -> Protocol {
-        match self.protocol {
-            Protocol::Auto if self.negotiated.0.load(std::sync::atomic::Ordering::Relaxed) => {
-                Protocol::V311
-            }
-            Protocol::Auto => Protocol::V5,
-            p => p,
-        }
-    }
-
-    /// After a connect attempt with `used` failed with `label`: with `protocol: auto`,
-    /// decide whether to try the other version. A broker that refuses MQTT 5 answers with a
-    /// 3.1.1 CONNACK code 1 (amqtt, NATS) or drops the socket (RabbitMQ 3.10), which Paho
-    /// reports as a general or "TCP connect completion" failure; so any failure of an
-    /// established connection that names no other cause switches to 3.1.1 (returns true:
-    /// retry now). The same failure under 3.1.1 switches back, so a broker that was briefly
-    /// broken is not pinned to 3.1.1. Clients of one broker share this state; each passes the
-    /// version it tried, so two failing at once cannot flip it back and forth.
-    pub fn protocol_fallback(&self, used: Protocol, label: &str) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
-        let suspicious = matches!(
-            label,
-            crate::mqtt::reason::CONNECTION_CLOSED
-                | "error"
-                | "unsupported_protocol_version"
-                | "malformed_packet"
-                | "protocol_error"
-        );
-        if self.protocol != Protocol::Auto || !suspicious {
-            return false;
-        }
-        match used {
-            Protocol::V311 => {
-                self.negotiated.0.store(false, Relaxed);
-                false
-            }
-            _ => {
-                self.negotiated.0.store(true, Relaxed);
-                true
-            }
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {

@@ -5,18 +5,29 @@
 //! Paho's automatic reconnect does not restore subscriptions, so it stays off and this task
 //! owns the reconnect loop (exponential backoff with full jitter) and re-subscribes on every
 //! connect. `mqtt_up` is 1 exactly between a successful CONNACK and the loss of that session.
+//!
+//! The liveness rule: a session is declared unresponsive only when the broker answers
+//! nothing. Every inbound packet we can see (a message, `$SYS`, a PUBACK/PUBCOMP, an UNSUBACK)
+//! updates `last_rx`; a probe run that expires after that is a lost message
+//! (`not_delivered`), not a dead broker. A run that heard nothing at all makes the session ask
+//! an UNSUBSCRIBE (see [`ask_liveness`]) and wait [`LIVENESS_GRACE`] for its UNSUBACK first.
+//! `protocol: auto` picks the MQTT version per connect sequence ([`negotiate`]).
 
 mod backoff;
+pub mod negotiate;
 pub mod options;
 pub mod reason;
 
 use crate::config::BrokerConfig;
 use crate::metrics::BrokerMetrics;
-use crate::probe::runner::Probes;
+use crate::probe::runner::{LIVENESS_GRACE, Probes};
 use crate::sys::Ingest;
 use backoff::Backoff;
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use paho_mqtt as paho;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -53,8 +64,9 @@ enum Control {
 enum End {
     Shutdown,
     Lost(Option<paho::ReasonCode>),
-    /// The connection is open but the broker stopped answering (a probe timed out and
-    /// nothing at all arrived since it was sent): frozen, overloaded or half-open.
+    /// The connection is open but the broker stopped answering: a probe timed out, nothing at
+    /// all arrived since it was sent, and the liveness question went unanswered for
+    /// [`LIVENESS_GRACE`]. Frozen, overloaded or half-open.
     Unresponsive,
 }
 
@@ -87,6 +99,9 @@ pub struct Connection {
     sys_seen: (bool, bool),
     /// "This broker has no `$SYS`" was logged.
     sys_silence_noted: bool,
+    /// The filter the liveness question unsubscribes from: `<prefix>/<client-id>/liveness`,
+    /// never subscribed to.
+    liveness_topic: String,
 }
 
 impl Connection {
@@ -99,8 +114,12 @@ impl Connection {
     ) -> Self {
         let client_id = cfg.client_id.clone().unwrap_or_else(generated_client_id);
         let probes = make_probes(&cfg, &client_id);
+        let liveness_topic = format!(
+            "{}/{}/liveness",
+            cfg.probe_topic_prefix,
+            crate::probe::runner::topic_segment(&client_id)
+        );
         Self {
-            cfg,
             client_id,
             metrics,
             ingest,
@@ -108,6 +127,8 @@ impl Connection {
             last_rx: Instant::now(),
             sys_seen: (false, false),
             sys_silence_noted: false,
+            liveness_topic,
+            cfg,
         }
     }
 
@@ -127,10 +148,11 @@ impl Connection {
             probe_prefix: format!("{}/", self.cfg.probe_topic_prefix),
         };
         let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
-        let Some((mut client, mut opts)) = self.new_client(&inbox, &ctl_tx) else {
+        let mut negotiation = negotiate::Negotiation::new(self.cfg.protocol);
+        let mut client_protocol = negotiation.protocol();
+        let Some((mut client, mut opts)) = self.new_client(client_protocol, &inbox, &ctl_tx) else {
             return;
         };
-        let mut client_protocol = self.cfg.effective_protocol();
 
         let mut backoff = Backoff::new(self.cfg.reconnect);
         let mut failures: u64 = 0;
@@ -139,9 +161,10 @@ impl Connection {
         // Our deadline is Paho's plus a margin: Paho should always answer first.
         let deadline = self.cfg.connect_timeout + Duration::from_secs(2);
         loop {
-            if self.cfg.effective_protocol() != client_protocol {
+            if negotiation.protocol() != client_protocol {
                 // `protocol: auto` switched versions; Paho fixes it per client.
-                let Some((c, o)) = self.new_client(&inbox, &ctl_tx) else {
+                client_protocol = negotiation.protocol();
+                let Some((c, o)) = self.new_client(client_protocol, &inbox, &ctl_tx) else {
                     break;
                 };
                 options::retire(
@@ -149,7 +172,6 @@ impl Connection {
                     options::retire_grace(&self.cfg),
                 );
                 opts = o;
-                client_protocol = self.cfg.effective_protocol();
             }
             // Events of an earlier session must not end the next one.
             while ctl_rx.try_recv().is_ok() {}
@@ -182,6 +204,13 @@ impl Connection {
                     self.metrics.record_connect(reason::SUCCESS);
                     self.metrics.up.set(1);
                     self.metrics.set_protocol(client_protocol.as_str());
+                    negotiation.connected();
+                    let fell_back = negotiation.evidence();
+                    self.cfg.negotiated.set_v311(fell_back.is_some());
+                    if let Some(evidence) = fell_back {
+                        info!(%broker, %evidence,
+                              "MQTT 5 refused: this session uses MQTT 3.1.1; the next connect asks for MQTT 5 again (protocol: auto)");
+                    }
                     info!(%broker, url = %self.cfg.url, client_id = %self.client_id,
                           protocol = client_protocol.as_str(), after_failures = failures,
                           "connected");
@@ -193,6 +222,9 @@ impl Connection {
                     self.probes.session_started(Instant::now());
                     let end = self.session(&client, &mut rx, &mut ctl_rx, &shutdown).await;
                     self.metrics.up.set(0);
+                    // No fallback outlives its session.
+                    negotiation.reset();
+                    self.cfg.negotiated.set_v311(false);
                     self.probes.session_ended();
                     if let Some(ing) = &mut self.ingest {
                         ing.session_ended();
@@ -221,7 +253,6 @@ impl Connection {
                         }
                         End::Unresponsive => {
                             self.metrics.record_disconnect("unresponsive");
-                            warn!(%broker, "broker stopped answering (probe timed out, nothing received since); reconnecting");
                             // Do not wait for a frozen broker to acknowledge DISCONNECT.
                             let opts = paho::DisconnectOptionsBuilder::new()
                                 .timeout(Duration::ZERO)
@@ -259,9 +290,10 @@ impl Connection {
                 }
                 Err((label, detail)) => {
                     self.metrics.record_connect(label);
-                    if self.cfg.protocol_fallback(client_protocol, label) {
-                        info!(%broker, result = label, error = %detail,
-                              "MQTT 5 connect failed on an open connection; trying MQTT 3.1.1 (protocol: auto)");
+                    if let negotiate::Next::RetryNow(next) = negotiation.failed(label) {
+                        info!(%broker, result = label, error = %detail, tried = client_protocol.as_str(),
+                              next = next.as_str(), evidence = negotiation.evidence().unwrap_or("none yet"),
+                              "connect failed without a CONNACK; trying again at once (protocol: auto)");
                         continue;
                     }
                     failures += 1;
@@ -287,15 +319,17 @@ impl Connection {
         info!(%broker, "stopped");
     }
 
-    /// A Paho client for the protocol the config currently resolves to, with our callbacks.
+    /// A Paho client speaking `protocol`, with our callbacks.
     fn new_client(
         &self,
+        protocol: crate::config::Protocol,
         inbox: &Inbox,
         ctl_tx: &mpsc::UnboundedSender<Control>,
     ) -> Option<(paho::AsyncClient, paho::ConnectOptions)> {
         let broker = &self.cfg.name;
         let client = match paho::AsyncClient::new(options::create_options(
             &self.cfg,
+            protocol,
             &self.client_id,
         )) {
             Ok(c) => c,
@@ -304,7 +338,7 @@ impl Connection {
                 return None;
             }
         };
-        let opts = match options::connect_options(&self.cfg) {
+        let opts = match options::connect_options(&self.cfg, protocol) {
             Ok(o) => o,
             Err(e) => {
                 // No token exists yet, so dropping the client here is safe.
@@ -351,6 +385,13 @@ impl Connection {
         shutdown: &CancellationToken,
     ) -> End {
         let silence_deadline = Instant::now() + SYS_SILENCE;
+        // The liveness question (see `ask_liveness`): pending answers, when the latest was asked,
+        // and the send time of the oldest probe run that expired with nothing received since.
+        let mut answers: FuturesUnordered<Pin<Box<dyn Future<Output = Option<Instant>> + Send>>> =
+            FuturesUnordered::new();
+        let mut asked_at = Instant::now();
+        let mut suspect: Option<Instant> = None;
+        let far = Duration::from_secs(3600);
         loop {
             let watch_silence =
                 self.ingest.is_some() && !self.sys_seen.0 && !self.sys_silence_noted;
@@ -358,8 +399,10 @@ impl Connection {
             let wake = self
                 .probes
                 .next_wakeup()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                .unwrap_or_else(|| Instant::now() + far);
             let acks_pending = !self.probes.acks().is_empty();
+            let answers_pending = !answers.is_empty();
+            let verdict_at = asked_at + LIVENESS_GRACE;
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return End::Shutdown,
@@ -388,17 +431,41 @@ impl Connection {
                     Some(r) => self.dispatch(r),
                     None => return End::Lost(None),
                 },
-                Some(done) = self.probes.acks().next(), if acks_pending => self.probes.on_ack(done),
+                Some(done) = self.probes.acks().next(), if acks_pending => {
+                    if let Some(at) = done.answered_at() {
+                        self.last_rx = self.last_rx.max(at);
+                    }
+                    self.probes.on_ack(done);
+                }
+                Some(answer) = answers.next(), if answers_pending => {
+                    if let Some(at) = answer {
+                        self.last_rx = self.last_rx.max(at);
+                    }
+                }
+                _ = tokio::time::sleep_until(verdict_at.into()), if suspect.is_some() => {
+                    let since = suspect.take().unwrap_or(verdict_at);
+                    if self.last_rx < since {
+                        warn!(broker = %self.cfg.name, silent_s = since.elapsed().as_secs_f64(),
+                              grace_s = LIVENESS_GRACE.as_secs_f64(),
+                              "broker stopped answering: nothing received since a probe was sent, not even the UNSUBACK to a liveness question; reconnecting");
+                        return End::Unresponsive;
+                    }
+                }
                 _ = tokio::time::sleep_until(silence_deadline.into()), if watch_silence => {
                     self.sys_silence_noted = true;
                     info!(broker = %self.cfg.name, topic = %self.cfg.sys.topic, waited_s = SYS_SILENCE.as_secs(),
                           "no $SYS message since subscribing: this broker publishes no $SYS tree (HiveMQ, RabbitMQ and NATS do not) or does not let this client read it; only probes run for it");
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {
-                    if let Some(sent) = self.probes.on_timer(Instant::now(), client) {
-                        if self.last_rx < sent {
-                            return End::Unresponsive;
-                        }
+                    let now = Instant::now();
+                    let t = self.probes.on_timer(now, self.last_rx, client);
+                    if let Some(sent) = t.silent_since {
+                        suspect = Some(suspect.map_or(sent, |s| s.min(sent)));
+                    }
+                    // One question at a time: an unanswered one keeps its own (earlier) time.
+                    if (t.ask || t.silent_since.is_some()) && answers.is_empty() {
+                        asked_at = now;
+                        answers.push(ask_liveness(client, &self.liveness_topic));
                     }
                 }
             }
@@ -419,6 +486,27 @@ impl Connection {
             ing.handle(topic, r.msg.payload(), SystemTime::now());
         }
     }
+}
+
+/// Ask the broker something MQTT requires it to answer: an UNSUBSCRIBE of a filter we never
+/// subscribe to, which gets an UNSUBACK in every case (MQTT 3.1.1 §3.10.4, 5.0 §3.10.4; a
+/// v5 reason code such as 0x11 *No subscription existed* or 0x87 is still an answer). It
+/// changes nothing on the broker and, unlike a PUBLISH, no ACL or size limit can silently
+/// drop it. Resolves to the time of the answer, or `None` when the token ended without one.
+fn ask_liveness(
+    client: &paho::AsyncClient,
+    topic: &str,
+) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send>> {
+    let token = client.unsubscribe(topic);
+    Box::pin(async move {
+        match token.await {
+            Ok(_) | Err(paho::Error::ReasonCode(..)) => Some(Instant::now()),
+            Err(e) => {
+                debug!(error = %e, "liveness question got no answer");
+                None
+            }
+        }
+    })
 }
 
 /// How long the watching session waits for a SUBACK.

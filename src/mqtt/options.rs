@@ -57,10 +57,15 @@ fn paho_keep_alive(k: Duration) -> Duration {
     }
 }
 
-/// Client creation options for `client_id`.
-pub fn create_options(cfg: &BrokerConfig, client_id: &str) -> paho::CreateOptions {
+/// Client creation options for `client_id` speaking `protocol` (the version a
+/// [`super::negotiate::Negotiation`] chose; `Auto` means MQTT 5).
+pub fn create_options(
+    cfg: &BrokerConfig,
+    protocol: Protocol,
+    client_id: &str,
+) -> paho::CreateOptions {
     // Paho fixes the version at creation: a 3.1.1 fallback needs a new client.
-    let b = match cfg.effective_protocol() {
+    let b = match protocol {
         Protocol::V311 => paho::CreateOptionsBuilder::new_v3(),
         Protocol::V5 | Protocol::Auto => paho::CreateOptionsBuilder::new(),
     };
@@ -72,10 +77,13 @@ pub fn create_options(cfg: &BrokerConfig, client_id: &str) -> paho::CreateOption
         .finalize()
 }
 
-/// Connect options (credentials, TLS, keep-alive, timeouts).
-pub fn connect_options(cfg: &BrokerConfig) -> Result<paho::ConnectOptions, paho::Error> {
+/// Connect options (credentials, TLS, keep-alive, timeouts) for a CONNECT in `protocol`.
+pub fn connect_options(
+    cfg: &BrokerConfig,
+    protocol: Protocol,
+) -> Result<paho::ConnectOptions, paho::Error> {
     let ws = matches!(cfg.url.transport, Transport::Ws | Transport::Wss);
-    let v311 = cfg.effective_protocol() == Protocol::V311;
+    let v311 = protocol == Protocol::V311;
     let mut b = match (v311, ws) {
         (false, false) => paho::ConnectOptionsBuilder::new_v5(),
         (false, true) => paho::ConnectOptionsBuilder::new_ws_v5(),

@@ -34,6 +34,10 @@ pub const ERROR: &str = "error";
 pub const SUCCESS: &str = "success";
 /// Also the v3.1.1 SUBACK failure (0x80), which carries no reason.
 pub const NOT_AUTHORIZED: &str = "not_authorized";
+/// A round-trip probe's message did not come back although the broker kept answering
+/// (acknowledgements, `$SYS`, the liveness question): dropped by an ACL, a size or queue
+/// limit, which MQTT 3.1.1 and QoS 0 cannot report.
+pub const NOT_DELIVERED: &str = "not_delivered";
 /// A scheduled probe found its session down.
 pub const NOT_CONNECTED: &str = "not_connected";
 /// A probe's QoS is above what the broker supports.

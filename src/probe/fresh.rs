@@ -2,8 +2,9 @@
 //! in) and `retained` (does a newcomer get exactly the retained value). The shared
 //! [`connect`] helper is also what one-shot probes use.
 
-use crate::config::{BrokerConfig, ProbeConfig};
+use crate::config::{BrokerConfig, ProbeConfig, Protocol};
 use crate::metrics::ProbeMetrics;
+use crate::mqtt::negotiate::{Negotiation, Next};
 use crate::mqtt::{options, reason};
 use paho_mqtt as paho;
 use prometheus_client::metrics::histogram::Histogram;
@@ -45,31 +46,45 @@ impl Drop for FreshClient {
     }
 }
 
-/// Connect a new client within `within`. With `protocol: auto`, a broker that refuses MQTT 5
-/// gets one immediate 3.1.1 attempt in the time left (and the broker's config remembers it).
+/// Connect a new client within `within`. With `protocol: auto` the version follows
+/// `mqtt::negotiate`, as the watching session does: MQTT 5 first (or 3.1.1 while the broker's
+/// watching session runs on it after a refusal), 3.1.1 only on evidence that MQTT 5 is refused,
+/// all in the time given. A failed attempt's time counts against `within`; `connect_time` is
+/// the successful attempt's own.
 pub async fn connect(
     cfg: &BrokerConfig,
     client_id: &str,
     within: Duration,
 ) -> Result<FreshClient, Failure> {
     let started = Instant::now();
-    let used = cfg.effective_protocol();
-    match connect_as(cfg, client_id, within).await {
-        Err(f) if cfg.protocol_fallback(used, f.reason) => {
-            let left = within.saturating_sub(started.elapsed());
-            connect_as(cfg, client_id, left).await
+    let mut negotiation = Negotiation::new(cfg.protocol);
+    if cfg.protocol == Protocol::Auto && cfg.negotiated.v311() {
+        negotiation.assume_v311();
+    }
+    loop {
+        let left = within.saturating_sub(started.elapsed());
+        let used = negotiation.protocol();
+        match connect_as(cfg, used, client_id, left).await {
+            Ok(c) => return Ok(c),
+            Err(f) => match negotiation.failed(f.reason) {
+                Next::RetryNow(p) if started.elapsed() < within => {
+                    tracing::debug!(broker = %cfg.name, result = f.reason, error = %f.detail,
+                        protocol = p.as_str(), "connect failed; trying again (protocol: auto)");
+                }
+                _ => return Err(f),
+            },
         }
-        r => r,
     }
 }
 
 async fn connect_as(
     cfg: &BrokerConfig,
+    protocol: Protocol,
     client_id: &str,
     within: Duration,
 ) -> Result<FreshClient, Failure> {
     // A client that fails to be created has no tokens yet: a plain drop is safe.
-    let client = paho::AsyncClient::new(options::create_options(cfg, client_id))
+    let client = paho::AsyncClient::new(options::create_options(cfg, protocol, client_id))
         .map_err(|e| Failure::new(reason::ERROR, e.to_string()))?;
     let (tx, messages) = mpsc::channel(64);
     client.set_message_callback(move |_, m| {
@@ -81,8 +96,8 @@ async fn connect_as(
     });
     let mut cfg = cfg.clone();
     cfg.connect_timeout = cfg.connect_timeout.min(within);
-    let opts =
-        options::connect_options(&cfg).map_err(|e| Failure::new(reason::ERROR, e.to_string()))?;
+    let opts = options::connect_options(&cfg, protocol)
+        .map_err(|e| Failure::new(reason::ERROR, e.to_string()))?;
     let started = Instant::now();
     match tokio::time::timeout(within, client.connect(opts)).await {
         Ok(Ok(_)) => Ok(FreshClient {
@@ -221,7 +236,7 @@ async fn retained_once(
     value: &str,
     timeout: Duration,
 ) -> Result<(), Failure> {
-    let deadline = Instant::now() + timeout;
+    let deadline = super::deadline_after(Instant::now(), timeout);
     let left = || deadline.saturating_duration_since(Instant::now());
     let publisher = connect(cfg, &format!("{id}-pub"), left()).await?;
     let result = async {

@@ -134,7 +134,7 @@ pub async fn run(
     within: Duration,
 ) -> Report {
     let started = Instant::now();
-    let deadline = started + within;
+    let deadline = super::deadline_after(started, within);
     let left = || deadline.saturating_duration_since(Instant::now());
     let cfg = BrokerConfig::for_oneshot(target.clone(), module);
     let tag = format!("{:08x}", rand::random::<u32>());
@@ -174,7 +174,7 @@ pub async fn run(
             break;
         }
         report.sent += 1;
-        let until = Instant::now() + module.timeout.min(left());
+        let until = super::deadline_after(Instant::now(), module.timeout.min(left()));
         if let Err(why) = one_round_trip(
             &mut client,
             &topic,
@@ -242,7 +242,10 @@ async fn one_round_trip(
             },
             _ = tokio::time::sleep_until(until.into()) => {
                 tracker.expire(Instant::now(), Duration::ZERO);
-                return Err(reason::TIMEOUT);
+                // The broker acknowledged the message and never delivered it (an ACL or size
+                // limit MQTT 3.1.1 cannot report): alive, but the message is lost.
+                let acknowledged = need_ack && token.is_none();
+                return Err(if acknowledged { reason::NOT_DELIVERED } else { reason::TIMEOUT });
             }
         }
     }

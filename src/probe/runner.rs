@@ -23,7 +23,22 @@ pub struct AckDone {
     seq: u64,
     sent: Instant,
     at: Instant,
+    /// QoS 0 tokens complete when Paho has written the PUBLISH: no answer from the broker.
+    qos0: bool,
     result: Result<(), paho::Error>,
+}
+
+impl AckDone {
+    /// When the broker answered this publish (PUBACK or PUBCOMP, with any reason code);
+    /// `None` when the token ended without an answer (connection lost, not sent) or the
+    /// publish was at QoS 0, whose token Paho completes once the packet is written.
+    pub fn answered_at(&self) -> Option<Instant> {
+        match &self.result {
+            _ if self.qos0 => None,
+            Ok(()) | Err(paho::Error::ReasonCode(..)) => Some(self.at),
+            Err(_) => None,
+        }
+    }
 }
 
 type AckFuture = Pin<Box<dyn Future<Output = AckDone> + Send>>;
@@ -33,6 +48,29 @@ struct InFlight {
     seq: u64,
     sent: Instant,
     deadline: Instant,
+    /// When to ask the broker something it must answer if nothing at all came back since
+    /// `sent`: [`LIVENESS_GRACE`] (at most half the timeout) before the deadline. `None` once
+    /// that point has passed.
+    ask_at: Option<Instant>,
+}
+
+/// How long the broker has to answer the liveness question (an UNSUBSCRIBE, which MQTT
+/// requires an UNSUBACK for: 3.1.1 §3.10.4, 5.0 §3.10.4) before a session that has received
+/// nothing since a probe was sent is declared unresponsive. The question is asked this long
+/// before the probe's deadline (at most half its timeout), so a frozen broker is declared
+/// unresponsive at most `timeout + 1 s` after the probe was sent.
+pub const LIVENESS_GRACE: Duration = Duration::from_secs(1);
+
+/// What [`Probes::on_timer`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Timer {
+    /// A run in flight has heard nothing from the broker since it was sent and is near its
+    /// deadline: ask the broker something it must answer.
+    pub ask: bool,
+    /// The send time of the oldest run that expired with nothing at all received from the
+    /// broker since it was sent: the session is unresponsive unless the broker answers the
+    /// liveness question.
+    pub silent_since: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -219,23 +257,36 @@ impl Probes {
             .iter()
             .filter(|r| r.usable)
             .map(|r| match &r.in_flight {
-                Some(f) => f.deadline,
+                Some(f) => f.ask_at.unwrap_or(f.deadline),
                 None => r.next_run,
             })
             .min()
     }
 
-    /// Enforce deadlines and start due runs. Returns the send time of the oldest run that
-    /// expired, so the caller can tell a silent broker from a lost message.
-    pub fn on_timer(&mut self, now: Instant, client: &paho::AsyncClient) -> Option<Instant> {
-        let mut expired: Option<Instant> = None;
+    /// Enforce deadlines and start due runs. `last_rx` is when the broker last sent us
+    /// anything at all (a message, an acknowledgement, an answer): a run that expires after
+    /// the broker answered something since it was sent failed with `not_delivered` (the
+    /// broker is alive and dropped the message: an ACL, a size or queue limit that MQTT 3.1.1
+    /// and QoS 0 cannot report); one that heard nothing at all failed with `timeout`.
+    pub fn on_timer(
+        &mut self,
+        now: Instant,
+        last_rx: Instant,
+        client: &paho::AsyncClient,
+    ) -> Timer {
+        let mut t = Timer::default();
+        let mut expired = false;
         for i in 0..self.items.len() {
             let r = &mut self.items[i];
             if !r.usable {
                 continue;
             }
-            if let Some(f) = &r.in_flight {
+            if let Some(f) = &mut r.in_flight {
                 if now < f.deadline {
+                    if f.ask_at.is_some_and(|a| now >= a) {
+                        f.ask_at = None;
+                        t.ask |= last_rx < f.sent;
+                    }
                     continue;
                 }
                 let sent = f.sent;
@@ -243,9 +294,14 @@ impl Probes {
                     r.metrics.lost.inc();
                 }
                 r.in_flight = None;
-                r.metrics.base.record_failure(reason::TIMEOUT);
+                if last_rx < sent {
+                    r.metrics.base.record_failure(reason::TIMEOUT);
+                    t.silent_since = Some(t.silent_since.map_or(sent, |e: Instant| e.min(sent)));
+                } else {
+                    r.metrics.base.record_failure(reason::NOT_DELIVERED);
+                }
                 r.last = Some(None);
-                expired = Some(expired.map_or(sent, |e: Instant| e.min(sent)));
+                expired = true;
             }
             if now >= r.next_run {
                 // Keep the schedule on its grid; after a stall, skip missed ticks.
@@ -257,10 +313,13 @@ impl Probes {
                 let msg = paho::Message::new(r.topic.as_str(), payload, r.qos.as_i32());
                 let token = client.publish(msg);
                 r.metrics.sent.inc();
+                let deadline = super::deadline_after(sent, r.timeout);
+                let qos0 = r.qos.as_i32() == 0;
                 r.in_flight = Some(InFlight {
                     seq,
                     sent,
-                    deadline: sent + r.timeout,
+                    deadline,
+                    ask_at: Some(deadline - LIVENESS_GRACE.min(r.timeout / 2)),
                 });
                 self.acks.push(Box::pin(async move {
                     let result = token.await;
@@ -269,15 +328,16 @@ impl Probes {
                         seq,
                         sent,
                         at: Instant::now(),
+                        qos0,
                         result,
                     }
                 }));
             }
         }
-        if expired.is_some() {
+        if expired {
             self.update_health(true);
         }
-        expired
+        t
     }
 
     /// Pending acknowledgements, for the session loop to poll.

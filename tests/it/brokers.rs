@@ -61,7 +61,8 @@ fn amqtt_is_recognised_collected_and_probed_over_3_1_1() {
     assert_eq!(info[0].labels["profile"], "amqtt");
     assert_eq!(info[0].labels["implementation"], "amqtt");
     assert_eq!(info[0].labels["version"], "0.12.1");
-    // amqtt speaks 3.1.1 only: one refused MQTT 5 attempt, then 3.1.1 for good
+    // amqtt speaks 3.1.1 only and closes a v5 CONNECT without a CONNACK: two closed MQTT 5
+    // attempts are the evidence, then 3.1.1 for this session
     assert_eq!(
         val(&sc, "mqtt_connection_info", &[("protocol", "3.1.1")]),
         Some(1.0)
@@ -75,12 +76,15 @@ fn amqtt_is_recognised_collected_and_probed_over_3_1_1() {
             &sc,
             "mqtt_connects_total",
             &[("result", "connection_closed")]
-        ) <= Some(1.0)
+        ) <= Some(2.0),
+        "{}",
+        s.logs()
     );
     assert_eq!(
         val(&sc, "mqtt_connects_total", &[("result", "error")]),
         None
     );
+    assert!(s.logs().contains("MQTT 5 refused"), "{}", s.logs());
     // the client we and our probes hold counts; amqtt's `load/bytes/*` are cumulative bytes
     assert!(val(&sc, "mqtt_broker_clients_connected", &[]) >= Some(1.0));
     assert!(val(&sc, "mqtt_broker_bytes_received_total", &[]) > Some(0.0));
@@ -116,7 +120,7 @@ fn nats_is_probed_over_3_1_1_and_exports_no_sys() {
         s.logs(),
         broker.log()
     );
-    assert!(s.logs().contains("trying MQTT 3.1.1"), "{}", s.logs());
+    assert!(s.logs().contains("MQTT 5 refused"), "{}", s.logs());
     assert_eq!(val(&sc, "mqtt_sentinel_sys_messages_total", &[]), Some(0.0));
     assert!(
         sc.names_with_prefix("mqtt_broker_").is_empty(),

@@ -12,6 +12,7 @@ mod docs;
 mod examples;
 mod faults;
 mod http;
+mod liveness;
 mod probes;
 mod properties;
 mod reload;

@@ -439,13 +439,6 @@ fn probe_endpoint() {
             "unknown module \"nope\"; configured modules: default, qos2",
         ),
         (
-            format!("target={url}"),
-            Some("abc"),
-            400,
-            "invalid X-Prometheus-Scrape-Timeout-Seconds \"abc\"",
-        ),
-        (format!("target={url}"), Some("0.2"), 400, "leaves no time"),
-        (
             "target=mqtt://localhost:1883".to_owned(),
             None,
             403,
@@ -460,6 +453,128 @@ fn probe_endpoint() {
         assert_eq!(r.status, status, "{q}: {}", r.body);
         assert!(r.body.contains(msg), "{q}: {}", r.body);
     }
+}
+
+/// Issue 20, part 4: the scrape-timeout header is read as blackbox_exporter reads it
+/// (`getTimeout`, see `probe_deadline` in src/http.rs for the whole table). The minimal case: a
+/// 300 ms module and Prometheus' 0.4 s header probe a healthy broker for 300 ms, not a 400.
+#[test]
+fn probe_timeout_header_follows_blackbox() {
+    let broker = Mosquitto::start();
+    let s = Sentinel::start("brokers: []\nprobe_modules:\n  fast: {timeout: 300ms}\n");
+    let target = format!("target={}&module=fast", broker.url());
+    let probe = |header: Option<&str>| {
+        let headers: Vec<(&str, &str)> = header
+            .map(|h| ("X-Prometheus-Scrape-Timeout-Seconds", h))
+            .into_iter()
+            .collect();
+        get(s.addr, &format!("/probe?{target}"), &headers)
+            .unwrap_or_else(|e| panic!("GET /probe with header {header:?}: {e}"))
+    };
+
+    // absent, empty, 0, below the offset, at it, above the module timeout, negative: all probe
+    for header in [
+        Some("0.4"),
+        None,
+        Some(""),
+        Some("0"),
+        Some("0.2"),
+        Some("0.5"),
+        Some("10"),
+        Some("-1"),
+    ] {
+        let r = probe(header);
+        assert_eq!(r.status, 200, "header {header:?}: {}", r.body);
+        let sc = Scrape::parse(&r.body);
+        assert_eq!(
+            sc.value("probe_success", &[]),
+            Some(1.0),
+            "header {header:?}: {}",
+            r.body
+        );
+    }
+
+    // below the offset the module's 300 ms still bound the probe: a frozen broker fails it
+    // with `timeout` (not 120 s later, not instantly with an HTTP error)
+    broker.freeze();
+    let r = probe(Some("0.4"));
+    broker.thaw();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sc = Scrape::parse(&r.body);
+    assert_eq!(sc.value("probe_success", &[]), Some(0.0), "{}", r.body);
+    assert_eq!(
+        sc.value("probe_mqtt_reason_info", &[("reason", "timeout")]),
+        Some(1.0),
+        "{}",
+        r.body
+    );
+
+    // unparsable: HTTP 500 naming the header and the value, as blackbox_exporter
+    for header in ["abc", "10s", "NaN"] {
+        let r = probe(Some(header));
+        assert_eq!(r.status, 500, "header {header:?}: {}", r.body);
+        assert!(
+            r.body.contains(&format!(
+                "invalid X-Prometheus-Scrape-Timeout-Seconds {header:?}"
+            )),
+            "{}",
+            r.body
+        );
+    }
+}
+
+/// Timeouts are only bounded below, and a probe deadline is `now + timeout`: one too large for
+/// an `Instant` must mean "no deadline", not a panic. Below the offset `/probe` uses the
+/// module's timeout as is; `mqtt-sentinel probe` multiplies it by the count; scheduled
+/// round-trip, connect and retained probes add it to their send time.
+#[test]
+fn huge_timeouts_do_not_overflow() {
+    const HUGE: &str = "100000000000years";
+    let broker = Mosquitto::start();
+    let s = Sentinel::watching(
+        &broker,
+        &format!(
+            "    probes:\n      - {{qos: 1, interval: 200ms, timeout: {HUGE}}}\n      - {{kind: connect, interval: 200ms, timeout: {HUGE}}}\n      - {{kind: retained, interval: 200ms, timeout: {HUGE}}}\nprobe_modules:\n  huge: {{timeout: {HUGE}}}\n"
+        ),
+    );
+    let r = get(
+        s.addr,
+        &format!("/probe?target={}&module=huge", broker.url()),
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "0.4")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        Scrape::parse(&r.body).value("probe_success", &[]),
+        Some(1.0),
+        "{}",
+        r.body
+    );
+    s.wait_scrape(Duration::from_secs(10), "every probe kind succeeds", |sc| {
+        ["rtt-qos1", "connect", "retained"]
+            .iter()
+            .all(|p| v(sc, "mqtt_probe_success", &[("probe", p)]) == 1.0)
+            && v(sc, "mqtt_probe_received_total", &[("probe", "rtt-qos1")]) >= 2.0
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.yaml");
+    std::fs::write(&f, format!("probe_modules:\n  huge: {{timeout: {HUGE}}}\n")).unwrap();
+    let out = Command::new(BIN)
+        .args(["probe", "--module", "huge", "--count", "3", &broker.url()])
+        .arg("--config")
+        .arg(&f)
+        .env_remove("MQTT_SENTINEL_CONFIG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" healthy: 3/3 round trips"), "{text}");
 }
 
 #[test]
@@ -550,13 +665,22 @@ fn a_flood_on_our_subscription_does_not_starve_the_probes() {
     let sc = s.wait_scrape(
         Duration::from_secs(10),
         "probes measured after the flood",
-        |sc| v(sc, "mqtt_probe_rtt_seconds_count", &[("qos", "1")]) >= rtt_before + 5.0,
+        // A run during the flood may fail (mosquitto's queue for us is full and drops the
+        // probe: `not_delivered`); once the flood has drained, the probe succeeds again.
+        |sc| {
+            v(sc, "mqtt_probe_rtt_seconds_count", &[("qos", "1")]) >= rtt_before + 5.0
+                && v(sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]) == 1.0
+        },
     );
     let got = v(&sc, "mqtt_sentinel_sys_messages_total", &[]);
     let dropped = v(&sc, "mqtt_sentinel_messages_dropped_total", &[]);
     assert!(got + dropped >= 100_000.0, "got {got}, dropped {dropped}");
     assert_eq!(v(&sc, "mqtt_up", &[]), 1.0, "the session survived");
-    assert_eq!(v(&sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]), 1.0);
+    assert_eq!(
+        v(&sc, "mqtt_disconnects_total", &[("reason", "unresponsive")]),
+        0.0,
+        "a flooded broker is busy, not dead"
+    );
     let rss_after = rss_kib(s.pid());
     assert!(
         rss_after < rss_before + 64 * 1024,

@@ -17,6 +17,9 @@ pub enum Mode {
     BlackHole,
     /// New connections are closed after `n` bytes from the server.
     CloseAfter(usize),
+    /// The next new connection is closed before the server's first byte reaches the client
+    /// (before a CONNACK); then the proxy passes traffic again.
+    CloseOnce,
 }
 
 struct Shared {
@@ -69,6 +72,10 @@ impl Proxy {
                 s.open.lock().unwrap().push(server.try_clone().unwrap());
                 let limit = match mode {
                     Mode::CloseAfter(n) => Some(n),
+                    Mode::CloseOnce => {
+                        *s.mode.lock().unwrap() = Mode::Pass;
+                        Some(0)
+                    }
                     _ => None,
                 };
                 pump(
