@@ -267,6 +267,36 @@ fn every_connect_failure_has_its_own_reason() {
             "{url} ({module}): {out}"
         );
     }
+
+    // what exactly failed is in the probe's `detail`
+    for (url, module, detail) in [
+        (
+            format!("mqtts://127.0.0.1:{t}"),
+            "other_ca",
+            "UnknownIssuer",
+        ),
+        (
+            format!("mqtts://127.0.0.1:{w}"),
+            "tls",
+            "certificate not valid for name \"127.0.0.1\"",
+        ),
+        (expired.url(), "tls", "expired"),
+        (
+            format!("{}/wrong", gw.url()),
+            "plain",
+            "GET /wrong answered HTTP 404 Not Found",
+        ),
+        (
+            format!("mqtt://127.0.0.1:{dead}"),
+            "plain",
+            "Connection refused",
+        ),
+    ] {
+        let (_, _, _, out) = probe(&url, module, &cfg);
+        let j: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        let got = j["detail"].as_str().unwrap_or_default();
+        assert!(got.contains(detail), "{url}: {out}");
+    }
 }
 
 /// A watched broker's failure is counted under its reason and logged with what exactly
