@@ -223,6 +223,7 @@ fn probe(
             "rtt_p99_seconds": report.rtt_quantile(0.99).map(|d| d.as_secs_f64()),
             "connect_seconds": report.connect.map(|d| d.as_secs_f64()),
             "reason": report.reason,
+            "detail": (!report.detail.is_empty()).then_some(&report.detail),
         });
         println!("{v}");
     } else {
@@ -230,18 +231,23 @@ fn probe(
             Some((p, x)) => format!("rtt p50 {:.3} ms max {:.3} ms", ms(p), ms(x)),
             None => "no round trip".to_owned(),
         };
+        let detail = if report.detail.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", report.detail)
+        };
         let connect = report
             .connect
             .map(|d| format!(", connect {:.3} ms", ms(d)))
             .unwrap_or_default();
         println!(
-            "{} {}: {}/{} round trips at QoS {}, {rtt}{connect}, reason {}",
+            "{} {}: {}/{} round trips at QoS {}, {rtt}{connect}, reason {}{detail}",
             report.target,
             health.as_str(),
             report.rtts.len(),
             report.sent,
             report.qos,
-            report.reason
+            report.reason,
         );
     }
     ExitCode::from(match health {

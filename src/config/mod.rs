@@ -7,6 +7,7 @@
 //! `load(path)` reads a file; `parse(text, …)` takes bytes so unit tests need no files.
 
 mod alerting;
+mod broker_url;
 pub(crate) mod locate;
 pub mod raw;
 pub mod watched;
@@ -17,6 +18,7 @@ pub use alerting::{
     DEFAULT_RULES, MatchOp, Matcher, NotifyConfig, Receiver, ReceiverKind, Route, RulesConfig,
     parse_matcher,
 };
+pub use broker_url::{BrokerUrl, DEFAULT_WS_PATH, Transport, parse_broker_url};
 use locate::{Locator, Position};
 use raw::{DurationText, RawBroker, RawConfig, RawModule, RawProbe, RawSys, RawTls};
 use std::collections::BTreeMap;
@@ -213,73 +215,6 @@ pub struct BrokerConfig {
     pub probe_topic_prefix: String,
     /// A round trip slower than this makes the broker `degraded`.
     pub degraded_rtt: Duration,
-}
-
-/// Where a broker listens. Only the parts Paho needs are kept; credentials in the URL are
-/// refused at load time so they cannot leak into labels or logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    pub transport: Transport,
-    pub host: String,
-    pub port: u16,
-    /// WebSocket path (`/mqtt`); empty for TCP.
-    pub path: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Tcp,
-    Tls,
-    Ws,
-    Wss,
-}
-
-impl BrokerUrl {
-    pub fn is_tls(&self) -> bool {
-        matches!(self.transport, Transport::Tls | Transport::Wss)
-    }
-
-    /// The URI in the form the Paho C library understands.
-    pub fn paho_uri(&self) -> String {
-        let scheme = match self.transport {
-            Transport::Tcp => "tcp",
-            Transport::Tls => "ssl",
-            Transport::Ws => "ws",
-            Transport::Wss => "wss",
-        };
-        format!(
-            "{scheme}://{}:{}{}",
-            self.host_for_uri(),
-            self.port,
-            self.path
-        )
-    }
-
-    fn host_for_uri(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        }
-    }
-}
-
-impl fmt::Display for BrokerUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.transport {
-            Transport::Tcp => "mqtt",
-            Transport::Tls => "mqtts",
-            Transport::Ws => "ws",
-            Transport::Wss => "wss",
-        };
-        write!(
-            f,
-            "{scheme}://{}:{}{}",
-            self.host_for_uri(),
-            self.port,
-            self.path
-        )
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1027,6 +962,11 @@ impl Validator<'_> {
             None => None,
             Some(t) => Some(self.tls(&p("tls"), t)?),
         };
+        if let Some(why) = url.unverifiable_by_paho() {
+            if !tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
+                return Err(self.err(&p("url"), format!("url {url_text:?}: {why}")));
+            }
+        }
         if tls.is_some() && !url.is_tls() {
             return Err(self.err(
                 &p("tls"),
@@ -1198,49 +1138,6 @@ impl Validator<'_> {
             profiles: profiles.clone(),
         })
     }
-}
-
-/// Parse a broker URL (`mqtt://`, `mqtts://`, `ws://`, `wss://`, `tcp://`, `ssl://`).
-/// Credentials in the URL are refused, and then not quoted in the message.
-pub fn parse_broker_url(text: &str) -> Result<BrokerUrl, String> {
-    let parsed = url::Url::parse(text).map_err(|e| format!("invalid url {text:?}: {e}"))?;
-    let (transport, default_port) = match parsed.scheme() {
-        "mqtt" | "tcp" => (Transport::Tcp, 1883),
-        "mqtts" | "ssl" => (Transport::Tls, 8883),
-        "ws" => (Transport::Ws, 80),
-        "wss" => (Transport::Wss, 443),
-        other => {
-            return Err(format!(
-                "unsupported scheme {other:?} in {text:?}: use mqtt, mqtts, ws or wss"
-            ));
-        }
-    };
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(
-            "credentials in the url are not allowed: use username and password_file".into(),
-        );
-    }
-    let host = match parsed.host() {
-        Some(url::Host::Domain(d)) => d.to_owned(),
-        Some(url::Host::Ipv4(a)) => a.to_string(),
-        Some(url::Host::Ipv6(a)) => a.to_string(),
-        None => return Err(format!("url {text:?} has no host")),
-    };
-    let path = match transport {
-        Transport::Ws | Transport::Wss => parsed.path().to_owned(),
-        _ if parsed.path().is_empty() || parsed.path() == "/" => String::new(),
-        _ => {
-            return Err(format!(
-                "url {text:?} has a path; only ws:// and wss:// urls take one"
-            ));
-        }
-    };
-    Ok(BrokerUrl {
-        transport,
-        host,
-        port: parsed.port().unwrap_or(default_port),
-        path,
-    })
 }
 
 impl BrokerConfig {

@@ -317,3 +317,19 @@ fn probe_defaults_and_modules() {
             .is_empty()
     );
 }
+
+#[test]
+fn tls_to_an_ipv6_literal_needs_insecure_skip_verify() {
+    let e = p("brokers:\n  - url: mqtts://[::1]:8883\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("brokers[0].url")
+            && e.contains("cannot verify a certificate for an IPv6 address"),
+        "{e}"
+    );
+    let c =
+        p("brokers:\n  - url: wss://[::1]:8084\n    tls: {insecure_skip_verify: true}\n").unwrap();
+    assert_eq!(c.brokers[0].url.paho_uri(), "wss://[::1]:8084/mqtt");
+    assert!(p("brokers:\n  - url: mqtt://[::1]\n").is_ok());
+}

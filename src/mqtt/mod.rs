@@ -194,14 +194,8 @@ impl Connection {
                     Ok(())
                 }
                 Ok(Err(e)) => {
-                    let label = reason::diagnose(
-                        &e,
-                        started.elapsed(),
-                        &self.cfg.url,
-                        self.cfg.connect_timeout,
-                    )
-                    .await;
-                    Err((label, e.to_string()))
+                    let d = reason::diagnose(&e, started.elapsed(), &self.cfg).await;
+                    Err((d.label, d.message(&e)))
                 }
                 Err(_) => {
                     // Paho's own timeout (shorter than ours) normally ends the attempt first.

@@ -42,8 +42,9 @@ impl Evidence {
     pub fn of(label: &str) -> Self {
         match label {
             "unsupported_protocol_version" => Evidence::Refused,
-            // `error` is what `reason::diagnose` says when TCP connected and the attempt still
-            // failed with no CONNACK reason; a v5 CONNACK parsed as garbage gives the others.
+            // `connection_closed` is what `reason::diagnose` says when the transport came up
+            // and the broker closed it with no CONNACK (`error` is no connect result any
+            // more; kept for safety); a v5 CONNACK parsed as garbage gives the others.
             reason::CONNECTION_CLOSED | reason::ERROR | "malformed_packet" | "protocol_error" => {
                 Evidence::Closed
             }
@@ -225,8 +226,12 @@ mod tests {
         for label in [
             reason::REFUSED,
             reason::TIMEOUT,
-            reason::TLS,
+            reason::TLS_HANDSHAKE,
+            reason::TLS_CERTIFICATE,
             reason::DNS,
+            reason::UNREACHABLE,
+            reason::WEBSOCKET_UPGRADE,
+            "websocket_http_404",
             "server_busy",
             "server_unavailable",
             "quota_exceeded",

@@ -3,14 +3,34 @@
 
 use paho_mqtt::{ConnectReturnCode, ReasonCode};
 
-/// The closed set of non-MQTT outcomes.
+/// The closed set of non-MQTT outcomes of a connect, from the first step that failed
+/// (see [`diagnose`]). With the MQTT reason-code names and [`websocket_status`] these are every
+/// value a connect failure can have; the README's "Connect failure reasons" lists them.
+///
+/// No answer in time: the connect timeout passed, or a step of the diagnosis did not finish.
 pub const TIMEOUT: &str = "timeout";
+/// The host answered the TCP SYN with a reset: nothing listens on the port.
 pub const REFUSED: &str = "refused";
-pub const TLS: &str = "tls";
+/// The host name does not resolve (or resolves to no address).
 pub const DNS: &str = "dns";
-pub const ERROR: &str = "error";
-/// The connection was open and closed before a CONNACK came back.
+/// No route to the host or network, the address cannot be used, or a local firewall refused.
+pub const UNREACHABLE: &str = "unreachable";
+/// The TLS handshake failed for a reason other than the server certificate: the port does not
+/// speak TLS, no common version or cipher, the server refused our client certificate or closed.
+pub const TLS_HANDSHAKE: &str = "tls_handshake";
+/// The server certificate did not verify: unknown CA, expired, or not issued for the host.
+pub const TLS_CERTIFICATE: &str = "tls_certificate";
+/// This build of Paho has no TLS (never with the shipped builds).
+pub const TLS_NOT_SUPPORTED: &str = "tls_not_supported";
+/// The WebSocket upgrade got no HTTP answer (a non-WebSocket port, or closed).
+pub const WEBSOCKET_UPGRADE: &str = "websocket_upgrade";
+/// The transport (TCP, TLS, WebSocket) came up but the broker closed the connection before
+/// its CONNACK: a broker that drops a CONNECT it does not accept (RabbitMQ 3.10 for MQTT 5,
+/// a TLS listener spoken to in plain text, a connection limit).
 pub const CONNECTION_CLOSED: &str = "connection_closed";
+/// A failed operation other than a connect that names no cause (a subscribe or publish
+/// token failing without a reason code). Never the result of a connect.
+pub const ERROR: &str = "error";
 pub const SUCCESS: &str = "success";
 /// Also the v3.1.1 SUBACK failure (0x80), which carries no reason.
 pub const NOT_AUTHORIZED: &str = "not_authorized";
@@ -22,7 +42,6 @@ pub const NOT_DELIVERED: &str = "not_delivered";
 pub const NOT_CONNECTED: &str = "not_connected";
 /// A probe's QoS is above what the broker supports.
 pub const QOS_NOT_SUPPORTED: &str = "qos_not_supported";
-
 /// snake_case name of a v5 reason code, as used in `result`/`reason` labels.
 pub fn reason_name(rc: ReasonCode) -> &'static str {
     use ReasonCode::*;
@@ -80,7 +99,7 @@ pub fn from_error(err: &paho_mqtt::Error) -> Option<&'static str> {
         E::ReasonCode(rc, _) => Some(reason_name(*rc)),
         E::ConnectReturn(rc) => Some(return_code_name(*rc)),
         E::TcpConnectTimeout | E::Timeout => Some(TIMEOUT),
-        E::SslNotSupported => Some(TLS),
+        E::SslNotSupported => Some(TLS_NOT_SUPPORTED),
         _ => None,
     }
 }
@@ -90,47 +109,448 @@ pub fn label(err: &paho_mqtt::Error) -> &'static str {
     from_error(err).unwrap_or(ERROR)
 }
 
-/// The label for a failed connect: from the error when it says enough, otherwise by looking
-/// at the transport ourselves (Paho reports a refused port, a failed TLS handshake and an
-/// unknown host alike as "TCP/TLS connect failure"). Runs on the failure path only; each
-/// look is bounded by 2 s.
+/// HTTP statuses a refused WebSocket upgrade is labelled with, `websocket_http_<status>`;
+/// any other status is `websocket_http_other`. Chosen from what reverse proxies and brokers
+/// answer: redirects (an http→https or path redirect), 400/405/426 (not a WebSocket endpoint
+/// or wrong version), 401/403 (authentication at a proxy), 404 (wrong path: `/mqtt` vs `/`),
+/// 429, and a proxy's 500/502/503/504 with no broker behind it. 200: a web page answered.
+pub const WEBSOCKET_STATUSES: &[(u16, &str)] = &[
+    (200, "websocket_http_200"),
+    (301, "websocket_http_301"),
+    (302, "websocket_http_302"),
+    (307, "websocket_http_307"),
+    (308, "websocket_http_308"),
+    (400, "websocket_http_400"),
+    (401, "websocket_http_401"),
+    (403, "websocket_http_403"),
+    (404, "websocket_http_404"),
+    (405, "websocket_http_405"),
+    (426, "websocket_http_426"),
+    (429, "websocket_http_429"),
+    (500, "websocket_http_500"),
+    (502, "websocket_http_502"),
+    (503, "websocket_http_503"),
+    (504, "websocket_http_504"),
+];
+/// A refused WebSocket upgrade whose status is not in [`WEBSOCKET_STATUSES`].
+pub const WEBSOCKET_HTTP_OTHER: &str = "websocket_http_other";
+
+/// The label of a WebSocket upgrade answered with HTTP `status` instead of 101.
+pub fn websocket_status(status: u16) -> &'static str {
+    WEBSOCKET_STATUSES
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map_or(WEBSOCKET_HTTP_OTHER, |(_, l)| l)
+}
+
+/// The longest the diagnosis of one failed connect may take, within the connect timeout.
+const DIAGNOSIS_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The label for a failed connect: from the error when it says enough, otherwise by redoing
+/// the transport ourselves, step by step as Paho does it, and naming the first step that
+/// fails: [`DNS`], then the TCP connect ([`REFUSED`], [`UNREACHABLE`]), then for `mqtts`/`wss`
+/// a TLS handshake with the broker's trust settings ([`TLS_CERTIFICATE`] when the server
+/// certificate does not verify, else [`TLS_HANDSHAKE`], also when a TLS 1.3 server's alert
+/// refusing our client certificate arrives within 500 ms), then for `ws`/`wss` the HTTP upgrade
+/// to the URL's request target ([`websocket_status`], [`WEBSOCKET_UPGRADE`]). When all of these
+/// succeed the broker must have closed the connection before its CONNACK:
+/// [`CONNECTION_CLOSED`]. Paho reports all of these alike as "TCP/TLS connect failure".
+///
+/// Runs on the failure path only, bounded by 3 s and by what is left of the connect timeout
+/// ([`TIMEOUT`] when that runs out). The TLS check uses rustls (the broker connection is
+/// OpenSSL, through Paho); both verify the chain against `tls.ca_file` (else the system's
+/// roots) and the URL's host, or nothing with `insecure_skip_verify`. A broker that recovers
+/// between Paho's attempt and the diagnosis is reported as `connection_closed`.
 pub async fn diagnose(
     err: &paho_mqtt::Error,
     elapsed: std::time::Duration,
-    url: &crate::config::BrokerUrl,
-    connect_timeout: std::time::Duration,
-) -> &'static str {
+    cfg: &crate::config::BrokerConfig,
+) -> Diagnosis {
     use std::time::Duration;
-    if let Some(label) = from_error(err) {
-        return label;
-    }
-    if elapsed + Duration::from_millis(100) >= connect_timeout {
-        return TIMEOUT;
-    }
-    let step = Duration::from_secs(2);
-    let addrs =
-        match tokio::time::timeout(step, tokio::net::lookup_host((url.host.as_str(), url.port)))
-            .await
-        {
-            Ok(Ok(a)) => a.collect::<Vec<_>>(),
-            Ok(Err(_)) => return DNS,
-            Err(_) => return TIMEOUT,
-        };
-    let Some(addr) = addrs.first() else {
-        return DNS;
+    let only = |label| Diagnosis {
+        label,
+        detail: None,
     };
-    match tokio::time::timeout(step, tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(_)) if url.is_tls() => TLS,
-        Ok(Ok(_)) => ERROR,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => REFUSED,
-        Ok(Err(_)) => ERROR,
-        Err(_) => TIMEOUT,
+    if let Some(label) = from_error(err) {
+        return only(label);
+    }
+    if elapsed + Duration::from_millis(100) >= cfg.connect_timeout {
+        return only(TIMEOUT);
+    }
+    let budget = cfg
+        .connect_timeout
+        .saturating_sub(elapsed)
+        .min(DIAGNOSIS_BUDGET);
+    match tokio::time::timeout(budget, transport::first_failure(cfg)).await {
+        Ok((label, detail)) => Diagnosis {
+            label,
+            detail: Some(detail),
+        },
+        Err(_) => Diagnosis {
+            label: TIMEOUT,
+            detail: Some(format!("diagnosis unfinished after {budget:?}")),
+        },
     }
 }
+
+/// What [`diagnose`] found: the bounded label, and for the log line what exactly failed
+/// (the OS error, the TLS alert or certificate error, the HTTP status line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    pub label: &'static str,
+    pub detail: Option<String>,
+}
+
+impl Diagnosis {
+    /// Paho's error followed by the detail: `TCP/TLS connect failure (tls: invalid peer
+    /// certificate: UnknownIssuer)`.
+    pub fn message(&self, err: &paho_mqtt::Error) -> String {
+        match &self.detail {
+            Some(d) => format!("{err} ({d})"),
+            None => err.to_string(),
+        }
+    }
+}
+
+/// Redoing Paho's transport steps to find the one that fails (see [`diagnose`]).
+mod transport {
+    use super::*;
+    use crate::config::{BrokerConfig, BrokerUrl, TlsConfig};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::sync::Arc;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+    /// The label of the first step that fails, and what failed.
+    type Found = (&'static str, String);
+
+    pub(super) async fn first_failure(cfg: &BrokerConfig) -> Found {
+        let url = &cfg.url;
+        let addr = match tokio::net::lookup_host((url.host.as_str(), url.port)).await {
+            Ok(mut a) => match a.next() {
+                Some(a) => a,
+                None => return (DNS, format!("dns: {} has no address", url.host)),
+            },
+            Err(e) => return (DNS, format!("dns: {}: {e}", url.host)),
+        };
+        let tcp = match tokio::net::TcpStream::connect(addr).await {
+            Ok(s) => s,
+            Err(e) => return (connect_error(&e), format!("tcp {addr}: {e}")),
+        };
+        if url.is_tls() {
+            let mut tls = match handshake(tcp, cfg).await {
+                Ok(s) => s,
+                Err(found) => return found,
+            };
+            if !url.transport.is_websocket() {
+                // In TLS 1.3 a server refuses a client certificate (or its absence) after the
+                // handshake completes on our side: its alert is the first thing it sends.
+                // A healthy broker sends nothing before our CONNECT, hence the short wait.
+                let mut b = [0u8; 1];
+                if let Ok(Err(e)) = tokio::time::timeout(ALERT_WAIT, tls.read(&mut b)).await {
+                    if is_tls(&e) {
+                        return (tls_error(&e), format!("tls: {e}"));
+                    }
+                }
+            }
+            upgrade_or_closed(tls, url).await
+        } else {
+            upgrade_or_closed(tcp, url).await
+        }
+    }
+
+    /// A failed TCP connect, by its OS error.
+    pub(super) fn connect_error(e: &std::io::Error) -> &'static str {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::ConnectionRefused => REFUSED,
+            K::TimedOut => TIMEOUT,
+            _ => UNREACHABLE,
+        }
+    }
+
+    async fn upgrade_or_closed<S: AsyncRead + AsyncWrite + Unpin>(
+        mut s: S,
+        url: &BrokerUrl,
+    ) -> Found {
+        if url.transport.is_websocket() {
+            if let Some(found) = upgrade(&mut s, url).await {
+                return found;
+            }
+        }
+        let layers = match url.transport {
+            crate::config::Transport::Tcp => "TCP",
+            crate::config::Transport::Tls => "TCP and TLS",
+            crate::config::Transport::Ws => "TCP and the WebSocket upgrade",
+            crate::config::Transport::Wss => "TCP, TLS and the WebSocket upgrade",
+        };
+        (
+            CONNECTION_CLOSED,
+            format!("{layers} succeed; the broker closed the connection before its CONNACK"),
+        )
+    }
+
+    /// The WebSocket upgrade as Paho sends it (`WebSocket_connect`); `None` when answered 101.
+    async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+        s: &mut S,
+        url: &BrokerUrl,
+    ) -> Option<Found> {
+        use base64::Engine as _;
+        let no_answer = |why: &str| Some((WEBSOCKET_UPGRADE, format!("websocket: {why}")));
+        let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+        let origin = if url.is_tls() { "https" } else { "http" };
+        let host = url.authority();
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nOrigin: {origin}://{host}\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+            url.path
+        );
+        if let Err(e) = s.write_all(request.as_bytes()).await {
+            return no_answer(&e.to_string());
+        }
+        // The status line and headers; a longer head is no answer we understand.
+        let mut buf = vec![0u8; 8192];
+        let mut len = 0;
+        loop {
+            let n = match s.read(&mut buf[len..]).await {
+                Ok(n) => n,
+                Err(e) if is_tls(&e) => return Some((tls_error(&e), format!("tls: {e}"))),
+                Err(e) => return no_answer(&e.to_string()),
+            };
+            if n == 0 {
+                return no_answer("closed without an HTTP answer to the upgrade");
+            }
+            len += n;
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut rsp = httparse::Response::new(&mut headers);
+            match rsp.parse(&buf[..len]) {
+                Ok(httparse::Status::Complete(_)) => {
+                    return match rsp.code {
+                        Some(101) => None,
+                        Some(code) => Some((
+                            websocket_status(code),
+                            format!(
+                                "websocket: GET {} answered HTTP {code} {}",
+                                url.path,
+                                rsp.reason.unwrap_or_default()
+                            ),
+                        )),
+                        None => no_answer("no status"),
+                    };
+                }
+                Ok(httparse::Status::Partial) if len < buf.len() => continue,
+                _ => return no_answer("the answer is not HTTP"),
+            }
+        }
+    }
+
+    async fn handshake(
+        tcp: tokio::net::TcpStream,
+        cfg: &BrokerConfig,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Found> {
+        let config = client_config(cfg.tls.as_ref())
+            .map_err(|e| (TLS_HANDSHAKE, format!("tls settings: {e}")))?;
+        let name = ServerName::try_from(cfg.url.host.clone())
+            .map_err(|e| (TLS_CERTIFICATE, format!("tls: {e}")))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| (tls_error(&e), format!("tls: {e}")))?;
+        let verified = !cfg.tls.as_ref().is_some_and(|t| t.insecure_skip_verify);
+        if let (true, Some(why)) = (verified, cfg.url.unverifiable_by_paho()) {
+            // What Paho's own check concludes.
+            return Err((TLS_CERTIFICATE, format!("tls: {why}")));
+        }
+        Ok(tls)
+    }
+
+    /// How long a TLS connection is read for a late alert (see `first_failure`).
+    const ALERT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+    /// Whether the error is the TLS layer's (an alert, a bad record), not the socket's.
+    fn is_tls(e: &std::io::Error) -> bool {
+        e.get_ref().is_some_and(|i| i.is::<rustls::Error>())
+    }
+
+    /// A failed handshake: certificate verification, or anything else.
+    pub(super) fn tls_error(e: &std::io::Error) -> &'static str {
+        match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            Some(rustls::Error::InvalidCertificate(_)) => TLS_CERTIFICATE,
+            _ => TLS_HANDSHAKE,
+        }
+    }
+
+    /// What Paho is configured with (`mqtt::options::connect_options`): `ca_file` alone as
+    /// the trust store, else the system's; the client certificate and key; no verification
+    /// with `insecure_skip_verify`.
+    fn client_config(tls: Option<&TlsConfig>) -> Result<rustls::ClientConfig, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(rustls::ALL_VERSIONS)?;
+        let builder = if tls.is_some_and(|t| t.insecure_skip_verify) {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+        } else {
+            let mut roots = rustls::RootCertStore::empty();
+            match tls.and_then(|t| t.ca_file.as_ref()) {
+                Some(ca) => {
+                    let certs = CertificateDer::pem_file_iter(ca)
+                        .map_err(|e| rustls::Error::General(e.to_string()))?;
+                    roots.add_parsable_certificates(certs.flatten());
+                }
+                None => {
+                    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+                }
+            }
+            builder.with_root_certificates(roots)
+        };
+        let cert = tls.and_then(|t| t.cert_file.as_ref());
+        let Some(cert) = cert else {
+            return Ok(builder.with_no_client_auth());
+        };
+        // Paho reads the key from the certificate file when no key_file is given.
+        let key_file = tls.and_then(|t| t.key_file.as_ref()).unwrap_or(cert);
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| rustls::Error::General(e.to_string()))?
+            .flatten()
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(key_file)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        builder.with_client_auth_cert(chain, key)
+    }
+
+    /// `insecure_skip_verify`: any certificate is accepted (signatures still checked).
+    #[derive(Debug)]
+    struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+    impl rustls::client::danger::ServerCertVerifier for NoVerification {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+}
+
+/// Every transport label a connect failure can have besides the MQTT reason-code names
+/// (what the README's "Connect failure reasons" table lists).
+pub const CONNECT_TRANSPORT_LABELS: &[&str] = &[
+    DNS,
+    REFUSED,
+    UNREACHABLE,
+    TIMEOUT,
+    TLS_CERTIFICATE,
+    TLS_HANDSHAKE,
+    WEBSOCKET_UPGRADE,
+    WEBSOCKET_HTTP_OTHER,
+    CONNECTION_CLOSED,
+    TLS_NOT_SUPPORTED,
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn websocket_statuses_are_bounded_and_named() {
+        assert_eq!(websocket_status(404), "websocket_http_404");
+        assert_eq!(websocket_status(503), "websocket_http_503");
+        assert_eq!(websocket_status(418), WEBSOCKET_HTTP_OTHER);
+        assert_eq!(websocket_status(101), WEBSOCKET_HTTP_OTHER);
+        for (code, label) in WEBSOCKET_STATUSES {
+            assert_eq!(*label, format!("websocket_http_{code}"));
+        }
+    }
+
+    #[test]
+    fn os_errors_of_a_tcp_connect() {
+        use std::io::{Error, ErrorKind as K};
+        for (kind, want) in [
+            (K::ConnectionRefused, REFUSED),
+            (K::TimedOut, TIMEOUT),
+            (K::HostUnreachable, UNREACHABLE),
+            (K::NetworkUnreachable, UNREACHABLE),
+            (K::AddrNotAvailable, UNREACHABLE),
+            (K::PermissionDenied, UNREACHABLE),
+        ] {
+            assert_eq!(
+                transport::connect_error(&Error::from(kind)),
+                want,
+                "{kind:?}"
+            );
+        }
+        let cert = Error::new(
+            K::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert_eq!(transport::tls_error(&cert), TLS_CERTIFICATE);
+        let alert = Error::new(
+            K::InvalidData,
+            rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
+        );
+        assert_eq!(transport::tls_error(&alert), TLS_HANDSHAKE);
+        assert_eq!(
+            transport::tls_error(&Error::from(K::UnexpectedEof)),
+            TLS_HANDSHAKE
+        );
+    }
+
+    /// The README lists the closed set; a label added here must be documented there.
+    #[test]
+    fn readme_lists_every_connect_label() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("### Connect failure reasons")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap_or_default();
+        for label in CONNECT_TRANSPORT_LABELS {
+            assert!(section.contains(&format!("`{label}`")), "{label}");
+        }
+        for (code, label) in WEBSOCKET_STATUSES {
+            let listed =
+                section.contains(&format!("`{label}`")) || section.contains(&format!("`_{code}`"));
+            assert!(listed, "{label}");
+        }
+        assert!(!section.contains("`error`"));
+    }
 
     #[test]
     fn names() {

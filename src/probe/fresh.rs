@@ -109,9 +109,8 @@ async fn connect_as(
         Ok(Err(e)) => {
             // Every client leaves through `retire`, even when nothing is pending any more.
             options::retire(client, options::retire_grace(&cfg));
-            let label =
-                reason::diagnose(&e, started.elapsed(), &cfg.url, cfg.connect_timeout).await;
-            Err(Failure::new(label, e.to_string()))
+            let d = reason::diagnose(&e, started.elapsed(), &cfg).await;
+            Err(Failure::new(d.label, d.message(&e)))
         }
         Err(_) => {
             // Paho's own (whole-second) timeout or a late CONNACK completes the pending

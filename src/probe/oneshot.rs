@@ -24,6 +24,9 @@ pub struct Report {
     pub success: bool,
     /// `success`, or the first failure's label.
     pub reason: &'static str,
+    /// What exactly failed, for people (an OS or TLS error, an HTTP status line); never a
+    /// label. Empty on success.
+    pub detail: String,
     pub duration: Duration,
     pub connect: Option<Duration>,
     pub subscribe: Option<Duration>,
@@ -41,6 +44,7 @@ impl Report {
             qos: qos.as_i32(),
             success: false,
             reason: f.reason,
+            detail: f.detail.clone(),
             duration: started.elapsed(),
             connect: None,
             subscribe: None,
@@ -161,6 +165,7 @@ pub async fn run(
         Ok(d) => report.subscribe = Some(d),
         Err(f) => {
             report.reason = f.reason;
+            report.detail = f.detail;
             report.duration = started.elapsed();
             client.close().await;
             return report;

@@ -72,9 +72,17 @@ fn amqtt_is_recognised_collected_and_probed_over_3_1_1() {
         Some(1.0)
     );
     assert!(
-        val(&sc, "mqtt_connects_total", &[("result", "error")]) <= Some(2.0),
+        val(
+            &sc,
+            "mqtt_connects_total",
+            &[("result", "connection_closed")]
+        ) <= Some(2.0),
         "{}",
         s.logs()
+    );
+    assert_eq!(
+        val(&sc, "mqtt_connects_total", &[("result", "error")]),
+        None
     );
     assert!(s.logs().contains("MQTT 5 refused"), "{}", s.logs());
     // the client we and our probes hold counts; amqtt's `load/bytes/*` are cumulative bytes

@@ -168,8 +168,8 @@ fn tls_and_mtls() {
             })
         },
     );
-    wait_result(&s, "tls-wrong-ca", "tls");
-    wait_result(&s, "mtls-no-cert", "tls");
+    wait_result(&s, "tls-wrong-ca", "tls_certificate");
+    wait_result(&s, "mtls-no-cert", "tls_handshake");
     let sc = s.scrape();
     for b in ["tls-wrong-ca", "mtls-no-cert"] {
         assert_eq!(sc.value("mqtt_up", &[("broker", b)]), Some(0.0), "{b}");

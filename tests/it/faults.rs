@@ -103,7 +103,7 @@ fn tls_handshake_cut_in_the_middle() {
     proxy.set(Mode::CloseAfter(100));
     proxy.reset_all();
     s.wait_scrape(Duration::from_secs(10), "cut handshakes counted", |sc| {
-        let failed: f64 = ["tls", "error", "timeout"]
+        let failed: f64 = ["tls_handshake", "connection_closed", "timeout"]
             .iter()
             .filter_map(|r| sc.value("mqtt_connects_total", &[("broker", "m"), ("result", r)]))
             .sum();

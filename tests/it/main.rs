@@ -1,6 +1,7 @@
 //! mqtt-sentinel integration tests: one binary, real mosquitto / promtool / openssl, the real
 //! `mqtt-sentinel` executable. Only loopback addresses; every wait has a deadline.
 
+mod addresses;
 mod alerts;
 mod brokers;
 mod cli;

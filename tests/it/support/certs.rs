@@ -1,6 +1,7 @@
 //! Throw-away PKI made with the openssl CLI: a CA, a server certificate for 127.0.0.1 and
 //! localhost, and a client certificate for mTLS. EC P-256 keys: fast to generate.
 
+use super::mosquitto::ListenerTls;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -14,6 +15,59 @@ impl Pki {
     }
     pub fn ca(&self) -> PathBuf {
         self.path("ca.crt")
+    }
+    /// A server certificate `name.{crt,key}` for 127.0.0.1 and localhost, signed by the CA,
+    /// that expired on 2020-01-02 (`openssl ca` takes explicit dates; `x509 -days` does not).
+    pub fn expired_server_cert(&self, name: &str) -> ListenerTls {
+        let d = self.dir.path();
+        let csr = format!("{name}.csr");
+        new_key_request(d, name, "localhost", &["-out", &csr]);
+        std::fs::write(
+            d.join("expired-ca.cnf"),
+            "[ca]\ndefault_ca = test\n[test]\ndatabase = expired-index.txt\nnew_certs_dir = .\nserial = expired-serial\ndefault_md = sha256\npolicy = any\nx509_extensions = ext\n[any]\ncommonName = supplied\n[ext]\nsubjectAltName = DNS:localhost,IP:127.0.0.1\nextendedKeyUsage = serverAuth\n",
+        )
+        .expect("ca config");
+        std::fs::write(d.join("expired-index.txt"), "").expect("index");
+        std::fs::write(d.join("expired-serial"), "1000\n").expect("serial");
+        let crt = format!("{name}.crt");
+        let args: Vec<String> = [
+            "ca",
+            "-batch",
+            "-config",
+            "expired-ca.cnf",
+            "-cert",
+            "ca.crt",
+            "-keyfile",
+        ]
+        .into_iter()
+        .chain(["ca.key", "-in", &csr, "-out", &crt, "-startdate"])
+        .chain(["20200101000000Z", "-enddate", "20200102000000Z"])
+        .map(String::from)
+        .collect();
+        openssl(d, &args);
+        ListenerTls {
+            ca: self.ca(),
+            cert: self.path(&crt),
+            key: self.path(&format!("{name}.key")),
+            require_client_cert: false,
+        }
+    }
+
+    /// One more server certificate `name.{crt,key}` signed by the CA, valid for `san`
+    /// (`DNS:elsewhere.test`): a certificate not issued for the host being dialled.
+    pub fn server_cert(&self, name: &str, san: &str) -> ListenerTls {
+        leaf(
+            self.dir.path(),
+            name,
+            name,
+            &format!("subjectAltName={san}\nextendedKeyUsage=serverAuth\n"),
+        );
+        ListenerTls {
+            ca: self.ca(),
+            cert: self.path(&format!("{name}.crt")),
+            key: self.path(&format!("{name}.key")),
+            require_client_cert: false,
+        }
     }
 }
 

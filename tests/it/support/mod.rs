@@ -8,6 +8,7 @@ pub mod scrape;
 pub mod sentinel;
 pub mod sink;
 pub mod wait;
+pub mod ws;
 
 pub use mosquitto::Mosquitto;
 pub use sentinel::Sentinel;
