@@ -394,7 +394,7 @@ mod transport {
             let mut roots = rustls::RootCertStore::empty();
             match tls.and_then(|t| t.ca_file.as_ref()) {
                 Some(ca) => {
-                    let certs = CertificateDer::pem_file_iter(ca)
+                    let certs = CertificateDer::pem_file_iter(ca.get().tls_path(ca.path()))
                         .map_err(|e| rustls::Error::General(e.to_string()))?;
                     roots.add_parsable_certificates(certs.flatten());
                 }
@@ -410,11 +410,12 @@ mod transport {
         };
         // Paho reads the key from the certificate file when no key_file is given.
         let key_file = tls.and_then(|t| t.key_file.as_ref()).unwrap_or(cert);
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-            .map_err(|e| rustls::Error::General(e.to_string()))?
-            .flatten()
-            .collect();
-        let key = PrivateKeyDer::from_pem_file(key_file)
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(cert.get().tls_path(cert.path()))
+                .map_err(|e| rustls::Error::General(e.to_string()))?
+                .flatten()
+                .collect();
+        let key = PrivateKeyDer::from_pem_file(key_file.get().tls_path(key_file.path()))
             .map_err(|e| rustls::Error::General(e.to_string()))?;
         builder.with_client_auth_cert(chain, key)
     }
