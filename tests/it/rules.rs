@@ -152,7 +152,7 @@ fn webhook_gets_firing_then_resolved_when_the_broker_stops_and_returns() {
     // While firing: the API and our ALERTS series show it.
     let api: serde_json::Value = serde_json::from_str(&s.get("/api/v1/alerts").body).unwrap();
     assert_eq!(api["data"]["alerts"][0]["state"], "firing", "{api}");
-    let sc = s.wait_scrape(Duration::from_secs(5), "mqtt_sentinel_alerts", |sc| {
+    let sc = s.wait_scrape(Duration::from_secs(30), "mqtt_sentinel_alerts", |sc| {
         sc.value(
             "mqtt_sentinel_alerts",
             &[("alertname", "BrokerDown"), ("alertstate", "firing")],
