@@ -81,7 +81,7 @@ fn credentials_are_used_and_never_shown() {
     );
     let s = Sentinel::start(&yaml);
     let sc = s.wait_scrape(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "good up, bad ones refused twice",
         |sc| {
             sc.value("mqtt_up", &[("broker", "good")]) == Some(1.0)
@@ -131,7 +131,7 @@ fn credentials_are_used_and_never_shown() {
 
 fn wait_result(s: &Sentinel, broker: &str, result: &str) {
     s.wait_scrape(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         &format!("{broker}: {result}"),
         |sc| {
             sc.value(
@@ -169,7 +169,7 @@ fn tls_and_mtls() {
     );
     let s = Sentinel::start(&yaml);
     s.wait_scrape(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "good TLS brokers up with $SYS",
         |sc| {
             ["tls-ok", "tls-insecure", "mtls-ok"].iter().all(|b| {
@@ -235,7 +235,7 @@ fn duplicate_client_id_backs_off_instead_of_a_tug_of_war() {
     let broker = Mosquitto::start();
     let extra = "    client_id: dup-test\n    reconnect: { initial_backoff: 100ms, max_backoff: 4s }\n    probes: []\n";
     let a = Sentinel::watching(&broker, extra);
-    a.wait_scrape(Duration::from_secs(10), "a connected", |sc| {
+    a.wait_scrape(Duration::from_secs(30), "a connected", |sc| {
         sc.value("mqtt_up", &[("broker", "m")]) == Some(1.0)
     });
     let b = Sentinel::watching(&broker, extra);

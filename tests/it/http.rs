@@ -8,7 +8,7 @@ use std::time::Duration;
 fn metrics_formats_and_endpoints() {
     let broker = Mosquitto::start();
     let s = Sentinel::watching(&broker, "    capacity: {max_connections: 500}\n");
-    s.wait_scrape(Duration::from_secs(10), "info", |sc| {
+    s.wait_scrape(Duration::from_secs(30), "info", |sc| {
         sc.value("mqtt_broker_info", &[("broker", "m")]).is_some()
     });
 

@@ -233,7 +233,7 @@ fn a_hanging_receiver_does_not_stop_probes_or_evaluation() {
             sink.url("/hook")
         ),
     );
-    wait_until(Duration::from_secs(10), "the notification to hang", || {
+    wait_until(Duration::from_secs(30), "the notification to hang", || {
         (!sink.requests().is_empty()).then_some(())
     });
     let before = s.wait_collecting();
