@@ -129,7 +129,7 @@ fn killed_broker_counts_lost_then_probes_resume() {
     let mut broker = Mosquitto::start();
     let s = Sentinel::watching(
         &broker,
-        "    reconnect: {initial_backoff: 100ms, max_backoff: 500ms}\n    probes:\n      - {qos: 1, interval: 300ms, timeout: 3s}\n",
+        "    reconnect: {initial_backoff: 100ms, max_backoff: 500ms}\n    probes:\n      - {qos: 1, interval: 300ms, timeout: 30s}\n",
     );
     let before = s.wait_scrape(Duration::from_secs(10), "probe succeeding", |sc| {
         v(sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]) == 1.0
