@@ -91,7 +91,8 @@ fn idle_and_slow_clients_do_not_block_metrics() {
         let mut w = slow.try_clone().unwrap();
         let stop = stop.clone();
         std::thread::spawn(move || {
-            // one header byte every 200 ms, never finishing the request
+            // one header byte every 200 ms, never finishing the request: a pacing, which is
+            // not a synchronisation
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 if w.write_all(b"X").is_err() {
                     return;

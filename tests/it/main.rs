@@ -16,5 +16,6 @@ mod properties;
 mod reload;
 mod rules;
 mod secrets;
+mod stopwatch;
 mod support;
 mod web;

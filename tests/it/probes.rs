@@ -39,10 +39,7 @@ fn every_qos_round_trips_with_sane_latency() {
             0.0
         );
         let count = v(&sc, "mqtt_probe_rtt_seconds_count", &[("qos", qos)]);
-        assert!(
-            count >= 20.0 && v(&sc, "mqtt_probe_rtt_seconds_sum", &[("qos", qos)]) > 0.0,
-            "qos {qos}: {count} round trips"
-        );
+        assert!(count >= 20.0, "qos {qos}: {count} round trips");
         // No stopwatch: a loaded machine slows round trips down, so only a pathology is
         // checked, on the fastest of many. A Nagle stall (a small write held until the peer's
         // delayed ACK, 40 ms on Linux) delays every round trip; one under 25 ms rules it out.

@@ -170,7 +170,8 @@ fn alert_state_survives_a_restart_with_a_state_file() {
     let pending = wait_until(Duration::from_secs(30), "Slow pending", || {
         active(&first, "Slow", "pending")
     });
-    assert!(first.terminate(Duration::from_secs(30)).success());
+    let stopped = first.terminate(Duration::from_secs(30));
+    assert!(stopped.success(), "{stopped:?}");
 
     // restored before the server listens: the first answer already has them
     let second = Sentinel::start(&yaml);
@@ -220,7 +221,8 @@ fn a_restart_does_not_notify_again_and_still_sends_the_resolution() {
     wait_until(Duration::from_secs(20), "the firing notification", || {
         (statuses() == ["firing"]).then_some(())
     });
-    assert!(first.terminate(Duration::from_secs(30)).success());
+    let stopped = first.terminate(Duration::from_secs(30));
+    assert!(stopped.success(), "{stopped:?}");
 
     // The broker is still down: the alert comes back firing and was already notified.
     let second = Sentinel::start(&yaml);
