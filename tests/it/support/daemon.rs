@@ -23,8 +23,8 @@ impl Drop for Daemon {
 
 impl Daemon {
     /// Starts `program` with the arguments `args(temp dir, listen address)` gives and waits
-    /// (60 s at most: a deadline, not a timing) until `ready` answers 200. `package` names the Debian package for the
-    /// panic message when the program is missing.
+    /// (60 s at most: a deadline, not a timing) until `ready` answers 200. `package` names
+    /// the Debian package for the panic message when the program is missing.
     pub fn start(
         program: &str,
         package: &str,
