@@ -197,7 +197,7 @@ fn docker_compose_mosquitto_conf_starts_a_broker() {
         .spawn()
         .unwrap();
     let started =
-        crate::support::wait_until(Duration::from_secs(10), "example mosquitto accepts", || {
+        crate::support::wait_until(Duration::from_secs(30), "example mosquitto accepts", || {
             if let Ok(Some(st)) = child.try_wait() {
                 return Some(Err(st));
             }

@@ -19,5 +19,6 @@ mod reload;
 mod rotation;
 mod rules;
 mod secrets;
+mod stopwatch;
 mod support;
 mod web;

@@ -51,13 +51,13 @@ fn reload_swaps_brokers_and_rules_keeps_alert_state_and_survives_a_broken_file()
         std::fs::write(&s.config_path, format!("listen: \"127.0.0.1:0\"\n{yaml}")).unwrap()
     };
 
-    s.wait_scrape(Duration::from_secs(10), "broker a up", |sc| {
+    s.wait_scrape(Duration::from_secs(30), "broker a up", |sc| {
         sc.value("mqtt_up", &[("broker", "a")]) == Some(1.0)
     });
-    let since = wait_until(Duration::from_secs(10), "Always firing", || {
+    let since = wait_until(Duration::from_secs(30), "Always firing", || {
         active_at(&s, "Always")
     });
-    wait_until(Duration::from_secs(10), "the firing notification", || {
+    wait_until(Duration::from_secs(30), "the firing notification", || {
         sink.requests()
             .iter()
             .any(|r| r.json()["status"] == "firing")
@@ -72,7 +72,7 @@ fn reload_swaps_brokers_and_rules_keeps_alert_state_and_survives_a_broken_file()
     )
     .unwrap();
     s.signal("-HUP");
-    let sc = s.wait_scrape(Duration::from_secs(10), "broker b added", |sc| {
+    let sc = s.wait_scrape(Duration::from_secs(30), "broker b added", |sc| {
         sc.value("mqtt_up", &[("broker", "b")]) == Some(1.0)
     });
     assert_eq!(
@@ -87,7 +87,7 @@ fn reload_swaps_brokers_and_rules_keeps_alert_state_and_survives_a_broken_file()
         Some(1.0),
         "the unchanged broker kept its session"
     );
-    wait_until(Duration::from_secs(10), "the new rule fires", || {
+    wait_until(Duration::from_secs(30), "the new rule fires", || {
         active_at(&s, "BrokerB")
     });
     assert_eq!(
@@ -164,13 +164,14 @@ fn alert_state_survives_a_restart_with_a_state_file() {
         dir.path().join("alerts.json").display().to_string()
     );
     let mut first = Sentinel::start(&yaml);
-    let firing = wait_until(Duration::from_secs(10), "Always firing", || {
+    let firing = wait_until(Duration::from_secs(30), "Always firing", || {
         active(&first, "Always", "firing")
     });
-    let pending = wait_until(Duration::from_secs(10), "Slow pending", || {
+    let pending = wait_until(Duration::from_secs(30), "Slow pending", || {
         active(&first, "Slow", "pending")
     });
-    assert!(first.terminate(Duration::from_secs(10)).success());
+    let stopped = first.terminate(Duration::from_secs(30));
+    assert!(stopped.success(), "{stopped:?}");
 
     // restored before the server listens: the first answer already has them
     let second = Sentinel::start(&yaml);
@@ -220,7 +221,8 @@ fn a_restart_does_not_notify_again_and_still_sends_the_resolution() {
     wait_until(Duration::from_secs(20), "the firing notification", || {
         (statuses() == ["firing"]).then_some(())
     });
-    assert!(first.terminate(Duration::from_secs(10)).success());
+    let stopped = first.terminate(Duration::from_secs(30));
+    assert!(stopped.success(), "{stopped:?}");
 
     // The broker is still down: the alert comes back firing and was already notified.
     let second = Sentinel::start(&yaml);
@@ -231,7 +233,7 @@ fn a_restart_does_not_notify_again_and_still_sends_the_resolution() {
         "{}",
         second.logs()
     );
-    second.wait_scrape(Duration::from_secs(10), "four evaluations", |sc| {
+    second.wait_scrape(Duration::from_secs(30), "four evaluations", |sc| {
         sc.value("mqtt_sentinel_rule_evaluations_total", &[])
             .is_some_and(|n| n >= 4.0)
     });

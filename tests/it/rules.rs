@@ -152,7 +152,7 @@ fn webhook_gets_firing_then_resolved_when_the_broker_stops_and_returns() {
     // While firing: the API and our ALERTS series show it.
     let api: serde_json::Value = serde_json::from_str(&s.get("/api/v1/alerts").body).unwrap();
     assert_eq!(api["data"]["alerts"][0]["state"], "firing", "{api}");
-    let sc = s.wait_scrape(Duration::from_secs(5), "mqtt_sentinel_alerts", |sc| {
+    let sc = s.wait_scrape(Duration::from_secs(30), "mqtt_sentinel_alerts", |sc| {
         sc.value(
             "mqtt_sentinel_alerts",
             &[("alertname", "BrokerDown"), ("alertstate", "firing")],
@@ -233,7 +233,7 @@ fn a_hanging_receiver_does_not_stop_probes_or_evaluation() {
             sink.url("/hook")
         ),
     );
-    wait_until(Duration::from_secs(10), "the notification to hang", || {
+    wait_until(Duration::from_secs(30), "the notification to hang", || {
         (!sink.requests().is_empty()).then_some(())
     });
     let before = s.wait_collecting();

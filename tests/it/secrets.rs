@@ -69,7 +69,7 @@ notify:
         ),
     );
     let s = Sentinel::start(&yaml);
-    s.wait_scrape(Duration::from_secs(10), "connected", |sc| {
+    s.wait_scrape(Duration::from_secs(30), "connected", |sc| {
         sc.value("mqtt_up", &[("broker", "m")]) == Some(1.0)
     });
     // deliveries attempted (and failed) on every receiver
@@ -98,7 +98,7 @@ notify:
         .status()
         .unwrap();
     assert!(st.success());
-    wait_until(Duration::from_secs(10), "the odd topic logged", || {
+    wait_until(Duration::from_secs(30), "the odd topic logged", || {
         s.logs().contains("ignoring $SYS payload").then_some(())
     });
 

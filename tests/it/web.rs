@@ -178,7 +178,7 @@ fn tls_client_certs_basic_auth_and_headers_with_real_clients() {
     );
     // a good one is picked up by the next connection
     write_web(&web, &web_yaml(&pki, &[("bob", "hunter2")]));
-    wait_until(Duration::from_secs(5), "bob accepted", || {
+    wait_until(Duration::from_secs(30), "bob accepted", || {
         (curl(&s, &pki, "/metrics", Some("client"), Some("bob:hunter2")).1 == 200).then_some(())
     });
     let (_, status, _) = curl(&s, &pki, "/metrics", Some("client"), Some("alice:s3cret"));

@@ -58,8 +58,10 @@ impl Broker {
             dir,
             name,
         };
+        // RabbitMQ boots an Erlang VM: ~10 s on an idle machine, well over 30 s on a loaded
+        // 2-core CI box. A deadline for a broker that never comes up, not a timing.
         wait_until(
-            Duration::from_secs(30),
+            Duration::from_secs(120),
             &format!("{name} accepting"),
             || TcpStream::connect(("127.0.0.1", port)).ok(),
         );

@@ -23,8 +23,8 @@ impl Drop for Daemon {
 
 impl Daemon {
     /// Starts `program` with the arguments `args(temp dir, listen address)` gives and waits
-    /// (30 s at most) until `ready` answers 200. `package` names the Debian package for the
-    /// panic message when the program is missing.
+    /// (60 s at most: a deadline, not a timing) until `ready` answers 200. `package` names
+    /// the Debian package for the panic message when the program is missing.
     pub fn start(
         program: &str,
         package: &str,
@@ -46,7 +46,7 @@ impl Daemon {
             .spawn()
             .unwrap_or_else(|e| panic!("{program}: {e} (Debian package {package})"));
         let d = Daemon { child, addr, dir };
-        wait_until(Duration::from_secs(30), &format!("{program} ready"), || {
+        wait_until(Duration::from_secs(60), &format!("{program} ready"), || {
             get(d.addr, ready, &[]).ok().filter(|r| r.status == 200)
         });
         d

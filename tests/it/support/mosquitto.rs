@@ -192,7 +192,7 @@ impl Mosquitto {
         self.child = Some(child);
         let addr = self.addr();
         let mut exited = false;
-        wait_until(Duration::from_secs(10), "mosquitto accepts", || {
+        wait_until(Duration::from_secs(30), "mosquitto accepts", || {
             if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
                 exited = true;
                 return Some(());

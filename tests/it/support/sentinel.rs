@@ -39,7 +39,7 @@ impl Sentinel {
     /// Wait until broker `m` is connected and its `$SYS` uptime has arrived.
     pub fn wait_collecting(&self) -> Scrape {
         self.wait_scrape(
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             "connected with $SYS values",
             |sc| {
                 sc.value("mqtt_up", &[("broker", "m")]) == Some(1.0)
@@ -100,7 +100,7 @@ impl Sentinel {
         let log = s.log.clone();
         let exited = std::cell::Cell::new(false);
         let child = std::cell::RefCell::new(s.child.take());
-        s.addr = wait_until(Duration::from_secs(10), "mqtt-sentinel listening", || {
+        s.addr = wait_until(Duration::from_secs(30), "mqtt-sentinel listening", || {
             if let Some(Ok(Some(st))) = child.borrow_mut().as_mut().map(Child::try_wait) {
                 if !exited.replace(true) {
                     panic!(
