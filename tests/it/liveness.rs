@@ -23,6 +23,9 @@ fn total(sc: &Scrape, name: &str) -> f64 {
 /// version) cannot report.
 const READ_ONLY: &str = "topic read $SYS/#\ntopic read mqtt-sentinel/#\n";
 
+/// Probe timeouts here are 3 s: the liveness question is asked 1 s before the deadline, and
+/// a loaded CI machine must not turn a live broker's late UNSUBACK into a `timeout`.
+///
 /// Run `extra` (YAML for broker `m`) against `broker` until the probe has failed `runs` times
 /// with `not_delivered`, checking on every scrape that the session stayed up; then check that
 /// it never reconnected.
@@ -78,8 +81,8 @@ fn acl_drop_on_3_1_1_at_qos_1_is_a_failed_probe() {
     let broker = Mosquitto::builder().acl(READ_ONLY).start();
     dropped_probe_keeps_the_session(
         &broker,
-        "    protocol: v3.1.1\n    probes:\n      - {name: p, qos: 1, interval: 300ms, timeout: 1s}\n",
-        4.0,
+        "    protocol: v3.1.1\n    probes:\n      - {name: p, qos: 1, interval: 300ms, timeout: 3s}\n",
+        3.0,
     );
 }
 
@@ -90,8 +93,8 @@ fn acl_drop_at_qos_0_over_mqtt_5_is_a_failed_probe() {
     let broker = Mosquitto::builder().acl(READ_ONLY).start();
     dropped_probe_keeps_the_session(
         &broker,
-        "    protocol: v5\n    probes:\n      - {name: p, qos: 0, interval: 300ms, timeout: 1s}\n",
-        4.0,
+        "    protocol: v5\n    probes:\n      - {name: p, qos: 0, interval: 300ms, timeout: 3s}\n",
+        3.0,
     );
 }
 
@@ -100,8 +103,8 @@ fn acl_drop_on_3_1_1_at_qos_0_is_a_failed_probe() {
     let broker = Mosquitto::builder().acl(READ_ONLY).start();
     dropped_probe_keeps_the_session(
         &broker,
-        "    protocol: v3.1.1\n    probes:\n      - {name: p, qos: 0, interval: 300ms, timeout: 1s}\n",
-        4.0,
+        "    protocol: v3.1.1\n    probes:\n      - {name: p, qos: 0, interval: 300ms, timeout: 3s}\n",
+        3.0,
     );
 }
 
@@ -112,8 +115,8 @@ fn message_size_limit_on_3_1_1_is_a_failed_probe() {
     let broker = Mosquitto::builder().conf("message_size_limit 64").start();
     dropped_probe_keeps_the_session(
         &broker,
-        "    protocol: v3.1.1\n    probes:\n      - {name: p, qos: 1, interval: 300ms, timeout: 1s, payload_bytes: 1024}\n",
-        4.0,
+        "    protocol: v3.1.1\n    probes:\n      - {name: p, qos: 1, interval: 300ms, timeout: 3s, payload_bytes: 1024}\n",
+        3.0,
     );
 }
 
@@ -251,7 +254,7 @@ fn a_fallback_to_3_1_1_is_asked_again_on_the_next_session() {
 fn one_shot_probe_of_an_acl_dropped_message_says_not_delivered() {
     let broker = Mosquitto::builder().acl(READ_ONLY).start();
     let s = Sentinel::start(
-        "brokers: []\nprobe_modules:\n  v311: {qos: 1, protocol: v3.1.1, timeout: 1s}\n",
+        "brokers: []\nprobe_modules:\n  v311: {qos: 1, protocol: v3.1.1, timeout: 3s}\n",
     );
     let r = crate::support::scrape::get(
         s.addr,
