@@ -160,7 +160,7 @@ probes = [
          exprs=[(f"histogram_quantile(0.5, sum by (broker, le) (rate(mqtt_connect_duration_seconds_bucket{{{SEL}}}{R})))", "{{broker}} p50"),
                 (f"histogram_quantile(0.99, sum by (broker, le) (rate(mqtt_connect_duration_seconds_bucket{{{SEL}}}{R})))", "{{broker}} p99")]),
     dict(type="timeseries", title="Probe failures by reason", unit="short", legend="{{broker}} {{probe}} {{reason}}",
-         desc="Failed probe runs by reason (v5 reason code, timeout, refused, dns, tls_certificate, tls_handshake, websocket_http_<status>, connection_closed, mismatch). Empty while nothing fails.",
+         desc="Failed probe runs by reason (v5 reason code, not_delivered, timeout, refused, dns, tls_certificate, tls_handshake, websocket_http_<status>, connection_closed, mismatch). Empty while nothing fails.",
          exprs=[f"sum by (broker, probe, reason) (increase(mqtt_probe_errors_total{{{SEL}}}{R}))"]),
     dict(type="timeseries", title="Session connects by result", unit="short", legend="{{broker}} {{result}}",
          desc="Connection attempts of the watching session by result.",
