@@ -449,7 +449,9 @@ impl Connection {
                 }
                 _ = tokio::time::sleep_until(verdict_at.into()), if suspect.is_some() => {
                     let since = suspect.take().unwrap_or(verdict_at);
-                    if self.last_rx < since {
+                    let alive = self.last_rx >= since;
+                    self.probes.liveness_verdict(alive);
+                    if !alive {
                         warn!(broker = %self.cfg.name, silent_s = since.elapsed().as_secs_f64(),
                               grace_s = LIVENESS_GRACE.as_secs_f64(),
                               "broker stopped answering: nothing received since a probe was sent, not even the UNSUBACK to a liveness question; reconnecting");

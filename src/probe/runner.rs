@@ -114,6 +114,9 @@ pub struct Probes {
     degraded_rtt: Duration,
     health: HealthHandle,
     acks: FuturesUnordered<AckFuture>,
+    /// Probes whose last run expired with nothing at all received since it was sent: failed,
+    /// with the reason decided by the liveness question ([`Probes::liveness_verdict`]).
+    awaiting_verdict: Vec<usize>,
 }
 
 impl Probes {
@@ -156,6 +159,7 @@ impl Probes {
             degraded_rtt: cfg.degraded_rtt,
             health,
             acks: FuturesUnordered::new(),
+            awaiting_verdict: Vec::new(),
         };
         p.update_health(false);
         p
@@ -240,6 +244,8 @@ impl Probes {
     /// The session is gone: runs in flight are lost, every probe fails until the next one.
     pub fn session_ended(&mut self) {
         self.acks = FuturesUnordered::new();
+        // Runs that expired in silence and whose question the session did not live to judge.
+        self.liveness_verdict(false);
         for r in &mut self.items {
             let lost = r.tracker.abandon();
             r.metrics.lost.inc_by(lost.len() as u64);
@@ -267,7 +273,8 @@ impl Probes {
     /// anything at all (a message, an acknowledgement, an answer): a run that expires after
     /// the broker answered something since it was sent failed with `not_delivered` (the
     /// broker is alive and dropped the message: an ACL, a size or queue limit that MQTT 3.1.1
-    /// and QoS 0 cannot report); one that heard nothing at all failed with `timeout`.
+    /// and QoS 0 cannot report); one that heard nothing at all is reported in
+    /// [`Timer::silent_since`] and its reason waits for [`Probes::liveness_verdict`].
     pub fn on_timer(
         &mut self,
         now: Instant,
@@ -295,13 +302,15 @@ impl Probes {
                 }
                 r.in_flight = None;
                 if last_rx < sent {
-                    r.metrics.base.record_failure(reason::TIMEOUT);
+                    // Failed either way; why depends on whether the broker answers the
+                    // liveness question: see `liveness_verdict`.
+                    self.awaiting_verdict.push(i);
                     t.silent_since = Some(t.silent_since.map_or(sent, |e: Instant| e.min(sent)));
                 } else {
                     r.metrics.base.record_failure(reason::NOT_DELIVERED);
+                    r.last = Some(None);
+                    expired = true;
                 }
-                r.last = Some(None);
-                expired = true;
             }
             if now >= r.next_run {
                 // Keep the schedule on its grid; after a stall, skip missed ticks.
@@ -338,6 +347,28 @@ impl Probes {
             self.update_health(true);
         }
         t
+    }
+
+    /// The liveness question about runs that expired in silence was answered (`alive`: the
+    /// broker answered something since the oldest was sent) or not: their failure is recorded
+    /// as `not_delivered` (the broker is alive and dropped the message) or `timeout` (nothing
+    /// at all came back), so a run's reason always agrees with the session's verdict.
+    pub fn liveness_verdict(&mut self, alive: bool) {
+        if self.awaiting_verdict.is_empty() {
+            return;
+        }
+        let why = if alive {
+            reason::NOT_DELIVERED
+        } else {
+            reason::TIMEOUT
+        };
+        for i in std::mem::take(&mut self.awaiting_verdict) {
+            if let Some(r) = self.items.get_mut(i) {
+                r.metrics.base.record_failure(why);
+                r.last = Some(None);
+            }
+        }
+        self.update_health(true);
     }
 
     /// Pending acknowledgements, for the session loop to poll.
