@@ -9,8 +9,9 @@
 //! The liveness rule: a session is declared unresponsive only when the broker answers
 //! nothing. Every inbound packet we can see (a message, `$SYS`, a PUBACK/PUBCOMP, an UNSUBACK)
 //! updates `last_rx`; a probe run that expires after that is a lost message
-//! (`not_delivered`), not a dead broker. A run that heard nothing at all makes the session ask
-//! an UNSUBSCRIBE (see [`ask_liveness`]) and wait [`LIVENESS_GRACE`] for its UNSUBACK first.
+//! (`not_delivered`), not a dead broker. A run that has heard nothing at all 100 ms after its
+//! send makes the session ask an UNSUBSCRIBE (see [`ask_liveness`]); the session is dropped
+//! only if nothing at all arrived by the run's deadline + [`LIVENESS_GRACE`].
 //! `protocol: auto` picks the MQTT version per connect sequence ([`negotiate`]).
 
 mod backoff;
@@ -64,9 +65,9 @@ enum Control {
 enum End {
     Shutdown,
     Lost(Option<paho::ReasonCode>),
-    /// The connection is open but the broker stopped answering: a probe timed out, nothing at
-    /// all arrived since it was sent, and the liveness question went unanswered for
-    /// [`LIVENESS_GRACE`]. Frozen, overloaded or half-open.
+    /// The connection is open but the broker stopped answering: a probe timed out and nothing
+    /// at all arrived since it was sent, the liveness question's UNSUBACK included, by its
+    /// deadline + [`LIVENESS_GRACE`]. Frozen, overloaded or half-open.
     Unresponsive,
 }
 
@@ -205,11 +206,20 @@ impl Connection {
                 }
             };
             match result {
+                Ok(()) if negotiation.is_test() => {
+                    // The fallback rule's 3.1.1 test connect: the broker takes 3.1.1 now.
+                    // Leave cleanly and ask for MQTT 5 once more (see `negotiate`).
+                    self.metrics.record_connect(reason::SUCCESS);
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), client.disconnect(None)).await;
+                    negotiation.test_passed();
+                    info!(%broker, "MQTT 5 was closed without a CONNACK and a 3.1.1 test connect succeeded; asking for MQTT 5 once more to tell a refusal from an outage (protocol: auto)");
+                    continue;
+                }
                 Ok(()) => {
                     self.metrics.record_connect(reason::SUCCESS);
                     self.metrics.up.set(1);
                     self.metrics.set_protocol(client_protocol.as_str());
-                    negotiation.connected();
                     let fell_back = negotiation.evidence();
                     self.cfg.negotiated.set_v311(fell_back.is_some());
                     if let Some(evidence) = fell_back {
@@ -390,12 +400,11 @@ impl Connection {
         shutdown: &CancellationToken,
     ) -> End {
         let silence_deadline = Instant::now() + SYS_SILENCE;
-        // The liveness question (see `ask_liveness`): pending answers, when the latest was asked,
-        // and the send time of the oldest probe run that expired with nothing received since.
+        // The liveness question (see `ask_liveness`): pending answers, and the send time of the
+        // oldest probe run that expired with nothing received since, with when to judge it.
         let mut answers: FuturesUnordered<Pin<Box<dyn Future<Output = Option<Instant>> + Send>>> =
             FuturesUnordered::new();
-        let mut asked_at = Instant::now();
-        let mut suspect: Option<Instant> = None;
+        let mut suspect: Option<(Instant, Instant)> = None;
         let far = Duration::from_secs(3600);
         loop {
             let watch_silence =
@@ -407,7 +416,7 @@ impl Connection {
                 .unwrap_or_else(|| Instant::now() + far);
             let acks_pending = !self.probes.acks().is_empty();
             let answers_pending = !answers.is_empty();
-            let verdict_at = asked_at + LIVENESS_GRACE;
+            let verdict_at = suspect.map_or_else(|| Instant::now() + far, |(_, at)| at);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return End::Shutdown,
@@ -448,10 +457,8 @@ impl Connection {
                     }
                 }
                 _ = tokio::time::sleep_until(verdict_at.into()), if suspect.is_some() => {
-                    let since = suspect.take().unwrap_or(verdict_at);
-                    let alive = self.last_rx >= since;
-                    self.probes.liveness_verdict(alive);
-                    if !alive {
+                    let since = suspect.take().map_or(verdict_at, |(since, _)| since);
+                    if self.last_rx < since {
                         warn!(broker = %self.cfg.name, silent_s = since.elapsed().as_secs_f64(),
                               grace_s = LIVENESS_GRACE.as_secs_f64(),
                               "broker stopped answering: nothing received since a probe was sent, not even the UNSUBACK to a liveness question; reconnecting");
@@ -466,12 +473,11 @@ impl Connection {
                 _ = tokio::time::sleep_until(wake.into()) => {
                     let now = Instant::now();
                     let t = self.probes.on_timer(now, self.last_rx, client);
-                    if let Some(sent) = t.silent_since {
-                        suspect = Some(suspect.map_or(sent, |s| s.min(sent)));
+                    if let Some((sent, judge)) = t.silent {
+                        suspect = Some(suspect.map_or((sent, judge), |(s, j)| (s.min(sent), j.min(judge))));
                     }
-                    // One question at a time: an unanswered one keeps its own (earlier) time.
-                    if (t.ask || t.silent_since.is_some()) && answers.is_empty() {
-                        asked_at = now;
+                    // One question at a time: an unanswered one is still a question.
+                    if (t.ask || t.silent.is_some()) && answers.is_empty() {
                         answers.push(ask_liveness(client, &self.liveness_topic));
                     }
                 }

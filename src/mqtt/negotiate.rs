@@ -4,15 +4,18 @@
 //! made of. We fall back to 3.1.1 only on evidence that MQTT 5 itself is refused:
 //! - a CONNACK that says so: v5 reason 0x84 *Unsupported Protocol Version* (MQTT 5.0 §3.2.2.2)
 //!   or the 3.1.1 return code 0x01 *unacceptable protocol version* that a 3.1.1-only broker
-//!   sends in reply to a v5 CONNECT (MQTT 3.1.1 §3.2.2.3; amqtt and NATS do this), which the
-//!   labels map to `unsupported_protocol_version`;
-//! - or the connection closed (or garbled) before any CONNACK on [`CLOSED_V5_ATTEMPTS`] MQTT 5
-//!   attempts in a row (RabbitMQ 3.10 just closes the socket), *and then* a 3.1.1 attempt
-//!   succeeding.
+//!   sends in reply to a v5 CONNECT (MQTT 3.1.1 §3.2.2.3), which the labels map to
+//!   `unsupported_protocol_version`;
+//! - or the connection closed (or garbled) before any CONNACK on an MQTT 5 attempt, then a
+//!   3.1.1 *test* connect succeeding, then MQTT 5 closed again right after it. amqtt, NATS and
+//!   RabbitMQ 3.10 just close the socket. The test connect is what tells a refusal from an
+//!   outage: a restarting broker or a load balancer with no backend closes every connection
+//!   until it is back, and once a 3.1.1 connect gets through, the MQTT 5 one asked right after
+//!   it gets through as well. Without it, two closed MQTT 5 attempts and a 3.1.1 attempt that
+//!   happened to land as the broker came back would pin 3.1.1.
 //!
 //! Everything else is not a refusal of MQTT 5 and never changes the version: a refused port,
-//! a timeout, a TLS failure, a WebSocket upgrade error, a full broker, a load balancer with no
-//! backend (it accepts and closes, but then 3.1.1 fails as well, so nothing changes).
+//! a timeout, a TLS failure, a WebSocket upgrade error, a full broker.
 //!
 //! A fallback lasts one session. Every new connect sequence, after a session ended, starts with
 //! MQTT 5 again, so no fallback outlives its cause (a broker upgraded to MQTT 5 is used as one
@@ -20,10 +23,6 @@
 
 use crate::config::Protocol;
 use crate::mqtt::reason;
-
-/// MQTT 5 attempts in a row closed before a CONNACK before 3.1.1 is tried: one closed
-/// connection (a restarting broker, a proxy dropping one connection) is not evidence.
-pub const CLOSED_V5_ATTEMPTS: u32 = 2;
 
 /// What a failed CONNECT says about the broker's MQTT 5 support.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,13 +61,27 @@ pub enum Next {
     Backoff,
 }
 
+/// Where a connect sequence stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// A pinned version (`v5` or `v3.1.1`): never changes.
+    Pinned(Protocol),
+    /// `auto`, asking for MQTT 5.
+    V5,
+    /// MQTT 5 was closed without a CONNACK: does the broker take 3.1.1 at all? A success is a
+    /// test, not a session: the client disconnects and asks for MQTT 5 once more.
+    V311Test,
+    /// 3.1.1 just worked: MQTT 5 once more. Closed again means MQTT 5 is refused.
+    V5Confirm,
+    /// MQTT 5 refused, with evidence: 3.1.1 for this session.
+    V311,
+}
+
 /// The version state of one client's connect sequence.
 #[derive(Debug, Clone)]
 pub struct Negotiation {
     configured: Protocol,
-    next: Protocol,
-    /// MQTT 5 attempts in a row that ended with [`Evidence::Closed`].
-    closed_v5: u32,
+    stage: Stage,
     /// Why the current attempt is 3.1.1 (for the log), when it is a fallback.
     evidence: Option<&'static str>,
 }
@@ -78,8 +91,7 @@ impl Negotiation {
     pub fn new(configured: Protocol) -> Self {
         Self {
             configured,
-            next: start(configured),
-            closed_v5: 0,
+            stage: start(configured),
             evidence: None,
         }
     }
@@ -88,14 +100,24 @@ impl Negotiation {
     /// (see `config::Negotiated`). A failure of that attempt goes back to MQTT 5.
     pub fn assume_v311(&mut self) {
         if self.configured == Protocol::Auto {
-            self.next = Protocol::V311;
+            self.stage = Stage::V311;
             self.evidence = Some("the broker's watching session runs on MQTT 3.1.1");
         }
     }
 
     /// The version the next attempt uses: never `Auto`.
     pub fn protocol(&self) -> Protocol {
-        self.next
+        match self.stage {
+            Stage::Pinned(p) => p,
+            Stage::V5 | Stage::V5Confirm => Protocol::V5,
+            Stage::V311Test | Stage::V311 => Protocol::V311,
+        }
+    }
+
+    /// Whether a successful next attempt is only the 3.1.1 test connect: the caller
+    /// disconnects it and calls [`Self::test_passed`].
+    pub fn is_test(&self) -> bool {
+        self.stage == Stage::V311Test
     }
 
     /// Why the next attempt falls back to 3.1.1, in words for the log; `None` when it does not.
@@ -105,22 +127,20 @@ impl Negotiation {
 
     /// An attempt with [`Self::protocol`] failed with result `label`.
     pub fn failed(&mut self, label: &str) -> Next {
-        if self.configured != Protocol::Auto {
-            return Next::Backoff;
-        }
-        match (self.next, Evidence::of(label)) {
-            (Protocol::V5, Evidence::Refused) => self.fall_back(
+        match (self.stage, Evidence::of(label)) {
+            (Stage::Pinned(_), _) => Next::Backoff,
+            (Stage::V5 | Stage::V5Confirm, Evidence::Refused) => self.fall_back(
                 "the broker answered the MQTT 5 CONNECT with 'unsupported protocol version'",
             ),
-            (Protocol::V5, Evidence::Closed) => {
-                self.closed_v5 += 1;
-                if self.closed_v5 >= CLOSED_V5_ATTEMPTS {
-                    self.fall_back("the broker closed the connection before a CONNACK on 2 MQTT 5 attempts in a row")
-                } else {
-                    Next::RetryNow(Protocol::V5)
-                }
+            (Stage::V5, Evidence::Closed) => {
+                self.stage = Stage::V311Test;
+                Next::RetryNow(Protocol::V311)
             }
-            // 3.1.1 failed too: nothing says MQTT 5 is the problem. Back to 5, with backoff.
+            (Stage::V5Confirm, Evidence::Closed) => self.fall_back(
+                "the broker closed MQTT 5 connections before a CONNACK, before and right after accepting a 3.1.1 connection",
+            ),
+            // 3.1.1 failed too, or a failure that says nothing about the version: an outage,
+            // not a refusal. Back to MQTT 5, with backoff.
             _ => {
                 self.reset();
                 Next::Backoff
@@ -128,30 +148,29 @@ impl Negotiation {
         }
     }
 
-    /// An attempt succeeded: the sequence is over. The next sequence starts from scratch.
-    pub fn connected(&mut self) {
-        self.closed_v5 = 0;
+    /// The 3.1.1 test connect succeeded and was closed: ask for MQTT 5 once more, now.
+    pub fn test_passed(&mut self) -> Next {
+        self.stage = Stage::V5Confirm;
+        Next::RetryNow(Protocol::V5)
     }
 
     /// A session ended: the next connect starts with MQTT 5 again (for `auto`).
     pub fn reset(&mut self) {
-        self.next = start(self.configured);
-        self.closed_v5 = 0;
+        self.stage = start(self.configured);
         self.evidence = None;
     }
 
     fn fall_back(&mut self, why: &'static str) -> Next {
-        self.next = Protocol::V311;
-        self.closed_v5 = 0;
+        self.stage = Stage::V311;
         self.evidence = Some(why);
         Next::RetryNow(Protocol::V311)
     }
 }
 
-fn start(configured: Protocol) -> Protocol {
+fn start(configured: Protocol) -> Stage {
     match configured {
-        Protocol::Auto => Protocol::V5,
-        p => p,
+        Protocol::Auto => Stage::V5,
+        p => Stage::Pinned(p),
     }
 }
 
@@ -160,15 +179,21 @@ mod tests {
     use super::*;
     use Protocol::*;
 
+    /// What a sequence of attempt results leads to: each attempt's version and the step after it.
+    /// `"ok"` is a successful connect (a test connect passes; a real one ends the sequence).
     fn run(configured: Protocol, results: &[&str]) -> Vec<(Protocol, Next)> {
         let mut n = Negotiation::new(configured);
-        results
-            .iter()
-            .map(|r| {
-                let used = n.protocol();
-                (used, n.failed(r))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for r in results {
+            let used = n.protocol();
+            if *r == "ok" {
+                assert!(n.is_test(), "a real session after {out:?}");
+                out.push((used, n.test_passed()));
+            } else {
+                out.push((used, n.failed(r)));
+            }
+        }
+        out
     }
 
     #[test]
@@ -181,44 +206,55 @@ mod tests {
 
     #[test]
     fn one_closed_connection_is_not_evidence() {
-        // A proxy that drops exactly one connection: the retry is MQTT 5 again.
+        // A proxy that drops exactly one connection: 3.1.1 gets through as a test, then MQTT 5
+        // is asked again and gets through too.
         let mut n = Negotiation::new(Auto);
-        assert_eq!(n.failed(reason::ERROR), Next::RetryNow(V5));
-        assert_eq!(n.protocol(), V5);
-        n.connected();
+        assert_eq!(n.failed(reason::CONNECTION_CLOSED), Next::RetryNow(V311));
+        assert!(n.is_test());
+        assert_eq!(n.test_passed(), Next::RetryNow(V5));
+        assert!(!n.is_test());
         assert_eq!(n.protocol(), V5);
         assert_eq!(n.evidence(), None);
     }
 
     #[test]
-    fn closed_on_every_v5_attempt_tries_311() {
+    fn closed_before_and_after_a_311_success_is_a_refusal() {
+        let r = run(Auto, &["connection_closed", "ok", "connection_closed"]);
         assert_eq!(
-            run(
-                Auto,
-                &[reason::CONNECTION_CLOSED, reason::CONNECTION_CLOSED]
-            ),
-            [(V5, Next::RetryNow(V5)), (V5, Next::RetryNow(V311))]
+            r,
+            [
+                (V5, Next::RetryNow(V311)),
+                (V311, Next::RetryNow(V5)),
+                (V5, Next::RetryNow(V311)),
+            ]
         );
     }
 
     #[test]
     fn closed_on_311_too_is_an_outage_not_a_refusal() {
-        // A load balancer with no backend: every attempt is closed, whatever the version.
-        let r = run(
-            Auto,
-            &["error", "error", "error", "error", "error", "error"],
-        );
+        // A load balancer with no backend, a restarting broker: every attempt is closed.
+        let closed = reason::CONNECTION_CLOSED;
+        let r = run(Auto, &[closed, closed, closed, closed]);
         assert_eq!(
             r,
             [
-                (V5, Next::RetryNow(V5)),
                 (V5, Next::RetryNow(V311)),
                 (V311, Next::Backoff),
-                (V5, Next::RetryNow(V5)),
                 (V5, Next::RetryNow(V311)),
                 (V311, Next::Backoff),
             ]
         );
+    }
+
+    #[test]
+    fn a_broker_coming_back_during_the_test_is_not_a_refusal() {
+        // The race a reviewer hit: MQTT 5 closed while the broker restarts, the 3.1.1 attempt
+        // lands as it is back. The confirmation asks MQTT 5 once more, and it gets through.
+        let mut n = Negotiation::new(Auto);
+        n.failed(reason::CONNECTION_CLOSED);
+        n.test_passed();
+        assert_eq!(n.protocol(), V5);
+        assert_eq!(n.evidence(), None);
     }
 
     #[test]
@@ -243,19 +279,13 @@ mod tests {
             let mut n = Negotiation::new(Auto);
             assert_eq!(n.failed(label), Next::Backoff, "{label}");
             assert_eq!(n.protocol(), V5, "{label}");
+            // nor in the confirmation step
+            let mut n = Negotiation::new(Auto);
+            n.failed(reason::CONNECTION_CLOSED);
+            n.test_passed();
+            assert_eq!(n.failed(label), Next::Backoff, "{label}");
+            assert_eq!(n.protocol(), V5, "{label}");
         }
-    }
-
-    #[test]
-    fn an_unrelated_failure_between_two_closes_starts_the_count_again() {
-        assert_eq!(
-            run(Auto, &["error", "timeout", "error"]),
-            [
-                (V5, Next::RetryNow(V5)),
-                (V5, Next::Backoff),
-                (V5, Next::RetryNow(V5)),
-            ]
-        );
     }
 
     #[test]
@@ -263,26 +293,42 @@ mod tests {
         let mut n = Negotiation::new(Auto);
         n.failed("unsupported_protocol_version");
         assert_eq!(n.protocol(), V311);
+        assert!(!n.is_test(), "a refusal by CONNACK needs no test");
         assert!(n.evidence().is_some());
-        n.connected();
-        assert_eq!(
-            n.protocol(),
-            V311,
-            "the session that fell back runs on 3.1.1"
-        );
         n.reset();
         assert_eq!(n.protocol(), V5, "the next session asks for MQTT 5 again");
         assert_eq!(n.evidence(), None);
     }
 
     #[test]
+    fn a_failed_fallback_goes_back_to_mqtt_5() {
+        let mut n = Negotiation::new(Auto);
+        n.failed("unsupported_protocol_version");
+        assert_eq!(n.failed(reason::CONNECTION_CLOSED), Next::Backoff);
+        assert_eq!(n.protocol(), V5);
+        let mut n = Negotiation::new(Auto);
+        n.assume_v311();
+        assert_eq!(n.protocol(), V311);
+        assert_eq!(n.failed(reason::TIMEOUT), Next::Backoff);
+        assert_eq!(n.protocol(), V5);
+    }
+
+    #[test]
     fn a_pinned_version_never_changes() {
         for p in [V5, V311] {
-            for label in ["unsupported_protocol_version", "error", "timeout"] {
+            for label in [
+                "unsupported_protocol_version",
+                "connection_closed",
+                "timeout",
+            ] {
                 let mut n = Negotiation::new(p);
                 assert_eq!(n.failed(label), Next::Backoff);
                 assert_eq!(n.protocol(), p);
+                assert!(!n.is_test());
             }
+            let mut n = Negotiation::new(p);
+            n.assume_v311();
+            assert_eq!(n.protocol(), p);
         }
     }
 }

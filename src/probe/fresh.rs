@@ -65,6 +65,17 @@ pub async fn connect(
         let left = within.saturating_sub(started.elapsed());
         let used = negotiation.protocol();
         match connect_as(cfg, used, client_id, left).await {
+            Ok(c) if negotiation.is_test() => {
+                // The fallback rule's 3.1.1 test connect: leave, ask for MQTT 5 once more.
+                c.close().await;
+                negotiation.test_passed();
+                if started.elapsed() >= within {
+                    return Err(Failure::new(
+                        reason::TIMEOUT,
+                        "no time left to ask for MQTT 5 after a 3.1.1 test connect",
+                    ));
+                }
+            }
             Ok(c) => return Ok(c),
             Err(f) => match negotiation.failed(f.reason) {
                 Next::RetryNow(p) if started.elapsed() < within => {

@@ -49,28 +49,34 @@ struct InFlight {
     sent: Instant,
     deadline: Instant,
     /// When to ask the broker something it must answer if nothing at all came back since
-    /// `sent`: [`LIVENESS_GRACE`] (at most half the timeout) before the deadline. `None` once
-    /// that point has passed.
+    /// `sent`: [`LIVENESS_ASK_AFTER`] (at most half the timeout) after it. `None` once that
+    /// point has passed.
     ask_at: Option<Instant>,
 }
 
-/// How long the broker has to answer the liveness question (an UNSUBSCRIBE, which MQTT
-/// requires an UNSUBACK for: 3.1.1 §3.10.4, 5.0 §3.10.4) before a session that has received
-/// nothing since a probe was sent is declared unresponsive. The question is asked this long
-/// before the probe's deadline (at most half its timeout), so a frozen broker is declared
-/// unresponsive at most `timeout + 1 s` after the probe was sent.
-pub const LIVENESS_GRACE: Duration = Duration::from_secs(1);
+/// A run that has heard nothing at all from the broker this long after it was sent (at most
+/// half its timeout) asks the liveness question: an UNSUBSCRIBE, which MQTT requires an
+/// UNSUBACK for (3.1.1 §3.10.4, 5.0 §3.10.4). A healthy broker returns the probe within
+/// milliseconds, so the question is rare; asking early gives a slow but live broker the most
+/// time to answer before the verdict.
+pub const LIVENESS_ASK_AFTER: Duration = Duration::from_millis(100);
+
+/// How long after a silent run's deadline the session waits for any answer (to the liveness
+/// question or anything else) before declaring the broker unresponsive. Under 1 s, so a
+/// frozen broker is declared unresponsive within `timeout + 1 s` of the probe's send, and a
+/// broker that answers anything within `timeout + 0.9 s` is never declared dead.
+pub const LIVENESS_GRACE: Duration = Duration::from_millis(900);
 
 /// What [`Probes::on_timer`] found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Timer {
-    /// A run in flight has heard nothing from the broker since it was sent and is near its
-    /// deadline: ask the broker something it must answer.
+    /// A run in flight has heard nothing from the broker [`LIVENESS_ASK_AFTER`] after it was
+    /// sent: ask the broker something it must answer.
     pub ask: bool,
     /// The send time of the oldest run that expired with nothing at all received from the
-    /// broker since it was sent: the session is unresponsive unless the broker answers the
-    /// liveness question.
-    pub silent_since: Option<Instant>,
+    /// broker since it was sent, and when to judge it (its deadline + [`LIVENESS_GRACE`]):
+    /// the session is unresponsive unless the broker answers anything before then.
+    pub silent: Option<(Instant, Instant)>,
 }
 
 #[derive(Debug)]
@@ -114,9 +120,6 @@ pub struct Probes {
     degraded_rtt: Duration,
     health: HealthHandle,
     acks: FuturesUnordered<AckFuture>,
-    /// Probes whose last run expired with nothing at all received since it was sent: failed,
-    /// with the reason decided by the liveness question ([`Probes::liveness_verdict`]).
-    awaiting_verdict: Vec<usize>,
 }
 
 impl Probes {
@@ -159,7 +162,6 @@ impl Probes {
             degraded_rtt: cfg.degraded_rtt,
             health,
             acks: FuturesUnordered::new(),
-            awaiting_verdict: Vec::new(),
         };
         p.update_health(false);
         p
@@ -244,8 +246,6 @@ impl Probes {
     /// The session is gone: runs in flight are lost, every probe fails until the next one.
     pub fn session_ended(&mut self) {
         self.acks = FuturesUnordered::new();
-        // Runs that expired in silence and whose question the session did not live to judge.
-        self.liveness_verdict(false);
         for r in &mut self.items {
             let lost = r.tracker.abandon();
             r.metrics.lost.inc_by(lost.len() as u64);
@@ -273,8 +273,9 @@ impl Probes {
     /// anything at all (a message, an acknowledgement, an answer): a run that expires after
     /// the broker answered something since it was sent failed with `not_delivered` (the
     /// broker is alive and dropped the message: an ACL, a size or queue limit that MQTT 3.1.1
-    /// and QoS 0 cannot report); one that heard nothing at all is reported in
-    /// [`Timer::silent_since`] and its reason waits for [`Probes::liveness_verdict`].
+    /// and QoS 0 cannot report); one that heard nothing at all before its deadline failed with
+    /// `timeout` (frozen, or slower than the timeout) and is reported in [`Timer::silent`] for
+    /// the session's verdict.
     pub fn on_timer(
         &mut self,
         now: Instant,
@@ -296,21 +297,29 @@ impl Probes {
                     }
                     continue;
                 }
-                let sent = f.sent;
+                let (sent, deadline) = (f.sent, f.deadline);
                 for _ in r.tracker.expire(now, r.timeout) {
                     r.metrics.lost.inc();
                 }
                 r.in_flight = None;
                 if last_rx < sent {
-                    // Failed either way; why depends on whether the broker answers the
-                    // liveness question: see `liveness_verdict`.
-                    self.awaiting_verdict.push(i);
-                    t.silent_since = Some(t.silent_since.map_or(sent, |e: Instant| e.min(sent)));
+                    // Nothing at all from the broker before the deadline: frozen, or slower
+                    // than the timeout. The session judges which at `judge`.
+                    r.metrics.base.record_failure(reason::TIMEOUT);
+                    let judge = deadline + LIVENESS_GRACE;
+                    t.silent = Some(
+                        t.silent
+                            .map_or((sent, judge), |(s, j): (Instant, Instant)| {
+                                (s.min(sent), j.min(judge))
+                            }),
+                    );
                 } else {
+                    // The broker answered (an ack, the liveness question, `$SYS`) in time but
+                    // never delivered the message.
                     r.metrics.base.record_failure(reason::NOT_DELIVERED);
-                    r.last = Some(None);
-                    expired = true;
                 }
+                r.last = Some(None);
+                expired = true;
             }
             if now >= r.next_run {
                 // Keep the schedule on its grid; after a stall, skip missed ticks.
@@ -328,7 +337,7 @@ impl Probes {
                     seq,
                     sent,
                     deadline,
-                    ask_at: Some(deadline - LIVENESS_GRACE.min(r.timeout / 2)),
+                    ask_at: Some(sent + LIVENESS_ASK_AFTER.min(r.timeout / 2)),
                 });
                 self.acks.push(Box::pin(async move {
                     let result = token.await;
@@ -347,28 +356,6 @@ impl Probes {
             self.update_health(true);
         }
         t
-    }
-
-    /// The liveness question about runs that expired in silence was answered (`alive`: the
-    /// broker answered something since the oldest was sent) or not: their failure is recorded
-    /// as `not_delivered` (the broker is alive and dropped the message) or `timeout` (nothing
-    /// at all came back), so a run's reason always agrees with the session's verdict.
-    pub fn liveness_verdict(&mut self, alive: bool) {
-        if self.awaiting_verdict.is_empty() {
-            return;
-        }
-        let why = if alive {
-            reason::NOT_DELIVERED
-        } else {
-            reason::TIMEOUT
-        };
-        for i in std::mem::take(&mut self.awaiting_verdict) {
-            if let Some(r) = self.items.get_mut(i) {
-                r.metrics.base.record_failure(why);
-                r.last = Some(None);
-            }
-        }
-        self.update_health(true);
     }
 
     /// Pending acknowledgements, for the session loop to poll.

@@ -237,7 +237,8 @@ fn a_fallback_to_3_1_1_is_asked_again_on_the_next_session() {
     proxy.reset_all();
     wait_until(Duration::from_secs(30), "second session on 3.1.1", || {
         let sc = s.scrape();
-        (v(&sc, "mqtt_connects_total", &[("result", "success")]) >= 2.0
+        // each session: MQTT 5 closed, a 3.1.1 test connect, MQTT 5 closed, 3.1.1
+        (v(&sc, "mqtt_connects_total", &[("result", "success")]) >= 4.0
             && v(&sc, "mqtt_up", &[("broker", "b")]) == 1.0)
             .then_some(())
     });
@@ -270,5 +271,97 @@ fn one_shot_probe_of_an_acl_dropped_message_says_not_delivered() {
         Some(1.0),
         "acknowledged by the broker and never delivered:\n{}",
         r.body
+    );
+}
+
+#[test]
+fn a_restart_behind_a_proxy_that_closes_connections_never_pins_3_1_1() {
+    // A load balancer with no backend accepts and closes every connection while the broker
+    // is down (here: the fault proxy, whose upstream connect fails). Attempts of both versions
+    // are closed until the broker is back; none of that is evidence against MQTT 5.
+    let mut broker = Mosquitto::start();
+    let proxy = Proxy::start(broker.addr());
+    let s = Sentinel::start(&format!(
+        "brokers:\n  - name: m\n    url: {}\n    reconnect: {{initial_backoff: 50ms, max_backoff: 200ms}}\n",
+        proxy.url("mqtt", "127.0.0.1")
+    ));
+    s.wait_scrape(Duration::from_secs(20), "connected", |sc| {
+        v(sc, "mqtt_up", &[("broker", "m")]) == 1.0
+    });
+    for round in 0..3 {
+        broker.kill();
+        let closed = v(
+            &s.scrape(),
+            "mqtt_connects_total",
+            &[("result", "connection_closed")],
+        );
+        s.wait_scrape(
+            Duration::from_secs(20),
+            "attempts closed by the proxy",
+            |sc| {
+                v(
+                    sc,
+                    "mqtt_connects_total",
+                    &[("result", "connection_closed")],
+                ) >= closed + 3.0
+            },
+        );
+        broker.restart();
+        let sc = s.wait_scrape(Duration::from_secs(30), "back after the restart", |sc| {
+            v(sc, "mqtt_up", &[("broker", "m")]) == 1.0
+        });
+        assert_eq!(
+            v(&sc, "mqtt_connection_info", &[("protocol", "5")]),
+            1.0,
+            "round {round}:\n{}",
+            s.logs()
+        );
+    }
+    assert!(!s.logs().contains("MQTT 5 refused"), "{}", s.logs());
+}
+
+#[test]
+fn a_slow_broker_that_still_answers_keeps_its_session() {
+    // Every packet takes 700 ms each way: a probe with a 1 s timeout fails (its PUBACK and
+    // message come back after 1.4 s), but the broker answers within timeout + 0.9 s, so the
+    // session stays. Keep-alive (60 s) would never end it either.
+    let broker = Mosquitto::start();
+    let proxy = Proxy::start(broker.addr());
+    let s = Sentinel::start(&format!(
+        "brokers:\n  - name: m\n    url: {}\n    keep_alive: 60s\n    connect_timeout: 20s\n    sys: {{enabled: false}}\n    probes:\n      - {{name: p, qos: 1, interval: 3s, timeout: 1s}}\n",
+        proxy.url("mqtt", "127.0.0.1")
+    ));
+    s.wait_scrape(Duration::from_secs(20), "connected", |sc| {
+        v(sc, "mqtt_up", &[("broker", "m")]) == 1.0
+    });
+    proxy.set(Mode::Delay(Duration::from_millis(700)));
+    // The session starts again through the slow path (a slow broker from its first packet).
+    proxy.reset_all();
+    let sc = s.wait_scrape(Duration::from_secs(90), "late replies", |sc| {
+        v(
+            sc,
+            "mqtt_probe_ignored_total",
+            &[("probe", "p"), ("reason", "late")],
+        ) >= 3.0
+    });
+    let logs = s.logs();
+    assert_eq!(
+        v(&sc, "mqtt_disconnects_total", &[("reason", "unresponsive")]),
+        0.0,
+        "{logs}"
+    );
+    assert_eq!(v(&sc, "mqtt_up", &[("broker", "m")]), 1.0, "{logs}");
+    assert_eq!(
+        v(&sc, "mqtt_connects_total", &[("result", "success")]),
+        2.0,
+        "the first session and the one through the slow path:\n{logs}"
+    );
+    assert!(
+        v(
+            &sc,
+            "mqtt_probe_errors_total",
+            &[("probe", "p"), ("reason", "timeout")]
+        ) >= 3.0,
+        "a run slower than its timeout is a timeout:\n{logs}"
     );
 }

@@ -20,6 +20,10 @@ pub enum Mode {
     /// The next new connection is closed before the server's first byte reaches the client
     /// (before a CONNACK); then the proxy passes traffic again.
     CloseOnce,
+    /// New connections hold every chunk this long before forwarding it, each way (chunks keep
+    /// their own arrival time, so delays do not add up): a slow but live broker, or a long
+    /// path to it.
+    Delay(Duration),
 }
 
 struct Shared {
@@ -70,6 +74,16 @@ impl Proxy {
                     continue;
                 };
                 s.open.lock().unwrap().push(server.try_clone().unwrap());
+                if let Mode::Delay(d) = mode {
+                    delayed(
+                        &s,
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        d,
+                    );
+                    delayed(&s, server, client, d);
+                    continue;
+                }
                 let limit = match mode {
                     Mode::CloseAfter(n) => Some(n),
                     Mode::CloseOnce => {
@@ -148,5 +162,44 @@ fn pump(s: &Arc<Shared>, mut from: TcpStream, mut to: TcpStream, limit: Option<u
         }
         let _ = to.shutdown(Shutdown::Both);
         let _ = from.shutdown(Shutdown::Both);
+    });
+}
+
+/// Copy `from` → `to`, each chunk `d` after it was read: a reader thread stamps chunks, a
+/// writer thread forwards each when it is due.
+fn delayed(s: &Arc<Shared>, mut from: TcpStream, mut to: TcpStream, d: Duration) {
+    use std::io::{Read, Write};
+    use std::time::Instant;
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let s = s.clone();
+    std::thread::spawn(move || {
+        let _ = from.set_read_timeout(Some(POLL));
+        let mut buf = [0u8; 16 * 1024];
+        while !s.stop.load(Ordering::SeqCst) {
+            match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx.send((Instant::now() + d, buf[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        while let Ok((due, chunk)) = rx.recv() {
+            // not a synchronisation: the simulated latency itself
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
     });
 }
