@@ -416,7 +416,8 @@ impl Connection {
                 .unwrap_or_else(|| Instant::now() + far);
             let acks_pending = !self.probes.acks().is_empty();
             let answers_pending = !answers.is_empty();
-            let verdict_at = suspect.map_or_else(|| Instant::now() + far, |(_, at)| at);
+            let (since, verdict_at) =
+                suspect.unwrap_or_else(|| (Instant::now(), Instant::now() + far));
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return End::Shutdown,
@@ -457,7 +458,7 @@ impl Connection {
                     }
                 }
                 _ = tokio::time::sleep_until(verdict_at.into()), if suspect.is_some() => {
-                    let since = suspect.take().map_or(verdict_at, |(since, _)| since);
+                    suspect = None;
                     if self.last_rx < since {
                         warn!(broker = %self.cfg.name, silent_s = since.elapsed().as_secs_f64(),
                               grace_s = LIVENESS_GRACE.as_secs_f64(),
