@@ -108,6 +108,8 @@ pub struct Metrics {
     sys_messages: Family<BrokerLabels, Counter>,
     sys_parse_errors: Family<BrokerLabels, Counter>,
     sys_series_dropped: Family<BrokerLabels, Counter>,
+    sys_values_refused: Family<BrokerLabels, Counter>,
+    sys_unmapped_text: Family<BrokerLabels, Counter>,
     messages_dropped: Family<BrokerLabels, Counter>,
     capacity_max_connections: Family<BrokerLabels, Gauge>,
     capacity_max_heap_bytes: Family<BrokerLabels, Gauge>,
@@ -142,6 +144,8 @@ impl Default for Metrics {
             sys_messages: Family::default(),
             sys_parse_errors: Family::default(),
             sys_series_dropped: Family::default(),
+            sys_values_refused: Family::default(),
+            sys_unmapped_text: Family::default(),
             messages_dropped: Family::default(),
             capacity_max_connections: Family::default(),
             capacity_max_heap_bytes: Family::default(),
@@ -199,13 +203,23 @@ impl Metrics {
         );
         reg.register(
             "mqtt_sentinel_sys_parse_errors",
-            "$SYS messages whose payload was not a valid value (not exported, never read as 0)",
+            "$SYS messages on a topic the profile maps whose payload was not a valid value (not exported, never read as 0)",
             m.sys_parse_errors.clone(),
         );
         reg.register(
             "mqtt_sentinel_sys_series_dropped",
-            "$SYS updates refused because the broker-labelled series cap (sys.max_series) was reached",
+            "$SYS updates refused because the broker-labelled series cap (sys.max_series) was reached or the topic fans out over an unbounded key such as a client id",
             m.sys_series_dropped.clone(),
+        );
+        reg.register(
+            "mqtt_sentinel_sys_values_refused",
+            "$SYS values outside their metric's range (a negative count, a wrapped unsigned -1); the previous value is kept",
+            m.sys_values_refused.clone(),
+        );
+        reg.register(
+            "mqtt_sentinel_sys_unmapped_text",
+            "$SYS messages on topics no profile entry maps or ignores whose payload is not a number (not exported)",
+            m.sys_unmapped_text.clone(),
         );
         reg.register(
             "mqtt_sentinel_messages_dropped",
@@ -345,6 +359,8 @@ impl Metrics {
                 messages: self.sys_messages.get_or_create(&l).clone(),
                 parse_errors: self.sys_parse_errors.get_or_create(&l).clone(),
                 series_dropped: self.sys_series_dropped.get_or_create(&l).clone(),
+                values_refused: self.sys_values_refused.get_or_create(&l).clone(),
+                unmapped_text: self.sys_unmapped_text.get_or_create(&l).clone(),
             },
         }
     }
@@ -460,6 +476,8 @@ impl Metrics {
             &self.sys_messages,
             &self.sys_parse_errors,
             &self.sys_series_dropped,
+            &self.sys_values_refused,
+            &self.sys_unmapped_text,
             &self.messages_dropped,
         ] {
             f.remove(&b);

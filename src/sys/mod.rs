@@ -107,10 +107,21 @@ impl SysStore {
 /// What happened to one message (for counters and tests).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// At least one value was stored.
     Stored,
+    /// The profile ignores the topic by design, a value said "not available", or the message
+    /// came from a broker instance other than the one being followed.
     Ignored,
+    /// A mapped topic's payload could not be read (`mqtt_sentinel_sys_parse_errors_total`).
     Invalid(ParseError),
-    /// A new broker-labelled series was refused because `max_series` was reached.
+    /// Every value was outside its metric's range (`..._sys_values_refused_total`); the
+    /// previous values stay.
+    Refused,
+    /// No profile entry maps the topic and the payload is not a number
+    /// (`..._sys_unmapped_text_total`).
+    UnmappedText,
+    /// A new broker-labelled series was refused because `max_series` was reached or its
+    /// topic fans out over an unbounded key.
     Dropped,
     /// `auto` has not recognised the broker yet; the message is replayed once it has.
     Buffered,
@@ -122,7 +133,23 @@ pub struct IngestCounters {
     pub messages: Counter,
     pub parse_errors: Counter,
     pub series_dropped: Counter,
+    pub values_refused: Counter,
+    pub unmapped_text: Counter,
 }
+
+/// An unknown numeric topic (`mqtt_broker_sys_value`) that was updated and then went quiet
+/// for this long is dropped: per-client or per-bridge topics of departed keys stop holding a
+/// `max_series` slot. A topic seen only once (a static, retained fact) is kept.
+pub const UNKNOWN_STALE_AFTER: Duration = Duration::from_secs(300);
+/// How often (in message time) the stale unknown topics are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// When this many unknown topics differ only in one level, that level is taken for an
+/// unbounded key (a client id, a session): their series are removed and no more are made.
+pub const FANOUT_LIMIT: usize = 16;
+/// A profile with an `{instance}` level follows the first instance it hears in a session;
+/// another instance takes over only after the followed one has been silent this long (an
+/// aedes cluster shares `$SYS` between nodes; a stale retained tree names a dead instance).
+pub const INSTANCE_SILENCE: Duration = Duration::from_secs(30);
 
 /// `auto` holds messages until one of them identifies the broker, at most this many ...
 const AUTO_BUFFER: usize = 2_000;
@@ -153,6 +180,43 @@ pub struct Ingest {
     store: Arc<SysStore>,
     counters: IngestCounters,
     warned_invalid: bool,
+    warned_refused: bool,
+    unknown: Unknown,
+    /// The broker instance followed this session (`{instance}` profiles) and when it last
+    /// published.
+    instance: Option<(String, SystemTime)>,
+}
+
+/// Bookkeeping for unknown numeric topics: when each stored one was last updated, and which
+/// topic shapes fan out over an unbounded key.
+#[derive(Debug, Default)]
+struct Unknown {
+    /// Stored unknown topic -> (last update, number of updates).
+    seen: std::collections::HashMap<String, (SystemTime, u32)>,
+    /// Topic with one level replaced by `+` -> the distinct values seen at that level,
+    /// up to [`FANOUT_LIMIT`].
+    shapes: std::collections::HashMap<String, BTreeSet<String>>,
+    /// Shapes found to fan out; kept across sessions (the broker's layout does not change).
+    unbounded: BTreeSet<String>,
+    next_sweep: Option<SystemTime>,
+}
+
+impl Unknown {
+    /// The shapes of `topic`: each level in turn replaced by `+`.
+    fn shapes(topic: &str) -> Vec<String> {
+        let levels: Vec<&str> = topic.split('/').collect();
+        (0..levels.len())
+            .map(|i| {
+                let mut l = levels.clone();
+                l[i] = "+";
+                l.join("/")
+            })
+            .collect()
+    }
+
+    fn level(topic: &str, i: usize) -> &str {
+        topic.split('/').nth(i).unwrap_or("")
+    }
 }
 
 enum Route {
@@ -180,6 +244,9 @@ impl Ingest {
             store,
             counters,
             warned_invalid: false,
+            warned_refused: false,
+            unknown: Unknown::default(),
+            instance: None,
         }
     }
 
@@ -208,10 +275,15 @@ impl Ingest {
         self.auto = Auto::default();
         self.started = None;
         self.warned_invalid = false;
+        self.warned_refused = false;
+        self.unknown.seen.clear();
+        self.unknown.shapes.clear();
+        self.instance = None;
     }
 
     pub fn handle(&mut self, topic: &str, payload: &[u8], now: SystemTime) -> Outcome {
         self.counters.messages.inc();
+        self.sweep_unknown(now);
         let rel = topic.strip_prefix(&self.prefix).unwrap_or(topic);
         let route = match (&self.fixed, &self.auto) {
             (Some(p), _) => Route::Use(p.clone()),
@@ -305,7 +377,11 @@ impl Ingest {
             Outcome::Dropped => {
                 self.counters.series_dropped.inc();
             }
-            Outcome::Stored | Outcome::Ignored | Outcome::Buffered => {}
+            Outcome::UnmappedText => {
+                self.counters.unmapped_text.inc();
+            }
+            // refusals are counted per value, in `apply`
+            Outcome::Stored | Outcome::Ignored | Outcome::Refused | Outcome::Buffered => {}
         }
         outcome
     }
@@ -343,104 +419,359 @@ impl Ingest {
 
     fn apply(
         &mut self,
-        profile: &Profile,
+        profile: &Arc<Profile>,
         topic: &str,
         rel: &str,
         payload: &[u8],
         now: SystemTime,
     ) -> Outcome {
         let now_s = unix(now);
-        // Parse before locking: the lock covers only the map update.
-        let (key, parsed, dynamic, event) = match profile.lookup(rel) {
-            Some((entry, caps)) => match &entry.action {
-                Action::Ignore => {
-                    self.store.lock().snap.last_update = Some(now_s);
-                    return Outcome::Ignored;
-                }
-                Action::Version => {
-                    let mut s = self.store.lock();
-                    s.snap.last_update = Some(now_s);
-                    return match parse::version(payload) {
-                        Ok((implementation, version)) => {
-                            let implementation = if implementation.is_empty() {
-                                profile.implementation.to_string()
-                            } else {
-                                implementation
-                            };
-                            s.snap.info = Some(BrokerInfo {
-                                implementation,
-                                version,
-                                profile: profile.name.clone(),
-                            });
-                            Outcome::Stored
-                        }
-                        Err(e) => Outcome::Invalid(e),
-                    };
-                }
-                Action::Value {
-                    family,
-                    parser,
-                    scale,
-                    labels,
-                } => {
-                    let mut l: Labels = entry
-                        .captures()
-                        .iter()
-                        .zip(&caps)
-                        .map(|(k, v)| (k.clone(), (*v).to_owned()))
-                        .collect();
-                    l.extend(const_labels(labels));
-                    let v = match parser {
-                        Parser::Number => parse::number(payload).map(|v| v * scale),
-                        Parser::Counter => parse::counter(payload).map(|v| v * scale),
-                        Parser::Duration => parse::duration(payload, *scale),
-                        Parser::Since => parse::since(payload, *scale, now_s),
-                        Parser::Flag => parse::flag(payload).map(|up| if up { 1.0 } else { 0.0 }),
-                        Parser::Event => Ok(1.0),
-                        Parser::Version => Err(ParseError::BadFormat),
-                    };
-                    (
-                        (family.clone(), l),
-                        v,
-                        !caps.is_empty(),
-                        *parser == Parser::Event,
-                    )
-                }
-            },
-            None => {
-                let key = (
-                    self.sys_value.clone(),
-                    vec![(Arc::<str>::from("topic"), topic.to_owned())],
-                );
-                (key, parse::number(payload), true, false)
-            }
+        let Some(m) = profile.lookup(rel) else {
+            return self.unmapped(topic, payload, now);
         };
+        if let Some(id) = m.captured.instance {
+            if !self.follow_instance(profile, id, now) {
+                self.store.lock().snap.last_update = Some(now_s);
+                return Outcome::Ignored;
+            }
+        }
+        match m.entries.first().map(|e| &e.action) {
+            Some(Action::Ignore) => {
+                self.store.lock().snap.last_update = Some(now_s);
+                return Outcome::Ignored;
+            }
+            Some(Action::Version) => return self.version(profile, payload, now_s),
+            _ => {}
+        }
+        // Parse before locking: the lock covers only the map update.
+        let json = if m.reads_json() {
+            match parse::json_object(payload) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    let keys: Vec<Key> = m
+                        .entries
+                        .iter()
+                        .filter_map(|e| value_key(e, &m.captured.labels))
+                        .collect();
+                    let dynamic = !m.captured.labels.is_empty();
+                    return self.invalid(&keys, dynamic, e, now_s);
+                }
+            }
+        } else {
+            None
+        };
+        let mut writes = Vec::with_capacity(m.entries.len());
+        for entry in &m.entries {
+            let Action::Value {
+                parser,
+                scale,
+                field,
+                when,
+                range,
+                unavailable,
+                ..
+            } = &entry.action
+            else {
+                continue;
+            };
+            if let (Some((f, want)), Some(obj)) = (when, &json) {
+                let holds = obj
+                    .get(&**f)
+                    .and_then(parse::json_text)
+                    .is_some_and(|t| *t == **want);
+                if !holds {
+                    continue;
+                }
+            }
+            let v = match (field, &json) {
+                (Some(f), Some(obj)) => obj
+                    .get(&**f)
+                    .ok_or(ParseError::MissingField)
+                    .and_then(parse::json_number)
+                    .map(|v| v * scale),
+                _ => match parser {
+                    Parser::Number | Parser::Counter => parse::number(payload).map(|v| v * scale),
+                    Parser::Duration => parse::duration(payload, *scale),
+                    Parser::Since => parse::since(payload, *scale, now_s),
+                    Parser::Flag => parse::flag(payload).map(|up| if up { 1.0 } else { 0.0 }),
+                    Parser::Event => Ok(1.0),
+                    Parser::Version => Err(ParseError::BadFormat),
+                },
+            };
+            let Some(key) = value_key(entry, &m.captured.labels) else {
+                continue;
+            };
+            writes.push(Write {
+                key,
+                value: v,
+                event: *parser == Parser::Event,
+                range: *range,
+                unavailable: *unavailable,
+                dynamic: !m.captured.labels.is_empty(),
+            });
+        }
+        if writes.is_empty() {
+            // a JSON event whose kind no entry takes (NanoMQ: neither online nor offline)
+            self.store.lock().snap.last_update = Some(now_s);
+            return Outcome::Invalid(ParseError::BadFormat);
+        }
+        self.write(writes, now_s)
+    }
+
+    /// Applies a message's values under one lock. The outcome is the first parse error, else
+    /// `Stored` if any value was, else `Refused` if any was, else `Ignored`.
+    fn write(&mut self, writes: Vec<Write>, now_s: f64) -> Outcome {
         let mut s = self.store.lock();
         s.snap.last_update = Some(now_s);
-        match parsed {
-            Ok(v) => {
-                if let Some(old) = s.snap.series.get_mut(&key) {
-                    *old = if event { *old + v } else { v };
-                    return Outcome::Stored;
-                }
-                if dynamic {
-                    if s.dynamic >= self.max_series {
-                        return Outcome::Dropped;
+        let (mut stored, mut refused, mut invalid, mut dropped) = (false, false, None, false);
+        for w in writes {
+            let v = match w.value {
+                Ok(v) => v,
+                Err(e) => {
+                    // Never keep a value the broker has just contradicted.
+                    if s.snap.series.remove(&w.key).is_some() && w.dynamic {
+                        s.dynamic -= 1;
                     }
-                    s.dynamic += 1;
+                    invalid.get_or_insert(e);
+                    continue;
                 }
-                s.snap.series.insert(key, v);
-                Outcome::Stored
-            }
-            Err(e) => {
-                // Never keep a value the broker has just contradicted.
-                if s.snap.series.remove(&key).is_some() && dynamic {
+            };
+            if w.unavailable == Some(v) {
+                if s.snap.series.remove(&w.key).is_some() && w.dynamic {
                     s.dynamic -= 1;
                 }
-                Outcome::Invalid(e)
+                continue;
+            }
+            if !(w.range.0..=w.range.1).contains(&v) {
+                self.counters.values_refused.inc();
+                if !self.warned_refused {
+                    self.warned_refused = true;
+                    tracing::info!(
+                        broker = %self.store.broker,
+                        metric = %w.key.0.name,
+                        value = v,
+                        "refusing a $SYS value outside its metric's range and keeping the previous one (further ones are only counted in mqtt_sentinel_sys_values_refused_total)"
+                    );
+                }
+                refused = true;
+                continue;
+            }
+            if let Some(old) = s.snap.series.get_mut(&w.key) {
+                *old = if w.event { *old + v } else { v };
+                stored = true;
+                continue;
+            }
+            if w.dynamic {
+                if s.dynamic >= self.max_series {
+                    dropped = true;
+                    continue;
+                }
+                s.dynamic += 1;
+            }
+            s.snap.series.insert(w.key, v);
+            stored = true;
+        }
+        match (invalid, stored, refused, dropped) {
+            (Some(e), ..) => Outcome::Invalid(e),
+            (None, true, ..) => Outcome::Stored,
+            (None, false, true, _) => Outcome::Refused,
+            (None, false, false, true) => Outcome::Dropped,
+            (None, false, false, false) => Outcome::Ignored,
+        }
+    }
+
+    /// Removes the series of a mapped topic whose payload could not be read.
+    fn invalid(&mut self, keys: &[Key], dynamic: bool, e: ParseError, now_s: f64) -> Outcome {
+        let mut s = self.store.lock();
+        s.snap.last_update = Some(now_s);
+        for k in keys {
+            if s.snap.series.remove(k).is_some() && dynamic {
+                s.dynamic -= 1;
+            }
+        }
+        Outcome::Invalid(e)
+    }
+
+    fn version(&mut self, profile: &Profile, payload: &[u8], now_s: f64) -> Outcome {
+        let mut s = self.store.lock();
+        s.snap.last_update = Some(now_s);
+        match parse::version(payload) {
+            Ok((implementation, version)) => {
+                let implementation = if implementation.is_empty() {
+                    profile.implementation.to_string()
+                } else {
+                    implementation
+                };
+                s.snap.info = Some(BrokerInfo {
+                    implementation,
+                    version,
+                    profile: profile.name.clone(),
+                });
+                Outcome::Stored
+            }
+            Err(e) => Outcome::Invalid(e),
+        }
+    }
+
+    /// Whether a message from instance `id` is to be used. The first instance heard in a
+    /// session is followed; another one takes over once the followed one has been silent for
+    /// [`INSTANCE_SILENCE`], and the values of the old one are dropped with it.
+    fn follow_instance(&mut self, profile: &Arc<Profile>, id: &str, now: SystemTime) -> bool {
+        match &mut self.instance {
+            None => {
+                self.instance = Some((id.to_owned(), now));
+                true
+            }
+            Some((cur, last)) if cur == id => {
+                *last = now;
+                true
+            }
+            Some((cur, last)) => {
+                if now.duration_since(*last).unwrap_or_default() < INSTANCE_SILENCE {
+                    return false;
+                }
+                tracing::info!(
+                    broker = %self.store.broker,
+                    from = %cur.escape_debug(),
+                    to = %id.escape_debug(),
+                    "the broker instance publishing $SYS changed; dropping the old instance's values"
+                );
+                self.store.clear();
+                self.unknown.seen.clear();
+                self.instance = Some((id.to_owned(), now));
+                self.start(profile);
+                true
             }
         }
     }
+
+    /// A topic no profile entry maps: a number becomes `mqtt_broker_sys_value{topic}` unless
+    /// its topic fans out over an unbounded key or `max_series` is reached; text is counted.
+    fn unmapped(&mut self, topic: &str, payload: &[u8], now: SystemTime) -> Outcome {
+        let now_s = unix(now);
+        let Ok(v) = parse::number(payload) else {
+            self.store.lock().snap.last_update = Some(now_s);
+            return Outcome::UnmappedText;
+        };
+        let key: Key = (
+            self.sys_value.clone(),
+            vec![(Arc::<str>::from("topic"), topic.to_owned())],
+        );
+        let mut s = self.store.lock();
+        s.snap.last_update = Some(now_s);
+        if let Some(old) = s.snap.series.get_mut(&key) {
+            *old = v;
+            let seen = self.unknown.seen.entry(topic.to_owned()).or_insert((now, 0));
+            *seen = (now, seen.1.saturating_add(1));
+            return Outcome::Stored;
+        }
+        let shapes = Unknown::shapes(topic);
+        if shapes.iter().any(|sh| self.unknown.unbounded.contains(sh)) {
+            return Outcome::Dropped;
+        }
+        if s.dynamic >= self.max_series {
+            return Outcome::Dropped;
+        }
+        for (i, shape) in shapes.into_iter().enumerate() {
+            let level = Unknown::level(topic, i).to_owned();
+            let values = self.unknown.shapes.entry(shape.clone()).or_default();
+            values.insert(level);
+            if values.len() >= FANOUT_LIMIT {
+                // One level takes many values: a per-client (or per-anything) topic.
+                self.unknown.shapes.remove(&shape);
+                let pattern = |t: &str| shape_matches(&shape, t);
+                let before = s.snap.series.len();
+                s.snap.series.retain(|(f, l), _| {
+                    !(Arc::ptr_eq(f, &self.sys_value)
+                        && l.first().is_some_and(|(_, t)| pattern(t)))
+                });
+                let removed = before - s.snap.series.len();
+                s.dynamic = s.dynamic.saturating_sub(removed);
+                self.unknown.seen.retain(|t, _| !pattern(t));
+                tracing::warn!(
+                    broker = %self.store.broker,
+                    topics = %shape.escape_debug(),
+                    removed,
+                    "unknown $SYS topics fan out over one level (a client id?); not exporting them as mqtt_broker_sys_value (add the pattern to the profile's ignore list)"
+                );
+                self.unknown.unbounded.insert(shape);
+                return Outcome::Dropped;
+            }
+        }
+        s.dynamic += 1;
+        s.snap.series.insert(key, v);
+        self.unknown.seen.insert(topic.to_owned(), (now, 1));
+        Outcome::Stored
+    }
+
+    /// Drops unknown topics that were updated and then stayed quiet [`UNKNOWN_STALE_AFTER`].
+    fn sweep_unknown(&mut self, now: SystemTime) {
+        if self.unknown.next_sweep.is_some_and(|t| now < t) {
+            return;
+        }
+        self.unknown.next_sweep = Some(now + SWEEP_EVERY);
+        let stale: Vec<String> = self
+            .unknown
+            .seen
+            .iter()
+            .filter(|(_, (last, updates))| {
+                *updates > 1 && now.duration_since(*last).unwrap_or_default() > UNKNOWN_STALE_AFTER
+            })
+            .map(|(t, _)| t.clone())
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        let mut s = self.store.lock();
+        for t in stale {
+            self.unknown.seen.remove(&t);
+            let key: Key = (
+                self.sys_value.clone(),
+                vec![(Arc::<str>::from("topic"), t)],
+            );
+            if s.snap.series.remove(&key).is_some() {
+                s.dynamic = s.dynamic.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Whether `topic` has the shape `shape` (levels equal, `+` matching any one level).
+fn shape_matches(shape: &str, topic: &str) -> bool {
+    let (mut a, mut b) = (shape.split('/'), topic.split('/'));
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) if x == "+" || x == y => {}
+            _ => return false,
+        }
+    }
+}
+
+/// One value a message sets.
+struct Write {
+    key: Key,
+    value: Result<f64, ParseError>,
+    event: bool,
+    range: (f64, f64),
+    unavailable: Option<f64>,
+    /// Whether the series' labels came from the broker (counted against `max_series`).
+    dynamic: bool,
+}
+
+/// The series a value entry writes, given the topic's captured label values.
+fn value_key(entry: &profile::Entry, caps: &[&str]) -> Option<Key> {
+    let Action::Value { family, labels, .. } = &entry.action else {
+        return None;
+    };
+    let mut l: Labels = entry
+        .captures()
+        .iter()
+        .zip(caps)
+        .map(|(k, v)| (k.clone(), (*v).to_owned()))
+        .collect();
+    l.extend(const_labels(labels));
+    Some((family.clone(), l))
 }
 
 fn const_labels(labels: &[(Arc<str>, Arc<str>)]) -> Labels {
@@ -566,3 +897,5 @@ impl Collector for SysCollector {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod captures;

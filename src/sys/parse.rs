@@ -22,6 +22,10 @@ pub enum ParseError {
     NotFinite,
     Negative,
     BadFormat,
+    /// A topic mapped to JSON fields carried something other than a JSON object.
+    NotJson,
+    /// A JSON object lacked a field a profile maps.
+    MissingField,
 }
 
 impl fmt::Display for ParseError {
@@ -34,6 +38,8 @@ impl fmt::Display for ParseError {
             ParseError::NotFinite => "number is not finite",
             ParseError::Negative => "negative value for a counter",
             ParseError::BadFormat => "payload does not have the expected format",
+            ParseError::NotJson => "payload is not a JSON object",
+            ParseError::MissingField => "JSON object lacks a mapped field",
         })
     }
 }
@@ -157,6 +163,44 @@ pub fn version(payload: &[u8]) -> Result<(String, String), ParseError> {
             Ok((implementation, ver.to_owned()))
         }
         None => Ok((String::new(), s.to_owned())),
+    }
+}
+
+/// Longest JSON payload we parse. rmqtt's `metrics` object, the largest real one, is ~2 KiB.
+pub const MAX_JSON_LEN: usize = 64 * 1024;
+
+/// A JSON object payload (rmqtt's `stats`, NanoMQ's client events). Leading NUL bytes are
+/// skipped: NanoMQ ≥ 0.24.2 puts one before the JSON of every event about an MQTT 5 client
+/// (seen in a real 0.25.3 capture).
+pub fn json_object(payload: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ParseError> {
+    if payload.len() > MAX_JSON_LEN {
+        return Err(ParseError::TooLong);
+    }
+    let start = payload.iter().take_while(|b| **b == 0).count();
+    match serde_json::from_slice(&payload[start..]) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        _ => Err(ParseError::NotJson),
+    }
+}
+
+/// A number held by a JSON field: a JSON number, or a string that is one (NanoMQ writes
+/// `"return_code":"0"`).
+pub fn json_number(v: &serde_json::Value) -> Result<f64, ParseError> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64().ok_or(ParseError::NotANumber),
+        serde_json::Value::String(s) => number(s.as_bytes()),
+        _ => Err(ParseError::NotANumber),
+    }
+}
+
+/// The text a `when:` condition compares: a string's content, or the JSON text of a number
+/// or boolean; `None` for objects, arrays and null.
+pub fn json_text(v: &serde_json::Value) -> Option<std::borrow::Cow<'_, str>> {
+    match v {
+        serde_json::Value::String(s) => Some(s.as_str().into()),
+        serde_json::Value::Number(n) => Some(n.to_string().into()),
+        serde_json::Value::Bool(b) => Some(b.to_string().into()),
+        _ => None,
     }
 }
 

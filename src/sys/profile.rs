@@ -7,7 +7,13 @@
 //! Topic patterns are relative to the configured `sys.topic` prefix (`$SYS/` by default), so a
 //! test can point the collector at `test/sys/#` and publish `test/sys/broker/...` itself.
 //! A pattern level is a literal, `{label}` (one level, captured as a label value), `+` (one
-//! level, not captured) or, last, `#` (the rest).
+//! level, not captured), `{instance}` (one level: the broker instance's id, such as aedes'
+//! random UUID per start; never a label, see `sys::Ingest`) or, last, `#` (the rest).
+//!
+//! A profile entry reads the whole payload, or one field of a JSON object payload (`field:`),
+//! optionally only when another field has a given value (`when:`); values outside the
+//! metric's range (`min:`, `max:`) are refused and counted, and a value the broker uses for
+//! "not available" (`unavailable:`) removes the series.
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -191,6 +197,18 @@ pub static KNOWN: &[(&str, &str)] = &[
         "Broker's moving average of PUBLISH dropped per second over `window`.",
     ),
     (
+        "mqtt_broker_sockets_opened_total",
+        "Network connections the broker accepted, whether or not a CONNECT followed (mosquitto 2.1 connections/socket/count).",
+    ),
+    (
+        "mqtt_broker_outgoing_packets",
+        "Packets the broker has queued for sending and not yet written to the network (outbound backlog).",
+    ),
+    (
+        "mqtt_broker_outgoing_packets_bytes",
+        "Bytes of the packets the broker has queued for sending (outbound backlog).",
+    ),
+    (
         "mqtt_broker_bridge_up",
         "1 if the broker reports the bridge connected, 0 if not.",
     ),
@@ -274,6 +292,33 @@ pub struct EntryDef {
     pub labels: BTreeMap<String, String>,
     /// Help text for a metric name that is not one of the built-in ones.
     pub help: Option<String>,
+    /// The payload is a JSON object and the value is this top-level key of it, taken as the
+    /// key's literal text (rmqtt's `"connections.count"`). Several entries may read fields of
+    /// one topic.
+    pub field: Option<String>,
+    /// Apply the entry only to JSON payloads whose `field` equals `equals` (NanoMQ's
+    /// `"status": "online"`); several entries on one topic can split its messages.
+    pub when: Option<WhenDef>,
+    /// Smallest value the metric can take. Smaller ones are refused, counted in
+    /// `mqtt_sentinel_sys_values_refused_total`, and the previous value is kept. Every
+    /// built-in `mqtt_broker_*` metric is a count, a size, a duration or a ratio: 0 unless set.
+    pub min: Option<f64>,
+    /// Largest value the metric can plausibly take, refused and counted like `min` (a
+    /// negative difference the broker prints as an unsigned number arrives as 4294967295).
+    pub max: Option<f64>,
+    /// A value the broker publishes to mean "not available" (rmqtt's `-1` when message
+    /// storage is off): no series while it says so, and nothing counted.
+    pub unavailable: Option<f64>,
+}
+
+/// A condition on a JSON payload: `{field: status, equals: online}`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhenDef {
+    pub field: String,
+    /// Compared with the field's text (a JSON string), or its JSON text for numbers and
+    /// booleans (`1`, `true`).
+    pub equals: String,
 }
 
 /// A mistake in a profile: `path` is relative to the profile (`metrics[2].parser`).
@@ -289,14 +334,27 @@ pub struct ProfileError {
 enum Level {
     Lit(String),
     Capture,
+    Instance,
     Any,
     Rest,
 }
+
+/// The level name that captures a broker instance id instead of a label. `instance` is also
+/// the label Prometheus sets from the scrape target, so it could never be ours anyway.
+pub const INSTANCE_LEVEL: &str = "instance";
 
 #[derive(Debug, Clone)]
 struct Pattern {
     levels: Vec<Level>,
     captures: Vec<Arc<str>>,
+}
+
+/// What a topic matched: the captured label values in order, and the instance id if the
+/// pattern has an `{instance}` level.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Captured<'t> {
+    pub labels: Vec<&'t str>,
+    pub instance: Option<&'t str>,
 }
 
 impl Pattern {
@@ -315,6 +373,11 @@ impl Pattern {
                     return Err(format!("{text:?}: `#` must be the last level"));
                 }
                 Level::Rest
+            } else if *part == "{instance}" {
+                if levels.contains(&Level::Instance) {
+                    return Err(format!("{text:?}: {{instance}} appears twice"));
+                }
+                Level::Instance
             } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
                 check_label_name(name).map_err(|e| format!("{text:?}: {e}"))?;
                 if captures.iter().any(|c| &**c == name) {
@@ -346,8 +409,8 @@ impl Pattern {
     }
 
     /// The captured values, in capture order, if `topic` matches.
-    fn matches<'t>(&self, topic: &'t str) -> Option<Vec<&'t str>> {
-        let mut caps = Vec::new();
+    fn matches<'t>(&self, topic: &'t str) -> Option<Captured<'t>> {
+        let mut caps = Captured::default();
         let mut parts = topic.split('/');
         for level in &self.levels {
             if *level == Level::Rest {
@@ -357,8 +420,9 @@ impl Pattern {
             match level {
                 Level::Lit(s) if s == part => {}
                 Level::Lit(_) => return None,
-                Level::Capture if part.is_empty() => return None,
-                Level::Capture => caps.push(part),
+                Level::Capture | Level::Instance if part.is_empty() => return None,
+                Level::Capture => caps.labels.push(part),
+                Level::Instance => caps.instance = Some(part),
                 Level::Any | Level::Rest => {}
             }
         }
@@ -381,6 +445,11 @@ fn check_label_name(name: &str) -> Result<(), String> {
     if name == "broker" {
         return Err("label \"broker\" is set by mqtt-sentinel from the broker's name".into());
     }
+    if name == "instance" || name == "job" {
+        return Err(format!(
+            "label {name:?} is set by Prometheus from the scrape target (`{{instance}}` in a topic captures a broker instance id, which is no label)"
+        ));
+    }
     Ok(())
 }
 
@@ -393,9 +462,24 @@ pub enum Action {
         scale: f64,
         /// Constant labels, after the captured ones.
         labels: Vec<(Arc<str>, Arc<str>)>,
+        /// Read this key of a JSON object payload instead of the whole payload.
+        field: Option<Arc<str>>,
+        /// Apply only to JSON payloads whose key (first) has this text (second).
+        when: Option<(Arc<str>, Arc<str>)>,
+        /// Accepted values, inclusive; others are refused (counted, previous value kept).
+        range: (f64, f64),
+        /// The broker's "not available": no series while it holds.
+        unavailable: Option<f64>,
     },
     Version,
     Ignore,
+}
+
+impl Action {
+    /// Whether the payload must be a JSON object for this action.
+    pub fn reads_json(&self) -> bool {
+        matches!(self, Action::Value { field, when, .. } if field.is_some() || when.is_some())
+    }
 }
 
 #[derive(Debug)]
@@ -417,27 +501,56 @@ struct Detect {
     payload: Option<regex::Regex>,
 }
 
+/// The entries one topic pattern maps to: one, or several reading fields of a JSON payload.
+#[derive(Debug)]
+struct Group {
+    pattern: Pattern,
+    entries: Vec<usize>,
+}
+
+/// A topic matched by a profile: its entries (in the order written) and what the topic
+/// captured.
+#[derive(Debug)]
+pub struct Matched<'p, 't> {
+    pub entries: Vec<&'p Entry>,
+    pub captured: Captured<'t>,
+}
+
+impl Matched<'_, '_> {
+    /// Whether the payload must be a JSON object (some entry reads a field or a condition).
+    pub fn reads_json(&self) -> bool {
+        self.entries.iter().any(|e| e.action.reads_json())
+    }
+}
+
 /// A compiled profile.
 #[derive(Debug)]
 pub struct Profile {
     pub name: Arc<str>,
     pub implementation: Arc<str>,
+    /// Groups whose topic has no wildcard, by topic.
     literal: HashMap<String, usize>,
+    /// Groups with wildcards, in the order written.
     patterned: Vec<usize>,
+    groups: Vec<Group>,
     entries: Vec<Entry>,
     detect: Vec<Detect>,
 }
 
 impl Profile {
-    /// Map a topic relative to the `$SYS` prefix: the entry and its captured label values.
-    /// Exact topics win over patterns; patterns are tried in the order written.
-    pub fn lookup<'t>(&self, rel: &'t str) -> Option<(&Entry, Vec<&'t str>)> {
-        if let Some(&i) = self.literal.get(rel) {
-            return Some((&self.entries[i], Vec::new()));
-        }
-        self.patterned.iter().find_map(|&i| {
-            let e = &self.entries[i];
-            e.pattern.matches(rel).map(|caps| (e, caps))
+    /// Map a topic relative to the `$SYS` prefix: its entries and captured values. Exact
+    /// topics win over patterns; patterns are tried in the order written.
+    pub fn lookup<'t>(&self, rel: &'t str) -> Option<Matched<'_, 't>> {
+        let (group, captured) = match self.literal.get(rel) {
+            Some(&g) => (&self.groups[g], Captured::default()),
+            None => self.patterned.iter().find_map(|&g| {
+                let group = &self.groups[g];
+                group.pattern.matches(rel).map(|c| (group, c))
+            })?,
+        };
+        Some(Matched {
+            entries: group.entries.iter().map(|&i| &self.entries[i]).collect(),
+            captured,
         })
     }
 
@@ -535,85 +648,21 @@ fn compile(
             }
             // Captures are allowed (a node name in the topic) and dropped: the info series
             // carries implementation, version and profile only.
-            if !e.labels.is_empty() || e.scale.is_some() {
-                return Err(perr(
-                    at("metric"),
-                    format!("{INFO} takes no labels or scale"),
-                ));
+            let extra = [
+                (!e.labels.is_empty(), "labels"),
+                (e.scale.is_some(), "scale"),
+                (e.field.is_some(), "field"),
+                (e.when.is_some(), "when"),
+                (e.min.is_some(), "min"),
+                (e.max.is_some(), "max"),
+                (e.unavailable.is_some(), "unavailable"),
+            ];
+            if let Some((_, what)) = extra.iter().find(|(set, _)| *set) {
+                return Err(perr(at(what), format!("{INFO} takes no {what}")));
             }
             Action::Version
         } else {
-            check_metric_name(&e.metric).map_err(|m| perr(at("metric"), m))?;
-            let counter = e.metric.ends_with("_total");
-            let parser = match e.parser.as_deref() {
-                None if counter => Parser::Counter,
-                None => Parser::Number,
-                Some(p) => Parser::from_name(p).ok_or_else(|| {
-                    perr(
-                        at("parser"),
-                        format!("unknown parser {p:?}: expected number, counter, duration, since, flag or event"),
-                    )
-                })?,
-            };
-            let fits = match parser {
-                Parser::Counter | Parser::Event => counter,
-                Parser::Number | Parser::Flag | Parser::Duration | Parser::Since => !counter,
-                Parser::Version => false,
-            };
-            if !fits {
-                let why = if counter {
-                    "a counter (name ends in _total) takes the counter or event parser"
-                } else {
-                    "the counter and event parsers need a counter, whose name ends in _total"
-                };
-                return Err(perr(
-                    at("parser"),
-                    format!(
-                        "parser {:?} does not fit {:?}: {why}",
-                        e.parser.as_deref().unwrap_or(""),
-                        e.metric
-                    ),
-                ));
-            }
-            let scale = e.scale.unwrap_or(1.0);
-            if !(scale.is_finite() && scale > 0.0) {
-                return Err(perr(
-                    at("scale"),
-                    format!("scale must be a positive number, not {scale}"),
-                ));
-            }
-            let known = KNOWN.iter().any(|(n, _)| *n == e.metric);
-            if known && e.help.is_some() && !builtin {
-                return Err(perr(
-                    at("help"),
-                    format!(
-                        "{:?} is a built-in metric; its help text is fixed",
-                        e.metric
-                    ),
-                ));
-            }
-            let mut labels = Vec::new();
-            for (k, v) in &e.labels {
-                check_label_name(k).map_err(|m| perr(format!("metrics[{i}].labels.{k}"), m))?;
-                if pattern.captures.iter().any(|c| &**c == k) {
-                    return Err(perr(
-                        format!("metrics[{i}].labels.{k}"),
-                        format!("label {k:?} is also captured from the topic"),
-                    ));
-                }
-                labels.push((Arc::<str>::from(k.as_str()), Arc::<str>::from(v.as_str())));
-            }
-            let family = families.get(
-                &e.metric,
-                e.help.as_deref(),
-                format!("From $SYS topic {} (profile {name}).", e.topic),
-            );
-            Action::Value {
-                family,
-                parser,
-                scale,
-                labels,
-            }
+            value_action(name, i, e, &pattern, families, builtin)?
         };
         entries.push(Entry { pattern, action });
     }
@@ -624,23 +673,7 @@ fn compile(
             action: Action::Ignore,
         });
     }
-    let mut literal = HashMap::new();
-    let mut patterned = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        match e.pattern.literal() {
-            Some(t) => {
-                if literal.insert(t.clone(), i).is_some() {
-                    let path = if i < def.metrics.len() {
-                        format!("metrics[{i}].topic")
-                    } else {
-                        format!("ignore[{}]", i - def.metrics.len())
-                    };
-                    return Err(perr(path, format!("topic {t:?} is mapped twice")));
-                }
-            }
-            None => patterned.push(i),
-        }
-    }
+    let (literal, patterned, groups) = group_entries(def, &entries)?;
     let mut detect = Vec::new();
     for (i, d) in def.detect.iter().enumerate() {
         let pattern =
@@ -656,14 +689,212 @@ fn compile(
         };
         detect.push(Detect { pattern, payload });
     }
+    // `mqtt_broker_info{implementation}` is never empty: the profile says, else its name.
+    let implementation = match (&def.implementation, name) {
+        (Some(i), _) if !i.is_empty() => i.as_str(),
+        (_, "generic") => "unknown",
+        _ => name,
+    };
     Ok(Profile {
         name: name.into(),
-        implementation: def.implementation.as_deref().unwrap_or("").into(),
+        implementation: implementation.into(),
         literal,
         patterned,
+        groups,
         entries,
         detect,
     })
+}
+
+/// Compiles one `metrics[i]` entry that is not the info metric.
+fn value_action(
+    name: &str,
+    i: usize,
+    e: &EntryDef,
+    pattern: &Pattern,
+    families: &mut FamilyTable,
+    builtin: bool,
+) -> Result<Action, ProfileError> {
+    let at = |f: &str| format!("metrics[{i}].{f}");
+    check_metric_name(&e.metric).map_err(|m| perr(at("metric"), m))?;
+    let counter = e.metric.ends_with("_total");
+    let parser = match e.parser.as_deref() {
+        None if counter => Parser::Counter,
+        None => Parser::Number,
+        Some(p) => Parser::from_name(p).ok_or_else(|| {
+            perr(
+                at("parser"),
+                format!(
+                    "unknown parser {p:?}: expected number, counter, duration, since, flag or event"
+                ),
+            )
+        })?,
+    };
+    let fits = match parser {
+        Parser::Counter | Parser::Event => counter,
+        Parser::Number | Parser::Flag | Parser::Duration | Parser::Since => !counter,
+        Parser::Version => false,
+    };
+    if !fits {
+        let why = if counter {
+            "a counter (name ends in _total) takes the counter or event parser"
+        } else {
+            "the counter and event parsers need a counter, whose name ends in _total"
+        };
+        return Err(perr(
+            at("parser"),
+            format!(
+                "parser {:?} does not fit {:?}: {why}",
+                e.parser.as_deref().unwrap_or(""),
+                e.metric
+            ),
+        ));
+    }
+    if e.field.is_some() && !matches!(parser, Parser::Number | Parser::Counter) {
+        return Err(perr(
+            at("field"),
+            format!(
+                "a JSON field holds a number: parser {:?} reads the whole payload",
+                e.parser.as_deref().unwrap_or("")
+            ),
+        ));
+    }
+    if e.field.as_deref() == Some("") {
+        return Err(perr(at("field"), "empty field name"));
+    }
+    let scale = e.scale.unwrap_or(1.0);
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(perr(
+            at("scale"),
+            format!("scale must be a positive number, not {scale}"),
+        ));
+    }
+    let known = KNOWN.iter().any(|(n, _)| *n == e.metric);
+    if known && e.help.is_some() && !builtin {
+        return Err(perr(
+            at("help"),
+            format!(
+                "{:?} is a built-in metric; its help text is fixed",
+                e.metric
+            ),
+        ));
+    }
+    // Every built-in family is a count, size, duration, ratio or flag: never negative.
+    let min = e
+        .min
+        .unwrap_or(if known { 0.0 } else { f64::NEG_INFINITY });
+    let max = e.max.unwrap_or(f64::INFINITY);
+    for (v, f) in [(e.min, "min"), (e.max, "max"), (e.unavailable, "unavailable")] {
+        if v.is_some_and(|v| !v.is_finite()) {
+            return Err(perr(at(f), "must be a finite number"));
+        }
+    }
+    if min > max {
+        return Err(perr(at("max"), format!("max {max} is below min {min}")));
+    }
+    let mut labels = Vec::new();
+    for (k, v) in &e.labels {
+        check_label_name(k).map_err(|m| perr(format!("metrics[{i}].labels.{k}"), m))?;
+        if pattern.captures.iter().any(|c| &**c == k) {
+            return Err(perr(
+                format!("metrics[{i}].labels.{k}"),
+                format!("label {k:?} is also captured from the topic"),
+            ));
+        }
+        labels.push((Arc::<str>::from(k.as_str()), Arc::<str>::from(v.as_str())));
+    }
+    let when = match &e.when {
+        None => None,
+        Some(w) if w.field.is_empty() => return Err(perr(at("when.field"), "empty field name")),
+        Some(w) => Some((
+            Arc::<str>::from(w.field.as_str()),
+            Arc::<str>::from(w.equals.as_str()),
+        )),
+    };
+    let family = families.get(
+        &e.metric,
+        e.help.as_deref(),
+        format!("From $SYS topic {} (profile {name}).", e.topic),
+    );
+    Ok(Action::Value {
+        family,
+        parser,
+        scale,
+        labels,
+        field: e.field.as_deref().map(Arc::from),
+        when,
+        range: (min, max),
+        unavailable: e.unavailable,
+    })
+}
+
+type Grouped = (HashMap<String, usize>, Vec<usize>, Vec<Group>);
+
+/// Groups entries by topic text. One topic holds one entry, or several that all read a JSON
+/// payload and differ in field or condition.
+fn group_entries(def: &ProfileDef, entries: &[Entry]) -> Result<Grouped, ProfileError> {
+    let path = |i: usize| {
+        if i < def.metrics.len() {
+            format!("metrics[{i}].topic")
+        } else {
+            format!("ignore[{}]", i - def.metrics.len())
+        }
+    };
+    let topic = |i: usize| {
+        if i < def.metrics.len() {
+            def.metrics[i].topic.as_str()
+        } else {
+            def.ignore[i - def.metrics.len()].as_str()
+        }
+    };
+    let mut by_topic: HashMap<&str, usize> = HashMap::new();
+    let mut groups: Vec<Group> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let t = topic(i);
+        let Some(&g) = by_topic.get(t) else {
+            by_topic.insert(t, groups.len());
+            groups.push(Group {
+                pattern: e.pattern.clone(),
+                entries: vec![i],
+            });
+            continue;
+        };
+        let first = &entries[groups[g].entries[0]];
+        if !(e.action.reads_json() && first.action.reads_json()) {
+            return Err(perr(
+                path(i),
+                format!(
+                    "topic {t:?} is mapped twice (one topic maps to several metrics only through `field:` or `when:` on every entry)"
+                ),
+            ));
+        }
+        let key = |a: &Action| match a {
+            Action::Value { field, when, .. } => (field.clone(), when.clone()),
+            _ => (None, None),
+        };
+        if groups[g]
+            .entries
+            .iter()
+            .any(|&j| key(&entries[j].action) == key(&e.action))
+        {
+            return Err(perr(
+                path(i),
+                format!("topic {t:?} maps the same field and condition twice"),
+            ));
+        }
+        groups[g].entries.push(i);
+    }
+    let mut literal = HashMap::new();
+    let mut patterned = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        match group.pattern.literal() {
+            Some(t) => {
+                literal.insert(t, g);
+            }
+            None => patterned.push(g),
+        }
+    }
+    Ok((literal, patterned, groups))
 }
 
 /// The built-in profiles, in the order `auto` tries them.
@@ -673,6 +904,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("emqx", include_str!("profiles/emqx.yaml")),
     ("vernemq", include_str!("profiles/vernemq.yaml")),
     ("nanomq", include_str!("profiles/nanomq.yaml")),
+    ("rmqtt", include_str!("profiles/rmqtt.yaml")),
+    ("aedes", include_str!("profiles/aedes.yaml")),
     ("generic", include_str!("profiles/generic.yaml")),
 ];
 

@@ -9,7 +9,16 @@ fn builtin_profiles_compile_and_name_metrics_well() {
     let names: Vec<&str> = set.names().collect();
     assert_eq!(
         names,
-        ["mosquitto", "amqtt", "emqx", "vernemq", "nanomq", "generic"]
+        [
+            "mosquitto",
+            "amqtt",
+            "emqx",
+            "vernemq",
+            "nanomq",
+            "rmqtt",
+            "aedes",
+            "generic"
+        ]
     );
     for p in &set.profiles {
         for e in p.entries() {
@@ -36,8 +45,9 @@ fn builtin_profiles_compile_and_name_metrics_well() {
 #[test]
 fn patterns() {
     let p = Pattern::parse("brokers/{node}/stats/+/#").unwrap();
-    assert_eq!(p.matches("brokers/n1/stats/x"), Some(vec!["n1"]));
-    assert_eq!(p.matches("brokers/n1/stats/x/y/z"), Some(vec!["n1"]));
+    let labels = |t| p.matches(t).map(|c| c.labels);
+    assert_eq!(labels("brokers/n1/stats/x"), Some(vec!["n1"]));
+    assert_eq!(labels("brokers/n1/stats/x/y/z"), Some(vec!["n1"]));
     assert_eq!(p.matches("brokers/n1/stats"), None);
     assert_eq!(
         p.matches("brokers//stats/x"),
@@ -46,7 +56,7 @@ fn patterns() {
     );
     let q = Pattern::parse("broker/connection/{bridge}/state").unwrap();
     assert_eq!(
-        q.matches("broker/connection/edge/state"),
+        q.matches("broker/connection/edge/state").map(|c| c.labels),
         Some(vec!["edge"])
     );
     assert_eq!(q.matches("broker/connection/a/b/state"), None);
@@ -240,9 +250,9 @@ fn every_captured_mosquitto_topic_is_mapped() {
 fn bridges_and_misses() {
     let set = ProfileSet::builtin();
     let p = set.get("mosquitto").unwrap();
-    let (e, caps) = p.lookup("broker/connection/cloud-bridge/state").unwrap();
-    assert_eq!(caps, ["cloud-bridge"]);
-    assert_eq!(&*e.captures()[0], "bridge");
+    let m = p.lookup("broker/connection/cloud-bridge/state").unwrap();
+    assert_eq!(m.captured.labels, ["cloud-bridge"]);
+    assert_eq!(&*m.entries[0].captures()[0], "bridge");
     assert!(p.lookup("broker/connection//state").is_none());
     assert!(p.lookup("broker/connection/a/b/state").is_none());
     assert!(p.lookup("broker/something/new").is_none());
