@@ -39,36 +39,66 @@ pub(super) struct Replay {
     pub profile: Option<String>,
     pub counters: IngestCounters,
     pub snapshot: SysSnapshot,
-    pub lines: usize,
+    /// Outcome of every message when the picked profile is set, not auto-detected.
+    pub outcomes: Vec<Outcome>,
+    pub topics: usize,
 }
 
-/// Replays one capture through `auto`, spreading its lines over the 62 s it lasted.
-pub(super) fn replay(text: &str) -> Replay {
-    let cfg = SysConfig {
+fn cfg(profile: &str) -> SysConfig {
+    SysConfig {
         enabled: true,
         topic: "$SYS/#".into(),
-        profile: "auto".into(),
+        profile: profile.into(),
         max_series: 500,
         profiles: Arc::new(ProfileSet::builtin()),
-    };
-    let store = SysStore::new("b");
-    let counters = IngestCounters::default();
-    let mut ing = Ingest::new(&cfg, store.clone(), counters.clone());
-    let t0 = UNIX_EPOCH + Duration::from_secs(1_796_072_000);
-    let lines: Vec<&str> = text.lines().collect();
-    for (i, line) in lines.iter().enumerate() {
-        let (topic, payload) = line.split_once('\t').unwrap_or((line, ""));
-        let at = t0 + Duration::from_millis(62_000 * i as u64 / lines.len() as u64);
-        ing.handle(topic, &unescape(payload), at);
-    }
-    Replay {
-        profile: ing.profile().map(str::to_owned),
-        counters,
-        snapshot: store.snapshot(),
-        lines: lines.len(),
     }
 }
 
+/// Replays one capture, spreading its lines over the 62 s it lasted: once through `auto`,
+/// then once with the profile `auto` picked, which must end in the same series.
+pub(super) fn replay(text: &str) -> Replay {
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_796_072_000);
+    let lines: Vec<(&str, Vec<u8>, SystemTime)> = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let (topic, payload) = line.split_once('\t').unwrap_or((line, ""));
+            let n = text.lines().count() as u64;
+            let at = t0 + Duration::from_millis(62_000 * i as u64 / n);
+            (topic, unescape(payload), at)
+        })
+        .collect();
+    let run = |profile: &str| {
+        let store = SysStore::new("b");
+        let counters = IngestCounters::default();
+        let mut ing = Ingest::new(&cfg(profile), store.clone(), counters.clone());
+        let outcomes: Vec<Outcome> = lines
+            .iter()
+            .map(|(t, p, at)| ing.handle(t, p, *at))
+            .collect();
+        (ing.profile().map(str::to_owned), counters, store.snapshot(), outcomes)
+    };
+    let (profile, counters, snapshot, _) = run("auto");
+    let picked = profile.clone().unwrap_or_default();
+    let (_, fixed_counters, fixed, outcomes) = run(&picked);
+    assert_eq!(fixed.series, snapshot.series, "auto and {picked} disagree");
+    assert_eq!(fixed.info, snapshot.info, "auto and {picked} disagree");
+    assert_eq!(fixed_counters.parse_errors.get(), counters.parse_errors.get());
+    let topics = lines
+        .iter()
+        .map(|(t, ..)| *t)
+        .collect::<BTreeSet<_>>()
+        .len();
+    Replay {
+        profile,
+        counters,
+        snapshot,
+        outcomes,
+        topics,
+    }
+}
+
+/// Each capture and the profile `auto` must pick for it.
 const CAPTURES: &[(&str, &str)] = &[
     ("mosquitto-1.6.15", "mosquitto"),
     ("mosquitto-2.0.11-debian", "mosquitto"),
@@ -79,19 +109,73 @@ const CAPTURES: &[(&str, &str)] = &[
     ("rmqtt-0.24.0", "rmqtt"),
 ];
 
+/// The replay as reviewed text: what happened to the messages, then every exported series.
+fn render(name: &str, r: &Replay) -> String {
+    let count = |f: fn(&Outcome) -> bool| r.outcomes.iter().filter(|o| f(o)).count();
+    let typed: BTreeSet<&str> = r
+        .snapshot
+        .series
+        .keys()
+        .map(|(f, _)| &*f.name)
+        .filter(|n| *n != profile::SYS_VALUE)
+        .collect();
+    let mut out = format!(
+        "# capture: {name}.sys.tsv\n# profile: {}\n# messages {}, distinct topics {}: stored {}, ignored {}, refused {}, unmapped text {}, parse errors {}, dropped {}\n# typed families {}, mqtt_broker_sys_value series {}\n",
+        r.profile.as_deref().unwrap_or("-"),
+        r.outcomes.len(),
+        r.topics,
+        count(|o| *o == Outcome::Stored),
+        count(|o| *o == Outcome::Ignored),
+        count(|o| *o == Outcome::Refused),
+        count(|o| *o == Outcome::UnmappedText),
+        count(|o| matches!(o, Outcome::Invalid(_))),
+        count(|o| *o == Outcome::Dropped),
+        typed.len(),
+        r.snapshot
+            .series
+            .keys()
+            .filter(|(f, _)| &*f.name == profile::SYS_VALUE)
+            .count(),
+    );
+    for ((f, labels), v) in &r.snapshot.series {
+        let l: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        out.push_str(&format!("{}{{{}}} {v}\n", f.name, l.join(",")));
+    }
+    if let Some(i) = &r.snapshot.info {
+        out.push_str(&format!(
+            "mqtt_broker_info{{implementation={:?},version={:?},profile={:?}}}\n",
+            i.implementation, i.version, i.profile
+        ));
+    }
+    out
+}
+
 #[test]
-fn print_capture_stats() {
+fn every_real_capture_replays_with_its_profile_and_no_parse_error() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sys/captures");
-    for (name, _) in CAPTURES {
+    let update = std::env::var_os("UPDATE_CAPTURES").is_some();
+    for (name, want) in CAPTURES {
         let text = std::fs::read_to_string(dir.join(format!("{name}.sys.tsv"))).unwrap();
         let r = replay(&text);
-        eprintln!(
-            "{name}: lines {} profile {:?} series {} parse_errors {} dropped {}",
-            r.lines,
-            r.profile,
-            r.snapshot.series.len(),
-            r.counters.parse_errors.get(),
-            r.counters.series_dropped.get()
-        );
+        assert_eq!(r.profile.as_deref(), Some(*want), "{name}");
+        assert_eq!(r.counters.parse_errors.get(), 0, "{name}");
+        assert!(!r.outcomes.iter().any(|o| matches!(o, Outcome::Invalid(_))), "{name}");
+        assert_eq!(r.counters.series_dropped.get(), 0, "{name}");
+        // bounded: per-client topics never become series
+        assert!(r.snapshot.series.len() <= 60, "{name}: {} series", r.snapshot.series.len());
+        let info = r.snapshot.info.as_ref().unwrap_or_else(|| panic!("{name}: no info"));
+        assert!(!info.implementation.is_empty(), "{name}");
+        let got = render(name, &r);
+        let path = dir.join(format!("{name}.expected"));
+        if update {
+            std::fs::write(&path, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_CAPTURES=1 writes it)", path.display()));
+        assert_eq!(got, want, "{name}: the replay differs from {}", path.display());
     }
 }
