@@ -113,15 +113,23 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "bad-profile.yaml",
-        r#"5:16: brokers[0].sys.profile: unknown profile "hivemq": expected auto, mosquitto, amqtt, emqx, vernemq, nanomq, generic (or one defined under sys_profiles)"#,
+        r#"5:16: brokers[0].sys.profile: unknown profile "hivemq": expected auto, mosquitto, amqtt, emqx, vernemq, nanomq, rmqtt, aedes, generic (or one defined under sys_profiles)"#,
     ),
     (
         "bad-sys-profile-parser.yaml",
         r#"10:83: sys_profiles.acme.metrics[1].parser: parser "number" does not fit "mqtt_broker_messages_received_total": a counter (name ends in _total) takes the counter or event parser"#,
     ),
     (
+        "bad-sys-profile-when.yaml",
+        "9:114: sys_profiles.acme.metrics[1].when.is: unknown field `is`, expected `field` or `equals`",
+    ),
+    (
+        "bad-sys-profile-field.yaml",
+        r#"9:17: sys_profiles.acme.metrics[1].topic: topic "acme/stats" maps the same field and condition twice"#,
+    ),
+    (
         "bad-sys-profile-key.yaml",
-        "4:72: sys_profiles.acme.metrics[0].unit: unknown field `unit`, expected one of `topic`, `metric`, `parser`, `scale`, `labels`, `help`",
+        "4:72: sys_profiles.acme.metrics[0].unit: unknown field `unit`, expected one of `topic`, `metric`, `parser`, `scale`, `labels`, `help`, `field`, `when`, `min`, `max`, `unavailable`",
     ),
     (
         "bad-protocol.yaml",

@@ -76,14 +76,22 @@ pub(super) fn replay(text: &str) -> Replay {
             .iter()
             .map(|(t, p, at)| ing.handle(t, p, *at))
             .collect();
-        (ing.profile().map(str::to_owned), counters, store.snapshot(), outcomes)
+        (
+            ing.profile().map(str::to_owned),
+            counters,
+            store.snapshot(),
+            outcomes,
+        )
     };
     let (profile, counters, snapshot, _) = run("auto");
     let picked = profile.clone().unwrap_or_default();
     let (_, fixed_counters, fixed, outcomes) = run(&picked);
     assert_eq!(fixed.series, snapshot.series, "auto and {picked} disagree");
     assert_eq!(fixed.info, snapshot.info, "auto and {picked} disagree");
-    assert_eq!(fixed_counters.parse_errors.get(), counters.parse_errors.get());
+    assert_eq!(
+        fixed_counters.parse_errors.get(),
+        counters.parse_errors.get()
+    );
     let topics = lines
         .iter()
         .map(|(t, ..)| *t)
@@ -138,10 +146,7 @@ fn render(name: &str, r: &Replay) -> String {
             .count(),
     );
     for ((f, labels), v) in &r.snapshot.series {
-        let l: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v:?}"))
-            .collect();
+        let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
         out.push_str(&format!("{}{{{}}} {v}\n", f.name, l.join(",")));
     }
     if let Some(i) = &r.snapshot.info {
@@ -162,11 +167,22 @@ fn every_real_capture_replays_with_its_profile_and_no_parse_error() {
         let r = replay(&text);
         assert_eq!(r.profile.as_deref(), Some(*want), "{name}");
         assert_eq!(r.counters.parse_errors.get(), 0, "{name}");
-        assert!(!r.outcomes.iter().any(|o| matches!(o, Outcome::Invalid(_))), "{name}");
+        assert!(
+            !r.outcomes.iter().any(|o| matches!(o, Outcome::Invalid(_))),
+            "{name}"
+        );
         assert_eq!(r.counters.series_dropped.get(), 0, "{name}");
         // bounded: per-client topics never become series
-        assert!(r.snapshot.series.len() <= 60, "{name}: {} series", r.snapshot.series.len());
-        let info = r.snapshot.info.as_ref().unwrap_or_else(|| panic!("{name}: no info"));
+        assert!(
+            r.snapshot.series.len() <= 60,
+            "{name}: {} series",
+            r.snapshot.series.len()
+        );
+        let info = r
+            .snapshot
+            .info
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no info"));
         assert!(!info.implementation.is_empty(), "{name}");
         let got = render(name, &r);
         let path = dir.join(format!("{name}.expected"));
@@ -176,6 +192,11 @@ fn every_real_capture_replays_with_its_profile_and_no_parse_error() {
         }
         let want = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_CAPTURES=1 writes it)", path.display()));
-        assert_eq!(got, want, "{name}: the replay differs from {}", path.display());
+        assert_eq!(
+            got,
+            want,
+            "{name}: the replay differs from {}",
+            path.display()
+        );
     }
 }

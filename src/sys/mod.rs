@@ -661,7 +661,11 @@ impl Ingest {
         s.snap.last_update = Some(now_s);
         if let Some(old) = s.snap.series.get_mut(&key) {
             *old = v;
-            let seen = self.unknown.seen.entry(topic.to_owned()).or_insert((now, 0));
+            let seen = self
+                .unknown
+                .seen
+                .entry(topic.to_owned())
+                .or_insert((now, 0));
             *seen = (now, seen.1.saturating_add(1));
             return Outcome::Stored;
         }
@@ -682,8 +686,7 @@ impl Ingest {
                 let pattern = |t: &str| shape_matches(&shape, t);
                 let before = s.snap.series.len();
                 s.snap.series.retain(|(f, l), _| {
-                    !(Arc::ptr_eq(f, &self.sys_value)
-                        && l.first().is_some_and(|(_, t)| pattern(t)))
+                    !(Arc::ptr_eq(f, &self.sys_value) && l.first().is_some_and(|(_, t)| pattern(t)))
                 });
                 let removed = before - s.snap.series.len();
                 s.dynamic = s.dynamic.saturating_sub(removed);
@@ -725,10 +728,7 @@ impl Ingest {
         let mut s = self.store.lock();
         for t in stale {
             self.unknown.seen.remove(&t);
-            let key: Key = (
-                self.sys_value.clone(),
-                vec![(Arc::<str>::from("topic"), t)],
-            );
+            let key: Key = (self.sys_value.clone(), vec![(Arc::<str>::from("topic"), t)]);
             if s.snap.series.remove(&key).is_some() {
                 s.dynamic = s.dynamic.saturating_sub(1);
             }
@@ -896,6 +896,6 @@ impl Collector for SysCollector {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod captures;
+#[cfg(test)]
+mod tests;

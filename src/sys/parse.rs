@@ -172,7 +172,9 @@ pub const MAX_JSON_LEN: usize = 64 * 1024;
 /// A JSON object payload (rmqtt's `stats`, NanoMQ's client events). Leading NUL bytes are
 /// skipped: NanoMQ ≥ 0.24.2 puts one before the JSON of every event about an MQTT 5 client
 /// (seen in a real 0.25.3 capture).
-pub fn json_object(payload: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ParseError> {
+pub fn json_object(
+    payload: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, ParseError> {
     if payload.len() > MAX_JSON_LEN {
         return Err(ParseError::TooLong);
     }

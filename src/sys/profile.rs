@@ -780,11 +780,13 @@ fn value_action(
         ));
     }
     // Every built-in family is a count, size, duration, ratio or flag: never negative.
-    let min = e
-        .min
-        .unwrap_or(if known { 0.0 } else { f64::NEG_INFINITY });
+    let min = e.min.unwrap_or(if known { 0.0 } else { f64::NEG_INFINITY });
     let max = e.max.unwrap_or(f64::INFINITY);
-    for (v, f) in [(e.min, "min"), (e.max, "max"), (e.unavailable, "unavailable")] {
+    for (v, f) in [
+        (e.min, "min"),
+        (e.max, "max"),
+        (e.unavailable, "unavailable"),
+    ] {
         if v.is_some_and(|v| !v.is_finite()) {
             return Err(perr(at(f), "must be a finite number"));
         }

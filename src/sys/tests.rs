@@ -177,3 +177,288 @@ fn two_brokers_share_one_family_block() {
     );
     assert!(out.contains("mqtt_broker_clients_connected{broker=\"a\"} 1.0\nmqtt_broker_clients_connected{broker=\"b\"} 2.0"), "{out}");
 }
+
+fn auto_cfg(prefix: &str, max_series: usize) -> SysConfig {
+    SysConfig {
+        profile: "auto".into(),
+        ..cfg(prefix, max_series)
+    }
+}
+
+#[test]
+fn impossible_values_are_refused_counted_and_the_last_good_one_kept() {
+    let store = SysStore::new("b");
+    let counters = IngestCounters::default();
+    let mut ing = Ingest::new(&cfg("$SYS/", 500), store.clone(), counters.clone());
+    let get = |s: &Arc<SysStore>| s.snapshot().get("mqtt_broker_clients_disconnected", &[]);
+    assert_eq!(
+        ing.handle("$SYS/broker/clients/disconnected", b"3", t0()),
+        Outcome::Stored
+    );
+    // mosquitto 2.0 prints total - connected signed, 2.1 unsigned, while a socket has not
+    // sent CONNECT yet at the $SYS tick
+    for p in [&b"-1"[..], b"4294967295"] {
+        assert_eq!(
+            ing.handle("$SYS/broker/clients/disconnected", p, t0()),
+            Outcome::Refused
+        );
+        assert_eq!(
+            ing.handle("$SYS/broker/clients/inactive", p, t0()),
+            Outcome::Refused
+        );
+        assert_eq!(get(&store), Some(3.0));
+    }
+    assert_eq!(counters.values_refused.get(), 4);
+    assert_eq!(counters.parse_errors.get(), 0);
+    // every built-in family is non-negative, whatever the profile says
+    assert_eq!(
+        ing.handle("$SYS/broker/subscriptions/count", b"-2", t0()),
+        Outcome::Refused
+    );
+    assert_eq!(store.snapshot().get("mqtt_broker_subscriptions", &[]), None);
+    assert_eq!(
+        ing.handle("$SYS/broker/clients/disconnected", b"0", t0()),
+        Outcome::Stored
+    );
+    assert_eq!(get(&store), Some(0.0));
+}
+
+#[test]
+fn json_fields_conditions_and_their_failures() {
+    let store = SysStore::new("b");
+    let counters = IngestCounters::default();
+    let mut ing = Ingest::new(&auto_cfg("$SYS/", 500), store.clone(), counters.clone());
+    let stats = br#"{"connections.count":4,"connections.max":9,"sessions.count":5,"subscriptions.count":2,"subscriptions_shared.count":0,"topics.count":2,"retaineds.count":1,"message_storages.count":-1}"#;
+    assert_eq!(
+        ing.handle("$SYS/brokers/n1/stats", stats, t0()),
+        Outcome::Stored
+    );
+    assert_eq!(ing.profile(), Some("rmqtt"));
+    let snap = store.snapshot();
+    assert_eq!(
+        snap.get("mqtt_broker_clients_connected", &[("node", "n1")]),
+        Some(4.0)
+    );
+    // -1 means storage is off: no series, nothing counted
+    assert_eq!(
+        snap.get("mqtt_broker_stored_messages", &[("node", "n1")]),
+        None
+    );
+    assert_eq!(counters.values_refused.get(), 0);
+    // a field the profile maps is missing: a parse error, and that series goes
+    let short = br#"{"connections.max":9,"sessions.count":5,"subscriptions.count":2,"subscriptions_shared.count":0,"topics.count":2,"retaineds.count":1,"message_storages.count":7}"#;
+    assert_eq!(
+        ing.handle("$SYS/brokers/n1/stats", short, t0()),
+        Outcome::Invalid(parse::ParseError::MissingField)
+    );
+    let snap = store.snapshot();
+    assert_eq!(
+        snap.get("mqtt_broker_clients_connected", &[("node", "n1")]),
+        None
+    );
+    assert_eq!(
+        snap.get("mqtt_broker_stored_messages", &[("node", "n1")]),
+        Some(7.0)
+    );
+    assert_eq!(
+        snap.get("mqtt_broker_clients_registered", &[("node", "n1")]),
+        Some(5.0)
+    );
+    // not JSON at all: every series of the topic goes
+    assert_eq!(
+        ing.handle("$SYS/brokers/n1/stats", b"4", t0()),
+        Outcome::Invalid(parse::ParseError::NotJson)
+    );
+    assert_eq!(
+        store
+            .snapshot()
+            .get("mqtt_broker_clients_registered", &[("node", "n1")]),
+        None
+    );
+    assert_eq!(counters.parse_errors.get(), 2);
+    // per-client topics are ignored by design
+    assert_eq!(
+        ing.handle("$SYS/brokers/n1/clients/c1/connected", b"{}", t0()),
+        Outcome::Ignored
+    );
+
+    // NanoMQ >= 0.24.2: the kind is a field; MQTT 5 clients' events start with a NUL byte
+    let store = SysStore::new("b");
+    let counters = IngestCounters::default();
+    let mut ing = Ingest::new(&auto_cfg("$SYS/", 500), store.clone(), counters.clone());
+    let on = br#"{"status":"online","client_id":"c1","proto_ver":4}"#;
+    let off5 = b"\x00{\"status\":\"offline\",\"client_id\":\"c2\"}";
+    assert_eq!(
+        ing.handle("$SYS/brokers/client_status/c1", on, t0()),
+        Outcome::Stored
+    );
+    assert_eq!(ing.profile(), Some("nanomq"));
+    assert_eq!(
+        ing.handle("$SYS/brokers/client_status/c2", off5, t0()),
+        Outcome::Stored
+    );
+    assert_eq!(
+        ing.handle("$SYS/brokers/client_status/c2", off5, t0()),
+        Outcome::Stored
+    );
+    let snap = store.snapshot();
+    assert_eq!(
+        snap.get("mqtt_broker_client_connects_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        snap.get("mqtt_broker_client_disconnects_total", &[]),
+        Some(2.0)
+    );
+    // a kind no entry takes is a surprise on a mapped topic
+    assert!(matches!(
+        ing.handle(
+            "$SYS/brokers/client_status/c3",
+            br#"{"status":"sleeping"}"#,
+            t0()
+        ),
+        Outcome::Invalid(_)
+    ));
+    assert_eq!(counters.parse_errors.get(), 1);
+    // the client id never became a label
+    let out = encode(vec![store]);
+    assert!(!out.contains("c1") && !out.contains("c2"), "{out}");
+}
+
+#[test]
+fn an_instance_id_is_followed_not_labelled() {
+    let store = SysStore::new("b");
+    let counters = IngestCounters::default();
+    let mut ing = Ingest::new(&auto_cfg("$SYS/", 500), store.clone(), counters.clone());
+    let (a, b) = (
+        "5eff26d9-f9ed-46d9-a02f-d14b76f9ee10",
+        "0c4f3a9e-1b2d-4e5f-8a9b-0c1d2e3f4a5b",
+    );
+    let t = |s: u64| t0() + Duration::from_secs(s);
+    let topic = |id: &str, rest: &str| format!("$SYS/{id}/{rest}");
+    assert_eq!(
+        ing.handle(&topic(a, "memory/heap/current"), b"7183616", t(0)),
+        Outcome::Stored
+    );
+    assert_eq!(ing.profile(), Some("aedes"));
+    ing.handle(&topic(a, "clients/total"), b"3", t(0));
+    ing.handle(&topic(a, "new/clients"), b"c1", t(0));
+    // another instance while the followed one publishes (a cluster peer): not mixed in
+    assert_eq!(
+        ing.handle(&topic(b, "clients/total"), b"40", t(1)),
+        Outcome::Ignored
+    );
+    assert_eq!(
+        store.snapshot().get("mqtt_broker_clients_connected", &[]),
+        Some(3.0)
+    );
+    ing.handle(&topic(a, "clients/total"), b"4", t(20));
+    assert_eq!(
+        ing.handle(&topic(b, "clients/total"), b"41", t(45)),
+        Outcome::Ignored
+    );
+    // the followed one falls silent: the other takes over and the old values go with it
+    assert_eq!(
+        ing.handle(&topic(b, "clients/total"), b"42", t(20) + INSTANCE_SILENCE),
+        Outcome::Stored
+    );
+    let snap = store.snapshot();
+    assert_eq!(snap.get("mqtt_broker_clients_connected", &[]), Some(42.0));
+    assert_eq!(snap.get("mqtt_broker_heap_bytes", &[]), None);
+    assert_eq!(
+        snap.get("mqtt_broker_client_connects_total", &[]),
+        Some(0.0)
+    );
+    assert_eq!(snap.info.map(|i| i.implementation), Some("aedes".into()));
+    let out = encode(vec![store]);
+    assert!(!out.contains(a) && !out.contains(b), "{out}");
+    assert_eq!(counters.parse_errors.get(), 0);
+}
+
+#[test]
+fn unknown_topics_that_fan_out_over_a_key_are_dropped() {
+    let store = SysStore::new("b");
+    let counters = IngestCounters::default();
+    let mut ing = Ingest::new(&cfg("test/sys/", 500), store.clone(), counters.clone());
+    ing.handle("test/sys/custom/load", b"1", t0());
+    for i in 0..FANOUT_LIMIT - 1 {
+        let t = format!("test/sys/custom/clients/dev-{i}/inflight");
+        assert_eq!(ing.handle(&t, b"2", t0()), Outcome::Stored);
+    }
+    let sys_values = |s: &Arc<SysStore>| {
+        encode(vec![s.clone()])
+            .matches("mqtt_broker_sys_value{")
+            .count()
+    };
+    assert_eq!(sys_values(&store), FANOUT_LIMIT);
+    // one more client: the level is a key, its series go and no more are made
+    let last = format!("test/sys/custom/clients/dev-{FANOUT_LIMIT}/inflight");
+    assert_eq!(ing.handle(&last, b"2", t0()), Outcome::Dropped);
+    assert_eq!(
+        ing.handle("test/sys/custom/clients/dev-0/inflight", b"3", t0()),
+        Outcome::Dropped
+    );
+    assert_eq!(
+        ing.handle("test/sys/custom/clients/new/inflight", b"3", t0()),
+        Outcome::Dropped
+    );
+    let out = encode(vec![store.clone()]);
+    assert!(!out.contains("dev-"), "{out}");
+    assert!(out.contains("topic=\"test/sys/custom/load\"} 1.0"), "{out}");
+    assert_eq!(counters.series_dropped.get(), 3);
+    // and the slots are free for other topics
+    assert_eq!(
+        ing.handle("test/sys/custom/other", b"5", t0()),
+        Outcome::Stored
+    );
+    assert_eq!(sys_values(&store), 2);
+}
+
+#[test]
+fn unknown_topics_that_stop_updating_age_out() {
+    let store = SysStore::new("b");
+    let mut ing = Ingest::new(
+        &cfg("test/sys/", 500),
+        store.clone(),
+        IngestCounters::default(),
+    );
+    let t = |s: u64| t0() + Duration::from_secs(s);
+    ing.handle("test/sys/custom/static", b"7", t(0)); // once: a retained fact
+    ing.handle("test/sys/custom/gone", b"1", t(0));
+    ing.handle("test/sys/custom/gone", b"2", t(1)); // updated, then silent
+    ing.handle("test/sys/custom/live", b"1", t(1));
+    let alive = t(1) + UNKNOWN_STALE_AFTER;
+    ing.handle("test/sys/custom/live", b"2", alive);
+    assert!(encode(vec![store.clone()]).contains("custom/gone"));
+    ing.handle(
+        "test/sys/custom/live",
+        b"3",
+        alive + Duration::from_secs(11),
+    );
+    let out = encode(vec![store]);
+    assert!(!out.contains("custom/gone"), "{out}");
+    assert!(
+        out.contains("topic=\"test/sys/custom/static\"} 7.0"),
+        "{out}"
+    );
+    assert!(out.contains("topic=\"test/sys/custom/live\"} 3.0"), "{out}");
+}
+
+#[test]
+fn the_info_implementation_is_never_empty() {
+    let store = SysStore::new("b");
+    let mut ing = Ingest::new(
+        &SysConfig {
+            profile: "generic".into(),
+            ..cfg("$SYS/", 500)
+        },
+        store.clone(),
+        IngestCounters::default(),
+    );
+    ing.handle("$SYS/broker/version", b"5.0.3", t0());
+    let info = store.snapshot().info.unwrap();
+    assert_eq!(
+        (info.implementation.as_str(), info.version.as_str()),
+        ("unknown", "5.0.3")
+    );
+}

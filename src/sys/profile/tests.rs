@@ -396,6 +396,61 @@ fn user_profile_mistakes_are_named() {
             "detect[0].payload",
             "regular expression",
         ),
+        (
+            "x: {metrics: [{topic: a, metric: mqtt_broker_x, parser: duration, field: f}]}",
+            "metrics[0].field",
+            "JSON field holds a number",
+        ),
+        (
+            "x: {metrics: [{topic: a, metric: mqtt_broker_x, field: ''}]}",
+            "metrics[0].field",
+            "empty field",
+        ),
+        (
+            "x: {metrics: [{topic: a, metric: mqtt_broker_x_total, parser: event, when: {field: '', equals: on}}]}",
+            "metrics[0].when.field",
+            "empty field",
+        ),
+        (
+            "x: {metrics: [{topic: a, metric: mqtt_broker_x, field: f}, {topic: a, metric: mqtt_broker_y, field: f}]}",
+            "metrics[1].topic",
+            "same field and condition twice",
+        ),
+        (
+            "x: {metrics: [{topic: a, metric: mqtt_broker_x, field: f}, {topic: a, metric: mqtt_broker_y}]}",
+            "metrics[1].topic",
+            "mapped twice",
+        ),
+        (
+            "x: {metrics: [{topic: a, metric: mqtt_broker_x, field: f}], ignore: [a]}",
+            "ignore[0]",
+            "mapped twice",
+        ),
+        (
+            "x: {metrics: [{topic: a, metric: mqtt_broker_x, min: 5, max: 1}]}",
+            "metrics[0].max",
+            "below min",
+        ),
+        (
+            "x: {metrics: [{topic: a, metric: mqtt_broker_x, unavailable: .nan}]}",
+            "metrics[0].unavailable",
+            "finite",
+        ),
+        (
+            "x: {metrics: [{topic: a, metric: mqtt_broker_info, field: version}]}",
+            "metrics[0].field",
+            "takes no field",
+        ),
+        (
+            "x: {metrics: [{topic: a, metric: mqtt_broker_x, labels: {instance: y}}]}",
+            "metrics[0].labels.instance",
+            "scrape target",
+        ),
+        (
+            "x: {metrics: [{topic: '{instance}/{instance}', metric: mqtt_broker_x}]}",
+            "metrics[0].topic",
+            "twice",
+        ),
     ];
     for (yaml, path, msg) in cases {
         let (_, e) = user(yaml)
