@@ -17,9 +17,17 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse::duration(data, 0.001);
     let _ = parse::since(data, 1.0, 1.8e9);
     let _ = parse::version(data);
+    if let Ok(obj) = parse::json_object(data) {
+        for v in obj.values() {
+            let _ = parse::json_number(v);
+            let _ = parse::json_text(v);
+        }
+    }
     // first byte picks the profile, then "topic\0payload" pairs
     let Some((&pick, rest)) = data.split_first() else { return };
-    let names = ["auto", "mosquitto", "amqtt", "emqx", "vernemq", "nanomq", "generic"];
+    // every built-in profile, so a new one is fuzzed without editing this list
+    let set = profiles();
+    let names: Vec<&str> = std::iter::once("auto").chain(set.names()).collect();
     let cfg = SysConfig {
         enabled: true,
         topic: "$SYS/#".into(),
@@ -28,8 +36,10 @@ fuzz_target!(|data: &[u8]| {
         profiles: profiles(),
     };
     let mut ing = Ingest::new(&cfg, SysStore::new("f"), IngestCounters::default());
-    let t = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let mut t = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     for pair in rest.split(|b| *b == b'\n') {
+        // message time moves on, past the instance-silence and ageing limits now and then
+        t += Duration::from_secs(37);
         let (topic, payload) = match pair.iter().position(|b| *b == 0) {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &[][..]),

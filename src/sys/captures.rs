@@ -42,6 +42,9 @@ pub(super) struct Replay {
     /// Outcome of every message when the picked profile is set, not auto-detected.
     pub outcomes: Vec<Outcome>,
     pub topics: usize,
+    /// Per profile topic pattern (or `(unmapped)`) and outcome: how many messages, and the
+    /// families the pattern's entries write.
+    pub by_pattern: BTreeMap<(String, String), (usize, BTreeSet<String>)>,
 }
 
 fn cfg(profile: &str) -> SysConfig {
@@ -97,12 +100,40 @@ pub(super) fn replay(text: &str) -> Replay {
         .map(|(t, ..)| *t)
         .collect::<BTreeSet<_>>()
         .len();
+    let set = ProfileSet::builtin();
+    let p = set.get(&picked).expect("picked profile exists");
+    let mut by_pattern: BTreeMap<(String, String), (usize, BTreeSet<String>)> = BTreeMap::new();
+    for ((t, ..), o) in lines.iter().zip(&outcomes) {
+        let rel = t.strip_prefix("$SYS/").unwrap_or(t);
+        let (pattern, families) = match p.lookup(rel) {
+            Some(m) => (
+                m.topic.to_owned(),
+                m.entries
+                    .iter()
+                    .filter_map(|e| match &e.action {
+                        Action::Value { family, .. } => Some(family.name.to_string()),
+                        Action::Version => Some(profile::INFO.to_owned()),
+                        Action::Ignore => None,
+                    })
+                    .collect(),
+            ),
+            None => ("(unmapped)".to_owned(), BTreeSet::new()),
+        };
+        let kind = match o {
+            Outcome::Invalid(e) => format!("invalid: {e}"),
+            other => format!("{other:?}").to_lowercase(),
+        };
+        let slot = by_pattern.entry((pattern, kind)).or_default();
+        slot.0 += 1;
+        slot.1.extend(families);
+    }
     Replay {
         profile,
         counters,
         snapshot,
         outcomes,
         topics,
+        by_pattern,
     }
 }
 
@@ -145,6 +176,15 @@ fn render(name: &str, r: &Replay) -> String {
             .filter(|(f, _)| &*f.name == profile::SYS_VALUE)
             .count(),
     );
+    for ((pattern, kind), (n, families)) in &r.by_pattern {
+        let f: Vec<&str> = families.iter().map(String::as_str).collect();
+        let to = if f.is_empty() {
+            String::new()
+        } else {
+            format!(" -> {}", f.join(", "))
+        };
+        out.push_str(&format!("# {pattern}: {n} {kind}{to}\n"));
+    }
     for ((f, labels), v) in &r.snapshot.series {
         let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
         out.push_str(&format!("{}{{{}}} {v}\n", f.name, l.join(",")));

@@ -504,6 +504,8 @@ struct Detect {
 /// The entries one topic pattern maps to: one, or several reading fields of a JSON payload.
 #[derive(Debug)]
 struct Group {
+    /// The topic pattern as written.
+    topic: Arc<str>,
     pattern: Pattern,
     entries: Vec<usize>,
 }
@@ -512,6 +514,8 @@ struct Group {
 /// captured.
 #[derive(Debug)]
 pub struct Matched<'p, 't> {
+    /// The topic pattern as written in the profile (`brokers/{node}/stats`).
+    pub topic: &'p str,
     pub entries: Vec<&'p Entry>,
     pub captured: Captured<'t>,
 }
@@ -549,6 +553,7 @@ impl Profile {
             })?,
         };
         Some(Matched {
+            topic: &group.topic,
             entries: group.entries.iter().map(|&i| &self.entries[i]).collect(),
             captured,
         })
@@ -856,6 +861,7 @@ fn group_entries(def: &ProfileDef, entries: &[Entry]) -> Result<Grouped, Profile
         let Some(&g) = by_topic.get(t) else {
             by_topic.insert(t, groups.len());
             groups.push(Group {
+                topic: t.into(),
                 pattern: e.pattern.clone(),
                 entries: vec![i],
             });

@@ -84,7 +84,8 @@ notify:
         })
     });
     // a broker-supplied topic with a bidi override (mosquitto refuses C0/C1 control
-    // characters in topics, not Unicode format characters) and an invalid payload is logged
+    // characters in topics, not Unicode format characters) and an invalid payload on a mapped
+    // topic (a bridge's state) is logged
     let st = Command::new("mosquitto_pub")
         .args([
             "-p",
@@ -94,7 +95,12 @@ notify:
             "-P",
             BROKER_PW,
         ])
-        .args(["-t", "test/sys/\u{202e}der/x", "-m", "not-a-number"])
+        .args([
+            "-t",
+            "test/sys/broker/connection/\u{202e}der/state",
+            "-m",
+            "not-a-number",
+        ])
         .status()
         .unwrap();
     assert!(st.success());
