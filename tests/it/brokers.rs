@@ -115,14 +115,20 @@ fn aedes_collected_and_probed(broker: &Broker) -> (Sentinel, Scrape) {
         broker.url(),
         probes_yaml(&qos)
     ));
-    // first what needs no profile, then what only the aedes profile maps (`$SYS/<id>/uptime`)
+    // first what needs no profile, then what only the aedes profile maps. aedes-stats
+    // publishes (retained) once a second: the first values we get may predate our session and
+    // our probes' publishes, so wait for a later tick rather than assert on the first one.
     s.wait_scrape(Duration::from_secs(60), "aedes up and probed", |sc| {
         val(sc, "mqtt_up", &[]) == Some(1.0) && probes_succeed(sc, &qos)
     });
     let sc = s.wait_scrape(
         Duration::from_secs(60),
-        "mqtt_broker_uptime_seconds from aedes' $SYS tree (the aedes profile)",
-        |sc| val(sc, "mqtt_broker_uptime_seconds", &[]).is_some(),
+        "the aedes profile: mqtt_broker_uptime_seconds, mqtt_broker_clients_connected >= 1 and mqtt_broker_publish_messages_received_total > 0",
+        |sc| {
+            val(sc, "mqtt_broker_uptime_seconds", &[]).is_some()
+                && val(sc, "mqtt_broker_clients_connected", &[]) >= Some(1.0)
+                && val(sc, "mqtt_broker_publish_messages_received_total", &[]) > Some(0.0)
+        },
     );
     (s, sc)
 }
