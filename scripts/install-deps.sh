@@ -2,6 +2,7 @@
 # Installs the Debian packages mqtt-sentinel's build and tests need, when missing.
 # Root only installs; as another user it lists what is missing and fails.
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
 
 need=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
@@ -18,6 +19,8 @@ have_pkg libssl-dev || need+=(libssl-dev)     # Paho C with TLS
 have_cmd curl || need+=(curl)                 # scripts/demo.sh and the benchmark
 have_cmd nats-server || need+=(nats-server)   # the NATS (MQTT 3.1.1 fallback) test
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)  # QoS 2 unsupported test
+have_cmd node || need+=(nodejs)               # aedes, a Node.js broker (below)
+have_cmd npm || need+=(npm)
 
 # amqtt, a Python broker with a $SYS tree, is on PyPI only (pinned: the fixture is its 0.12.1).
 if ! have_cmd amqtt; then
@@ -27,7 +30,26 @@ if ! have_cmd amqtt; then
     have_cmd amqtt || { echo "amqtt installed but not on PATH ($(python3 -m site --user-base)/bin?)" >&2; exit 1; }
 fi
 
+# aedes (with aedes-stats for its $SYS tree) is on npm only, pinned. Installed into the work
+# tree, where tests/it/support/brokers.rs (`Broker::aedes`) finds it without network.
+install_aedes() {
+    local dir="$root/target/tools/aedes" want="aedes@1.2.0 aedes-stats@4.0.0" have
+    have=$(cd "$dir" 2>/dev/null && node -p 'const v = (p) => require(`./node_modules/${p}/package.json`).version; `aedes@${v("aedes")} aedes-stats@${v("aedes-stats")}`' 2>/dev/null || true)
+    [ "$have" = "$want" ] && return 0
+    # aedes 1.x declares engines.node >=20 (Debian 12's nodejs is 18.20: too old)
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]')
+    if ((major < 20)); then
+        echo "aedes 1.2.0 needs Node.js >= 20, this node is $(node --version)" >&2
+        exit 1
+    fi
+    echo "installing: $want (npm) into $dir" >&2
+    # shellcheck disable=SC2086 # two package specs
+    npm install --silent --no-audit --no-fund --save-exact --prefix "$dir" $want >&2
+}
+
 if ((${#need[@]} == 0)); then
+    install_aedes
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
@@ -44,3 +66,4 @@ for svc in mosquitto prometheus nats-server epmd; do
 done
 pkill -f '^/usr/bin/prometheus-alertmanager' 2>/dev/null || true
 pkill -f '^/usr/lib/erlang/erts-[^ ]*/bin/beam' 2>/dev/null || true   # a packaged rabbitmq node
+install_aedes

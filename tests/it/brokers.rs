@@ -1,5 +1,6 @@
-//! Brokers other than a lone mosquitto: amqtt (full collect + probe), nats-server (probes
-//! through the MQTT 3.1.1 fallback, no `$SYS`), and a mosquitto bridge going down and up.
+//! Brokers other than a lone mosquitto: amqtt and aedes (full collect + probe), nats-server
+//! (probes through the MQTT 3.1.1 fallback, no `$SYS`), rabbitmq-server, and a mosquitto
+//! bridge going down and up.
 
 use crate::support::brokers::Broker;
 use crate::support::scrape::Scrape;
@@ -103,6 +104,95 @@ fn amqtt_is_recognised_collected_and_probed_over_3_1_1() {
         sc.find("mqtt_broker_sys_value", &[]).is_empty(),
         "every amqtt topic is mapped or ignored"
     );
+}
+
+/// Sentinel watching `broker` as `b` with round trips at QoS 0, 1 and 2, once aedes' `$SYS`
+/// tree is collected and every probe has succeeded.
+fn aedes_collected_and_probed(broker: &Broker) -> (Sentinel, Scrape) {
+    let qos = [0, 1, 2];
+    let s = Sentinel::start(&format!(
+        "brokers:\n  - name: b\n    url: {}\n{}",
+        broker.url(),
+        probes_yaml(&qos)
+    ));
+    // first what needs no profile, then what only the aedes profile maps. aedes-stats
+    // publishes (retained) once a second: the first values we get may predate our session and
+    // our probes' publishes, so wait for a later tick rather than assert on the first one.
+    s.wait_scrape(Duration::from_secs(60), "aedes up and probed", |sc| {
+        val(sc, "mqtt_up", &[]) == Some(1.0) && probes_succeed(sc, &qos)
+    });
+    let sc = s.wait_scrape(
+        Duration::from_secs(60),
+        "the aedes profile: mqtt_broker_uptime_seconds, mqtt_broker_clients_connected >= 1 and mqtt_broker_publish_messages_received_total > 0",
+        |sc| {
+            val(sc, "mqtt_broker_uptime_seconds", &[]).is_some()
+                && val(sc, "mqtt_broker_clients_connected", &[]) >= Some(1.0)
+                && val(sc, "mqtt_broker_publish_messages_received_total", &[]) > Some(0.0)
+        },
+    );
+    (s, sc)
+}
+
+#[test]
+fn aedes_is_recognised_collected_and_probed() {
+    let broker = Broker::aedes();
+    let (s, sc) = aedes_collected_and_probed(&broker);
+    let info = sc.find("mqtt_broker_info", &[("broker", "b")]);
+    assert_eq!(info.len(), 1, "{}\n{}", s.logs(), broker.log());
+    assert_eq!(info[0].labels["profile"], "aedes");
+    assert_eq!(info[0].labels["implementation"], "aedes");
+    // aedes speaks MQTT 3.1.1 only: the session falls back
+    assert_eq!(
+        val(&sc, "mqtt_connection_info", &[("protocol", "3.1.1")]),
+        Some(1.0),
+        "{}",
+        s.logs()
+    );
+    // aedes-stats: `clients/total` and `clients/maximum` count our session and probes
+    assert!(val(&sc, "mqtt_broker_clients_connected", &[]) >= Some(1.0));
+    assert!(val(&sc, "mqtt_broker_clients_maximum", &[]) >= Some(1.0));
+    assert!(val(&sc, "mqtt_broker_heap_bytes", &[]) > Some(1e6));
+    // `messages/publish/sent` counts every non-$SYS PUBLISH aedes accepted: our probes'
+    assert!(val(&sc, "mqtt_broker_publish_messages_received_total", &[]) > Some(0.0));
+    // `new/clients` events, counted from when we subscribed
+    assert!(
+        val(&sc, "mqtt_broker_client_connects_total", &[]).is_some(),
+        "{}",
+        s.logs()
+    );
+    assert_eq!(
+        val(&sc, "mqtt_sentinel_sys_parse_errors_total", &[]),
+        Some(0.0)
+    );
+    assert!(
+        sc.find("mqtt_broker_sys_value", &[]).is_empty(),
+        "every aedes topic is mapped or ignored: {:?}",
+        sc.find("mqtt_broker_sys_value", &[])
+    );
+    // `memory/heap/maximum` is V8's heapTotal (it grows and shrinks) and `cpu/usage` is the
+    // whole host's: neither means what these metrics mean, so the profile leaves them out
+    assert_eq!(val(&sc, "mqtt_broker_heap_maximum_bytes", &[]), None);
+    assert_eq!(val(&sc, "mqtt_broker_cpu_usage_ratio", &[]), None);
+}
+
+#[test]
+fn aedes_series_do_not_carry_its_instance_id() {
+    // aedes publishes under `$SYS/<instance id>/`, a random UUID per start unless set: the
+    // series must be the same whatever it is, or every broker restart makes new ones.
+    let id = "aedes-instance-5f0c2e";
+    let broker = Broker::aedes_with(Some(id), true);
+    let (s, sc) = aedes_collected_and_probed(&broker);
+    assert!(
+        val(&sc, "mqtt_sentinel_sys_messages_total", &[]) > Some(0.0),
+        "{}",
+        s.logs()
+    );
+    let carrying: Vec<_> = sc
+        .samples
+        .iter()
+        .filter(|x| x.name.contains(id) || x.labels.values().any(|v| v.contains(id)))
+        .collect();
+    assert!(carrying.is_empty(), "{carrying:?}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! MQTT brokers other than mosquitto, each on a free loopback port in a temp dir and killed
-//! on drop: amqtt (PyPI) and nats-server (Debian, MQTT with JetStream). `scripts/install-deps.sh`
-//! installs both.
+//! on drop: amqtt (PyPI), nats-server (Debian, MQTT with JetStream), rabbitmq-server (Debian)
+//! and aedes (npm, run by `aedes-broker.cjs` beside this file). `scripts/install-deps.sh`
+//! installs them all.
 
 use super::wait::wait_until;
 use std::net::{TcpListener, TcpStream};
@@ -52,18 +53,24 @@ impl Broker {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("{name}: {e} ({install}; scripts/install-deps.sh does it)"));
-        let b = Broker {
+        let mut b = Broker {
             child,
             port,
             dir,
             name,
         };
         // RabbitMQ boots an Erlang VM: ~10 s on an idle machine, well over 30 s on a loaded
-        // 2-core CI box. A deadline for a broker that never comes up, not a timing.
+        // 2-core CI box. A deadline for a broker that never comes up, not a timing. A broker
+        // that exited (a missing module, a taken port) fails at once, with its log.
         wait_until(
             Duration::from_secs(120),
             &format!("{name} accepting"),
-            || TcpStream::connect(("127.0.0.1", port)).ok(),
+            || {
+                if let Ok(Some(st)) = b.child.try_wait() {
+                    panic!("{name} exited before accepting: {st}\n{}", b.log());
+                }
+                TcpStream::connect(("127.0.0.1", port)).ok()
+            },
         );
         b
     }
@@ -152,6 +159,52 @@ impl Broker {
                     .env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq.conf"))
                     .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
                     .env("RABBITMQ_PID_FILE", d.join("pid"));
+                c
+            },
+        )
+    }
+
+    /// aedes 1.2 with aedes-stats publishing `$SYS/<id>/...` every second, anonymous clients
+    /// allowed, Nagle left on (Node's default) and a random instance id.
+    pub fn aedes() -> Broker {
+        Broker::aedes_with(None, false)
+    }
+
+    /// aedes with a fixed instance id (`$SYS/<id>/...`) and/or `noDelay` on every accepted
+    /// socket (`socket.setNoDelay(true)`).
+    pub fn aedes_with(id: Option<&str>, no_delay: bool) -> Broker {
+        let install = "npm install --prefix target/tools/aedes aedes@1.2.0 aedes-stats@4.0.0";
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let modules = root.join("target/tools/aedes");
+        for pkg in ["aedes", "aedes-stats"] {
+            let manifest = modules.join("node_modules").join(pkg).join("package.json");
+            assert!(
+                manifest.is_file(),
+                "aedes: {} is missing ({install}; scripts/install-deps.sh does it)",
+                manifest.display()
+            );
+        }
+        let script = root.join("tests/it/support/aedes-broker.cjs");
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        Broker::spawn(
+            "aedes",
+            &format!("node (Node.js >= 20) and {install}"),
+            port,
+            dir,
+            |_| {
+                let mut c = Command::new("node");
+                c.arg(&script)
+                    .arg("--modules")
+                    .arg(&modules)
+                    .arg("--port")
+                    .arg(port.to_string());
+                if let Some(id) = id {
+                    c.arg("--id").arg(id);
+                }
+                if no_delay {
+                    c.arg("--no-delay");
+                }
                 c
             },
         )
