@@ -43,9 +43,11 @@ install_aedes() {
         echo "aedes 1.2.0 needs Node.js >= 20, this node is $(node --version)" >&2
         exit 1
     fi
-    echo "installing: $want (npm) into $dir" >&2
-    # shellcheck disable=SC2086 # two package specs
-    npm install --silent --no-audit --no-fund --save-exact --prefix "$dir" $want >&2
+    # the whole dependency tree is pinned by the lockfile in tests/it/support/aedes/
+    echo "installing: $want (npm ci) into $dir" >&2
+    mkdir -p "$dir"
+    cp "$root/tests/it/support/aedes/package.json" "$root/tests/it/support/aedes/package-lock.json" "$dir/"
+    npm ci --silent --no-audit --no-fund --prefix "$dir" >&2
 }
 
 if ((${#need[@]} == 0)); then
