@@ -3,8 +3,8 @@
 //! to the reviewed `<capture>.expected` file beside it (`UPDATE_CAPTURES=1` rewrites those).
 
 use super::*;
-use crate::config::SysConfig;
 use crate::sys::profile::ProfileSet;
+use crate::sys::profile::tests::sys_cfg;
 use std::path::Path;
 
 /// Undo the capture format's escapes: `\\`, `\t`, `\n`, `\r`, `\xNN`.
@@ -47,16 +47,6 @@ pub(super) struct Replay {
     pub by_pattern: BTreeMap<(String, String), (usize, BTreeSet<String>)>,
 }
 
-fn cfg(profile: &str) -> SysConfig {
-    SysConfig {
-        enabled: true,
-        topic: "$SYS/#".into(),
-        profile: profile.into(),
-        max_series: 500,
-        profiles: Arc::new(ProfileSet::builtin()),
-    }
-}
-
 /// Replays one capture, spreading its lines over the 62 s it lasted: once through `auto`,
 /// then once with the profile `auto` picked, which must end in the same series.
 pub(super) fn replay(text: &str) -> Replay {
@@ -74,7 +64,7 @@ pub(super) fn replay(text: &str) -> Replay {
     let run = |profile: &str| {
         let store = SysStore::new("b");
         let counters = IngestCounters::default();
-        let mut ing = Ingest::new(&cfg(profile), store.clone(), counters.clone());
+        let mut ing = Ingest::new(&sys_cfg(profile), store.clone(), counters.clone());
         let outcomes: Vec<Outcome> = lines
             .iter()
             .map(|(t, p, at)| ing.handle(t, p, *at))

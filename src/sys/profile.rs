@@ -1042,4 +1042,4 @@ impl ProfileSet {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

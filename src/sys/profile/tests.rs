@@ -134,7 +134,8 @@ fn expectation(e: &str) -> (String, Vec<(String, String)>, Option<f64>) {
     (name, labels, value.map(|v| v.parse().unwrap()))
 }
 
-fn sys_cfg(profile: &str) -> SysConfig {
+/// The built-in profiles under `$SYS/`, up to 500 broker-labelled series.
+pub(crate) fn sys_cfg(profile: &str) -> SysConfig {
     SysConfig {
         enabled: true,
         topic: "$SYS/#".into(),
