@@ -3,9 +3,12 @@
 //! to the reviewed `<capture>.expected` file beside it (`UPDATE_CAPTURES=1` rewrites those).
 
 use super::*;
+use crate::sys::profile::Action;
 use crate::sys::profile::ProfileSet;
 use crate::sys::profile::tests::sys_cfg;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Undo the capture format's escapes: `\\`, `\t`, `\n`, `\r`, `\xNN`.
 fn unescape(s: &str) -> Vec<u8> {

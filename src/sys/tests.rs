@@ -2,7 +2,8 @@ use super::*;
 use crate::config::SysConfig;
 use crate::sys::profile::ProfileSet;
 use prometheus_client::registry::Registry;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn cfg(prefix: &str, max_series: usize) -> SysConfig {
     SysConfig {
