@@ -497,7 +497,7 @@ impl Connection {
                 info!(broker = %self.cfg.name, "$SYS messages arrived after all; collecting them");
             }
             self.sys_seen = (true, true);
-            ing.handle(topic, r.msg.payload(), SystemTime::now());
+            ing.handle_message(topic, r.msg.payload(), r.msg.retained(), SystemTime::now());
         }
     }
 }

@@ -68,7 +68,7 @@ const AUTO_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 struct Auto {
     chosen: Option<Arc<Profile>>,
-    pending: Vec<(String, Vec<u8>, SystemTime)>,
+    pending: Vec<(String, Vec<u8>, bool, SystemTime)>,
     first: Option<SystemTime>,
     /// Gave up waiting: generic is in use until a profile is recognised.
     fallback: bool,
@@ -91,9 +91,8 @@ pub struct Ingest {
     warned_invalid: bool,
     warned_refused: bool,
     unknown: Unknown,
-    /// The broker instance followed this session (`{instance}` profiles) and when it last
-    /// published.
-    instance: Option<(String, SystemTime)>,
+    /// The broker instance followed this session (`{instance}` profiles).
+    instance: Option<Followed>,
 }
 
 enum Route {
@@ -157,7 +156,21 @@ impl Ingest {
         self.instance = None;
     }
 
+    /// One `$SYS` message that was not retained (tests; see [`Ingest::handle_message`]).
     pub fn handle(&mut self, topic: &str, payload: &[u8], now: SystemTime) -> Outcome {
+        self.handle_message(topic, payload, false, now)
+    }
+
+    /// One `$SYS` message. `retained` is the PUBLISH's retain flag: a retained message may
+    /// describe a broker instance that no longer runs, so it never takes the place of a live
+    /// one (see [`INSTANCE_SILENCE`]).
+    pub fn handle_message(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        retained: bool,
+        now: SystemTime,
+    ) -> Outcome {
         self.counters.messages.inc();
         self.sweep_unknown(now);
         let rel = topic.strip_prefix(&self.prefix).unwrap_or(topic);
@@ -186,7 +199,7 @@ impl Ingest {
                 self.auto.first.get_or_insert(now);
                 self.auto
                     .pending
-                    .push((topic.to_owned(), payload.to_vec(), now));
+                    .push((topic.to_owned(), payload.to_vec(), retained, now));
                 self.store.lock().snap.last_update = Some(unix(now));
                 return Outcome::Buffered;
             }
@@ -214,12 +227,12 @@ impl Ingest {
                 g
             }
         };
-        self.handle_with(&profile, topic, payload, now)
+        self.handle_with(&profile, topic, payload, retained, now)
     }
 
     fn replay(&mut self, p: &Arc<Profile>) {
-        for (t, pl, at) in std::mem::take(&mut self.auto.pending) {
-            self.handle_with(p, &t, &pl, at);
+        for (t, pl, retained, at) in std::mem::take(&mut self.auto.pending) {
+            self.handle_with(p, &t, &pl, retained, at);
         }
     }
 
@@ -228,13 +241,14 @@ impl Ingest {
         profile: &Arc<Profile>,
         topic: &str,
         payload: &[u8],
+        retained: bool,
         now: SystemTime,
     ) -> Outcome {
         if self.started.as_deref() != Some(&*profile.name) {
             self.start(profile);
         }
         let rel = topic.strip_prefix(&self.prefix).unwrap_or(topic);
-        let outcome = self.apply(profile, topic, rel, payload, now);
+        let outcome = self.apply(profile, topic, rel, payload, retained, now);
         match &outcome {
             Outcome::Invalid(e) => {
                 self.counters.parse_errors.inc();
@@ -250,14 +264,15 @@ impl Ingest {
                     tracing::debug!(broker = %self.store.broker, topic = %topic.escape_debug(), error = %e, "invalid $SYS payload");
                 }
             }
-            Outcome::Dropped => {
-                self.counters.series_dropped.inc();
-            }
             Outcome::UnmappedText => {
                 self.counters.unmapped_text.inc();
             }
-            // refusals are counted per value, in `apply`
-            Outcome::Stored | Outcome::Ignored | Outcome::Refused | Outcome::Buffered => {}
+            // refusals and drops are counted per value where they happen
+            Outcome::Stored
+            | Outcome::Ignored
+            | Outcome::Refused
+            | Outcome::Dropped
+            | Outcome::Buffered => {}
         }
         outcome
     }
@@ -299,6 +314,7 @@ impl Ingest {
         topic: &str,
         rel: &str,
         payload: &[u8],
+        retained: bool,
         now: SystemTime,
     ) -> Outcome {
         let now_s = unix(now);
@@ -306,7 +322,7 @@ impl Ingest {
             return self.unmapped(topic, payload, now);
         };
         if let Some(id) = m.captured.instance {
-            if !self.follow_instance(profile, id, now) {
+            if !self.follow_instance(profile, id, retained, now) {
                 self.store.lock().snap.last_update = Some(now_s);
                 return Outcome::Ignored;
             }
@@ -329,8 +345,7 @@ impl Ingest {
                         .iter()
                         .filter_map(|e| value_key(e, &m.captured.labels))
                         .collect();
-                    let dynamic = !m.captured.labels.is_empty();
-                    return self.invalid(&keys, dynamic, e, now_s);
+                    return self.invalid(&keys, e, now_s);
                 }
             }
         } else {
@@ -359,18 +374,22 @@ impl Ingest {
                     continue;
                 }
             }
+            // A number as published, so `unavailable` compares before `scale` applies.
+            let number = |raw: Result<f64, ParseError>| {
+                raw.map(|v| (*unavailable != Some(v)).then_some(v * scale))
+            };
             let v = match (field, &json) {
-                (Some(f), Some(obj)) => obj
-                    .get(&**f)
-                    .ok_or(ParseError::MissingField)
-                    .and_then(parse::json_number)
-                    .map(|v| v * scale),
+                (Some(f), Some(obj)) => number(
+                    obj.get(&**f)
+                        .ok_or(ParseError::MissingField)
+                        .and_then(parse::json_number),
+                ),
                 _ => match parser {
-                    Parser::Number | Parser::Counter => parse::number(payload).map(|v| v * scale),
-                    Parser::Duration => parse::duration(payload, *scale),
-                    Parser::Since => parse::since(payload, *scale, now_s),
-                    Parser::Flag => parse::flag(payload).map(|up| if up { 1.0 } else { 0.0 }),
-                    Parser::Event => Ok(1.0),
+                    Parser::Number | Parser::Counter => number(parse::number(payload)),
+                    Parser::Duration => parse::duration(payload, *scale).map(Some),
+                    Parser::Since => parse::since(payload, *scale, now_s).map(Some),
+                    Parser::Flag => parse::flag(payload).map(|up| Some(if up { 1.0 } else { 0.0 })),
+                    Parser::Event => Ok(Some(1.0)),
                     Parser::Version => Err(ParseError::BadFormat),
                 },
             };
@@ -382,7 +401,6 @@ impl Ingest {
                 value: v,
                 event: *parser == Parser::Event,
                 range: *range,
-                unavailable: *unavailable,
                 dynamic: !m.captured.labels.is_empty(),
             });
         }
@@ -405,19 +423,16 @@ impl Ingest {
                 Ok(v) => v,
                 Err(e) => {
                     // Never keep a value the broker has just contradicted.
-                    if s.snap.series.remove(&w.key).is_some() && w.dynamic {
-                        s.dynamic -= 1;
-                    }
+                    s.remove(&w.key);
                     invalid.get_or_insert(e);
                     continue;
                 }
             };
-            if w.unavailable == Some(v) {
-                if s.snap.series.remove(&w.key).is_some() && w.dynamic {
-                    s.dynamic -= 1;
-                }
+            let Some(v) = v else {
+                // the broker says "not available"
+                s.remove(&w.key);
                 continue;
-            }
+            };
             if !(w.range.0..=w.range.1).contains(&v) {
                 self.counters.values_refused.inc();
                 if !self.warned_refused {
@@ -437,15 +452,12 @@ impl Ingest {
                 stored = true;
                 continue;
             }
-            if w.dynamic {
-                if s.dynamic >= self.max_series {
-                    dropped = true;
-                    continue;
-                }
-                s.dynamic += 1;
+            if s.insert(w.key, v, w.dynamic, self.max_series) {
+                stored = true;
+            } else {
+                self.counters.series_dropped.inc();
+                dropped = true;
             }
-            s.snap.series.insert(w.key, v);
-            stored = true;
         }
         match (invalid, stored, refused, dropped) {
             (Some(e), ..) => Outcome::Invalid(e),
@@ -457,13 +469,11 @@ impl Ingest {
     }
 
     /// Removes the series of a mapped topic whose payload could not be read.
-    fn invalid(&mut self, keys: &[Key], dynamic: bool, e: ParseError, now_s: f64) -> Outcome {
+    fn invalid(&mut self, keys: &[Key], e: ParseError, now_s: f64) -> Outcome {
         let mut s = self.store.lock();
         s.snap.last_update = Some(now_s);
         for k in keys {
-            if s.snap.series.remove(k).is_some() && dynamic {
-                s.dynamic -= 1;
-            }
+            s.remove(k);
         }
         Outcome::Invalid(e)
     }
@@ -490,45 +500,69 @@ impl Ingest {
     }
 
     /// Whether a message from instance `id` is to be used. The first instance heard in a
-    /// session is followed; another one takes over once the followed one has been silent for
-    /// [`INSTANCE_SILENCE`], and the values of the old one are dropped with it.
-    fn follow_instance(&mut self, profile: &Arc<Profile>, id: &str, now: SystemTime) -> bool {
-        match &mut self.instance {
-            None => {
-                self.instance = Some((id.to_owned(), now));
-                true
-            }
-            Some((cur, last)) if cur == id => {
-                *last = now;
-                true
-            }
-            Some((cur, last)) => {
-                if now.duration_since(*last).unwrap_or_default() < INSTANCE_SILENCE {
-                    return false;
-                }
-                tracing::info!(
-                    broker = %self.store.broker,
-                    from = %cur.escape_debug(),
-                    to = %id.escape_debug(),
-                    "the broker instance publishing $SYS changed; dropping the old instance's values"
-                );
-                self.store.clear();
-                self.unknown.values_cleared();
-                self.instance = Some((id.to_owned(), now));
-                self.start(profile);
-                true
-            }
+    /// session is followed; a retained message (perhaps from an instance that is gone) only
+    /// provisionally, until a live one arrives. Another instance takes over once the followed
+    /// one has been silent for [`INSTANCE_SILENCE`], or at once if the followed one was only
+    /// heard retained; the values of the old one are dropped with it.
+    fn follow_instance(
+        &mut self,
+        profile: &Arc<Profile>,
+        id: &str,
+        retained: bool,
+        now: SystemTime,
+    ) -> bool {
+        let Some(cur) = &mut self.instance else {
+            self.instance = Some(Followed {
+                id: id.to_owned(),
+                last: now,
+                live: !retained,
+            });
+            return true;
+        };
+        if cur.id == id {
+            cur.last = now;
+            cur.live |= !retained;
+            return true;
         }
+        let silent = now.duration_since(cur.last).unwrap_or_default() >= INSTANCE_SILENCE;
+        if retained || (cur.live && !silent) {
+            return false;
+        }
+        tracing::info!(
+            broker = %self.store.broker,
+            from = %cur.id.escape_debug(),
+            to = %id.escape_debug(),
+            "the broker instance publishing $SYS changed; dropping the old instance's values"
+        );
+        self.store.clear();
+        self.unknown.values_cleared();
+        self.instance = Some(Followed {
+            id: id.to_owned(),
+            last: now,
+            live: true,
+        });
+        self.start(profile);
+        true
     }
+}
+
+/// The broker instance a profile with an `{instance}` level follows.
+#[derive(Debug)]
+struct Followed {
+    id: String,
+    /// When it last published.
+    last: SystemTime,
+    /// Whether a message of it arrived live (not retained).
+    live: bool,
 }
 
 /// One value a message sets.
 struct Write {
     key: Key,
-    value: Result<f64, ParseError>,
+    /// The value in base units; `None` when the broker published its "not available".
+    value: Result<Option<f64>, ParseError>,
     event: bool,
     range: (f64, f64),
-    unavailable: Option<f64>,
     /// Whether the series' labels came from the broker (counted against `max_series`).
     dynamic: bool,
 }

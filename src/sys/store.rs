@@ -2,7 +2,7 @@
 //! and the copy a scrape encodes ([`SysSnapshot`]).
 
 use super::profile::Family;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Broker-reported implementation and version, exported as `mqtt_broker_info`.
@@ -43,8 +43,45 @@ impl SysSnapshot {
 #[derive(Debug, Default)]
 pub(super) struct State {
     pub(super) snap: SysSnapshot,
-    /// Series whose label came from the broker (captures, unknown topics), capped.
-    pub(super) dynamic: usize,
+    /// The series whose labels came from the broker (captures, unknown topics): these count
+    /// against `sys.max_series`. Kept as keys, not a count, so every way a series leaves
+    /// (invalid payload, "unavailable", fan-out, ageing, a new instance) frees its slot once.
+    dynamic: BTreeSet<Key>,
+}
+
+impl State {
+    /// Removes a series (and its slot, if it held one); whether it existed.
+    pub(super) fn remove(&mut self, key: &Key) -> bool {
+        self.dynamic.remove(key);
+        self.snap.series.remove(key).is_some()
+    }
+
+    /// Adds a new series. A broker-labelled one (`dynamic`) only while fewer than `cap` are
+    /// held; `false` when it was refused for that.
+    pub(super) fn insert(&mut self, key: Key, v: f64, dynamic: bool, cap: usize) -> bool {
+        if dynamic {
+            if self.dynamic.len() >= cap {
+                return false;
+            }
+            self.dynamic.insert(key.clone());
+        }
+        self.snap.series.insert(key, v);
+        true
+    }
+
+    /// Number of series holding a `max_series` slot.
+    pub(super) fn slots(&self) -> usize {
+        self.dynamic.len()
+    }
+
+    /// Removes every series `drop` selects; how many.
+    pub(super) fn remove_where(&mut self, mut drop: impl FnMut(&Key) -> bool) -> usize {
+        let before = self.snap.series.len();
+        self.snap.series.retain(|k, _| !drop(k));
+        let series = &self.snap.series;
+        self.dynamic.retain(|k| series.contains_key(k));
+        before - self.snap.series.len()
+    }
 }
 
 /// Latest `$SYS` values of one broker.
@@ -73,7 +110,7 @@ impl SysStore {
         let mut s = self.lock();
         s.snap.series.clear();
         s.snap.info = None;
-        s.dynamic = 0;
+        s.dynamic.clear();
     }
 
     pub fn snapshot(&self) -> SysSnapshot {

@@ -2,6 +2,7 @@ use super::*;
 use crate::config::SysConfig;
 use crate::sys::profile::ProfileSet;
 use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -382,9 +383,9 @@ fn unknown_topics_that_fan_out_over_a_key_are_dropped() {
     let counters = IngestCounters::default();
     let mut ing = Ingest::new(&cfg("test/sys/", 500), store.clone(), counters.clone());
     ing.handle("test/sys/custom/load", b"1", t0());
+    let dev = |i: usize| format!("test/sys/custom/clients/device-{i:04}/inflight");
     for i in 0..FANOUT_LIMIT - 1 {
-        let t = format!("test/sys/custom/clients/dev-{i}/inflight");
-        assert_eq!(ing.handle(&t, b"2", t0()), Outcome::Stored);
+        assert_eq!(ing.handle(&dev(i), b"2", t0()), Outcome::Stored);
     }
     let sys_values = |s: &Arc<SysStore>| {
         encode(vec![s.clone()])
@@ -392,19 +393,12 @@ fn unknown_topics_that_fan_out_over_a_key_are_dropped() {
             .count()
     };
     assert_eq!(sys_values(&store), FANOUT_LIMIT);
-    // one more client: the level is a key, its series go and no more are made
-    let last = format!("test/sys/custom/clients/dev-{FANOUT_LIMIT}/inflight");
-    assert_eq!(ing.handle(&last, b"2", t0()), Outcome::Dropped);
-    assert_eq!(
-        ing.handle("test/sys/custom/clients/dev-0/inflight", b"3", t0()),
-        Outcome::Dropped
-    );
-    assert_eq!(
-        ing.handle("test/sys/custom/clients/new/inflight", b"3", t0()),
-        Outcome::Dropped
-    );
+    // the 16th id: the level is a key, its series go and no more are made
+    assert_eq!(ing.handle(&dev(FANOUT_LIMIT), b"2", t0()), Outcome::Dropped);
+    assert_eq!(ing.handle(&dev(0), b"3", t0()), Outcome::Dropped);
+    assert_eq!(ing.handle(&dev(9999), b"3", t0()), Outcome::Dropped);
     let out = encode(vec![store.clone()]);
-    assert!(!out.contains("dev-"), "{out}");
+    assert!(!out.contains("device-"), "{out}");
     assert!(out.contains("topic=\"test/sys/custom/load\"} 1.0"), "{out}");
     assert_eq!(counters.series_dropped.get(), 3);
     // and the slots are free for other topics
@@ -413,10 +407,54 @@ fn unknown_topics_that_fan_out_over_a_key_are_dropped() {
         Outcome::Stored
     );
     assert_eq!(sys_values(&store), 2);
+    // a new session forgets what it learned of the layout
+    ing.session_ended();
+    assert_eq!(ing.handle(&dev(1), b"2", t0()), Outcome::Stored);
 }
 
 #[test]
-fn unknown_topics_that_stop_updating_age_out() {
+fn many_metric_names_under_one_parent_are_no_key() {
+    // EMQX 5's stats tree through generic: 26 names under stats/, none of them an id
+    let store = SysStore::new("b");
+    let counters = IngestCounters::default();
+    let mut ing = Ingest::new(&cfg("test/sys/", 500), store.clone(), counters.clone());
+    let names = [
+        "connections",
+        "live_connections",
+        "sessions",
+        "topics",
+        "subscriptions",
+        "subscriptions.shared",
+        "suboptions",
+        "retained",
+        "delayed",
+        "channels",
+        "durable_subscriptions",
+        "cluster_sessions",
+        "subscribers",
+    ];
+    for n in names {
+        for kind in ["count", "max"] {
+            let t = format!("test/sys/brokers/emqx@127.0.0.1/stats/{n}.{kind}");
+            assert_eq!(ing.handle(&t, b"3", t0()), Outcome::Stored, "{t}");
+        }
+    }
+    // and 20 packet types, 15 min load windows: no ids either
+    for i in 0..20 {
+        let t = format!("test/sys/broker/packets/type{i}");
+        assert_eq!(ing.handle(&t, b"1", t0()), Outcome::Stored, "{t}");
+    }
+    assert_eq!(counters.series_dropped.get(), 0);
+    assert_eq!(
+        encode(vec![store])
+            .matches("mqtt_broker_sys_value{")
+            .count(),
+        46
+    );
+}
+
+#[test]
+fn unknown_topics_of_departed_keys_age_out_and_constant_values_stay() {
     let store = SysStore::new("b");
     let mut ing = Ingest::new(
         &cfg("test/sys/", 500),
@@ -424,25 +462,192 @@ fn unknown_topics_that_stop_updating_age_out() {
         IngestCounters::default(),
     );
     let t = |s: u64| t0() + Duration::from_secs(s);
+    let gone = "test/sys/custom/clients/sensor-0001/inflight";
+    let live = "test/sys/custom/clients/sensor-0002/inflight";
     ing.handle("test/sys/custom/static", b"7", t(0)); // once: a retained fact
-    ing.handle("test/sys/custom/gone", b"1", t(0));
-    ing.handle("test/sys/custom/gone", b"2", t(1)); // updated, then silent
-    ing.handle("test/sys/custom/live", b"1", t(1));
-    let alive = t(1) + UNKNOWN_STALE_AFTER;
-    ing.handle("test/sys/custom/live", b"2", alive);
-    assert!(encode(vec![store.clone()]).contains("custom/gone"));
-    ing.handle(
-        "test/sys/custom/live",
-        b"3",
-        alive + Duration::from_secs(11),
-    );
+    ing.handle("test/sys/custom/constant", b"1", t(0));
+    ing.handle("test/sys/custom/constant", b"2", t(1)); // then on change only: never
+    ing.handle(gone, b"1", t(0));
+    ing.handle(gone, b"2", t(1)); // a client that left
+    ing.handle(live, b"1", t(1));
+    let quiet = t(1) + UNKNOWN_STALE_AFTER;
+    ing.handle(live, b"2", quiet);
+    assert!(encode(vec![store.clone()]).contains("sensor-0001"));
+    ing.handle(live, b"3", quiet + Duration::from_secs(11));
     let out = encode(vec![store]);
-    assert!(!out.contains("custom/gone"), "{out}");
+    assert!(!out.contains("sensor-0001"), "{out}");
+    assert!(out.contains("sensor-0002/inflight\"} 3.0"), "{out}");
     assert!(
         out.contains("topic=\"test/sys/custom/static\"} 7.0"),
         "{out}"
     );
-    assert!(out.contains("topic=\"test/sys/custom/live\"} 3.0"), "{out}");
+    assert!(
+        out.contains("topic=\"test/sys/custom/constant\"} 2.0"),
+        "{out}"
+    );
+}
+
+fn user_cfg(yaml: &str) -> SysConfig {
+    let defs: BTreeMap<String, profile::ProfileDef> = serde_yaml::from_str(yaml).unwrap();
+    SysConfig {
+        profile: "u".into(),
+        profiles: Arc::new(ProfileSet::with_user(&defs).unwrap()),
+        ..cfg("$SYS/", 2)
+    }
+}
+
+#[test]
+fn user_profiles_get_the_same_range_rules() {
+    let store = SysStore::new("b");
+    let counters = IngestCounters::default();
+    let c = user_cfg(
+        r#"
+u:
+  metrics:
+    - {topic: things, metric: mqtt_broker_my_things_total}
+    - {topic: level, metric: mqtt_broker_my_level}
+    - {topic: lag_ms, metric: mqtt_broker_my_lag_seconds, scale: 0.001, unavailable: -1}
+"#,
+    );
+    let mut ing = Ingest::new(&c, store.clone(), counters.clone());
+    // a counter never goes below zero; a gauge of our own may
+    assert_eq!(ing.handle("$SYS/things", b"-5", t0()), Outcome::Refused);
+    assert_eq!(ing.handle("$SYS/level", b"-5", t0()), Outcome::Stored);
+    // "unavailable" is the number as published, before scale
+    assert_eq!(ing.handle("$SYS/lag_ms", b"1500", t0()), Outcome::Stored);
+    assert_eq!(
+        store.snapshot().get("mqtt_broker_my_lag_seconds", &[]),
+        Some(1.5)
+    );
+    assert_eq!(ing.handle("$SYS/lag_ms", b"-1", t0()), Outcome::Ignored);
+    assert_eq!(
+        store.snapshot().get("mqtt_broker_my_lag_seconds", &[]),
+        None
+    );
+    assert_eq!(counters.values_refused.get(), 1);
+}
+
+#[test]
+fn a_series_reachable_two_ways_frees_its_slot_once() {
+    // the same series from a captured label and from a constant one
+    let store = SysStore::new("b");
+    let counters = IngestCounters::default();
+    let c = user_cfg(
+        r#"
+u:
+  metrics:
+    - {topic: "a/{node}", metric: mqtt_broker_topics}
+    - {topic: b, metric: mqtt_broker_topics, labels: {node: x}}
+"#,
+    );
+    let mut ing = Ingest::new(&c, store.clone(), counters.clone());
+    assert_eq!(ing.handle("$SYS/b", b"1", t0()), Outcome::Stored);
+    assert!(matches!(
+        ing.handle("$SYS/a/x", b"bad", t0()),
+        Outcome::Invalid(_)
+    ));
+    assert!(matches!(
+        ing.handle("$SYS/a/x", b"bad", t0()),
+        Outcome::Invalid(_)
+    ));
+    // the cap (2) still holds exactly two broker-labelled series
+    for n in ["p", "q", "r"] {
+        ing.handle(&format!("$SYS/a/{n}"), b"1", t0());
+    }
+    assert_eq!(counters.series_dropped.get(), 1);
+    assert_eq!(
+        encode(vec![store]).matches("mqtt_broker_topics{").count(),
+        2
+    );
+}
+
+#[test]
+fn every_dropped_value_is_counted() {
+    // rmqtt's stats carry 7 mapped fields; with room for 3 series, 4 are dropped
+    let store = SysStore::new("b");
+    let counters = IngestCounters::default();
+    let mut ing = Ingest::new(
+        &SysConfig {
+            profile: "rmqtt".into(),
+            ..cfg("$SYS/", 3)
+        },
+        store,
+        counters.clone(),
+    );
+    let stats = br#"{"connections.count":4,"connections.max":9,"sessions.count":5,"subscriptions.count":2,"topics.count":2,"retaineds.count":1,"message_storages.count":-1}"#;
+    assert_eq!(
+        ing.handle("$SYS/brokers/n1/stats", stats, t0()),
+        Outcome::Stored
+    );
+    assert_eq!(counters.series_dropped.get(), 3);
+}
+
+#[test]
+fn a_retained_tree_of_a_dead_instance_gives_way_to_the_live_one() {
+    let store = SysStore::new("b");
+    let mut ing = Ingest::new(
+        &auto_cfg("$SYS/", 500),
+        store.clone(),
+        IngestCounters::default(),
+    );
+    let (dead, live) = (
+        "1b0dead0-0000-4000-8000-000000000001",
+        "2c1a11e0-0000-4000-8000-000000000002",
+    );
+    let topic = |id: &str, rest: &str| format!("$SYS/{id}/{rest}");
+    // retained first (a persistent store kept the dead instance's tree)
+    assert_eq!(
+        ing.handle_message(&topic(dead, "memory/heap/current"), b"1000000", true, t0()),
+        Outcome::Stored
+    );
+    ing.handle_message(&topic(dead, "clients/total"), b"40", true, t0());
+    // the live instance's first message takes over at once
+    assert_eq!(
+        ing.handle_message(&topic(live, "clients/total"), b"2", false, t0()),
+        Outcome::Stored
+    );
+    let snap = store.snapshot();
+    assert_eq!(snap.get("mqtt_broker_clients_connected", &[]), Some(2.0));
+    assert_eq!(snap.get("mqtt_broker_heap_bytes", &[]), None);
+    // and retained messages of another instance never take its place
+    assert_eq!(
+        ing.handle_message(
+            &topic(dead, "clients/total"),
+            b"40",
+            true,
+            t0() + INSTANCE_SILENCE * 2
+        ),
+        Outcome::Ignored
+    );
+}
+
+#[test]
+fn known_text_topics_are_ignored_and_odd_client_ids_counted() {
+    let store = SysStore::new("b");
+    let counters = IngestCounters::default();
+    let mut ing = Ingest::new(&cfg("$SYS/", 500), store, counters.clone());
+    assert_eq!(
+        ing.handle("$SYS/broker/log/N", b"New client connected", t0()),
+        Outcome::Ignored
+    );
+    let store = SysStore::new("b");
+    let mut ing = Ingest::new(&auto_cfg("$SYS/", 500), store.clone(), counters.clone());
+    let on = br#"{"status":"online","client_id":"site/a/dev1"}"#;
+    assert_eq!(
+        ing.handle("$SYS/brokers/client_status/site/a/dev1", on, t0()),
+        Outcome::Stored
+    );
+    assert_eq!(ing.profile(), Some("nanomq"));
+    assert_eq!(
+        store
+            .snapshot()
+            .get("mqtt_broker_client_connects_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        counters.unmapped_text.get() + counters.parse_errors.get(),
+        0
+    );
 }
 
 #[test]

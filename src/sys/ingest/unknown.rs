@@ -12,21 +12,20 @@ use std::time::SystemTime;
 /// topic shapes fan out over an unbounded key.
 #[derive(Debug, Default)]
 pub(super) struct Unknown {
-    /// Stored unknown topic -> (last update, number of updates).
-    seen: HashMap<String, (SystemTime, u32)>,
-    /// Topic with one level replaced by `+` -> the distinct values seen at that level,
-    /// up to [`FANOUT_LIMIT`].
+    /// Stored unknown topic -> its last update.
+    seen: HashMap<String, SystemTime>,
+    /// Topic with one id-like level replaced by `+` -> the distinct ids seen there, up to
+    /// [`FANOUT_LIMIT`].
     shapes: HashMap<String, BTreeSet<String>>,
-    /// Shapes found to fan out; kept across sessions (the broker's layout does not change).
+    /// Shapes found to fan out this session.
     unbounded: BTreeSet<String>,
     next_sweep: Option<SystemTime>,
 }
 
 impl Unknown {
-    /// The session ended: its series are gone; the shapes learned of the layout stay.
+    /// The session ended: forget everything, the next broker may be laid out differently.
     pub(super) fn session_ended(&mut self) {
-        self.seen.clear();
-        self.shapes.clear();
+        *self = Unknown::default();
     }
 
     /// The store's values were dropped (another broker instance took over).
@@ -34,21 +33,27 @@ impl Unknown {
         self.seen.clear();
     }
 
-    /// The shapes of `topic`: each level in turn replaced by `+`.
-    fn shapes(topic: &str) -> Vec<String> {
+    /// The key shapes of `topic`: for each id-like level, the topic with it replaced by `+`,
+    /// and the id.
+    fn key_shapes(topic: &str) -> Vec<(String, &str)> {
         let levels: Vec<&str> = topic.split('/').collect();
         (0..levels.len())
+            .filter(|&i| looks_like_id(levels[i]))
             .map(|i| {
                 let mut l = levels.clone();
                 l[i] = "+";
-                l.join("/")
+                (l.join("/"), levels[i])
             })
             .collect()
     }
+}
 
-    fn level(topic: &str, i: usize) -> &str {
-        topic.split('/').nth(i).unwrap_or("")
-    }
+/// Whether a topic level looks like a key with no bound: six or more characters, one of them
+/// a digit, as client ids (`sensor-0042`, `mqtt-sentinel-vm-5bfa0b0e`), session ids and UUIDs
+/// have, and metric names (`connections.count`, `15min`, `1883`) do not. Ids without a digit
+/// are not recognised; `sys.max_series` still bounds them.
+fn looks_like_id(level: &str) -> bool {
+    level.len() >= 6 && level.bytes().any(|b| b.is_ascii_digit())
 }
 
 /// Whether `topic` has the shape `shape` (levels equal, `+` matching any one level).
@@ -80,53 +85,49 @@ impl Ingest {
         s.snap.last_update = Some(now_s);
         if let Some(old) = s.snap.series.get_mut(&key) {
             *old = v;
-            let seen = self
-                .unknown
-                .seen
-                .entry(topic.to_owned())
-                .or_insert((now, 0));
-            *seen = (now, seen.1.saturating_add(1));
+            self.unknown.seen.insert(topic.to_owned(), now);
             return Outcome::Stored;
         }
-        let shapes = Unknown::shapes(topic);
-        if shapes.iter().any(|sh| self.unknown.unbounded.contains(sh)) {
+        let shapes = Unknown::key_shapes(topic);
+        let blocked = shapes
+            .iter()
+            .any(|(sh, _)| self.unknown.unbounded.contains(sh));
+        if blocked || s.slots() >= self.max_series {
+            self.counters.series_dropped.inc();
             return Outcome::Dropped;
         }
-        if s.dynamic >= self.max_series {
-            return Outcome::Dropped;
-        }
-        for (i, shape) in shapes.into_iter().enumerate() {
-            let level = Unknown::level(topic, i).to_owned();
-            let values = self.unknown.shapes.entry(shape.clone()).or_default();
-            values.insert(level);
-            if values.len() >= FANOUT_LIMIT {
-                // One level takes many values: a per-client (or per-anything) topic.
-                self.unknown.shapes.remove(&shape);
-                let pattern = |t: &str| shape_matches(&shape, t);
-                let before = s.snap.series.len();
-                s.snap.series.retain(|(f, l), _| {
-                    !(Arc::ptr_eq(f, &self.sys_value) && l.first().is_some_and(|(_, t)| pattern(t)))
-                });
-                let removed = before - s.snap.series.len();
-                s.dynamic = s.dynamic.saturating_sub(removed);
-                self.unknown.seen.retain(|t, _| !pattern(t));
-                tracing::warn!(
-                    broker = %self.store.broker,
-                    topics = %shape.escape_debug(),
-                    removed,
-                    "unknown $SYS topics fan out over one level (a client id?); not exporting them as mqtt_broker_sys_value (add the pattern to the profile's ignore list)"
-                );
-                self.unknown.unbounded.insert(shape);
-                return Outcome::Dropped;
+        for (shape, id) in shapes {
+            let ids = self.unknown.shapes.entry(shape.clone()).or_default();
+            ids.insert(id.to_owned());
+            if ids.len() < FANOUT_LIMIT {
+                continue;
             }
+            // One level takes many ids: a per-client (or per-session) topic.
+            self.unknown.shapes.remove(&shape);
+            let sys_value = self.sys_value.clone();
+            let removed = s.remove_where(|(f, l)| {
+                Arc::ptr_eq(f, &sys_value)
+                    && l.first().is_some_and(|(_, t)| shape_matches(&shape, t))
+            });
+            self.unknown.seen.retain(|t, _| !shape_matches(&shape, t));
+            tracing::warn!(
+                broker = %self.store.broker,
+                topics = %shape.escape_debug(),
+                removed,
+                "unknown $SYS topics fan out over an id-like level (a client id?); not exporting them as mqtt_broker_sys_value (add the pattern to the profile's ignore list)"
+            );
+            self.unknown.unbounded.insert(shape);
+            self.counters.series_dropped.inc();
+            return Outcome::Dropped;
         }
-        s.dynamic += 1;
-        s.snap.series.insert(key, v);
-        self.unknown.seen.insert(topic.to_owned(), (now, 1));
+        s.insert(key, v, true, self.max_series);
+        self.unknown.seen.insert(topic.to_owned(), now);
         Outcome::Stored
     }
 
-    /// Drops unknown topics that were updated and then stayed quiet [`UNKNOWN_STALE_AFTER`].
+    /// Drops unknown topics with an id-like level that have been quiet for
+    /// [`UNKNOWN_STALE_AFTER`]: the client or session they describe is gone. Other topics stay
+    /// however long they are quiet, since brokers such as Mosquitto publish only on change.
     pub(super) fn sweep_unknown(&mut self, now: SystemTime) {
         if self.unknown.next_sweep.is_some_and(|t| now < t) {
             return;
@@ -136,8 +137,9 @@ impl Ingest {
             .unknown
             .seen
             .iter()
-            .filter(|(_, (last, updates))| {
-                *updates > 1 && now.duration_since(*last).unwrap_or_default() > UNKNOWN_STALE_AFTER
+            .filter(|(t, last)| {
+                t.split('/').any(looks_like_id)
+                    && now.duration_since(**last).unwrap_or_default() > UNKNOWN_STALE_AFTER
             })
             .map(|(t, _)| t.clone())
             .collect();
@@ -148,9 +150,7 @@ impl Ingest {
         for t in stale {
             self.unknown.seen.remove(&t);
             let key: Key = (self.sys_value.clone(), vec![(Arc::<str>::from("topic"), t)]);
-            if s.snap.series.remove(&key).is_some() {
-                s.dynamic = s.dynamic.saturating_sub(1);
-            }
+            s.remove(&key);
         }
     }
 }

@@ -220,7 +220,13 @@ fn value_action(
         ));
     }
     // Every built-in family is a count, size, duration, ratio or flag: never negative.
-    let min = e.min.unwrap_or(if known { 0.0 } else { f64::NEG_INFINITY });
+    // Counters never go down, so never below zero either. `min` and `max` bound the value in
+    // base units (after `scale`).
+    let min = e.min.unwrap_or(if known || counter {
+        0.0
+    } else {
+        f64::NEG_INFINITY
+    });
     let max = e.max.unwrap_or(f64::INFINITY);
     for (v, f) in [
         (e.min, "min"),

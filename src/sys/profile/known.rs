@@ -51,7 +51,7 @@ pub static KNOWN: &[(&str, &str)] = &[
     ),
     (
         "mqtt_broker_clients_registered",
-        "Connected plus disconnected clients with a session (mosquitto clients/total, EMQX sessions, VerneMQ queues).",
+        "Connected plus disconnected clients with a session (mosquitto clients/total, EMQX and rmqtt sessions, VerneMQ queues).",
     ),
     (
         "mqtt_broker_clients_maximum",
@@ -63,11 +63,11 @@ pub static KNOWN: &[(&str, &str)] = &[
     ),
     (
         "mqtt_broker_client_connects_total",
-        "Client connections the broker accepted (NanoMQ: connect events seen since mqtt-sentinel subscribed).",
+        "Client connections the broker accepted (NanoMQ, aedes: connect events seen since mqtt-sentinel subscribed).",
     ),
     (
         "mqtt_broker_client_disconnects_total",
-        "Client disconnections the broker reported (NanoMQ: disconnect events seen since mqtt-sentinel subscribed).",
+        "Client disconnections the broker reported (NanoMQ, aedes: disconnect events seen since mqtt-sentinel subscribed).",
     ),
     (
         "mqtt_broker_messages_received_total",
