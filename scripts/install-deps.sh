@@ -40,8 +40,8 @@ install_aedes() {
     local major
     major=$(node -p 'process.versions.node.split(".")[0]')
     if ((major < 20)); then
-        echo "aedes 1.2.0 needs Node.js >= 20, this node is $(node --version)" >&2
-        exit 1
+        echo "aedes SKIPPED: aedes 1.2.0 needs Node.js >= 20, this node is $(node --version); the aedes tests print SKIPPED" >&2
+        return 0
     fi
     # the whole dependency tree is pinned by the lockfile in tests/it/support/aedes/
     echo "installing: $want (npm ci) into $dir" >&2
