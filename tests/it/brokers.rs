@@ -90,7 +90,7 @@ fn amqtt_is_recognised_collected_and_probed_over_3_1_1() {
         val(&sc, "mqtt_connects_total", &[("result", "error")]),
         None
     );
-    assert!(s.logs().contains("MQTT 5 refused"), "{}", s.logs());
+    s.wait_log("MQTT 5 refused");
     // the client we and our probes hold counts; amqtt's `load/bytes/*` are cumulative bytes
     assert!(val(&sc, "mqtt_broker_clients_connected", &[]) >= Some(1.0));
     assert!(val(&sc, "mqtt_broker_bytes_received_total", &[]) > Some(0.0));
@@ -219,7 +219,7 @@ fn nats_is_probed_over_3_1_1_and_exports_no_sys() {
         s.logs(),
         broker.log()
     );
-    assert!(s.logs().contains("MQTT 5 refused"), "{}", s.logs());
+    s.wait_log("MQTT 5 refused");
     assert_eq!(val(&sc, "mqtt_sentinel_sys_messages_total", &[]), Some(0.0));
     assert!(
         sc.names_with_prefix("mqtt_broker_").is_empty(),

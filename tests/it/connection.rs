@@ -194,11 +194,7 @@ fn tls_and_mtls() {
             "{b}"
         );
     }
-    assert!(
-        s.logs().contains("TLS certificate verification is OFF"),
-        "{}",
-        s.logs()
-    );
+    s.wait_log("TLS certificate verification is OFF");
 }
 
 #[test]
@@ -221,7 +217,7 @@ fn read_only_working_directory_stays_empty_and_sigterm_exits_cleanly() {
         entries.is_empty(),
         "files written to the working directory: {entries:?}"
     );
-    assert!(s.logs().contains("stopped broker=m"), "{}", s.logs());
+    s.wait_log("stopped broker=m");
     std::fs::set_permissions(cwd.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 

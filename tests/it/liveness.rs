@@ -155,12 +155,7 @@ fn frozen_broker_is_still_declared_unresponsive() {
             &[("probe", "p"), ("reason", "timeout")]
         ) >= 1.0
     );
-    assert!(
-        s.logs()
-            .contains("not even the UNSUBACK to a liveness question"),
-        "{}",
-        s.logs()
-    );
+    s.wait_log("not even the UNSUBACK to a liveness question");
     broker.thaw();
     s.wait_scrape(Duration::from_secs(30), "recovered after SIGCONT", |sc| {
         v(sc, "mqtt_up", &[("broker", "m")]) == 1.0

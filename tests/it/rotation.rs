@@ -221,11 +221,7 @@ fn web_certificate_key_and_client_ca_are_read_at_each_connection() {
         Some("1"),
         "{text}"
     );
-    assert!(
-        s.logs().contains("web config does not load"),
-        "{}",
-        s.logs()
-    );
+    s.wait_log("web config does not load");
 
     // Copied in place (certbot, cp): taken at the next connection too.
     for (name, from) in [
@@ -325,11 +321,7 @@ fn broker_password_file_is_read_at_each_connect() {
         ),
         Some(0.0)
     );
-    assert!(
-        s.logs().contains("keeping its last good content"),
-        "{}",
-        s.logs()
-    );
+    s.wait_log("keeping its last good content");
     assert!(!s.logs().contains("pw-two"), "no password in the log");
 }
 

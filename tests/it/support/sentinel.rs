@@ -122,6 +122,17 @@ impl Sentinel {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (30 s deadline) until the log holds `needle`. The log is read from the process'
+    /// pipe by a thread, so a line can arrive after a scrape already shows what it reports:
+    /// a positive log check waits, never asserts on the log at one instant.
+    pub fn wait_log(&self, needle: &str) {
+        wait_until(
+            Duration::from_secs(30),
+            &format!("log line {needle:?}"),
+            || self.logs().contains(needle).then_some(()),
+        );
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
