@@ -496,10 +496,10 @@ impl Validator<'_> {
             None => None,
             Some(t) => Some(self.tls(&p("tls"), t)?),
         };
-        if let Some(why) = url.unverifiable_by_paho() {
-            if !tls.as_ref().is_some_and(|t| t.insecure_skip_verify) {
-                return Err(self.err(&p("url"), format!("url {url_text:?}: {why}")));
-            }
+        if let Some(why) = url.unverifiable_by_paho()
+            && !tls.as_ref().is_some_and(|t| t.insecure_skip_verify)
+        {
+            return Err(self.err(&p("url"), format!("url {url_text:?}: {why}")));
         }
         if tls.is_some() && !url.is_tls() {
             return Err(self.err(
