@@ -117,7 +117,7 @@ if not sccs:
     sys.exit(0)
 print("# cycles (strongly connected groups, then each pair that imports both ways)")
 for c in sccs:
-    print("group: " + " <-> ".join(c))
+    print("group: {" + ", ".join(c) + "}")
 for a in modules:
     for b in sorted(edges[a]):
         if a < b and a in edges[b]:
