@@ -52,14 +52,7 @@ pub const DEFAULT_SOURCE: &str = "<embedded default config>";
 /// Read and validate a config file. Relative file paths inside it are resolved against the
 /// file's directory, as Prometheus does.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let source_name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        source_name: source_name.clone(),
-        line: None,
-        column: None,
-        path: String::new(),
-        message: format!("cannot read config file: {e}"),
-    })?;
+    let (source_name, text) = read_text(path, "config file")?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse(&text, &source_name, &base, &|k| std::env::var(k).ok())
 }
