@@ -123,7 +123,7 @@ fn rules_yaml(names: usize, rules: usize, mix: &str) -> String {
 
 /// Every metric name is read over 1 h every cycle: the whole history is decoded each time.
 fn all_1h(k: usize) -> (String, &'static str) {
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         let m = format!("bench_m{k}_total");
         match (k / 2) % 4 {
             0 => (format!("rate({m}[5m]) > 1.2 * rate({m}[1h])"), "1m"),
@@ -153,7 +153,7 @@ fn all_1h(k: usize) -> (String, &'static str) {
 /// Shaped like alerts/mqtt-sentinel.rules.yml: 6 in 10 rules are instant thresholds or
 /// ratios, 3 in 10 read 5-15 min ranges, 1 in 10 compares against a 1 h baseline.
 fn typical(k: usize) -> (String, &'static str) {
-    let counter = k % 2 == 0;
+    let counter = k.is_multiple_of(2);
     let m = if counter {
         format!("bench_m{k}_total")
     } else {

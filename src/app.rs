@@ -334,10 +334,10 @@ impl World {
         };
         if self.engine.send(update).await.is_ok() {
             let rules: usize = new.rules.groups.iter().map(|g| g.rules.len()).sum();
-            if let Ok(kept) = kept.await {
-                if !first {
-                    changes.push(format!("{rules} rules ({kept} kept their state)"));
-                }
+            if let Ok(kept) = kept.await
+                && !first
+            {
+                changes.push(format!("{rules} rules ({kept} kept their state)"));
             }
         }
         Ok(if changes.is_empty() {

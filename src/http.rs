@@ -379,13 +379,13 @@ async fn probe(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>>
         Err(m) => return bad(StatusCode::BAD_REQUEST, format!("target: {m}")),
     };
     let live = st.live();
-    if let Some(re) = &live.probe_allowed_targets {
-        if !re.is_match(&target) {
-            return bad(
-                StatusCode::FORBIDDEN,
-                format!("target {target:?} is not allowed by probe_allowed_targets"),
-            );
-        }
+    if let Some(re) = &live.probe_allowed_targets
+        && !re.is_match(&target)
+    {
+        return bad(
+            StatusCode::FORBIDDEN,
+            format!("target {target:?} is not allowed by probe_allowed_targets"),
+        );
     }
     let Some(m) = live.probe_modules.get(&module) else {
         let known: Vec<&str> = live.probe_modules.keys().map(String::as_str).collect();

@@ -101,69 +101,17 @@ fn check(source: &str, loaded: Result<Config, ConfigError>) -> ExitCode {
     }
 }
 
-/// `mqtt-sentinel healthcheck`: GET /healthz on the local listener (loopback when it listens
-/// on all interfaces). Plain HTTP/1.0 over a socket: there is nothing else to speak.
+/// `mqtt-sentinel healthcheck`: 0 when `/healthz` answers 200 (see `healthcheck::check`).
 fn healthcheck(cfg: &Config, url: Option<&str>) -> ExitCode {
-    use std::io::{Read, Write};
-    use std::time::Duration;
-    let https = url.is_some_and(|u| u.starts_with("https://"));
-    let (addr, path) = match url {
-        Some(u) => match u
-            .strip_prefix("http://")
-            .or_else(|| u.strip_prefix("https://"))
-            .and_then(|r| {
-                r.split_once('/')
-                    .map(|(a, p)| (a.to_owned(), format!("/{p}")))
-            }) {
-            Some(x) => x,
-            None => {
-                eprintln!("error: --url must look like http://127.0.0.1:10883/healthz");
-                return ExitCode::from(1);
-            }
-        },
-        None => {
-            let mut a = cfg.listen;
-            if a.ip().is_unspecified() {
-                a.set_ip(if a.is_ipv4() {
-                    std::net::Ipv4Addr::LOCALHOST.into()
-                } else {
-                    std::net::Ipv6Addr::LOCALHOST.into()
-                });
-            }
-            (a.to_string(), "/healthz".to_owned())
-        }
-    };
-    let timeout = Duration::from_secs(2);
-    // Behind TLS (web config) this client cannot speak HTTP, and with client certificates it
-    // could not get in: a listening socket is the liveness signal then.
-    let tls = https || (url.is_none() && cfg.web.config.as_ref().is_some_and(|w| w.tls.is_some()));
-    let result = (|| -> std::io::Result<String> {
-        use std::net::ToSocketAddrs;
-        let sa = addr
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| std::io::Error::other("no address"))?;
-        let mut s = std::net::TcpStream::connect_timeout(&sa, timeout)?;
-        if tls {
-            return Ok("HTTP/1.1 200 (TLS endpoint accepts connections)".into());
-        }
-        s.set_read_timeout(Some(timeout))?;
-        s.set_write_timeout(Some(timeout))?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-        let mut head = [0u8; 64];
-        let n = s.read(&mut head)?;
-        Ok(String::from_utf8_lossy(&head[..n]).into_owned())
-    })();
-    match result {
-        Ok(r) if r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200") => {
-            ExitCode::SUCCESS
-        }
-        Ok(r) => {
-            eprintln!("unhealthy: {}", r.lines().next().unwrap_or("no answer"));
+    use mqtt_sentinel::healthcheck::{HealthError, check};
+    match check(cfg, url) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ HealthError::BadUrl) => {
+            eprintln!("error: {e}");
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("unhealthy: http://{addr}{path}: {e}");
+            eprintln!("unhealthy: {e}");
             ExitCode::from(1)
         }
     }

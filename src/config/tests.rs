@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn env(k: &str) -> Option<String> {
     match k {

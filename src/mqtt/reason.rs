@@ -247,10 +247,10 @@ mod transport {
                 // handshake completes on our side: its alert is the first thing it sends.
                 // A healthy broker sends nothing before our CONNECT, hence the short wait.
                 let mut b = [0u8; 1];
-                if let Ok(Err(e)) = tokio::time::timeout(ALERT_WAIT, tls.read(&mut b)).await {
-                    if is_tls(&e) {
-                        return (tls_error(&e), format!("tls: {e}"));
-                    }
+                if let Ok(Err(e)) = tokio::time::timeout(ALERT_WAIT, tls.read(&mut b)).await
+                    && is_tls(&e)
+                {
+                    return (tls_error(&e), format!("tls: {e}"));
                 }
             }
             upgrade_or_closed(tls, url).await
@@ -273,10 +273,10 @@ mod transport {
         mut s: S,
         url: &BrokerUrl,
     ) -> Found {
-        if url.transport.is_websocket() {
-            if let Some(found) = upgrade(&mut s, url).await {
-                return found;
-            }
+        if url.transport.is_websocket()
+            && let Some(found) = upgrade(&mut s, url).await
+        {
+            return found;
         }
         let layers = match url.transport {
             crate::config::Transport::Tcp => "TCP",

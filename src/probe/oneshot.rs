@@ -236,12 +236,11 @@ async fn one_round_trip(
             }
             m = c.messages.recv() => match m {
                 Some((m, at)) => {
-                    if let Arrival::Fresh { seq: s, rtt: d } | Arrival::OutOfOrder { seq: s, rtt: d } = tracker.receive(m.payload(), at) {
-                        if s == seq {
+                    if let Arrival::Fresh { seq: s, rtt: d } | Arrival::OutOfOrder { seq: s, rtt: d } = tracker.receive(m.payload(), at)
+                        && s == seq {
                             rtt = Some(d);
                             report.rtts.push(d);
                         }
-                    }
                 }
                 None => return Err(reason::ERROR),
             },

@@ -1402,12 +1402,12 @@ mod summary_tests {
                 };
                 v += (r % 100) as f64 / 4.0;
                 let w = match *kind {
-                    "resets" if r % 97 == 0 => {
+                    "resets" if r.is_multiple_of(97) => {
                         v = 0.0;
                         v
                     }
-                    "stale" if r % 61 == 0 => stale_nan(),
-                    "nan" if r % 83 == 0 => f64::NAN,
+                    "stale" if r.is_multiple_of(61) => stale_nan(),
+                    "nan" if r.is_multiple_of(83) => f64::NAN,
                     "gauge" => (r % 1000) as f64 - 500.0,
                     _ => v,
                 };

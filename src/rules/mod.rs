@@ -1,5 +1,5 @@
 //! Prometheus rule files evaluated in-process: recording and alerting rules over a history of
-//! our own samples, with Prometheus 2.42 semantics. See `../shared/DESIGN.md` (Rules and alerts).
+//! our own samples, with Prometheus 2.42 semantics. See ARCHITECTURE.md (the flow of one alert).
 //!
 //! `file` parses rule files, `eval` is the PromQL subset, `alert` the group evaluator and
 //! alert state machine, `template` the annotation templates, `unittest` promtool's test files.

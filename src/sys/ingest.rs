@@ -299,11 +299,10 @@ impl Ingest {
                 labels,
                 ..
             } = &e.action
+                && e.captures().is_empty()
             {
-                if e.captures().is_empty() {
-                    let key = (family.clone(), const_labels(labels));
-                    s.snap.series.entry(key).or_insert(0.0);
-                }
+                let key = (family.clone(), const_labels(labels));
+                s.snap.series.entry(key).or_insert(0.0);
             }
         }
     }
@@ -321,11 +320,11 @@ impl Ingest {
         let Some(m) = profile.lookup(rel) else {
             return self.unmapped(topic, payload, now);
         };
-        if let Some(id) = m.captured.instance {
-            if !self.follow_instance(profile, id, retained, now) {
-                self.store.lock().snap.last_update = Some(now_s);
-                return Outcome::Ignored;
-            }
+        if let Some(id) = m.captured.instance
+            && !self.follow_instance(profile, id, retained, now)
+        {
+            self.store.lock().snap.last_update = Some(now_s);
+            return Outcome::Ignored;
         }
         match m.entries.first().map(|e| &e.action) {
             Some(Action::Ignore) => {

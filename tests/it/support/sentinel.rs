@@ -101,13 +101,13 @@ impl Sentinel {
         let exited = std::cell::Cell::new(false);
         let child = std::cell::RefCell::new(s.child.take());
         s.addr = wait_until(Duration::from_secs(30), "mqtt-sentinel listening", || {
-            if let Some(Ok(Some(st))) = child.borrow_mut().as_mut().map(Child::try_wait) {
-                if !exited.replace(true) {
-                    panic!(
-                        "mqtt-sentinel exited ({st}) before listening:\n{}",
-                        log.lock().unwrap()
-                    );
-                }
+            if let Some(Ok(Some(st))) = child.borrow_mut().as_mut().map(Child::try_wait)
+                && !exited.replace(true)
+            {
+                panic!(
+                    "mqtt-sentinel exited ({st}) before listening:\n{}",
+                    log.lock().unwrap()
+                );
             }
             let l = log.lock().unwrap();
             let at = l.find("listen=")? + "listen=".len();

@@ -1,0 +1,492 @@
+//! The validated configuration: what `Validator` produces from `raw` and every other module
+//! reads. Durations, addresses, URLs and enums are checked types here; secrets print as
+//! `<secret>`; equality is what a reload compares.
+
+use super::{BrokerUrl, NotifyConfig, RulesConfig};
+use super::{watched, web};
+use crate::sys::profile::ProfileSet;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub web: WebSettings,
+    pub log: LogConfig,
+    pub brokers: Vec<BrokerConfig>,
+    /// `/probe?module=` settings by name; `default` always exists.
+    pub probe_modules: BTreeMap<String, ProbeModule>,
+    /// `/probe?target=` must match this in full; `None` allows any target (see README: SSRF).
+    pub probe_allowed_targets: Option<regex::Regex>,
+    pub rules: RulesConfig,
+    pub notify: NotifyConfig,
+}
+
+/// The HTTP endpoint's security and limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSettings {
+    /// exporter-toolkit web-config.yml; `None`: plain HTTP, no auth.
+    pub config_file: Option<PathBuf>,
+    /// Loaded at start; re-read by the server when the file changes.
+    pub config: Option<web::WebConfig>,
+    /// Connections served at once; more are closed on accept.
+    pub max_connections: usize,
+}
+
+impl PartialEq for web::WebConfig {
+    fn eq(&self, other: &Self) -> bool {
+        // compared for "needs a restart" only: the file path is what matters
+        self.describe() == other.describe()
+    }
+}
+
+/// MQTT quality of service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Qos {
+    AtMostOnce,
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+impl Qos {
+    pub fn as_i32(self) -> i32 {
+        match self {
+            Qos::AtMostOnce => 0,
+            Qos::AtLeastOnce => 1,
+            Qos::ExactlyOnce => 2,
+        }
+    }
+    /// Label value: `"0"`, `"1"` or `"2"`.
+    pub fn label(self) -> &'static str {
+        ["0", "1", "2"][self.as_i32() as usize]
+    }
+    pub fn from_u8(q: u8) -> Option<Qos> {
+        match q {
+            0 => Some(Qos::AtMostOnce),
+            1 => Some(Qos::AtLeastOnce),
+            2 => Some(Qos::ExactlyOnce),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// Unique per broker; part of the probe topic and the `probe` label.
+    pub name: String,
+    pub kind: ProbeKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// Publish to ourselves on the watching session and wait for it to come back.
+    Roundtrip { qos: Qos, payload_bytes: usize },
+    /// A fresh client per run: TCP(+TLS) + CONNECT/CONNACK.
+    Connect,
+    /// Publish a unique retained value; a fresh subscriber must receive exactly it.
+    Retained,
+}
+
+impl ProbeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeKind::Roundtrip { .. } => "roundtrip",
+            ProbeKind::Connect => "connect",
+            ProbeKind::Retained => "retained",
+        }
+    }
+}
+
+/// How `/probe` and `mqtt-sentinel probe` reach a target.
+#[derive(Debug, Clone)]
+pub struct ProbeModule {
+    pub qos: Qos,
+    pub timeout: Duration,
+    pub protocol: Protocol,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    pub tls: Option<TlsConfig>,
+    pub payload_bytes: usize,
+    pub degraded_rtt: Duration,
+}
+
+impl Default for ProbeModule {
+    fn default() -> Self {
+        Self {
+            qos: Qos::AtLeastOnce,
+            timeout: Duration::from_secs(5),
+            protocol: Protocol::Auto,
+            username: None,
+            password: None,
+            tls: None,
+            payload_bytes: DEFAULT_PAYLOAD_BYTES,
+            degraded_rtt: DEFAULT_DEGRADED_RTT,
+        }
+    }
+}
+
+/// Probe payloads carry a nonce and a sequence number; this is the smallest that fits.
+pub const MIN_PAYLOAD_BYTES: usize = 32;
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+pub const DEFAULT_PAYLOAD_BYTES: usize = 64;
+pub const DEFAULT_DEGRADED_RTT: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    pub level: LogLevel,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Equality is what a reload compares: an unchanged broker keeps its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// The `broker` label on every series of this broker.
+    pub name: String,
+    pub url: BrokerUrl,
+    pub protocol: Protocol,
+    /// What `protocol: auto` settled on (runtime state shared by clones).
+    pub negotiated: Negotiated,
+    /// Explicit client id; `None` means a unique id is generated per process.
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    pub tls: Option<TlsConfig>,
+    pub keep_alive: Duration,
+    pub connect_timeout: Duration,
+    pub reconnect: Backoff,
+    pub capacity: Capacity,
+    pub sys: SysConfig,
+    pub probes: Vec<ProbeConfig>,
+    /// Probe topics are `<prefix>/<client-id>/<probe-name>`.
+    pub probe_topic_prefix: String,
+    /// A round trip slower than this makes the broker `degraded`.
+    pub degraded_rtt: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// MQTT 5 first; MQTT 3.1.1 for one session when the broker refuses 5 (the rule is in
+    /// `mqtt::negotiate`; fresh clients follow the watching session through [`Negotiated`]).
+    Auto,
+    V5,
+    V311,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Auto => "auto",
+            Protocol::V5 => "v5",
+            Protocol::V311 => "v3.1.1",
+        }
+    }
+}
+
+/// Shared by every clone of one broker's config (the watching connection, fresh probe
+/// clients): set while the watching session runs on MQTT 3.1.1 because the broker refused
+/// MQTT 5 (see `mqtt::negotiate`), so fresh clients start with 3.1.1 instead of repeating the
+/// refused attempts. Cleared when that session ends or a MQTT 5 connect succeeds: it never
+/// outlives the session whose evidence set it.
+#[derive(Debug, Clone, Default)]
+pub struct Negotiated(Arc<std::sync::atomic::AtomicBool>);
+
+impl Negotiated {
+    /// Whether the broker's watching session currently runs on 3.1.1 after a refusal of 5.
+    pub fn v311(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Record what the watching session runs on.
+    pub fn set_v311(&self, v311: bool) {
+        self.0.store(v311, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl PartialEq for Negotiated {
+    fn eq(&self, _: &Self) -> bool {
+        true // runtime state, not configuration
+    }
+}
+impl Eq for Negotiated {}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// CA bundle to verify the broker with; `None` uses the system trust store. Each file is
+    /// read as it is at each connect (a broken one keeps its last good content).
+    pub ca_file: Option<watched::WatchedFile<watched::PemFile>>,
+    /// Client certificate for mTLS (may also hold the key).
+    pub cert_file: Option<watched::WatchedFile<watched::PemFile>>,
+    pub key_file: Option<watched::WatchedFile<watched::PemFile>>,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capacity {
+    pub max_connections: Option<u64>,
+    /// Memory the broker may use, for heap alerts (mosquitto has no such $SYS value).
+    pub max_heap_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysConfig {
+    pub enabled: bool,
+    /// The subscription filter, always `<prefix>#`.
+    pub topic: String,
+    /// `auto` or the name of a built-in or `sys_profiles` profile.
+    pub profile: String,
+    /// Every profile the config can name (shared by all brokers).
+    pub profiles: Arc<ProfileSet>,
+    /// Cap on series whose labels come from the broker (unknown topics, bridges).
+    pub max_series: usize,
+}
+
+impl SysConfig {
+    /// The filter without its trailing `#`: what profile patterns are relative to.
+    pub fn prefix(&self) -> &str {
+        self.topic.strip_suffix('#').unwrap_or(&self.topic)
+    }
+}
+
+/// A secret given inline or by a `*_file`; a file is read as it is at each use (see
+/// [`watched`]). `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Inline(Secret),
+    File(watched::WatchedFile<Secret>),
+}
+
+impl SecretSource {
+    /// The value to use now: an inline one, or the file's current (else last good) content.
+    pub fn current(&self) -> Secret {
+        match self {
+            SecretSource::Inline(s) => s.clone(),
+            SecretSource::File(f) => (*f.get()).clone(),
+        }
+    }
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Inline(_) => f.write_str("<secret>"),
+            SecretSource::File(w) => write!(f, "<secret in {:?}>", w.path()),
+        }
+    }
+}
+
+/// A value that must never be printed: `Debug` and `Display` show `<secret>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub(super) String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The plain value, for handing to the MQTT client only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl BrokerConfig {
+    /// Settings for a one-shot probe of `url` with `module` (`/probe`, `mqtt-sentinel probe`).
+    pub fn for_oneshot(url: BrokerUrl, m: &ProbeModule) -> BrokerConfig {
+        BrokerConfig {
+            name: format!("{}:{}", url.host, url.port),
+            url,
+            protocol: m.protocol,
+            negotiated: Negotiated::default(),
+            client_id: None,
+            username: m.username.clone(),
+            password: m.password.clone(),
+            tls: m.tls.clone(),
+            keep_alive: Duration::from_secs(30),
+            connect_timeout: m.timeout,
+            reconnect: Backoff {
+                initial: Duration::from_millis(500),
+                max: Duration::from_secs(30),
+            },
+            capacity: Capacity::default(),
+            sys: SysConfig {
+                enabled: false,
+                topic: "$SYS/#".into(),
+                profile: "auto".into(),
+                max_series: 0,
+                profiles: Arc::new(ProfileSet::builtin()),
+            },
+            probes: Vec::new(),
+            probe_topic_prefix: "mqtt-sentinel".into(),
+            degraded_rtt: m.degraded_rtt,
+        }
+    }
+}
+
+impl Config {
+    /// A human summary for `check`; secrets print as `<secret>`.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "listen: {}", self.listen);
+        let _ = writeln!(
+            s,
+            "log: level {}, format {}",
+            self.log.level.as_str(),
+            match self.log.format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+        );
+        let _ = writeln!(s, "brokers: {}", self.brokers.len());
+        for b in &self.brokers {
+            let _ = writeln!(
+                s,
+                "  - {}: {} protocol {} client_id {} username {} password {} tls {} keep_alive {:?} sys {} (profile {}, max_series {})",
+                b.name,
+                b.url,
+                b.protocol.as_str(),
+                b.client_id.as_deref().unwrap_or("<generated>"),
+                b.username.as_deref().unwrap_or("<none>"),
+                if b.password.is_some() {
+                    "<secret>"
+                } else {
+                    "<none>"
+                },
+                match &b.tls {
+                    None if b.url.is_tls() => "system-ca",
+                    None => "off",
+                    Some(t) if t.insecure_skip_verify => "INSECURE",
+                    Some(t) if t.cert_file.is_some() => "mtls",
+                    Some(_) => "on",
+                },
+                b.keep_alive,
+                if b.sys.enabled {
+                    b.sys.topic.as_str()
+                } else {
+                    "off"
+                },
+                b.sys.profile,
+                b.sys.max_series,
+            );
+            for pr in &b.probes {
+                let what = match pr.kind {
+                    ProbeKind::Roundtrip { qos, payload_bytes } => {
+                        format!("roundtrip qos {} payload {payload_bytes} B", qos.label())
+                    }
+                    other => other.as_str().to_owned(),
+                };
+                let _ = writeln!(
+                    s,
+                    "      probe {}: {what} every {:?}, timeout {:?}",
+                    pr.name, pr.interval, pr.timeout
+                );
+            }
+        }
+        match (&self.web.config_file, &self.web.config) {
+            (Some(f), Some(w)) => {
+                let _ = writeln!(
+                    s,
+                    "web: {} from {} (max {} connections)",
+                    w.describe(),
+                    f.display(),
+                    self.web.max_connections
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    s,
+                    "web: plain HTTP, no auth (max {} connections)",
+                    self.web.max_connections
+                );
+            }
+        }
+        if let Some(b) = self.brokers.first() {
+            let profiles: Vec<&str> = b.sys.profiles.names().collect();
+            let _ = writeln!(s, "sys profiles: {}", profiles.join(", "));
+        }
+        let names: Vec<&str> = self.probe_modules.keys().map(String::as_str).collect();
+        let _ = writeln!(s, "probe modules: {}", names.join(", "));
+        let _ = writeln!(
+            s,
+            "probe targets allowed: {}",
+            self.probe_allowed_targets
+                .as_ref()
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_else(|| "any".to_owned())
+        );
+        let rules: usize = self.rules.groups.iter().map(|g| g.rules.len()).sum();
+        let _ = writeln!(
+            s,
+            "rules: {rules} in {} groups from {}, every {:?}",
+            self.rules.groups.len(),
+            if self.rules.sources.is_empty() {
+                "no files".to_owned()
+            } else {
+                self.rules.sources.join(", ")
+            },
+            self.rules.evaluation_interval
+        );
+        for r in &self.notify.receivers {
+            // URLs can carry tokens: never printed.
+            let _ = writeln!(
+                s,
+                "  receiver {}: {} url <secret> send_resolved {} signed {}",
+                r.name,
+                r.kind.as_str(),
+                r.send_resolved,
+                r.signing_key.is_some()
+            );
+        }
+        s
+    }
+}

@@ -1,0 +1,718 @@
+//! The second stage: `raw` (what was written) into the checked types of `types`. The only
+//! place that knows the defaults. Every error names the field path and, through the
+//! [`Locator`], its line and column; a bad value is quoted unless it is a secret.
+//! The `rules:` and `notify:` sections are validated in `alerting.rs`.
+
+use super::locate::{Locator, Position};
+use super::raw::{DurationText, RawBroker, RawConfig, RawModule, RawProbe, RawSys, RawTls};
+use super::*;
+use crate::sys::profile::ProfileSet;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The second stage's context: where the text came from (for errors), how to find a field's
+/// position, what relative paths are relative to, and how `${VAR}` is answered.
+pub(super) struct Validator<'a> {
+    pub(super) source_name: &'a str,
+    pub(super) locator: Locator,
+    pub(super) base: &'a Path,
+    pub(super) env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// The result of one validation step.
+pub(super) type R<T> = Result<T, ConfigError>;
+
+impl Validator<'_> {
+    pub(super) fn err(&self, path: &str, message: impl Into<String>) -> ConfigError {
+        let pos: Option<Position> = self.locator.find(path);
+        ConfigError {
+            source_name: self.source_name.to_owned(),
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// Expand `${VAR}` (and `$${` for a literal `${`). `secret` hides the value in messages.
+    pub(super) fn expand(&self, path: &str, value: &str, secret: bool) -> R<String> {
+        expand_env(value, self.env).map_err(|why| {
+            let shown = if secret {
+                String::new()
+            } else {
+                format!(" in {value:?}")
+            };
+            self.err(path, format!("{why}{shown}"))
+        })
+    }
+
+    pub(super) fn file(&self, path: &str, value: &str) -> R<PathBuf> {
+        let expanded = self.expand(path, value, false)?;
+        if expanded.is_empty() {
+            return Err(self.err(path, "file name is empty"));
+        }
+        let p = self.base.join(&expanded);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => match std::fs::File::open(&p) {
+                Ok(_) => Ok(p),
+                Err(e) => Err(self.err(path, format!("cannot read {expanded:?}: {e}"))),
+            },
+            Ok(_) => Err(self.err(path, format!("{expanded:?} is not a regular file"))),
+            Err(e) => Err(self.err(path, format!("cannot read {expanded:?}: {e}"))),
+        }
+    }
+
+    /// A file read now (an error names file, line and field) and then at each use.
+    pub(crate) fn watched_file<T>(
+        &self,
+        path: &str,
+        value: &str,
+        parse: watched::Parser<T>,
+    ) -> R<watched::WatchedFile<T>> {
+        let file = self.file(path, value)?;
+        watched::WatchedFile::load(path, file, parse).map_err(|e| self.err(path, e))
+    }
+
+    pub(super) fn duration(
+        &self,
+        path: &str,
+        d: Option<&DurationText>,
+        default: Duration,
+    ) -> R<Duration> {
+        let Some(DurationText(text)) = d else {
+            return Ok(default);
+        };
+        let t = self.expand(path, text, false)?;
+        let parsed = humantime::parse_duration(t.trim()).map_err(|e| {
+            self.err(
+                path,
+                format!("invalid duration {t:?}: {e} (write it like \"30s\" or \"500ms\")"),
+            )
+        })?;
+        if parsed.is_zero() {
+            return Err(self.err(path, format!("duration {t:?} must be greater than zero")));
+        }
+        Ok(parsed)
+    }
+
+    pub(super) fn config(&self, raw: RawConfig) -> R<Config> {
+        let listen = match &raw.listen {
+            None => SocketAddr::from(([0, 0, 0, 0], 10883)),
+            Some(s) => {
+                let t = self.expand("listen", s, false)?;
+                t.parse().map_err(|_| {
+                    self.err(
+                        "listen",
+                        format!(
+                            "invalid address {t:?}: expected ip:port such as \"0.0.0.0:10883\""
+                        ),
+                    )
+                })?
+            }
+        };
+        let log = self.log(raw.log.unwrap_or_default())?;
+        let web = self.web(raw.web.unwrap_or_default())?;
+        let raw_brokers = raw.brokers.unwrap_or_else(|| {
+            vec![RawBroker {
+                name: Some("local".into()),
+                url: Some("mqtt://localhost:1883".into()),
+                ..RawBroker::default()
+            }]
+        });
+        let profiles = ProfileSet::with_user(&raw.sys_profiles.unwrap_or_default())
+            .map(Arc::new)
+            .map_err(|(name, e)| {
+                let at = if e.path.is_empty() {
+                    format!("sys_profiles.{name}")
+                } else {
+                    format!("sys_profiles.{name}.{}", e.path)
+                };
+                self.err(&at, e.message)
+            })?;
+        let mut brokers: Vec<BrokerConfig> = Vec::with_capacity(raw_brokers.len());
+        for (i, rb) in raw_brokers.into_iter().enumerate() {
+            let b = self.broker(&format!("brokers[{i}]"), rb, &profiles)?;
+            if let Some(j) = brokers.iter().position(|o| o.name == b.name) {
+                return Err(self.err(
+                    &format!("brokers[{i}].name"),
+                    format!(
+                        "duplicate broker name {:?} (also brokers[{j}]); names are the `broker` label and must be unique",
+                        b.name
+                    ),
+                ));
+            }
+            brokers.push(b);
+        }
+        let mut probe_modules = BTreeMap::new();
+        probe_modules.insert("default".to_owned(), ProbeModule::default());
+        for (name, rm) in raw.probe_modules.unwrap_or_default() {
+            let at = format!("probe_modules.{name}");
+            if !valid_name(&name) {
+                return Err(self.err(
+                    &at,
+                    format!(
+                        "invalid module name {name:?}: use 1-64 characters from A-Z a-z 0-9 - _"
+                    ),
+                ));
+            }
+            let m = self.module(&at, rm)?;
+            probe_modules.insert(name, m);
+        }
+        let probe_allowed_targets = match &raw.probe_allowed_targets {
+            None => None,
+            Some(re) => Some(regex::Regex::new(&format!("^(?:{re})$")).map_err(|e| {
+                self.err(
+                    "probe_allowed_targets",
+                    format!(
+                        "invalid regular expression {re:?}: {}",
+                        e.to_string().lines().last().unwrap_or("")
+                    ),
+                )
+            })?),
+        };
+        let rules = self.rules(raw.rules.unwrap_or_default())?;
+        let notify = self.notify(raw.notify.unwrap_or_default())?;
+        Ok(Config {
+            listen,
+            web,
+            log,
+            brokers,
+            probe_modules,
+            probe_allowed_targets,
+            rules,
+            notify,
+        })
+    }
+
+    pub(super) fn web(&self, raw: raw::RawWebSettings) -> R<WebSettings> {
+        let max_connections = raw.max_connections.unwrap_or(1024);
+        if !(16..=65_536).contains(&max_connections) {
+            return Err(self.err(
+                "web.max_connections",
+                format!("max_connections {max_connections} is outside 16..65536"),
+            ));
+        }
+        let (config_file, config) = match &raw.config_file {
+            None => (None, None),
+            Some(f) => {
+                let path = self.file("web.config_file", f)?;
+                let w = web::load(&path)?;
+                (Some(path), Some(w))
+            }
+        };
+        Ok(WebSettings {
+            config_file,
+            config,
+            max_connections,
+        })
+    }
+
+    pub(super) fn qos(&self, path: &str, q: Option<u8>, default: Qos) -> R<Qos> {
+        match q {
+            None => Ok(default),
+            Some(q) => Qos::from_u8(q)
+                .ok_or_else(|| self.err(path, format!("invalid qos {q}: expected 0, 1 or 2"))),
+        }
+    }
+
+    pub(super) fn payload_bytes(&self, path: &str, n: Option<usize>) -> R<usize> {
+        let n = n.unwrap_or(DEFAULT_PAYLOAD_BYTES);
+        if !(MIN_PAYLOAD_BYTES..=MAX_PAYLOAD_BYTES).contains(&n) {
+            return Err(self.err(
+                path,
+                format!(
+                    "payload_bytes {n} is out of range {MIN_PAYLOAD_BYTES}..={MAX_PAYLOAD_BYTES}"
+                ),
+            ));
+        }
+        Ok(n)
+    }
+
+    pub(super) fn protocol(&self, path: &str, p: Option<&str>) -> R<Protocol> {
+        match p {
+            None | Some("auto") => Ok(Protocol::Auto),
+            Some("v5") | Some("5") => Ok(Protocol::V5),
+            Some("v3.1.1") | Some("3.1.1") => Ok(Protocol::V311),
+            Some(s) => Err(self.err(
+                path,
+                format!("unknown protocol {s:?}: expected auto, v5 or v3.1.1"),
+            )),
+        }
+    }
+
+    /// username / password / password_file, shared by brokers and probe modules.
+    pub(super) fn credentials(
+        &self,
+        at: &str,
+        username: Option<&String>,
+        password: Option<&String>,
+        password_file: Option<&String>,
+        protocol: Protocol,
+    ) -> R<(Option<String>, Option<SecretSource>)> {
+        let p = |field: &str| format!("{at}.{field}");
+        let username = match username {
+            None => None,
+            Some(u) => Some(self.expand(&p("username"), u, false)?),
+        };
+        let password = match (password, password_file) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    &p("password_file"),
+                    "set either password or password_file, not both",
+                ));
+            }
+            (Some(pw), None) => Some(SecretSource::Inline(Secret(self.expand(
+                &p("password"),
+                pw,
+                true,
+            )?))),
+            (None, Some(f)) => Some(SecretSource::File(self.watched_file(
+                &p("password_file"),
+                f,
+                // Line ends only: a password may begin or end with blanks.
+                Arc::new(|b: &[u8]| {
+                    let s = std::str::from_utf8(b).map_err(|_| "not UTF-8 text".to_string())?;
+                    let s = s.trim_end_matches(['\r', '\n']);
+                    if s.is_empty() {
+                        // A file being rewritten in place is empty for a moment.
+                        return Err("the file is empty".into());
+                    }
+                    Ok(Secret(s.to_owned()))
+                }),
+            )?)),
+            (None, None) => None,
+        };
+        if password.is_some() && username.is_none() && protocol == Protocol::V311 {
+            return Err(self.err(
+                &p("username"),
+                "a password needs a username with MQTT v3.1.1",
+            ));
+        }
+        Ok((username, password))
+    }
+
+    pub(super) fn module(&self, at: &str, raw: RawModule) -> R<ProbeModule> {
+        let p = |field: &str| format!("{at}.{field}");
+        let protocol = self.protocol(&p("protocol"), raw.protocol.as_deref())?;
+        let (username, password) = self.credentials(
+            at,
+            raw.username.as_ref(),
+            raw.password.as_ref(),
+            raw.password_file.as_ref(),
+            protocol,
+        )?;
+        Ok(ProbeModule {
+            qos: self.qos(&p("qos"), raw.qos, Qos::AtLeastOnce)?,
+            timeout: self.duration(&p("timeout"), raw.timeout.as_ref(), Duration::from_secs(5))?,
+            protocol,
+            username,
+            password,
+            tls: raw.tls.map(|t| self.tls(&p("tls"), t)).transpose()?,
+            payload_bytes: self.payload_bytes(&p("payload_bytes"), raw.payload_bytes)?,
+            degraded_rtt: self.duration(
+                &p("degraded_rtt"),
+                raw.degraded_rtt.as_ref(),
+                DEFAULT_DEGRADED_RTT,
+            )?,
+        })
+    }
+
+    pub(super) fn probes(&self, at: &str, raw: Option<Vec<RawProbe>>) -> R<Vec<ProbeConfig>> {
+        let Some(raw) = raw else {
+            // The embedded default: one QoS 1 round trip every 10 s.
+            return Ok(vec![ProbeConfig {
+                name: "rtt-qos1".into(),
+                kind: ProbeKind::Roundtrip {
+                    qos: Qos::AtLeastOnce,
+                    payload_bytes: DEFAULT_PAYLOAD_BYTES,
+                },
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(5),
+            }]);
+        };
+        let mut out: Vec<ProbeConfig> = Vec::with_capacity(raw.len());
+        for (i, rp) in raw.into_iter().enumerate() {
+            let at = format!("{at}[{i}]");
+            let p = |field: &str| format!("{at}.{field}");
+            let kind = match rp.kind.as_deref() {
+                None | Some("roundtrip") => ProbeKind::Roundtrip {
+                    qos: self.qos(&p("qos"), rp.qos, Qos::AtLeastOnce)?,
+                    payload_bytes: self.payload_bytes(&p("payload_bytes"), rp.payload_bytes)?,
+                },
+                Some(k @ ("connect" | "retained")) => {
+                    if rp.qos.is_some() || rp.payload_bytes.is_some() {
+                        let field = if rp.qos.is_some() {
+                            "qos"
+                        } else {
+                            "payload_bytes"
+                        };
+                        return Err(self.err(
+                            &p(field),
+                            format!("{field} applies to roundtrip probes only, not {k}"),
+                        ));
+                    }
+                    if k == "connect" {
+                        ProbeKind::Connect
+                    } else {
+                        ProbeKind::Retained
+                    }
+                }
+                Some(k) => {
+                    return Err(self.err(
+                        &p("kind"),
+                        format!(
+                            "unknown probe kind {k:?}: expected roundtrip, connect or retained"
+                        ),
+                    ));
+                }
+            };
+            let name = match &rp.name {
+                Some(n) if valid_name(n) => n.clone(),
+                Some(n) => {
+                    return Err(self.err(
+                        &p("name"),
+                        format!(
+                            "invalid probe name {n:?}: use 1-64 characters from A-Z a-z 0-9 - _"
+                        ),
+                    ));
+                }
+                None => match kind {
+                    ProbeKind::Roundtrip { qos, .. } => format!("rtt-qos{}", qos.label()),
+                    other => other.as_str().to_owned(),
+                },
+            };
+            if let Some(j) = out.iter().position(|o| o.name == name) {
+                return Err(self.err(
+                    &p("name"),
+                    format!("duplicate probe name {name:?} (also probes[{j}])"),
+                ));
+            }
+            let default_interval = Duration::from_secs(match kind {
+                ProbeKind::Roundtrip { .. } => 10,
+                ProbeKind::Connect => 30,
+                ProbeKind::Retained => 60,
+            });
+            out.push(ProbeConfig {
+                name,
+                kind,
+                interval: self.duration(&p("interval"), rp.interval.as_ref(), default_interval)?,
+                timeout: self.duration(
+                    &p("timeout"),
+                    rp.timeout.as_ref(),
+                    Duration::from_secs(5),
+                )?,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) fn log(&self, raw: raw::RawLog) -> R<LogConfig> {
+        let level = match raw.level.as_deref() {
+            None => LogLevel::Info,
+            Some(s) => match s.to_ascii_lowercase().as_str() {
+                "error" => LogLevel::Error,
+                "warn" | "warning" => LogLevel::Warn,
+                "info" => LogLevel::Info,
+                "debug" => LogLevel::Debug,
+                "trace" => LogLevel::Trace,
+                _ => {
+                    return Err(self.err(
+                        "log.level",
+                        format!("unknown level {s:?}: expected error, warn, info, debug or trace"),
+                    ));
+                }
+            },
+        };
+        let format = match raw.format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(s) => {
+                return Err(self.err(
+                    "log.format",
+                    format!("unknown format {s:?}: expected text or json"),
+                ));
+            }
+        };
+        Ok(LogConfig { level, format })
+    }
+
+    pub(super) fn broker(
+        &self,
+        at: &str,
+        raw: RawBroker,
+        profiles: &Arc<ProfileSet>,
+    ) -> R<BrokerConfig> {
+        let p = |field: &str| format!("{at}.{field}");
+        let url_text = match &raw.url {
+            Some(u) => self.expand(&p("url"), u, false)?,
+            None => return Err(self.err(at, "missing field `url`")),
+        };
+        let url = self.url(&p("url"), &url_text)?;
+        let name = match &raw.name {
+            Some(n) => {
+                let n = self.expand(&p("name"), n, false)?;
+                let ok = !n.is_empty()
+                    && n.len() <= 64
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+                if !ok {
+                    return Err(self.err(
+                        &p("name"),
+                        format!("invalid name {n:?}: use 1-64 characters from A-Z a-z 0-9 - _ . :"),
+                    ));
+                }
+                n
+            }
+            None => format!("{}:{}", url.host, url.port),
+        };
+        let protocol = self.protocol(&p("protocol"), raw.protocol.as_deref())?;
+        let client_id = match &raw.client_id {
+            None => None,
+            Some(c) => {
+                let c = self.expand(&p("client_id"), c, false)?;
+                if c.is_empty() {
+                    None
+                } else if c.len() > 65535 || c.contains(['+', '#', '\0']) {
+                    return Err(self.err(
+                        &p("client_id"),
+                        format!("invalid client id {c:?}: must not contain +, # or NUL"),
+                    ));
+                } else {
+                    Some(c)
+                }
+            }
+        };
+        let (username, password) = self.credentials(
+            at,
+            raw.username.as_ref(),
+            raw.password.as_ref(),
+            raw.password_file.as_ref(),
+            protocol,
+        )?;
+        let tls = match raw.tls {
+            None => None,
+            Some(t) => Some(self.tls(&p("tls"), t)?),
+        };
+        if let Some(why) = url.unverifiable_by_paho()
+            && !tls.as_ref().is_some_and(|t| t.insecure_skip_verify)
+        {
+            return Err(self.err(&p("url"), format!("url {url_text:?}: {why}")));
+        }
+        if tls.is_some() && !url.is_tls() {
+            return Err(self.err(
+                &p("tls"),
+                format!(
+                    "tls is set but url {url_text:?} is not a TLS url (use mqtts:// or wss://)"
+                ),
+            ));
+        }
+        let keep_alive = self.duration(
+            &p("keep_alive"),
+            raw.keep_alive.as_ref(),
+            Duration::from_secs(30),
+        )?;
+        if keep_alive < Duration::from_secs(1) || keep_alive > Duration::from_secs(65535) {
+            return Err(self.err(
+                &p("keep_alive"),
+                format!("keep_alive {keep_alive:?} is out of range: MQTT allows 1s to 65535s"),
+            ));
+        }
+        let connect_timeout = self.duration(
+            &p("connect_timeout"),
+            raw.connect_timeout.as_ref(),
+            Duration::from_secs(10),
+        )?;
+        let rr = raw.reconnect.unwrap_or_default();
+        let reconnect = Backoff {
+            initial: self.duration(
+                &p("reconnect.initial_backoff"),
+                rr.initial_backoff.as_ref(),
+                Duration::from_millis(500),
+            )?,
+            max: self.duration(
+                &p("reconnect.max_backoff"),
+                rr.max_backoff.as_ref(),
+                Duration::from_secs(30),
+            )?,
+        };
+        if reconnect.initial > reconnect.max {
+            return Err(self.err(
+                &p("reconnect.max_backoff"),
+                format!(
+                    "max_backoff {:?} is shorter than initial_backoff {:?}",
+                    reconnect.max, reconnect.initial
+                ),
+            ));
+        }
+        let rc = raw.capacity.unwrap_or_default();
+        let capacity = Capacity {
+            max_connections: rc.max_connections,
+            max_heap_bytes: rc.max_heap_bytes,
+        };
+        let sys = self.sys(&p("sys"), raw.sys.unwrap_or_default(), profiles)?;
+        let probes = self.probes(&p("probes"), raw.probes)?;
+        let probe_topic_prefix = match &raw.probe_topic_prefix {
+            None => "mqtt-sentinel".to_owned(),
+            Some(t) => {
+                let t = self.expand(&p("probe_topic_prefix"), t, false)?;
+                let ok = !t.is_empty()
+                    && !t.starts_with(['/', '$'])
+                    && !t.ends_with('/')
+                    && !t.contains(['+', '#', '.', ' ', '\0']);
+                if !ok {
+                    return Err(self.err(
+                        &p("probe_topic_prefix"),
+                        format!("invalid probe topic prefix {t:?}: no leading $ or /, no trailing /, and no + # . or spaces (RabbitMQ and NATS rewrite dots)"),
+                    ));
+                }
+                t
+            }
+        };
+        let degraded_rtt = self.duration(
+            &p("degraded_rtt"),
+            raw.degraded_rtt.as_ref(),
+            DEFAULT_DEGRADED_RTT,
+        )?;
+        Ok(BrokerConfig {
+            name,
+            url,
+            protocol,
+            negotiated: Negotiated::default(),
+            client_id,
+            username,
+            password,
+            tls,
+            keep_alive,
+            connect_timeout,
+            reconnect,
+            capacity,
+            sys,
+            probes,
+            probe_topic_prefix,
+            degraded_rtt,
+        })
+    }
+
+    pub(super) fn url(&self, path: &str, text: &str) -> R<BrokerUrl> {
+        parse_broker_url(text).map_err(|m| self.err(path, m))
+    }
+
+    pub(super) fn tls(&self, at: &str, raw: RawTls) -> R<TlsConfig> {
+        let p = |field: &str| format!("{at}.{field}");
+        if let Some(sn) = &raw.server_name {
+            return Err(self.err(
+                &p("server_name"),
+                format!(
+                    "server_name {sn:?} cannot be honoured: the Paho C client verifies the host of the url and has no SNI override; put the certificate's name in the url, or set insecure_skip_verify"
+                ),
+            ));
+        }
+        if raw.key_file.is_some() && raw.cert_file.is_none() {
+            return Err(self.err(&p("key_file"), "key_file needs cert_file"));
+        }
+        use watched::{PemKind, pem};
+        let file = |field: &str, f: Option<&str>, kind| {
+            f.map(|f| self.watched_file(&p(field), f, pem(kind)))
+                .transpose()
+        };
+        let ca_file = file("ca_file", raw.ca_file.as_deref(), PemKind::Certificates)?;
+        let cert_file = file("cert_file", raw.cert_file.as_deref(), PemKind::Certificates)?;
+        let key_file = file("key_file", raw.key_file.as_deref(), PemKind::PrivateKey)?;
+        Ok(TlsConfig {
+            ca_file,
+            cert_file,
+            key_file,
+            insecure_skip_verify: raw.insecure_skip_verify.unwrap_or(false),
+        })
+    }
+
+    pub(super) fn sys(&self, at: &str, raw: RawSys, profiles: &Arc<ProfileSet>) -> R<SysConfig> {
+        let p = |field: &str| format!("{at}.{field}");
+        let topic = match &raw.topic {
+            None => "$SYS/#".to_owned(),
+            Some(t) => self.expand(&p("topic"), t, false)?,
+        };
+        let valid = (topic == "#" || topic.ends_with("/#"))
+            && !topic[..topic.len() - 1].contains(['+', '#']);
+        if !valid {
+            return Err(self.err(
+                &p("topic"),
+                format!("invalid topic filter {topic:?}: expected a prefix ending in /# such as \"$SYS/#\""),
+            ));
+        }
+        let profile = match raw.profile.as_deref() {
+            None | Some("auto") => "auto".to_owned(),
+            Some(s) if profiles.get(s).is_some() => s.to_owned(),
+            Some(s) => {
+                let known: Vec<&str> = profiles.names().collect();
+                return Err(self.err(
+                    &p("profile"),
+                    format!(
+                        "unknown profile {s:?}: expected auto, {} (or one defined under sys_profiles)",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        };
+        let max_series = raw.max_series.unwrap_or(500);
+        if max_series > 100_000 {
+            return Err(self.err(
+                &p("max_series"),
+                format!("max_series {max_series} is above the limit of 100000"),
+            ));
+        }
+        Ok(SysConfig {
+            enabled: raw.enabled.unwrap_or(true),
+            topic,
+            profile,
+            max_series,
+            profiles: profiles.clone(),
+        })
+    }
+}
+
+/// Names of probes and modules: safe in topics, labels and URLs.
+pub(super) fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Replace `${NAME}` with the variable's value; `$${` stands for a literal `${`.
+pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            let Some(end) = tail.find('}') else {
+                return Err("unterminated ${".to_owned());
+            };
+            let name = &tail[..end];
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!("invalid environment variable name {name:?}"));
+            }
+            match env(name) {
+                Some(v) => out.push_str(&v),
+                None => return Err(format!("environment variable {name} is not set")),
+            }
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
