@@ -280,18 +280,29 @@ fn a_removed_broker_leaves_no_series_in_any_family() {
             && sc
                 .value("mqtt_broker_uptime_seconds", &[("broker", "b")])
                 .is_some()
-            && !sc.find("mqtt_probe_errors_total", &[("broker", "b")]).is_empty()
+            && !sc
+                .find("mqtt_probe_errors_total", &[("broker", "b")])
+                .is_empty()
             && sc
                 .value("mqtt_connect_duration_seconds_count", &[("broker", "b")])
                 .is_some_and(|n| n > 0.0)
             && !sc.find(ALERTS, &[("broker", "b")]).is_empty();
         ready.then_some(())
     });
-    let before: std::collections::BTreeSet<String> =
-        of_b(&s.get("/metrics").body).iter().map(|l| family(l)).collect();
-    assert!(before.len() >= 20, "b has series in few families: {before:?}");
+    let before: std::collections::BTreeSet<String> = of_b(&s.get("/metrics").body)
+        .iter()
+        .map(|l| family(l))
+        .collect();
+    assert!(
+        before.len() >= 20,
+        "b has series in few families: {before:?}"
+    );
 
-    std::fs::write(&s.config_path, format!("listen: \"127.0.0.1:0\"\n{broker_a}")).unwrap();
+    std::fs::write(
+        &s.config_path,
+        format!("listen: \"127.0.0.1:0\"\n{broker_a}"),
+    )
+    .unwrap();
     let r = s.post("/-/reload");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("removed broker b"), "{}", r.body);
