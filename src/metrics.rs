@@ -22,9 +22,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Metric, Registry};
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::hash::Hash;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -143,11 +144,42 @@ impl<L: Clone + Hash + Eq, M: Clone> PerBroker<L, M> {
         self.family.get_or_create_owned(labels)
     }
 
+    /// Apply `f` to the series of `labels` (created at its zero value on first use), unless
+    /// `retired`: a task of a removed broker that is still finishing (a probe run, a connect
+    /// diagnosis) cannot bring one of its series back.
+    pub fn update(&self, labels: &L, retired: &Retired, f: impl FnOnce(&M)) {
+        // Checked under the lock `forget` takes after setting the flag: either this sees the
+        // flag, or `forget` sees the series.
+        let mut made = lock(&self.made);
+        if retired.is_set() {
+            return;
+        }
+        if !made.contains(labels) {
+            made.insert(labels.clone());
+        }
+        f(&self.family.get_or_create(labels));
+    }
+
     /// Remove the series of `labels` (it comes back with the next `get_or_create`).
     pub fn remove(&self, labels: &L) {
         let mut made = lock(&self.made);
         made.remove(labels);
         self.family.remove(labels);
+    }
+}
+
+/// Set by [`Metrics::forget_broker`] for the handles it made for that broker, so that
+/// [`PerBroker::update`] through them makes no series any more. A broker started again under
+/// the same name gets a new one.
+#[derive(Debug, Clone, Default)]
+pub struct Retired(Arc<AtomicBool>);
+
+impl Retired {
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+    fn set(&self) {
+        self.0.store(true, Ordering::Release);
     }
 }
 
@@ -258,6 +290,8 @@ pub struct Metrics {
     health: PerBroker<HealthLabels, Gauge>,
     /// Every per-broker family above, for [`Self::forget_broker`].
     per_broker: Vec<Arc<dyn ForgetBroker>>,
+    /// The marker of the handles made for each broker (see [`Retired`]).
+    retired: Mutex<HashMap<String, Retired>>,
     pub reload_successful: Gauge,
     pub reload_success_time: Gauge<f64, AtomicU64>,
     pub web_reload_successful: Gauge,
@@ -420,6 +454,7 @@ impl Metrics {
             connect_duration,
             health,
             per_broker: r.families,
+            retired: Mutex::default(),
             reload_successful: Gauge::default(),
             reload_success_time: Gauge::default(),
             web_reload_successful: Gauge::default(),
@@ -475,6 +510,7 @@ impl Metrics {
                 }),
             },
             name: name.to_owned(),
+            retired: self.retired(name),
             up: self.up.get_or_create(&l),
             connection_info: self.connection_info.clone(),
             connects: self.connects.clone(),
@@ -496,6 +532,7 @@ impl Metrics {
 pub struct ProbeMetrics {
     broker: String,
     probe: String,
+    retired: Retired,
     pub success: Gauge,
     ignored: PerBroker<ReasonLabels, Counter>,
     errors: PerBroker<ReasonLabels, Counter>,
@@ -512,11 +549,17 @@ impl ProbeMetrics {
     /// A failed run: success 0 and the reason counted.
     pub fn record_failure(&self, reason: Reason) {
         self.success.set(0);
-        self.errors.get_or_create(&self.labels(reason)).inc();
+        self.errors
+            .update(&self.labels(reason), &self.retired, |c| {
+                c.inc();
+            });
     }
     /// A message on the probe's topic that was not counted (`late`, `foreign`).
     pub fn record_ignored(&self, reason: Reason) {
-        self.ignored.get_or_create(&self.labels(reason)).inc();
+        self.ignored
+            .update(&self.labels(reason), &self.retired, |c| {
+                c.inc();
+            });
     }
 }
 
@@ -552,6 +595,7 @@ impl HealthHandle {
 #[derive(Debug, Clone)]
 pub struct BrokerMetrics {
     name: String,
+    retired: Retired,
     pub health: HealthHandle,
     pub up: Gauge,
     connection_info: PerBroker<ProtocolLabels, Gauge>,
@@ -571,6 +615,7 @@ impl Metrics {
         ProbeMetrics {
             broker: broker.to_owned(),
             probe: probe.to_owned(),
+            retired: self.retired(broker),
             success: self.probe_success.get_or_create(&pl),
             ignored: self.probe_ignored.clone(),
             errors: self.probe_errors.clone(),
@@ -581,9 +626,20 @@ impl Metrics {
     /// `mqtt_up{broker="gone"} 0` forever. Every per-broker family is enrolled when it is
     /// made (see [`PerBrokerRegistrar`]), so none can be missed.
     pub fn forget_broker(&self, name: &str) {
+        if let Some(r) = lock(&self.retired).remove(name) {
+            r.set();
+        }
         for f in &self.per_broker {
             f.forget(name);
         }
+    }
+
+    /// The marker of the handles made for `broker` until it is forgotten.
+    fn retired(&self, broker: &str) -> Retired {
+        lock(&self.retired)
+            .entry(broker.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// Handles of a round-trip probe at `qos`.
@@ -626,7 +682,9 @@ impl BrokerMetrics {
                 protocol: p,
             };
             if p == version {
-                self.connection_info.get_or_create(&l).set(1);
+                self.connection_info.update(&l, &self.retired, |g| {
+                    g.set(1);
+                });
             } else {
                 self.connection_info.remove(&l);
             }
@@ -635,22 +693,24 @@ impl BrokerMetrics {
 
     /// A session ended for `reason` (not our shutdown).
     pub fn record_disconnect(&self, reason: Reason) {
-        self.disconnects
-            .get_or_create(&DisconnectLabels {
-                broker: self.name.clone(),
-                reason,
-            })
-            .inc();
+        let l = DisconnectLabels {
+            broker: self.name.clone(),
+            reason,
+        };
+        self.disconnects.update(&l, &self.retired, |c| {
+            c.inc();
+        });
     }
 
     /// A connection attempt ended with `result`.
     pub fn record_connect(&self, result: Reason) {
-        self.connects
-            .get_or_create(&ConnectLabels {
-                broker: self.name.clone(),
-                result,
-            })
-            .inc();
+        let l = ConnectLabels {
+            broker: self.name.clone(),
+            result,
+        };
+        self.connects.update(&l, &self.retired, |c| {
+            c.inc();
+        });
     }
 }
 
@@ -811,10 +871,22 @@ mod tests {
         // A histogram family is three sample names (`_bucket`, `_sum`, `_count`).
         assert_eq!(families(&before, "gone").len(), m.per_broker.len() + 2 * 3);
 
+        let late = (m.broker("gone", &Capacity::default()), m.probe("gone", "p"));
         m.forget_broker("gone");
+        // A task of the removed broker still finishing brings nothing back.
+        late.0.record_connect(Reason::Timeout);
+        late.0.record_disconnect(Reason::ConnectionLost);
+        late.0.set_protocol(MqttVersion::V5);
+        late.1.record_failure(Reason::Timeout);
+        late.1.record_ignored(Reason::Foreign);
         let after = text(&reg).unwrap_or_default();
         assert!(families(&after, "gone").is_empty(), "{after}");
         assert_eq!(families(&after, "kept"), families(&before, "kept"));
+        // Started again under the same name, it exports again.
+        m.broker("gone", &Capacity::default())
+            .record_connect(Reason::Success);
+        let again = text(&reg).unwrap_or_default();
+        assert!(again.contains(r#"mqtt_connects_total{broker="gone",result="success"} 1"#));
     }
 
     #[test]
