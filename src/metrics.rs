@@ -168,6 +168,15 @@ impl<L: Clone + Hash + Eq, M: Clone> PerBroker<L, M> {
     }
 }
 
+impl<L: Clone + Hash + Eq> PerBroker<L, Counter> {
+    /// Add 1 to the series of `labels`, unless `retired` (see [`Self::update`]).
+    pub fn inc(&self, labels: &L, retired: &Retired) {
+        self.update(labels, retired, |c| {
+            c.inc();
+        });
+    }
+}
+
 /// Set by [`Metrics::forget_broker`] for the handles it made for that broker, so that
 /// [`PerBroker::update`] through them makes no series any more. A broker started again under
 /// the same name gets a new one.
@@ -549,17 +558,11 @@ impl ProbeMetrics {
     /// A failed run: success 0 and the reason counted.
     pub fn record_failure(&self, reason: Reason) {
         self.success.set(0);
-        self.errors
-            .update(&self.labels(reason), &self.retired, |c| {
-                c.inc();
-            });
+        self.errors.inc(&self.labels(reason), &self.retired);
     }
     /// A message on the probe's topic that was not counted (`late`, `foreign`).
     pub fn record_ignored(&self, reason: Reason) {
-        self.ignored
-            .update(&self.labels(reason), &self.retired, |c| {
-                c.inc();
-            });
+        self.ignored.inc(&self.labels(reason), &self.retired);
     }
 }
 
@@ -693,24 +696,20 @@ impl BrokerMetrics {
 
     /// A session ended for `reason` (not our shutdown).
     pub fn record_disconnect(&self, reason: Reason) {
-        let l = DisconnectLabels {
+        let labels = DisconnectLabels {
             broker: self.name.clone(),
             reason,
         };
-        self.disconnects.update(&l, &self.retired, |c| {
-            c.inc();
-        });
+        self.disconnects.inc(&labels, &self.retired);
     }
 
     /// A connection attempt ended with `result`.
     pub fn record_connect(&self, result: Reason) {
-        let l = ConnectLabels {
+        let labels = ConnectLabels {
             broker: self.name.clone(),
             result,
         };
-        self.connects.update(&l, &self.retired, |c| {
-            c.inc();
-        });
+        self.connects.inc(&labels, &self.retired);
     }
 }
 
