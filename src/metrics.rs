@@ -11,21 +11,22 @@
 //! [`labels`].
 
 pub mod labels;
+mod per_broker;
 
 use crate::config::{Capacity, Qos};
 use crate::sys::IngestCounters;
 pub use labels::{MqttVersion, Reason};
+pub use per_broker::{BrokerLabelled, PerBroker, Retired};
+use per_broker::{ForgetBroker, PerBrokerRegistrar, lock};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
-use prometheus_client::registry::{Metric, Registry};
+use prometheus_client::registry::Registry;
 use std::collections::HashMap;
-use std::collections::HashSet;
-use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -79,12 +80,6 @@ pub struct HealthLabels {
     pub state: Health,
 }
 
-/// A label set whose series belong to one broker: it has a `broker` label.
-pub trait BrokerLabelled {
-    /// The value of the `broker` label.
-    fn broker(&self) -> &str;
-}
-
 macro_rules! broker_labelled {
     ($($t:ty),* $(,)?) => {$(
         impl BrokerLabelled for $t {
@@ -109,133 +104,6 @@ broker_labelled!(
 impl EncodeLabelValue for Qos {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         std::fmt::Write::write_str(encoder, self.label())
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A family of per-broker series that remembers every label set it made (a `Family` cannot
-/// list its label sets), so that [`Metrics::forget_broker`] removes them all. Made only by
-/// [`PerBrokerRegistrar::family`]; clones share the family and what it remembers.
-#[derive(Debug)]
-pub struct PerBroker<L, M> {
-    family: Family<L, M, fn() -> M>,
-    made: Arc<Mutex<HashSet<L>>>,
-}
-
-impl<L, M> Clone for PerBroker<L, M> {
-    fn clone(&self) -> Self {
-        Self {
-            family: self.family.clone(),
-            made: self.made.clone(),
-        }
-    }
-}
-
-impl<L: Clone + Hash + Eq, M: Clone> PerBroker<L, M> {
-    /// The series of `labels`, created at its zero value on first use.
-    pub fn get_or_create(&self, labels: &L) -> M {
-        let mut made = lock(&self.made);
-        if !made.contains(labels) {
-            made.insert(labels.clone());
-        }
-        self.family.get_or_create_owned(labels)
-    }
-
-    /// Apply `f` to the series of `labels` (created at its zero value on first use), unless
-    /// `retired`: a task of a removed broker that is still finishing (a probe run, a connect
-    /// diagnosis) cannot bring one of its series back.
-    pub fn update(&self, labels: &L, retired: &Retired, f: impl FnOnce(&M)) {
-        // Checked under the lock `forget` takes after setting the flag: either this sees the
-        // flag, or `forget` sees the series.
-        let mut made = lock(&self.made);
-        if retired.is_set() {
-            return;
-        }
-        if !made.contains(labels) {
-            made.insert(labels.clone());
-        }
-        f(&self.family.get_or_create(labels));
-    }
-
-    /// Remove the series of `labels` (it comes back with the next `get_or_create`).
-    pub fn remove(&self, labels: &L) {
-        let mut made = lock(&self.made);
-        made.remove(labels);
-        self.family.remove(labels);
-    }
-}
-
-impl<L: Clone + Hash + Eq> PerBroker<L, Counter> {
-    /// Add 1 to the series of `labels`, unless `retired` (see [`Self::update`]).
-    pub fn inc(&self, labels: &L, retired: &Retired) {
-        self.update(labels, retired, |c| {
-            c.inc();
-        });
-    }
-}
-
-/// Set by [`Metrics::forget_broker`] for the handles it made for that broker, so that
-/// [`PerBroker::update`] through them makes no series any more. A broker started again under
-/// the same name gets a new one.
-#[derive(Debug, Clone, Default)]
-pub struct Retired(Arc<AtomicBool>);
-
-impl Retired {
-    fn is_set(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-    fn set(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-}
-
-/// What [`Metrics::forget_broker`] calls on every per-broker family.
-trait ForgetBroker: std::fmt::Debug + Send + Sync {
-    /// Remove every series whose `broker` label is `broker`.
-    fn forget(&self, broker: &str);
-}
-
-impl<L, M> ForgetBroker for PerBroker<L, M>
-where
-    L: BrokerLabelled + Clone + Hash + Eq + std::fmt::Debug + Send + Sync,
-    M: std::fmt::Debug + Send + Sync,
-{
-    fn forget(&self, broker: &str) {
-        lock(&self.made).retain(|l| {
-            let mine = l.broker() == broker;
-            if mine {
-                self.family.remove(l);
-            }
-            !mine
-        });
-    }
-}
-
-/// Registers metrics: per-broker families through [`Self::family`], the one way to make one,
-/// which enrols each for [`Metrics::forget_broker`].
-struct PerBrokerRegistrar<'a> {
-    reg: &'a mut Registry,
-    families: Vec<Arc<dyn ForgetBroker>>,
-}
-
-impl PerBrokerRegistrar<'_> {
-    /// A new per-broker family `name` whose series start as `new()`, registered and enrolled.
-    fn family<L, M>(&mut self, name: &str, help: &str, new: fn() -> M) -> PerBroker<L, M>
-    where
-        L: Clone + Hash + Eq,
-        Family<L, M, fn() -> M>: Metric,
-        PerBroker<L, M>: ForgetBroker + 'static,
-    {
-        let f = PerBroker {
-            family: Family::new_with_constructor(new),
-            made: Arc::default(),
-        };
-        self.reg.register(name, help, f.family.clone());
-        self.families.push(Arc::new(f.clone()));
-        f
     }
 }
 
@@ -831,6 +699,7 @@ impl RulesMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     /// Every per-broker handle of `broker`, each series made.
     fn exercise(m: &Metrics, broker: &str) {

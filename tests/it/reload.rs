@@ -314,7 +314,8 @@ fn a_removed_broker_leaves_no_series_in_any_family() {
     wait_until(Duration::from_secs(30), "b's alerts resolved", || {
         of_b(&s.get("/metrics").body).is_empty().then_some(())
     });
-    // and nothing comes back
+    // and nothing comes back. An observation window, not a synchronisation: a probe run of b
+    // still finishing must not make a series again (`metrics::tests` covers the race exactly).
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(500));
         let text = s.get("/metrics").body;
