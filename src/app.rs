@@ -248,13 +248,13 @@ impl World {
         self.brokers.retain(|name, t| {
             let keep = new.brokers.iter().any(|b| b.name == *name && *b == t.cfg);
             if !keep {
-                removed.push((name.clone(), t.stop.clone(), t.cfg.clone()));
+                removed.push((name.clone(), t.stop.clone()));
             }
             keep
         });
-        for (name, stop, cfg) in &removed {
+        for (name, stop) in &removed {
             stop.cancel();
-            self.metrics.forget_broker(cfg);
+            self.metrics.forget_broker(name);
             let still = new.brokers.iter().any(|b| &b.name == name);
             changes.push(format!(
                 "{} broker {name}",

@@ -417,7 +417,7 @@ async fn probe(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>>
         Err(msg) => return bad(StatusCode::INTERNAL_SERVER_ERROR, msg),
     };
     let report = oneshot::run(url, m, 1, within).await;
-    debug!(%target, %module, timeout_seconds = within.as_secs_f64(), success = report.success, reason = report.reason, "one-shot probe");
+    debug!(%target, %module, timeout_seconds = within.as_secs_f64(), success = report.success, reason = report.reason.as_str(), "one-shot probe");
     let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(accept);
     match exposition::encode(&report.registry(), format) {

@@ -3,31 +3,43 @@
 //! (cheap clones of atomic handles, so the hot path does no map lookups).
 //!
 //! Broker `$SYS` values are not here: they are encoded at scrape time by `sys::SysCollector`.
+//!
+//! Every family with a `broker` label is a [`PerBroker`] family, made and registered by
+//! [`PerBrokerRegistrar::family`], which also enrols it for [`Metrics::forget_broker`]: a
+//! broker removed by a reload loses its series in every such family by construction, with no
+//! list of families or label values to keep up to date. Closed label sets are the types of
+//! [`labels`].
 
-use crate::config::Capacity;
+pub mod labels;
+mod per_broker;
+
+use crate::config::{Capacity, Qos};
 use crate::sys::IngestCounters;
-use prometheus_client::encoding::EncodeLabelSet;
+pub use labels::{MqttVersion, Reason};
+pub use per_broker::{BrokerLabelled, PerBroker, Retired};
+use per_broker::{ForgetBroker, PerBrokerRegistrar, lock};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DisconnectLabels {
     pub broker: String,
-    /// Bounded: a v5 reason-code name, `connection_lost` or `unresponsive`.
-    pub reason: &'static str,
+    /// A v5 reason-code name, `connection_lost` or `unresponsive`.
+    pub reason: Reason,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProtocolLabels {
     pub broker: String,
-    pub protocol: &'static str,
+    pub protocol: MqttVersion,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -38,14 +50,14 @@ pub struct BrokerLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConnectLabels {
     pub broker: String,
-    /// Bounded: `success`, a v5 reason-code name, or `timeout|refused|tls|dns|error`.
-    pub result: &'static str,
+    /// `success`, a v5 reason-code name, or a transport outcome (`timeout`, `refused`, …).
+    pub result: Reason,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QosLabels {
     pub broker: String,
-    pub qos: &'static str,
+    pub qos: Qos,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,14 +70,41 @@ pub struct ProbeLabels {
 pub struct ReasonLabels {
     pub broker: String,
     pub probe: String,
-    /// Bounded: v5 reason-code names or a small closed set (timeout, not_connected, …).
-    pub reason: &'static str,
+    /// v5 reason-code names or a small closed set (timeout, not_connected, …).
+    pub reason: Reason,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HealthLabels {
     pub broker: String,
-    pub state: &'static str,
+    pub state: Health,
+}
+
+macro_rules! broker_labelled {
+    ($($t:ty),* $(,)?) => {$(
+        impl BrokerLabelled for $t {
+            fn broker(&self) -> &str {
+                &self.broker
+            }
+        }
+    )*};
+}
+broker_labelled!(
+    BrokerLabels,
+    DisconnectLabels,
+    ProtocolLabels,
+    ConnectLabels,
+    QosLabels,
+    ProbeLabels,
+    ReasonLabels,
+    HealthLabels,
+);
+
+/// `"0"`, `"1"` or `"2"`, as [`Qos::label`] says.
+impl EncodeLabelValue for Qos {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.label())
+    }
 }
 
 /// Latency buckets from 50 µs (a loopback round trip) to 10 s (a probe timeout).
@@ -78,10 +117,10 @@ pub fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
-type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+type Histograms<L> = PerBroker<L, Histogram>;
 
-/// Broker health derived from the probes, exported as a state set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Broker health derived from the probes, exported as a state set (the `state` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Health {
     Healthy,
     Degraded,
@@ -98,75 +137,41 @@ impl Health {
         }
     }
 }
+labels::label_value!(Health);
 
 #[derive(Debug)]
 pub struct Metrics {
-    up: Family<BrokerLabels, Gauge>,
-    connection_info: Family<ProtocolLabels, Gauge>,
-    connects: Family<ConnectLabels, Counter>,
-    disconnects: Family<DisconnectLabels, Counter>,
-    sys_messages: Family<BrokerLabels, Counter>,
-    sys_parse_errors: Family<BrokerLabels, Counter>,
-    sys_series_dropped: Family<BrokerLabels, Counter>,
-    sys_values_refused: Family<BrokerLabels, Counter>,
-    sys_unmapped_text: Family<BrokerLabels, Counter>,
-    messages_dropped: Family<BrokerLabels, Counter>,
-    capacity_max_connections: Family<BrokerLabels, Gauge>,
-    capacity_max_heap_bytes: Family<BrokerLabels, Gauge>,
+    up: PerBroker<BrokerLabels, Gauge>,
+    connection_info: PerBroker<ProtocolLabels, Gauge>,
+    connects: PerBroker<ConnectLabels, Counter>,
+    disconnects: PerBroker<DisconnectLabels, Counter>,
+    sys_messages: PerBroker<BrokerLabels, Counter>,
+    sys_parse_errors: PerBroker<BrokerLabels, Counter>,
+    sys_series_dropped: PerBroker<BrokerLabels, Counter>,
+    sys_values_refused: PerBroker<BrokerLabels, Counter>,
+    sys_unmapped_text: PerBroker<BrokerLabels, Counter>,
+    messages_dropped: PerBroker<BrokerLabels, Counter>,
+    capacity_max_connections: PerBroker<BrokerLabels, Gauge>,
+    capacity_max_heap_bytes: PerBroker<BrokerLabels, Gauge>,
     probe_rtt: Histograms<QosLabels>,
     probe_ack: Histograms<QosLabels>,
-    probe_sent: Family<ProbeLabels, Counter>,
-    probe_received: Family<ProbeLabels, Counter>,
-    probe_lost: Family<ProbeLabels, Counter>,
-    probe_duplicates: Family<ProbeLabels, Counter>,
-    probe_out_of_order: Family<ProbeLabels, Counter>,
-    probe_ignored: Family<ReasonLabels, Counter>,
-    probe_success: Family<ProbeLabels, Gauge>,
-    probe_errors: Family<ReasonLabels, Counter>,
+    probe_sent: PerBroker<ProbeLabels, Counter>,
+    probe_received: PerBroker<ProbeLabels, Counter>,
+    probe_lost: PerBroker<ProbeLabels, Counter>,
+    probe_duplicates: PerBroker<ProbeLabels, Counter>,
+    probe_out_of_order: PerBroker<ProbeLabels, Counter>,
+    probe_ignored: PerBroker<ReasonLabels, Counter>,
+    probe_success: PerBroker<ProbeLabels, Gauge>,
+    probe_errors: PerBroker<ReasonLabels, Counter>,
     connect_duration: Histograms<BrokerLabels>,
-    health: Family<HealthLabels, Gauge>,
-    /// Every `result`/`reason` label value used so far, so a broker removed by a reload can
-    /// have all its series removed (a `Family` cannot list its label sets).
-    reasons: Arc<Mutex<BTreeSet<&'static str>>>,
+    health: PerBroker<HealthLabels, Gauge>,
+    /// Every per-broker family above, for [`Self::forget_broker`].
+    per_broker: Vec<Arc<dyn ForgetBroker>>,
+    /// The marker of the handles made for each broker (see [`Retired`]).
+    retired: Mutex<HashMap<String, Retired>>,
     pub reload_successful: Gauge,
     pub reload_success_time: Gauge<f64, AtomicU64>,
     pub web_reload_successful: Gauge,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        let h: fn() -> Histogram = latency_histogram;
-        Self {
-            up: Family::default(),
-            connection_info: Family::default(),
-            connects: Family::default(),
-            disconnects: Family::default(),
-            sys_messages: Family::default(),
-            sys_parse_errors: Family::default(),
-            sys_series_dropped: Family::default(),
-            sys_values_refused: Family::default(),
-            sys_unmapped_text: Family::default(),
-            messages_dropped: Family::default(),
-            capacity_max_connections: Family::default(),
-            capacity_max_heap_bytes: Family::default(),
-            probe_rtt: Family::new_with_constructor(h),
-            probe_ack: Family::new_with_constructor(h),
-            probe_sent: Family::default(),
-            probe_received: Family::default(),
-            probe_lost: Family::default(),
-            probe_duplicates: Family::default(),
-            probe_out_of_order: Family::default(),
-            probe_ignored: Family::default(),
-            probe_success: Family::default(),
-            probe_errors: Family::default(),
-            connect_duration: Family::new_with_constructor(h),
-            health: Family::default(),
-            reasons: Arc::default(),
-            reload_successful: Gauge::default(),
-            reload_success_time: Gauge::default(),
-            web_reload_successful: Gauge::default(),
-        }
-    }
 }
 
 /// The version this binary was built from (`git describe` when built from a checkout).
@@ -174,145 +179,180 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const REVISION: &str = env!("MQTT_SENTINEL_REVISION");
 
 impl Metrics {
+    /// Make every metric and register it in `reg`.
     pub fn register(reg: &mut Registry) -> Self {
-        let m = Self::default();
-        reg.register(
+        let mut r = PerBrokerRegistrar {
+            reg,
+            families: Vec::new(),
+        };
+        let up = r.family(
             "mqtt_up",
             "1 while the MQTT session to the broker is up, 0 otherwise",
-            m.up.clone(),
+            Gauge::default,
         );
-        reg.register(
+        let connection_info = r.family(
             "mqtt_connection_info",
             "1 for the MQTT protocol version (5 or 3.1.1) of the current or last session; protocol: auto settles on 3.1.1 when a broker refuses 5",
-            m.connection_info.clone(),
+            Gauge::default,
         );
-        reg.register(
+        let disconnects = r.family(
             "mqtt_disconnects",
             "Sessions that ended other than by our shutdown, by reason (v5 DISCONNECT reason-code name such as session_taken_over, connection_lost, unresponsive)",
-            m.disconnects.clone(),
+            Counter::default,
         );
-        reg.register(
+        let connects = r.family(
             "mqtt_connects",
             "Connection attempts to the broker by result (success, v5 reason-code name, timeout, refused, tls, dns, error)",
-            m.connects.clone(),
+            Counter::default,
         );
-        reg.register(
+        let sys_messages = r.family(
             "mqtt_sentinel_sys_messages",
             "$SYS messages received from the broker",
-            m.sys_messages.clone(),
+            Counter::default,
         );
-        reg.register(
+        let sys_parse_errors = r.family(
             "mqtt_sentinel_sys_parse_errors",
             "$SYS messages on a topic the profile maps whose payload was not a valid value (not exported, never read as 0)",
-            m.sys_parse_errors.clone(),
+            Counter::default,
         );
-        reg.register(
+        let sys_series_dropped = r.family(
             "mqtt_sentinel_sys_series_dropped",
             "$SYS updates refused because the broker-labelled series cap (sys.max_series) was reached or the topic fans out over an unbounded key such as a client id",
-            m.sys_series_dropped.clone(),
+            Counter::default,
         );
-        reg.register(
+        let sys_values_refused = r.family(
             "mqtt_sentinel_sys_values_refused",
             "$SYS values outside their metric's range (a negative count, a wrapped unsigned -1); the previous value is kept",
-            m.sys_values_refused.clone(),
+            Counter::default,
         );
-        reg.register(
+        let sys_unmapped_text = r.family(
             "mqtt_sentinel_sys_unmapped_text",
             "$SYS messages on topics no profile entry maps or ignores whose payload is not a number (not exported)",
-            m.sys_unmapped_text.clone(),
+            Counter::default,
         );
-        reg.register(
+        let messages_dropped = r.family(
             "mqtt_sentinel_messages_dropped",
             "Messages dropped in the MQTT callback because the broker task's queue was full",
-            m.messages_dropped.clone(),
+            Counter::default,
         );
-        reg.register(
+        let capacity_max_connections = r.family(
             "mqtt_sentinel_capacity_max_connections",
             "Configured connection capacity of the broker (capacity.max_connections), for capacity alerts",
-            m.capacity_max_connections.clone(),
+            Gauge::default,
         );
-        reg.register(
+        let capacity_max_heap_bytes = r.family(
             "mqtt_sentinel_capacity_max_heap_bytes",
             "Configured memory limit of the broker (capacity.max_heap_bytes), for heap alerts",
-            m.capacity_max_heap_bytes.clone(),
+            Gauge::default,
         );
-        reg.register(
+        let probe_rtt = r.family(
             "mqtt_probe_rtt_seconds",
             "Publish-to-self round trip: publish call to receipt in the MQTT callback",
-            m.probe_rtt.clone(),
+            latency_histogram,
         );
-        reg.register(
+        let probe_ack = r.family(
             "mqtt_probe_ack_seconds",
             "Publish call to PUBACK (QoS 1) or PUBCOMP (QoS 2) of a round-trip probe",
-            m.probe_ack.clone(),
+            latency_histogram,
         );
-        reg.register(
+        let probe_sent = r.family(
             "mqtt_probe_sent",
             "Round-trip probes published",
-            m.probe_sent.clone(),
+            Counter::default,
         );
-        reg.register(
+        let probe_received = r.family(
             "mqtt_probe_received",
             "Round-trip probes that came back in time",
-            m.probe_received.clone(),
+            Counter::default,
         );
-        reg.register(
+        let probe_lost = r.family(
             "mqtt_probe_lost",
             "Round-trip probes not back within their timeout (or when the session ended)",
-            m.probe_lost.clone(),
+            Counter::default,
         );
-        reg.register(
+        let probe_duplicates = r.family(
             "mqtt_probe_duplicates",
             "Round-trip probes received more than once",
-            m.probe_duplicates.clone(),
+            Counter::default,
         );
-        reg.register(
+        let probe_out_of_order = r.family(
             "mqtt_probe_out_of_order",
             "Round-trip probes received after a newer one",
-            m.probe_out_of_order.clone(),
+            Counter::default,
         );
-        reg.register(
+        let probe_ignored = r.family(
             "mqtt_probe_ignored",
             "Messages on a probe topic that were not counted: foreign (other sender or run) or late (after their timeout)",
-            m.probe_ignored.clone(),
+            Counter::default,
         );
-        reg.register(
+        let probe_success = r.family(
             "mqtt_probe_success",
             "1 if the probe's last run succeeded in time, 0 otherwise",
-            m.probe_success.clone(),
+            Gauge::default,
         );
-        reg.register(
+        let probe_errors = r.family(
             "mqtt_probe_errors",
             "Failed probe runs by reason (v5 reason-code name, timeout, refused, tls, dns, not_connected, mismatch, error)",
-            m.probe_errors.clone(),
+            Counter::default,
         );
-        reg.register(
+        let connect_duration = r.family(
             "mqtt_connect_duration_seconds",
             "Connect probe: TCP (+TLS) + CONNECT/CONNACK of a fresh client",
-            m.connect_duration.clone(),
+            latency_histogram,
         );
-        reg.register(
+        let health = r.family(
             "mqtt_probe_health",
             "Broker health from the probes as a state set: healthy, degraded (round trip above degraded_rtt) or down",
-            m.health.clone(),
+            Gauge::default,
         );
-        reg.register(
+        let m = Self {
+            up,
+            connection_info,
+            disconnects,
+            connects,
+            sys_messages,
+            sys_parse_errors,
+            sys_series_dropped,
+            sys_values_refused,
+            sys_unmapped_text,
+            messages_dropped,
+            capacity_max_connections,
+            capacity_max_heap_bytes,
+            probe_rtt,
+            probe_ack,
+            probe_sent,
+            probe_received,
+            probe_lost,
+            probe_duplicates,
+            probe_out_of_order,
+            probe_ignored,
+            probe_success,
+            probe_errors,
+            connect_duration,
+            health,
+            per_broker: r.families,
+            retired: Mutex::default(),
+            reload_successful: Gauge::default(),
+            reload_success_time: Gauge::default(),
+            web_reload_successful: Gauge::default(),
+        };
+        r.reg.register(
             "mqtt_sentinel_config_last_reload_successful",
             "1 if the last configuration reload (SIGHUP, POST /-/reload) succeeded or none was tried, 0 if it failed and the previous configuration is still in use",
             m.reload_successful.clone(),
         );
         m.reload_successful.set(1);
-        reg.register(
+        r.reg.register(
             "mqtt_sentinel_config_last_reload_success_timestamp_seconds",
             "Unix time of the last successful configuration load (start or reload)",
             m.reload_success_time.clone(),
         );
-        reg.register(
+        r.reg.register(
             "mqtt_sentinel_web_config_last_reload_successful",
             "1 if the web config file (TLS, basic auth) loaded when it last changed, 0 if it does not load and the previous one is in use",
             m.web_reload_successful.clone(),
         );
-        reg.register(
+        r.reg.register(
             "mqtt_sentinel_build",
             "Version and git revision of mqtt-sentinel",
             Info::new(vec![("version", VERSION), ("revision", REVISION)]),
@@ -339,28 +379,26 @@ impl Metrics {
         }
         BrokerMetrics {
             health: HealthHandle {
-                gauges: Health::ALL.map(|h| {
-                    self.health
-                        .get_or_create(&HealthLabels {
-                            broker: name.to_owned(),
-                            state: h.as_str(),
-                        })
-                        .clone()
+                gauges: Health::ALL.map(|state| {
+                    self.health.get_or_create(&HealthLabels {
+                        broker: name.to_owned(),
+                        state,
+                    })
                 }),
             },
             name: name.to_owned(),
-            up: self.up.get_or_create(&l).clone(),
+            retired: self.retired(name),
+            up: self.up.get_or_create(&l),
             connection_info: self.connection_info.clone(),
             connects: self.connects.clone(),
             disconnects: self.disconnects.clone(),
-            reasons: self.reasons.clone(),
-            messages_dropped: self.messages_dropped.get_or_create(&l).clone(),
+            messages_dropped: self.messages_dropped.get_or_create(&l),
             ingest: IngestCounters {
-                messages: self.sys_messages.get_or_create(&l).clone(),
-                parse_errors: self.sys_parse_errors.get_or_create(&l).clone(),
-                series_dropped: self.sys_series_dropped.get_or_create(&l).clone(),
-                values_refused: self.sys_values_refused.get_or_create(&l).clone(),
-                unmapped_text: self.sys_unmapped_text.get_or_create(&l).clone(),
+                messages: self.sys_messages.get_or_create(&l),
+                parse_errors: self.sys_parse_errors.get_or_create(&l),
+                series_dropped: self.sys_series_dropped.get_or_create(&l),
+                values_refused: self.sys_values_refused.get_or_create(&l),
+                unmapped_text: self.sys_unmapped_text.get_or_create(&l),
             },
         }
     }
@@ -371,18 +409,14 @@ impl Metrics {
 pub struct ProbeMetrics {
     broker: String,
     probe: String,
+    retired: Retired,
     pub success: Gauge,
-    ignored: Family<ReasonLabels, Counter>,
-    errors: Family<ReasonLabels, Counter>,
-    reasons: Arc<Mutex<BTreeSet<&'static str>>>,
-}
-
-fn remember(reasons: &Mutex<BTreeSet<&'static str>>, r: &'static str) {
-    reasons.lock().unwrap_or_else(|p| p.into_inner()).insert(r);
+    ignored: PerBroker<ReasonLabels, Counter>,
+    errors: PerBroker<ReasonLabels, Counter>,
 }
 
 impl ProbeMetrics {
-    fn labels(&self, reason: &'static str) -> ReasonLabels {
+    fn labels(&self, reason: Reason) -> ReasonLabels {
         ReasonLabels {
             broker: self.broker.clone(),
             probe: self.probe.clone(),
@@ -390,14 +424,13 @@ impl ProbeMetrics {
         }
     }
     /// A failed run: success 0 and the reason counted.
-    pub fn record_failure(&self, reason: &'static str) {
-        remember(&self.reasons, reason);
+    pub fn record_failure(&self, reason: Reason) {
         self.success.set(0);
-        self.errors.get_or_create(&self.labels(reason)).inc();
+        self.errors.inc(&self.labels(reason), &self.retired);
     }
-    pub fn record_ignored(&self, reason: &'static str) {
-        remember(&self.reasons, reason);
-        self.ignored.get_or_create(&self.labels(reason)).inc();
+    /// A message on the probe's topic that was not counted (`late`, `foreign`).
+    pub fn record_ignored(&self, reason: Reason) {
+        self.ignored.inc(&self.labels(reason), &self.retired);
     }
 }
 
@@ -433,12 +466,12 @@ impl HealthHandle {
 #[derive(Debug, Clone)]
 pub struct BrokerMetrics {
     name: String,
+    retired: Retired,
     pub health: HealthHandle,
     pub up: Gauge,
-    connection_info: Family<ProtocolLabels, Gauge>,
-    connects: Family<ConnectLabels, Counter>,
-    disconnects: Family<DisconnectLabels, Counter>,
-    reasons: Arc<Mutex<BTreeSet<&'static str>>>,
+    connection_info: PerBroker<ProtocolLabels, Gauge>,
+    connects: PerBroker<ConnectLabels, Counter>,
+    disconnects: PerBroker<DisconnectLabels, Counter>,
     pub messages_dropped: Counter,
     pub ingest: IngestCounters,
 }
@@ -453,102 +486,35 @@ impl Metrics {
         ProbeMetrics {
             broker: broker.to_owned(),
             probe: probe.to_owned(),
-            success: self.probe_success.get_or_create(&pl).clone(),
+            retired: self.retired(broker),
+            success: self.probe_success.get_or_create(&pl),
             ignored: self.probe_ignored.clone(),
             errors: self.probe_errors.clone(),
-            reasons: self.reasons.clone(),
         }
     }
 
-    /// Remove every series of broker `name` as `cfg` configured it (a reload removed or
-    /// replaced it): no stale `mqtt_up{broker="gone"} 0` forever.
-    pub fn forget_broker(&self, cfg: &crate::config::BrokerConfig) {
-        let broker = || cfg.name.clone();
-        let b = BrokerLabels { broker: broker() };
-        for f in [
-            &self.up,
-            &self.capacity_max_connections,
-            &self.capacity_max_heap_bytes,
-        ] {
-            f.remove(&b);
+    /// Remove every series of broker `name` (a reload removed or replaced it): no stale
+    /// `mqtt_up{broker="gone"} 0` forever. Every per-broker family is enrolled when it is
+    /// made (see [`PerBrokerRegistrar`]), so none can be missed.
+    pub fn forget_broker(&self, name: &str) {
+        if let Some(r) = lock(&self.retired).remove(name) {
+            r.set();
         }
-        for f in [
-            &self.sys_messages,
-            &self.sys_parse_errors,
-            &self.sys_series_dropped,
-            &self.sys_values_refused,
-            &self.sys_unmapped_text,
-            &self.messages_dropped,
-        ] {
-            f.remove(&b);
-        }
-        self.connect_duration.remove(&b);
-        for protocol in ["5", "3.1.1"] {
-            self.connection_info.remove(&ProtocolLabels {
-                broker: broker(),
-                protocol,
-            });
-        }
-        for h in Health::ALL {
-            self.health.remove(&HealthLabels {
-                broker: broker(),
-                state: h.as_str(),
-            });
-        }
-        for qos in ["0", "1", "2"] {
-            let q = QosLabels {
-                broker: broker(),
-                qos,
-            };
-            self.probe_rtt.remove(&q);
-            self.probe_ack.remove(&q);
-        }
-        let reasons: Vec<&'static str> = self
-            .reasons
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .copied()
-            .collect();
-        for &result in &reasons {
-            self.connects.remove(&ConnectLabels {
-                broker: broker(),
-                result,
-            });
-            self.disconnects.remove(&DisconnectLabels {
-                broker: broker(),
-                reason: result,
-            });
-        }
-        for p in &cfg.probes {
-            let pl = ProbeLabels {
-                broker: broker(),
-                probe: p.name.clone(),
-            };
-            for f in [
-                &self.probe_sent,
-                &self.probe_received,
-                &self.probe_lost,
-                &self.probe_duplicates,
-                &self.probe_out_of_order,
-            ] {
-                f.remove(&pl);
-            }
-            self.probe_success.remove(&pl);
-            for &reason in &reasons {
-                let rl = ReasonLabels {
-                    broker: broker(),
-                    probe: p.name.clone(),
-                    reason,
-                };
-                self.probe_ignored.remove(&rl);
-                self.probe_errors.remove(&rl);
-            }
+        for f in &self.per_broker {
+            f.forget(name);
         }
     }
 
-    /// Handles of a round-trip probe at `qos` (`"0"`, `"1"`, `"2"`).
-    pub fn roundtrip(&self, broker: &str, probe: &str, qos: &'static str) -> RoundtripMetrics {
+    /// The marker of the handles made for `broker` until it is forgotten.
+    fn retired(&self, broker: &str) -> Retired {
+        lock(&self.retired)
+            .entry(broker.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Handles of a round-trip probe at `qos`.
+    pub fn roundtrip(&self, broker: &str, probe: &str, qos: Qos) -> RoundtripMetrics {
         let pl = ProbeLabels {
             broker: broker.to_owned(),
             probe: probe.to_owned(),
@@ -559,36 +525,37 @@ impl Metrics {
         };
         RoundtripMetrics {
             base: self.probe(broker, probe),
-            rtt: self.probe_rtt.get_or_create(&ql).clone(),
-            ack: (qos != "0").then(|| self.probe_ack.get_or_create(&ql).clone()),
-            sent: self.probe_sent.get_or_create(&pl).clone(),
-            received: self.probe_received.get_or_create(&pl).clone(),
-            lost: self.probe_lost.get_or_create(&pl).clone(),
-            duplicates: self.probe_duplicates.get_or_create(&pl).clone(),
-            out_of_order: self.probe_out_of_order.get_or_create(&pl).clone(),
+            rtt: self.probe_rtt.get_or_create(&ql),
+            ack: (qos != Qos::AtMostOnce).then(|| self.probe_ack.get_or_create(&ql)),
+            sent: self.probe_sent.get_or_create(&pl),
+            received: self.probe_received.get_or_create(&pl),
+            lost: self.probe_lost.get_or_create(&pl),
+            duplicates: self.probe_duplicates.get_or_create(&pl),
+            out_of_order: self.probe_out_of_order.get_or_create(&pl),
         }
     }
 
     /// The connect-probe latency histogram of `broker`.
     pub fn connect_duration(&self, broker: &str) -> Histogram {
-        self.connect_duration
-            .get_or_create(&BrokerLabels {
-                broker: broker.to_owned(),
-            })
-            .clone()
+        self.connect_duration.get_or_create(&BrokerLabels {
+            broker: broker.to_owned(),
+        })
     }
 }
 
 impl BrokerMetrics {
-    /// The session that just started speaks `protocol` (`v5` or `v3.1.1`).
-    pub fn set_protocol(&self, protocol: &'static str) {
-        for p in ["5", "3.1.1"] {
+    /// The session that just started speaks `version`: its `mqtt_connection_info` series is
+    /// 1, the other one is removed.
+    pub fn set_protocol(&self, version: MqttVersion) {
+        for &p in MqttVersion::ALL {
             let l = ProtocolLabels {
                 broker: self.name.clone(),
                 protocol: p,
             };
-            if protocol.trim_start_matches('v') == p {
-                self.connection_info.get_or_create(&l).set(1);
+            if p == version {
+                self.connection_info.update(&l, &self.retired, |g| {
+                    g.set(1);
+                });
             } else {
                 self.connection_info.remove(&l);
             }
@@ -596,24 +563,21 @@ impl BrokerMetrics {
     }
 
     /// A session ended for `reason` (not our shutdown).
-    pub fn record_disconnect(&self, reason: &'static str) {
-        remember(&self.reasons, reason);
-        self.disconnects
-            .get_or_create(&DisconnectLabels {
-                broker: self.name.clone(),
-                reason,
-            })
-            .inc();
+    pub fn record_disconnect(&self, reason: Reason) {
+        let labels = DisconnectLabels {
+            broker: self.name.clone(),
+            reason,
+        };
+        self.disconnects.inc(&labels, &self.retired);
     }
 
-    pub fn record_connect(&self, result: &'static str) {
-        remember(&self.reasons, result);
-        self.connects
-            .get_or_create(&ConnectLabels {
-                broker: self.name.clone(),
-                result,
-            })
-            .inc();
+    /// A connection attempt ended with `result`.
+    pub fn record_connect(&self, result: Reason) {
+        let labels = ConnectLabels {
+            broker: self.name.clone(),
+            result,
+        };
+        self.connects.inc(&labels, &self.retired);
     }
 }
 
@@ -729,5 +693,87 @@ impl RulesMetrics {
                 result,
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// Every per-broker handle of `broker`, each series made.
+    fn exercise(m: &Metrics, broker: &str) {
+        let capacity = Capacity {
+            max_connections: Some(1),
+            max_heap_bytes: Some(1),
+        };
+        let b = m.broker(broker, &capacity);
+        b.record_connect(Reason::Success);
+        b.record_disconnect(Reason::SessionTakenOver);
+        b.set_protocol(MqttVersion::V311);
+        b.messages_dropped.inc();
+        for qos in [Qos::AtMostOnce, Qos::AtLeastOnce, Qos::ExactlyOnce] {
+            let rt = m.roundtrip(broker, &format!("rtt-{}", qos.label()), qos);
+            rt.base.record_failure(Reason::NotDelivered);
+            rt.base.record_ignored(Reason::Late);
+            rt.rtt.observe(0.001);
+        }
+        m.connect_duration(broker).observe(0.01);
+        m.probe(broker, "retained").record_failure(Reason::Mismatch);
+    }
+
+    #[test]
+    fn forgetting_a_broker_removes_its_series_from_every_family_and_no_other() {
+        let mut reg = Registry::default();
+        let m = Metrics::register(&mut reg);
+        exercise(&m, "gone");
+        exercise(&m, "kept");
+        let text = |reg: &Registry| crate::exposition::encode(reg, crate::exposition::Format::Text);
+        let before = text(&reg).unwrap_or_default();
+        let families = |t: &str, b: &str| -> HashSet<String> {
+            t.lines()
+                .filter(|l| l.contains(&format!("broker=\"{b}\"")))
+                .filter_map(|l| l.split(['{', ' ']).next().map(str::to_owned))
+                .collect()
+        };
+        // A histogram family is three sample names (`_bucket`, `_sum`, `_count`).
+        assert_eq!(families(&before, "gone").len(), m.per_broker.len() + 2 * 3);
+
+        let late = (m.broker("gone", &Capacity::default()), m.probe("gone", "p"));
+        m.forget_broker("gone");
+        // A task of the removed broker still finishing brings nothing back.
+        late.0.record_connect(Reason::Timeout);
+        late.0.record_disconnect(Reason::ConnectionLost);
+        late.0.set_protocol(MqttVersion::V5);
+        late.1.record_failure(Reason::Timeout);
+        late.1.record_ignored(Reason::Foreign);
+        let after = text(&reg).unwrap_or_default();
+        assert!(families(&after, "gone").is_empty(), "{after}");
+        assert_eq!(families(&after, "kept"), families(&before, "kept"));
+        // Started again under the same name, it exports again.
+        m.broker("gone", &Capacity::default())
+            .record_connect(Reason::Success);
+        let again = text(&reg).unwrap_or_default();
+        assert!(again.contains(r#"mqtt_connects_total{broker="gone",result="success"} 1"#));
+    }
+
+    #[test]
+    fn closed_sets_encode_as_they_always_have() {
+        let mut reg = Registry::default();
+        let m = Metrics::register(&mut reg);
+        exercise(&m, "x");
+        let t =
+            crate::exposition::encode(&reg, crate::exposition::Format::Text).unwrap_or_default();
+        for line in [
+            r#"mqtt_connection_info{broker="x",protocol="3.1.1"} 1"#,
+            r#"mqtt_connects_total{broker="x",result="success"} 1"#,
+            r#"mqtt_disconnects_total{broker="x",reason="session_taken_over"} 1"#,
+            r#"mqtt_probe_errors_total{broker="x",probe="retained",reason="mismatch"} 1"#,
+            r#"mqtt_probe_ignored_total{broker="x",probe="rtt-2",reason="late"} 1"#,
+            r#"mqtt_probe_health{broker="x",state="degraded"} 0"#,
+            r#"mqtt_probe_rtt_seconds_count{broker="x",qos="0"} 1"#,
+        ] {
+            assert!(t.lines().any(|l| l == line), "{line} in\n{t}");
+        }
     }
 }

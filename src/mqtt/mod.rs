@@ -20,7 +20,7 @@ pub mod options;
 pub mod reason;
 
 use crate::config::BrokerConfig;
-use crate::metrics::BrokerMetrics;
+use crate::metrics::{BrokerMetrics, MqttVersion, Reason};
 use crate::probe::runner::{LIVENESS_GRACE, Probes};
 use crate::sys::Ingest;
 use backoff::Backoff;
@@ -202,14 +202,14 @@ impl Connection {
                     // Paho's own timeout (shorter than ours) normally ends the attempt first.
                     // Never disconnect while a connect is pending: Paho frees the connect
                     // token's context and later completes the connect with it.
-                    Err((reason::TIMEOUT, format!("no CONNACK within {deadline:?}")))
+                    Err((Reason::Timeout, format!("no CONNACK within {deadline:?}")))
                 }
             };
             match result {
                 Ok(()) if negotiation.is_test() => {
                     // The fallback rule's 3.1.1 test connect: the broker takes 3.1.1 now.
                     // Leave cleanly and ask for MQTT 5 once more (see `negotiate`).
-                    self.metrics.record_connect(reason::SUCCESS);
+                    self.metrics.record_connect(Reason::Success);
                     let _ =
                         tokio::time::timeout(Duration::from_secs(1), client.disconnect(None)).await;
                     negotiation.test_passed();
@@ -217,9 +217,9 @@ impl Connection {
                     continue;
                 }
                 Ok(()) => {
-                    self.metrics.record_connect(reason::SUCCESS);
+                    self.metrics.record_connect(Reason::Success);
                     self.metrics.up.set(1);
-                    self.metrics.set_protocol(client_protocol.as_str());
+                    self.metrics.set_protocol(session_version(client_protocol));
                     let fell_back = negotiation.evidence();
                     self.cfg.negotiated.set_v311(fell_back.is_some());
                     if let Some(evidence) = fell_back {
@@ -251,23 +251,25 @@ impl Connection {
                             if rc == Some(paho::ReasonCode::QosNotSupported) {
                                 self.probes.qos_refused();
                             }
-                            let why = rc.map(reason::reason_name).unwrap_or("connection_lost");
+                            let why = rc
+                                .map(reason::reason_name)
+                                .unwrap_or(Reason::ConnectionLost);
                             self.metrics.record_disconnect(why);
                             taken_over = rc == Some(paho::ReasonCode::SessionTakenOver);
                             if taken_over {
                                 takeovers += 1;
                                 if takeovers == 1 {
-                                    tracing::error!(%broker, client_id = %self.client_id, reason = why, max_backoff = ?self.cfg.reconnect.max,
+                                    tracing::error!(%broker, client_id = %self.client_id, reason = why.as_str(), max_backoff = ?self.cfg.reconnect.max,
                                         "another client connected with our client id and took the session over (two replicas with the same explicit client_id?); reconnecting only after the maximum backoff to avoid a tug of war");
                                 } else {
-                                    debug!(%broker, reason = why, takeovers, "session taken over again");
+                                    debug!(%broker, reason = why.as_str(), takeovers, "session taken over again");
                                 }
                             } else {
-                                warn!(%broker, reason = why, "disconnected from broker");
+                                warn!(%broker, reason = why.as_str(), "disconnected from broker");
                             }
                         }
                         End::Unresponsive => {
-                            self.metrics.record_disconnect("unresponsive");
+                            self.metrics.record_disconnect(Reason::Unresponsive);
                             // Do not wait for a frozen broker to acknowledge DISCONNECT.
                             let opts = paho::DisconnectOptionsBuilder::new()
                                 .timeout(Duration::ZERO)
@@ -306,7 +308,7 @@ impl Connection {
                 Err((label, detail)) => {
                     self.metrics.record_connect(label);
                     if let negotiate::Next::RetryNow(next) = negotiation.failed(label) {
-                        info!(%broker, result = label, error = %detail, tried = client_protocol.as_str(),
+                        info!(%broker, result = label.as_str(), error = %detail, tried = client_protocol.as_str(),
                               next = next.as_str(), evidence = negotiation.evidence().unwrap_or("none yet"),
                               "connect failed without a CONNACK; trying again at once (protocol: auto)");
                         continue;
@@ -314,9 +316,9 @@ impl Connection {
                     failures += 1;
                     // One warning per outage; every later attempt at debug level.
                     if failures == 1 {
-                        warn!(%broker, url = %self.cfg.url, result = label, error = %detail, "cannot connect; retrying with backoff");
+                        warn!(%broker, url = %self.cfg.url, result = label.as_str(), error = %detail, "cannot connect; retrying with backoff");
                     } else {
-                        debug!(%broker, result = label, error = %detail, attempt = failures, "connect failed");
+                        debug!(%broker, result = label.as_str(), error = %detail, attempt = failures, "connect failed");
                     }
                 }
             }
@@ -386,7 +388,7 @@ impl Connection {
             }
             let granted = subscribe_one(client, &topic, qos.as_i32(), SUBACK_TIMEOUT).await;
             if let Err(why) = granted {
-                warn!(%broker, %topic, reason = why, "probe subscription refused; the probe fails until it is allowed");
+                warn!(%broker, %topic, reason = why.as_str(), "probe subscription refused; the probe fails until it is allowed");
             }
             self.probes.subscribed(i, granted, &broker);
         }
@@ -523,6 +525,15 @@ fn ask_liveness(
     })
 }
 
+/// The `protocol` label of a session connected with `p` (never `Auto`: a connect asks for the
+/// version `Negotiation::protocol` chose).
+fn session_version(p: crate::config::Protocol) -> MqttVersion {
+    match p {
+        crate::config::Protocol::V311 => MqttVersion::V311,
+        crate::config::Protocol::V5 | crate::config::Protocol::Auto => MqttVersion::V5,
+    }
+}
+
 /// How long the watching session waits for a SUBACK.
 const SUBACK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -534,7 +545,7 @@ pub async fn subscribe_one(
     topic: &str,
     qos: i32,
     within: Duration,
-) -> Result<i32, &'static str> {
+) -> Result<i32, Reason> {
     match tokio::time::timeout(within, client.subscribe(topic, qos)).await {
         Ok(Ok(rsp)) => {
             if rsp.reason_code().is_err() {
@@ -542,7 +553,7 @@ pub async fn subscribe_one(
             } else {
                 match rsp.subscribe_response() {
                     // v3.1.1 SUBACK failure (0x80) carries no reason.
-                    Some(q) if q >= 0x80 => Err(reason::NOT_AUTHORIZED),
+                    Some(q) if q >= 0x80 => Err(Reason::NotAuthorized),
                     Some(q) => Ok(q),
                     // v5: the reason code is the granted QoS (0, 1, 2).
                     None => Ok(rsp.reason_code() as i32),
@@ -550,7 +561,7 @@ pub async fn subscribe_one(
             }
         }
         Ok(Err(e)) => Err(reason::label(&e)),
-        Err(_) => Err(reason::TIMEOUT),
+        Err(_) => Err(Reason::Timeout),
     }
 }
 

@@ -22,7 +22,7 @@
 //! from its first restart on).
 
 use crate::config::Protocol;
-use crate::mqtt::reason;
+use crate::metrics::Reason;
 
 /// What a failed CONNECT says about the broker's MQTT 5 support.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,16 +37,17 @@ pub enum Evidence {
 }
 
 impl Evidence {
-    /// Classify a connect result label (see [`reason`]).
-    pub fn of(label: &str) -> Self {
-        match label {
-            "unsupported_protocol_version" => Evidence::Refused,
+    /// Classify a connect result (see `mqtt::reason`).
+    pub fn of(result: Reason) -> Self {
+        match result {
+            Reason::UnsupportedProtocolVersion => Evidence::Refused,
             // `connection_closed` is what `reason::diagnose` says when the transport came up
             // and the broker closed it with no CONNACK (`error` is no connect result any
             // more; kept for safety); a v5 CONNACK parsed as garbage gives the others.
-            reason::CONNECTION_CLOSED | reason::ERROR | "malformed_packet" | "protocol_error" => {
-                Evidence::Closed
-            }
+            Reason::ConnectionClosed
+            | Reason::Error
+            | Reason::MalformedPacket
+            | Reason::ProtocolError => Evidence::Closed,
             _ => Evidence::Unrelated,
         }
     }
@@ -125,9 +126,9 @@ impl Negotiation {
         self.evidence
     }
 
-    /// An attempt with [`Self::protocol`] failed with result `label`.
-    pub fn failed(&mut self, label: &str) -> Next {
-        match (self.stage, Evidence::of(label)) {
+    /// An attempt with [`Self::protocol`] failed with `result`.
+    pub fn failed(&mut self, result: Reason) -> Next {
+        match (self.stage, Evidence::of(result)) {
             (Stage::Pinned(_), _) => Next::Backoff,
             (Stage::V5 | Stage::V5Confirm, Evidence::Refused) => self.fall_back(
                 "the broker answered the MQTT 5 CONNECT with 'unsupported protocol version'",
@@ -190,7 +191,8 @@ mod tests {
                 assert!(n.is_test(), "a real session after {out:?}");
                 out.push((used, n.test_passed()));
             } else {
-                out.push((used, n.failed(r)));
+                let r = Reason::ALL.iter().find(|x| *x == r);
+                out.push((used, n.failed(*r.expect("a result label"))));
             }
         }
         out
@@ -209,7 +211,7 @@ mod tests {
         // A proxy that drops exactly one connection: 3.1.1 gets through as a test, then MQTT 5
         // is asked again and gets through too.
         let mut n = Negotiation::new(Auto);
-        assert_eq!(n.failed(reason::CONNECTION_CLOSED), Next::RetryNow(V311));
+        assert_eq!(n.failed(Reason::ConnectionClosed), Next::RetryNow(V311));
         assert!(n.is_test());
         assert_eq!(n.test_passed(), Next::RetryNow(V5));
         assert!(!n.is_test());
@@ -233,7 +235,7 @@ mod tests {
     #[test]
     fn closed_on_311_too_is_an_outage_not_a_refusal() {
         // A load balancer with no backend, a restarting broker: every attempt is closed.
-        let closed = reason::CONNECTION_CLOSED;
+        let closed = Reason::ConnectionClosed.as_str();
         let r = run(Auto, &[closed, closed, closed, closed]);
         assert_eq!(
             r,
@@ -251,7 +253,7 @@ mod tests {
         // The race a reviewer hit: MQTT 5 closed while the broker restarts, the 3.1.1 attempt
         // lands as it is back. The confirmation asks MQTT 5 once more, and it gets through.
         let mut n = Negotiation::new(Auto);
-        n.failed(reason::CONNECTION_CLOSED);
+        n.failed(Reason::ConnectionClosed);
         n.test_passed();
         assert_eq!(n.protocol(), V5);
         assert_eq!(n.evidence(), None);
@@ -260,28 +262,28 @@ mod tests {
     #[test]
     fn failures_that_say_nothing_about_the_version_never_change_it() {
         for label in [
-            reason::REFUSED,
-            reason::TIMEOUT,
-            reason::TLS_HANDSHAKE,
-            reason::TLS_CERTIFICATE,
-            reason::DNS,
-            reason::UNREACHABLE,
-            reason::WEBSOCKET_UPGRADE,
-            "websocket_http_404",
-            "server_busy",
-            "server_unavailable",
-            "quota_exceeded",
-            "not_authorized",
-            "bad_username_or_password",
-            "connection_rate_exceeded",
-            "server_shutting_down",
+            Reason::Refused,
+            Reason::Timeout,
+            Reason::TlsHandshake,
+            Reason::TlsCertificate,
+            Reason::Dns,
+            Reason::Unreachable,
+            Reason::WebsocketUpgrade,
+            Reason::WebsocketHttp404,
+            Reason::ServerBusy,
+            Reason::ServerUnavailable,
+            Reason::QuotaExceeded,
+            Reason::NotAuthorized,
+            Reason::BadUsernameOrPassword,
+            Reason::ConnectionRateExceeded,
+            Reason::ServerShuttingDown,
         ] {
             let mut n = Negotiation::new(Auto);
             assert_eq!(n.failed(label), Next::Backoff, "{label}");
             assert_eq!(n.protocol(), V5, "{label}");
             // nor in the confirmation step
             let mut n = Negotiation::new(Auto);
-            n.failed(reason::CONNECTION_CLOSED);
+            n.failed(Reason::ConnectionClosed);
             n.test_passed();
             assert_eq!(n.failed(label), Next::Backoff, "{label}");
             assert_eq!(n.protocol(), V5, "{label}");
@@ -291,7 +293,7 @@ mod tests {
     #[test]
     fn a_fallback_lasts_one_session() {
         let mut n = Negotiation::new(Auto);
-        n.failed("unsupported_protocol_version");
+        n.failed(Reason::UnsupportedProtocolVersion);
         assert_eq!(n.protocol(), V311);
         assert!(!n.is_test(), "a refusal by CONNACK needs no test");
         assert!(n.evidence().is_some());
@@ -303,13 +305,13 @@ mod tests {
     #[test]
     fn a_failed_fallback_goes_back_to_mqtt_5() {
         let mut n = Negotiation::new(Auto);
-        n.failed("unsupported_protocol_version");
-        assert_eq!(n.failed(reason::CONNECTION_CLOSED), Next::Backoff);
+        n.failed(Reason::UnsupportedProtocolVersion);
+        assert_eq!(n.failed(Reason::ConnectionClosed), Next::Backoff);
         assert_eq!(n.protocol(), V5);
         let mut n = Negotiation::new(Auto);
         n.assume_v311();
         assert_eq!(n.protocol(), V311);
-        assert_eq!(n.failed(reason::TIMEOUT), Next::Backoff);
+        assert_eq!(n.failed(Reason::Timeout), Next::Backoff);
         assert_eq!(n.protocol(), V5);
     }
 
@@ -317,9 +319,9 @@ mod tests {
     fn a_pinned_version_never_changes() {
         for p in [V5, V311] {
             for label in [
-                "unsupported_protocol_version",
-                "connection_closed",
-                "timeout",
+                Reason::UnsupportedProtocolVersion,
+                Reason::ConnectionClosed,
+                Reason::Timeout,
             ] {
                 let mut n = Negotiation::new(p);
                 assert_eq!(n.failed(label), Next::Backoff);

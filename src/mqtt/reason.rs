@@ -1,112 +1,76 @@
-//! Bounded label values for connection results: MQTT v5 reason-code names (v3.1.1 return codes
-//! mapped onto them) or a small closed set for transport failures.
+//! Where the [`Reason`] of a connection result comes from: MQTT v5 reason codes (v3.1.1
+//! return codes mapped onto them), and for transport failures a diagnosis of the first step
+//! that failed ([`diagnose`]). The closed set itself is `metrics::labels::Reason`.
 
 use paho_mqtt::{ConnectReturnCode, ReasonCode};
 
-/// The closed set of non-MQTT outcomes of a connect, from the first step that failed
-/// (see [`diagnose`]). With the MQTT reason-code names and [`websocket_status`] these are every
-/// value a connect failure can have; the README's "Connect failure reasons" lists them.
-///
-/// No answer in time: the connect timeout passed, or a step of the diagnosis did not finish.
-pub const TIMEOUT: &str = "timeout";
-/// The host answered the TCP SYN with a reset: nothing listens on the port.
-pub const REFUSED: &str = "refused";
-/// The host name does not resolve (or resolves to no address).
-pub const DNS: &str = "dns";
-/// No route to the host or network, the address cannot be used, or a local firewall refused.
-pub const UNREACHABLE: &str = "unreachable";
-/// The TLS handshake failed for a reason other than the server certificate: the port does not
-/// speak TLS, no common version or cipher, the server refused our client certificate or closed.
-pub const TLS_HANDSHAKE: &str = "tls_handshake";
-/// The server certificate did not verify: unknown CA, expired, or not issued for the host.
-pub const TLS_CERTIFICATE: &str = "tls_certificate";
-/// This build of Paho has no TLS (never with the shipped builds).
-pub const TLS_NOT_SUPPORTED: &str = "tls_not_supported";
-/// The WebSocket upgrade got no HTTP answer (a non-WebSocket port, or closed).
-pub const WEBSOCKET_UPGRADE: &str = "websocket_upgrade";
-/// The transport (TCP, TLS, WebSocket) came up but the broker closed the connection before
-/// its CONNACK: a broker that drops a CONNECT it does not accept (RabbitMQ 3.10 for MQTT 5,
-/// a TLS listener spoken to in plain text, a connection limit).
-pub const CONNECTION_CLOSED: &str = "connection_closed";
-/// A failed operation other than a connect that names no cause (a subscribe or publish
-/// token failing without a reason code). Never the result of a connect.
-pub const ERROR: &str = "error";
-pub const SUCCESS: &str = "success";
-/// Also the v3.1.1 SUBACK failure (0x80), which carries no reason.
-pub const NOT_AUTHORIZED: &str = "not_authorized";
-/// A round-trip probe's message did not come back although the broker kept answering
-/// (acknowledgements, `$SYS`, the liveness question): dropped by an ACL, a size or queue
-/// limit, which MQTT 3.1.1 and QoS 0 cannot report.
-pub const NOT_DELIVERED: &str = "not_delivered";
-/// A scheduled probe found its session down.
-pub const NOT_CONNECTED: &str = "not_connected";
-/// A probe's QoS is above what the broker supports.
-pub const QOS_NOT_SUPPORTED: &str = "qos_not_supported";
+pub use crate::metrics::Reason;
+
 /// snake_case name of a v5 reason code, as used in `result`/`reason` labels.
-pub fn reason_name(rc: ReasonCode) -> &'static str {
+pub fn reason_name(rc: ReasonCode) -> Reason {
     use ReasonCode::*;
     match rc {
-        Success => SUCCESS,
-        UnspecifiedError => "unspecified_error",
-        MalformedPacket => "malformed_packet",
-        ProtocolError => "protocol_error",
-        ImplementationSpecificError => "implementation_specific_error",
-        UnsupportedProtocolVersion => "unsupported_protocol_version",
-        ClientIdentifierNotValid => "client_identifier_not_valid",
-        BadUserNameOrPassword => "bad_username_or_password",
-        NotAuthorized => "not_authorized",
-        ServerUnavailable => "server_unavailable",
-        ServerBusy => "server_busy",
-        Banned => "banned",
-        ServerShuttingDown => "server_shutting_down",
-        BadAuthenticationMethod => "bad_authentication_method",
-        KeepAliveTimeout => "keep_alive_timeout",
-        SessionTakenOver => "session_taken_over",
-        TopicFilterInvalid => "topic_filter_invalid",
-        TopicNameInvalid => "topic_name_invalid",
-        PacketTooLarge => "packet_too_large",
-        MessageRateTooHigh => "message_rate_too_high",
-        QuotaExceeded => "quota_exceeded",
-        AdministrativeAction => "administrative_action",
-        PayloadFormatInvalid => "payload_format_invalid",
-        RetainNotSupported => "retain_not_supported",
-        QosNotSupported => "qos_not_supported",
-        UseAnotherServer => "use_another_server",
-        ServerMoved => "server_moved",
-        ConnectionRateExceeded => "connection_rate_exceeded",
-        MaximumConnectTime => "maximum_connect_time",
-        _ => ERROR,
+        Success => Reason::Success,
+        UnspecifiedError => Reason::UnspecifiedError,
+        MalformedPacket => Reason::MalformedPacket,
+        ProtocolError => Reason::ProtocolError,
+        ImplementationSpecificError => Reason::ImplementationSpecificError,
+        UnsupportedProtocolVersion => Reason::UnsupportedProtocolVersion,
+        ClientIdentifierNotValid => Reason::ClientIdentifierNotValid,
+        BadUserNameOrPassword => Reason::BadUsernameOrPassword,
+        NotAuthorized => Reason::NotAuthorized,
+        ServerUnavailable => Reason::ServerUnavailable,
+        ServerBusy => Reason::ServerBusy,
+        Banned => Reason::Banned,
+        ServerShuttingDown => Reason::ServerShuttingDown,
+        BadAuthenticationMethod => Reason::BadAuthenticationMethod,
+        KeepAliveTimeout => Reason::KeepAliveTimeout,
+        SessionTakenOver => Reason::SessionTakenOver,
+        TopicFilterInvalid => Reason::TopicFilterInvalid,
+        TopicNameInvalid => Reason::TopicNameInvalid,
+        PacketTooLarge => Reason::PacketTooLarge,
+        MessageRateTooHigh => Reason::MessageRateTooHigh,
+        QuotaExceeded => Reason::QuotaExceeded,
+        AdministrativeAction => Reason::AdministrativeAction,
+        PayloadFormatInvalid => Reason::PayloadFormatInvalid,
+        RetainNotSupported => Reason::RetainNotSupported,
+        QosNotSupported => Reason::QosNotSupported,
+        UseAnotherServer => Reason::UseAnotherServer,
+        ServerMoved => Reason::ServerMoved,
+        ConnectionRateExceeded => Reason::ConnectionRateExceeded,
+        MaximumConnectTime => Reason::MaximumConnectTime,
+        _ => Reason::Error,
     }
 }
 
 /// v3.1.1 CONNACK return codes, named like their v5 counterparts.
-pub fn return_code_name(rc: ConnectReturnCode) -> &'static str {
+pub fn return_code_name(rc: ConnectReturnCode) -> Reason {
     match rc {
-        ConnectReturnCode::Accepted => SUCCESS,
-        ConnectReturnCode::UnacceptableProtocolVersion => "unsupported_protocol_version",
-        ConnectReturnCode::IdentifierRejected => "client_identifier_not_valid",
-        ConnectReturnCode::ServerUnavailable => "server_unavailable",
-        ConnectReturnCode::BadUserNameOrPassword => "bad_username_or_password",
-        ConnectReturnCode::NotAuthorized => "not_authorized",
+        ConnectReturnCode::Accepted => Reason::Success,
+        ConnectReturnCode::UnacceptableProtocolVersion => Reason::UnsupportedProtocolVersion,
+        ConnectReturnCode::IdentifierRejected => Reason::ClientIdentifierNotValid,
+        ConnectReturnCode::ServerUnavailable => Reason::ServerUnavailable,
+        ConnectReturnCode::BadUserNameOrPassword => Reason::BadUsernameOrPassword,
+        ConnectReturnCode::NotAuthorized => Reason::NotAuthorized,
     }
 }
 
 /// A label decided from the error alone, or `None` when the transport must be diagnosed
 /// (Paho reports refused ports, failed handshakes and unknown hosts alike).
-pub fn from_error(err: &paho_mqtt::Error) -> Option<&'static str> {
+pub fn from_error(err: &paho_mqtt::Error) -> Option<Reason> {
     use paho_mqtt::Error as E;
     match err {
         E::ReasonCode(rc, _) => Some(reason_name(*rc)),
         E::ConnectReturn(rc) => Some(return_code_name(*rc)),
-        E::TcpConnectTimeout | E::Timeout => Some(TIMEOUT),
-        E::SslNotSupported => Some(TLS_NOT_SUPPORTED),
+        E::TcpConnectTimeout | E::Timeout => Some(Reason::Timeout),
+        E::SslNotSupported => Some(Reason::TlsNotSupported),
         _ => None,
     }
 }
 
 /// The label for any failed Paho operation: the decisive one, else `error`.
-pub fn label(err: &paho_mqtt::Error) -> &'static str {
-    from_error(err).unwrap_or(ERROR)
+pub fn label(err: &paho_mqtt::Error) -> Reason {
+    from_error(err).unwrap_or(Reason::Error)
 }
 
 /// HTTP statuses a refused WebSocket upgrade is labelled with, `websocket_http_<status>`;
@@ -114,33 +78,30 @@ pub fn label(err: &paho_mqtt::Error) -> &'static str {
 /// answer: redirects (an http→https or path redirect), 400/405/426 (not a WebSocket endpoint
 /// or wrong version), 401/403 (authentication at a proxy), 404 (wrong path: `/mqtt` vs `/`),
 /// 429, and a proxy's 500/502/503/504 with no broker behind it. 200: a web page answered.
-pub const WEBSOCKET_STATUSES: &[(u16, &str)] = &[
-    (200, "websocket_http_200"),
-    (301, "websocket_http_301"),
-    (302, "websocket_http_302"),
-    (307, "websocket_http_307"),
-    (308, "websocket_http_308"),
-    (400, "websocket_http_400"),
-    (401, "websocket_http_401"),
-    (403, "websocket_http_403"),
-    (404, "websocket_http_404"),
-    (405, "websocket_http_405"),
-    (426, "websocket_http_426"),
-    (429, "websocket_http_429"),
-    (500, "websocket_http_500"),
-    (502, "websocket_http_502"),
-    (503, "websocket_http_503"),
-    (504, "websocket_http_504"),
+pub const WEBSOCKET_STATUSES: &[(u16, Reason)] = &[
+    (200, Reason::WebsocketHttp200),
+    (301, Reason::WebsocketHttp301),
+    (302, Reason::WebsocketHttp302),
+    (307, Reason::WebsocketHttp307),
+    (308, Reason::WebsocketHttp308),
+    (400, Reason::WebsocketHttp400),
+    (401, Reason::WebsocketHttp401),
+    (403, Reason::WebsocketHttp403),
+    (404, Reason::WebsocketHttp404),
+    (405, Reason::WebsocketHttp405),
+    (426, Reason::WebsocketHttp426),
+    (429, Reason::WebsocketHttp429),
+    (500, Reason::WebsocketHttp500),
+    (502, Reason::WebsocketHttp502),
+    (503, Reason::WebsocketHttp503),
+    (504, Reason::WebsocketHttp504),
 ];
-/// A refused WebSocket upgrade whose status is not in [`WEBSOCKET_STATUSES`].
-pub const WEBSOCKET_HTTP_OTHER: &str = "websocket_http_other";
-
 /// The label of a WebSocket upgrade answered with HTTP `status` instead of 101.
-pub fn websocket_status(status: u16) -> &'static str {
+pub fn websocket_status(status: u16) -> Reason {
     WEBSOCKET_STATUSES
         .iter()
         .find(|(s, _)| *s == status)
-        .map_or(WEBSOCKET_HTTP_OTHER, |(_, l)| l)
+        .map_or(Reason::WebsocketHttpOther, |(_, l)| *l)
 }
 
 /// The longest the diagnosis of one failed connect may take, within the connect timeout.
@@ -148,17 +109,18 @@ const DIAGNOSIS_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The label for a failed connect: from the error when it says enough, otherwise by redoing
 /// the transport ourselves, step by step as Paho does it, and naming the first step that
-/// fails: [`DNS`], then the TCP connect ([`REFUSED`], [`UNREACHABLE`]), then for `mqtts`/`wss`
-/// a TLS handshake with the broker's trust settings ([`TLS_CERTIFICATE`] when the server
-/// certificate does not verify, else [`TLS_HANDSHAKE`], also when a TLS 1.3 server's alert
-/// refusing our client certificate arrives within 500 ms), then for `ws`/`wss` the HTTP upgrade
-/// to the URL's request target ([`websocket_status`], [`WEBSOCKET_UPGRADE`]). When all of these
+/// fails: [`Reason::Dns`], then the TCP connect ([`Reason::Refused`],
+/// [`Reason::Unreachable`]), then for `mqtts`/`wss` a TLS handshake with the broker's trust
+/// settings ([`Reason::TlsCertificate`] when the server certificate does not verify, else
+/// [`Reason::TlsHandshake`], also when a TLS 1.3 server's alert refusing our client
+/// certificate arrives within 500 ms), then for `ws`/`wss` the HTTP upgrade to the URL's
+/// request target ([`websocket_status`], [`Reason::WebsocketUpgrade`]). When all of these
 /// succeed the broker must have closed the connection before its CONNACK:
-/// [`CONNECTION_CLOSED`]. Paho reports all of these alike as "TCP/TLS connect failure".
+/// [`Reason::ConnectionClosed`]. Paho reports all of these alike as "TCP/TLS connect failure".
 ///
 /// Runs on the failure path only, bounded by 3 s and by what is left of the connect timeout
-/// ([`TIMEOUT`] when that runs out). The TLS check uses rustls (the broker connection is
-/// OpenSSL, through Paho); both verify the chain against `tls.ca_file` (else the system's
+/// ([`Reason::Timeout`] when that runs out). The TLS check uses rustls (the broker connection
+/// is OpenSSL, through Paho); both verify the chain against `tls.ca_file` (else the system's
 /// roots) and the URL's host, or nothing with `insecure_skip_verify`. A broker that recovers
 /// between Paho's attempt and the diagnosis is reported as `connection_closed`.
 pub async fn diagnose(
@@ -175,7 +137,7 @@ pub async fn diagnose(
         return only(label);
     }
     if elapsed + Duration::from_millis(100) >= cfg.connect_timeout {
-        return only(TIMEOUT);
+        return only(Reason::Timeout);
     }
     let budget = cfg
         .connect_timeout
@@ -187,7 +149,7 @@ pub async fn diagnose(
             detail: Some(detail),
         },
         Err(_) => Diagnosis {
-            label: TIMEOUT,
+            label: Reason::Timeout,
             detail: Some(format!("diagnosis unfinished after {budget:?}")),
         },
     }
@@ -197,7 +159,7 @@ pub async fn diagnose(
 /// (the OS error, the TLS alert or certificate error, the HTTP status line).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnosis {
-    pub label: &'static str,
+    pub label: Reason,
     pub detail: Option<String>,
 }
 
@@ -222,16 +184,16 @@ mod transport {
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
     /// The label of the first step that fails, and what failed.
-    type Found = (&'static str, String);
+    type Found = (Reason, String);
 
     pub(super) async fn first_failure(cfg: &BrokerConfig) -> Found {
         let url = &cfg.url;
         let addr = match tokio::net::lookup_host((url.host.as_str(), url.port)).await {
             Ok(mut a) => match a.next() {
                 Some(a) => a,
-                None => return (DNS, format!("dns: {} has no address", url.host)),
+                None => return (Reason::Dns, format!("dns: {} has no address", url.host)),
             },
-            Err(e) => return (DNS, format!("dns: {}: {e}", url.host)),
+            Err(e) => return (Reason::Dns, format!("dns: {}: {e}", url.host)),
         };
         let tcp = match tokio::net::TcpStream::connect(addr).await {
             Ok(s) => s,
@@ -260,12 +222,12 @@ mod transport {
     }
 
     /// A failed TCP connect, by its OS error.
-    pub(super) fn connect_error(e: &std::io::Error) -> &'static str {
+    pub(super) fn connect_error(e: &std::io::Error) -> Reason {
         use std::io::ErrorKind as K;
         match e.kind() {
-            K::ConnectionRefused => REFUSED,
-            K::TimedOut => TIMEOUT,
-            _ => UNREACHABLE,
+            K::ConnectionRefused => Reason::Refused,
+            K::TimedOut => Reason::Timeout,
+            _ => Reason::Unreachable,
         }
     }
 
@@ -285,7 +247,7 @@ mod transport {
             crate::config::Transport::Wss => "TCP, TLS and the WebSocket upgrade",
         };
         (
-            CONNECTION_CLOSED,
+            Reason::ConnectionClosed,
             format!("{layers} succeed; the broker closed the connection before its CONNACK"),
         )
     }
@@ -296,7 +258,7 @@ mod transport {
         url: &BrokerUrl,
     ) -> Option<Found> {
         use base64::Engine as _;
-        let no_answer = |why: &str| Some((WEBSOCKET_UPGRADE, format!("websocket: {why}")));
+        let no_answer = |why: &str| Some((Reason::WebsocketUpgrade, format!("websocket: {why}")));
         let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
         let origin = if url.is_tls() { "https" } else { "http" };
         let host = url.authority();
@@ -348,9 +310,9 @@ mod transport {
         cfg: &BrokerConfig,
     ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Found> {
         let config = client_config(cfg.tls.as_ref())
-            .map_err(|e| (TLS_HANDSHAKE, format!("tls settings: {e}")))?;
+            .map_err(|e| (Reason::TlsHandshake, format!("tls settings: {e}")))?;
         let name = ServerName::try_from(cfg.url.host.clone())
-            .map_err(|e| (TLS_CERTIFICATE, format!("tls: {e}")))?;
+            .map_err(|e| (Reason::TlsCertificate, format!("tls: {e}")))?;
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await
@@ -358,7 +320,7 @@ mod transport {
         let verified = !cfg.tls.as_ref().is_some_and(|t| t.insecure_skip_verify);
         if let (true, Some(why)) = (verified, cfg.url.unverifiable_by_paho()) {
             // What Paho's own check concludes.
-            return Err((TLS_CERTIFICATE, format!("tls: {why}")));
+            return Err((Reason::TlsCertificate, format!("tls: {why}")));
         }
         Ok(tls)
     }
@@ -372,10 +334,10 @@ mod transport {
     }
 
     /// A failed handshake: certificate verification, or anything else.
-    pub(super) fn tls_error(e: &std::io::Error) -> &'static str {
+    pub(super) fn tls_error(e: &std::io::Error) -> Reason {
         match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-            Some(rustls::Error::InvalidCertificate(_)) => TLS_CERTIFICATE,
-            _ => TLS_HANDSHAKE,
+            Some(rustls::Error::InvalidCertificate(_)) => Reason::TlsCertificate,
+            _ => Reason::TlsHandshake,
         }
     }
 
@@ -472,17 +434,17 @@ mod transport {
 
 /// Every transport label a connect failure can have besides the MQTT reason-code names
 /// (what the README's "Connect failure reasons" table lists).
-pub const CONNECT_TRANSPORT_LABELS: &[&str] = &[
-    DNS,
-    REFUSED,
-    UNREACHABLE,
-    TIMEOUT,
-    TLS_CERTIFICATE,
-    TLS_HANDSHAKE,
-    WEBSOCKET_UPGRADE,
-    WEBSOCKET_HTTP_OTHER,
-    CONNECTION_CLOSED,
-    TLS_NOT_SUPPORTED,
+pub const CONNECT_TRANSPORT_LABELS: &[Reason] = &[
+    Reason::Dns,
+    Reason::Refused,
+    Reason::Unreachable,
+    Reason::Timeout,
+    Reason::TlsCertificate,
+    Reason::TlsHandshake,
+    Reason::WebsocketUpgrade,
+    Reason::WebsocketHttpOther,
+    Reason::ConnectionClosed,
+    Reason::TlsNotSupported,
 ];
 
 #[cfg(test)]
@@ -493,8 +455,8 @@ mod tests {
     fn websocket_statuses_are_bounded_and_named() {
         assert_eq!(websocket_status(404), "websocket_http_404");
         assert_eq!(websocket_status(503), "websocket_http_503");
-        assert_eq!(websocket_status(418), WEBSOCKET_HTTP_OTHER);
-        assert_eq!(websocket_status(101), WEBSOCKET_HTTP_OTHER);
+        assert_eq!(websocket_status(418), Reason::WebsocketHttpOther);
+        assert_eq!(websocket_status(101), Reason::WebsocketHttpOther);
         for (code, label) in WEBSOCKET_STATUSES {
             assert_eq!(*label, format!("websocket_http_{code}"));
         }
@@ -504,12 +466,12 @@ mod tests {
     fn os_errors_of_a_tcp_connect() {
         use std::io::{Error, ErrorKind as K};
         for (kind, want) in [
-            (K::ConnectionRefused, REFUSED),
-            (K::TimedOut, TIMEOUT),
-            (K::HostUnreachable, UNREACHABLE),
-            (K::NetworkUnreachable, UNREACHABLE),
-            (K::AddrNotAvailable, UNREACHABLE),
-            (K::PermissionDenied, UNREACHABLE),
+            (K::ConnectionRefused, Reason::Refused),
+            (K::TimedOut, Reason::Timeout),
+            (K::HostUnreachable, Reason::Unreachable),
+            (K::NetworkUnreachable, Reason::Unreachable),
+            (K::AddrNotAvailable, Reason::Unreachable),
+            (K::PermissionDenied, Reason::Unreachable),
         ] {
             assert_eq!(
                 transport::connect_error(&Error::from(kind)),
@@ -521,15 +483,15 @@ mod tests {
             K::InvalidData,
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         );
-        assert_eq!(transport::tls_error(&cert), TLS_CERTIFICATE);
+        assert_eq!(transport::tls_error(&cert), Reason::TlsCertificate);
         let alert = Error::new(
             K::InvalidData,
             rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure),
         );
-        assert_eq!(transport::tls_error(&alert), TLS_HANDSHAKE);
+        assert_eq!(transport::tls_error(&alert), Reason::TlsHandshake);
         assert_eq!(
             transport::tls_error(&Error::from(K::UnexpectedEof)),
-            TLS_HANDSHAKE
+            Reason::TlsHandshake
         );
     }
 
@@ -568,7 +530,7 @@ mod tests {
             from_error(&paho_mqtt::Error::ConnectReturn(
                 ConnectReturnCode::BadUserNameOrPassword
             )),
-            Some("bad_username_or_password")
+            Some(Reason::BadUsernameOrPassword)
         );
         assert_eq!(from_error(&paho_mqtt::Error::TcpTlsConnectFailure), None);
     }

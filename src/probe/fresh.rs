@@ -3,7 +3,7 @@
 //! [`connect`] helper is also what one-shot probes use.
 
 use crate::config::{BrokerConfig, ProbeConfig, Protocol};
-use crate::metrics::ProbeMetrics;
+use crate::metrics::{ProbeMetrics, Reason};
 use crate::mqtt::negotiate::{Negotiation, Next};
 use crate::mqtt::{options, reason};
 use paho_mqtt as paho;
@@ -15,12 +15,12 @@ use tokio_util::sync::CancellationToken;
 /// A failed step: a bounded label and a detail for the log.
 #[derive(Debug)]
 pub struct Failure {
-    pub reason: &'static str,
+    pub reason: Reason,
     pub detail: String,
 }
 
 impl Failure {
-    fn new(reason: &'static str, detail: impl Into<String>) -> Self {
+    fn new(reason: Reason, detail: impl Into<String>) -> Self {
         Self {
             reason,
             detail: detail.into(),
@@ -71,7 +71,7 @@ pub async fn connect(
                 negotiation.test_passed();
                 if started.elapsed() >= within {
                     return Err(Failure::new(
-                        reason::TIMEOUT,
+                        Reason::Timeout,
                         "no time left to ask for MQTT 5 after a 3.1.1 test connect",
                     ));
                 }
@@ -79,7 +79,7 @@ pub async fn connect(
             Ok(c) => return Ok(c),
             Err(f) => match negotiation.failed(f.reason) {
                 Next::RetryNow(p) if started.elapsed() < within => {
-                    tracing::debug!(broker = %cfg.name, result = f.reason, error = %f.detail,
+                    tracing::debug!(broker = %cfg.name, result = f.reason.as_str(), error = %f.detail,
                         protocol = p.as_str(), "connect failed; trying again (protocol: auto)");
                 }
                 _ => return Err(f),
@@ -96,7 +96,7 @@ async fn connect_as(
 ) -> Result<FreshClient, Failure> {
     // A client that fails to be created has no tokens yet: a plain drop is safe.
     let client = paho::AsyncClient::new(options::create_options(cfg, protocol, client_id))
-        .map_err(|e| Failure::new(reason::ERROR, e.to_string()))?;
+        .map_err(|e| Failure::new(Reason::Error, e.to_string()))?;
     let (tx, messages) = mpsc::channel(64);
     client.set_message_callback(move |_, m| {
         let at = Instant::now();
@@ -108,7 +108,7 @@ async fn connect_as(
     let mut cfg = cfg.clone();
     cfg.connect_timeout = cfg.connect_timeout.min(within);
     let opts = options::connect_options(&cfg, protocol)
-        .map_err(|e| Failure::new(reason::ERROR, e.to_string()))?;
+        .map_err(|e| Failure::new(Reason::Error, e.to_string()))?;
     let started = Instant::now();
     match tokio::time::timeout(within, client.connect(opts)).await {
         Ok(Ok(_)) => Ok(FreshClient {
@@ -129,7 +129,7 @@ async fn connect_as(
             // disconnect while the connect is pending.
             options::retire(client, options::retire_grace(&cfg));
             Err(Failure::new(
-                reason::TIMEOUT,
+                Reason::Timeout,
                 format!("no CONNACK within {within:?}"),
             ))
         }
@@ -173,7 +173,7 @@ impl FreshClient {
         match tokio::time::timeout(within, self.client().publish(msg)).await {
             Ok(Ok(())) => Ok(t.elapsed()),
             Ok(Err(e)) => Err(Failure::new(reason::label(&e), e.to_string())),
-            Err(_) => Err(Failure::new(reason::TIMEOUT, "no acknowledgement")),
+            Err(_) => Err(Failure::new(Reason::Timeout, "no acknowledgement")),
         }
     }
 }
@@ -221,7 +221,7 @@ pub async fn run(
                 metrics.success.set(1);
             }
             Err(f) => {
-                tracing::debug!(broker = %cfg.name, probe = %probe.name, reason = f.reason, detail = %f.detail, "probe failed");
+                tracing::debug!(broker = %cfg.name, probe = %probe.name, reason = f.reason.as_str(), detail = %f.detail, "probe failed");
                 metrics.record_failure(f.reason);
             }
         }
@@ -260,16 +260,16 @@ async fn retained_once(
             match tokio::time::timeout(left(), sub.messages.recv()).await {
                 Ok(Some((m, _))) if m.retained() && m.payload() == value.as_bytes() => Ok(()),
                 Ok(Some((m, _))) => Err(Failure::new(
-                    "mismatch",
+                    Reason::Mismatch,
                     format!(
                         "got {:?} (retained {}) instead of the value just published",
                         String::from_utf8_lossy(&m.payload()[..m.payload().len().min(64)]),
                         m.retained()
                     ),
                 )),
-                Ok(None) => Err(Failure::new(reason::ERROR, "subscriber closed")),
+                Ok(None) => Err(Failure::new(Reason::Error, "subscriber closed")),
                 Err(_) => Err(Failure::new(
-                    reason::TIMEOUT,
+                    Reason::Timeout,
                     "retained message not delivered",
                 )),
             }

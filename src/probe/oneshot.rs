@@ -6,7 +6,7 @@
 use super::fresh::{self, Failure};
 use super::tracker::{Arrival, Tracker};
 use crate::config::{BrokerConfig, BrokerUrl, ProbeModule, Qos};
-use crate::metrics::Health;
+use crate::metrics::{Health, Reason};
 use crate::mqtt::reason;
 use futures_util::future::OptionFuture;
 use paho_mqtt as paho;
@@ -23,7 +23,7 @@ pub struct Report {
     /// Every round trip came back in time.
     pub success: bool,
     /// `success`, or the first failure's label.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// What exactly failed, for people (an OS or TLS error, an HTTP status line); never a
     /// label. Empty on success.
     pub detail: String,
@@ -156,7 +156,7 @@ pub async fn run(
             module.qos,
             started,
             &Failure {
-                reason: reason::SUCCESS,
+                reason: Reason::Success,
                 detail: String::new(),
             },
         )
@@ -175,7 +175,7 @@ pub async fn run(
     let mut tracker = Tracker::new(rand::random(), module.payload_bytes);
     for _ in 0..count.max(1) {
         if left().is_zero() {
-            report.reason = reason::TIMEOUT;
+            report.reason = Reason::Timeout;
             break;
         }
         report.sent += 1;
@@ -190,11 +190,11 @@ pub async fn run(
         )
         .await
         {
-            if report.reason == reason::SUCCESS {
+            if report.reason == Reason::Success {
                 report.reason = why;
             }
             // After a refusal the next attempt would fail the same way.
-            if why != reason::TIMEOUT {
+            if why != Reason::Timeout {
                 break;
             }
         }
@@ -212,7 +212,7 @@ async fn one_round_trip(
     tracker: &mut Tracker,
     until: Instant,
     report: &mut Report,
-) -> Result<(), &'static str> {
+) -> Result<(), Reason> {
     let sent = Instant::now();
     let (seq, payload) = tracker.send(sent);
     let mut token = Some(
@@ -242,14 +242,14 @@ async fn one_round_trip(
                             report.rtts.push(d);
                         }
                 }
-                None => return Err(reason::ERROR),
+                None => return Err(Reason::Error),
             },
             _ = tokio::time::sleep_until(until.into()) => {
                 tracker.expire(Instant::now(), Duration::ZERO);
                 // The broker acknowledged the message and never delivered it (an ACL or size
                 // limit MQTT 3.1.1 cannot report): alive, but the message is lost.
                 let acknowledged = need_ack && token.is_none();
-                return Err(if acknowledged { reason::NOT_DELIVERED } else { reason::TIMEOUT });
+                return Err(if acknowledged { Reason::NotDelivered } else { Reason::Timeout });
             }
         }
     }
@@ -268,7 +268,7 @@ mod tests {
             Qos::AtLeastOnce,
             Instant::now(),
             &Failure {
-                reason: reason::SUCCESS,
+                reason: Reason::Success,
                 detail: String::new(),
             },
         );

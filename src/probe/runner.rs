@@ -9,7 +9,7 @@
 
 use super::tracker::{Arrival, Tracker};
 use crate::config::{BrokerConfig, ProbeKind, Qos};
-use crate::metrics::{Health, HealthHandle, Metrics, RoundtripMetrics};
+use crate::metrics::{Health, HealthHandle, Metrics, Reason, RoundtripMetrics};
 use crate::mqtt::reason;
 use futures_util::stream::FuturesUnordered;
 use paho_mqtt as paho;
@@ -146,7 +146,7 @@ impl Probes {
                         p.name
                     ),
                     tracker: Tracker::new(rand::random(), payload_bytes),
-                    metrics: metrics.roundtrip(&cfg.name, &p.name, qos.label()),
+                    metrics: metrics.roundtrip(&cfg.name, &p.name, qos),
                     next_run: now,
                     in_flight: None,
                     usable: false,
@@ -179,7 +179,7 @@ impl Probes {
     /// Record the SUBACK of probe `i`: refused probes fail with `reason` and do not run; a
     /// grant below the probe's QoS means the broker cannot do that QoS (RabbitMQ grants 1 for
     /// 2, then answers a QoS 2 PUBLISH with a PUBACK, which makes Paho drop the connection).
-    pub fn subscribed(&mut self, i: usize, granted: Result<i32, &'static str>, broker: &str) {
+    pub fn subscribed(&mut self, i: usize, granted: Result<i32, Reason>, broker: &str) {
         let Some(r) = self.items.get_mut(i) else {
             return;
         };
@@ -225,7 +225,7 @@ impl Probes {
         };
         r.usable = false;
         r.last = None;
-        r.metrics.base.record_failure(reason::QOS_NOT_SUPPORTED);
+        r.metrics.base.record_failure(Reason::QosNotSupported);
         if !std::mem::replace(&mut self.qos_warned[i], true) {
             tracing::warn!(%broker, probe = %r.name, qos = r.qos.as_i32(), broker_max_qos = max,
                 "the broker does not support this probe's QoS; the probe does not run (reason=\"qos_not_supported\")");
@@ -305,7 +305,7 @@ impl Probes {
                 if last_rx < sent {
                     // Nothing at all from the broker before the deadline: frozen, or slower
                     // than the timeout. The session judges which at `judge`.
-                    r.metrics.base.record_failure(reason::TIMEOUT);
+                    r.metrics.base.record_failure(Reason::Timeout);
                     let judge = deadline + LIVENESS_GRACE;
                     t.silent = Some(
                         t.silent
@@ -316,7 +316,7 @@ impl Probes {
                 } else {
                     // The broker answered (an ack, the liveness question, `$SYS`) in time but
                     // never delivered the message.
-                    r.metrics.base.record_failure(reason::NOT_DELIVERED);
+                    r.metrics.base.record_failure(Reason::NotDelivered);
                 }
                 r.last = Some(None);
                 expired = true;
@@ -413,8 +413,8 @@ impl Probes {
             Arrival::Duplicate { .. } => {
                 r.metrics.duplicates.inc();
             }
-            Arrival::Late { .. } => r.metrics.base.record_ignored("late"),
-            Arrival::Foreign => r.metrics.base.record_ignored("foreign"),
+            Arrival::Late { .. } => r.metrics.base.record_ignored(Reason::Late),
+            Arrival::Foreign => r.metrics.base.record_ignored(Reason::Foreign),
         }
         self.update_health(true);
         true

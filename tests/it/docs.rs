@@ -1,7 +1,8 @@
 //! The README's metric reference is checked against what the code registers and encodes.
 
+use mqtt_sentinel::config::Qos;
 use mqtt_sentinel::exposition::{Format, encode};
-use mqtt_sentinel::metrics::Metrics;
+use mqtt_sentinel::metrics::{Metrics, MqttVersion, Reason};
 use mqtt_sentinel::sys::profile::{Kind, ProfileSet};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
@@ -54,12 +55,12 @@ fn readme_metric_table_matches_the_code() {
             max_heap_bytes: Some(1),
         },
     );
-    b.record_connect("success");
-    b.set_protocol("v3.1.1");
-    b.record_disconnect("connection_lost");
-    let rt = m.roundtrip("x", "p", "1");
-    rt.base.record_failure("timeout");
-    rt.base.record_ignored("late");
+    b.record_connect(Reason::Success);
+    b.set_protocol(MqttVersion::V311);
+    b.record_disconnect(Reason::ConnectionLost);
+    let rt = m.roundtrip("x", "p", Qos::AtLeastOnce);
+    rt.base.record_failure(Reason::Timeout);
+    rt.base.record_ignored(Reason::Late);
     m.connect_duration("x").observe(0.1);
     let rm = mqtt_sentinel::metrics::RulesMetrics::register(&mut reg);
     let g = mqtt_sentinel::metrics::RuleGroupLabels {
