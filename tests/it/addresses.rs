@@ -326,10 +326,6 @@ fn a_watched_brokers_failure_is_logged_with_its_cause() {
             n("ws", "websocket_http_404") >= 1.0 && n("ca", "tls_certificate") >= 1.0
         },
     );
-    let logs = s.logs();
-    assert!(
-        logs.contains("websocket: GET / answered HTTP 404 Not Found"),
-        "{logs}"
-    );
-    assert!(logs.contains("UnknownIssuer"), "{logs}");
+    s.wait_log("websocket: GET / answered HTTP 404 Not Found");
+    s.wait_log("UnknownIssuer");
 }
