@@ -5,7 +5,8 @@
 
 use super::eval::{self, Value};
 use super::file::{Group, Rule, RuleKind};
-use super::series::{Labels, METRIC_NAME, Storage, stale_nan};
+use super::labels::{Labels, METRIC_NAME};
+use super::storage::{Storage, stale_nan};
 use super::template::{self, Data};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeMap;

@@ -8,7 +8,8 @@
 
 use super::alert::{AlertState, Context, GroupState};
 use super::eval;
-use super::series::{Labels, METRIC_NAME, Storage, stale_nan};
+use super::labels::{Labels, METRIC_NAME};
+use super::storage::{Storage, stale_nan};
 use crate::config::{NotifyConfig, RulesConfig};
 use crate::exposition::{self, Format};
 use crate::metrics::{RuleGroupLabels, RulesMetrics};
@@ -779,7 +780,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::series::is_stale;
+    use crate::rules::storage::is_stale;
 
     #[test]
     fn exposition_lines() {

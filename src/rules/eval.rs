@@ -5,9 +5,9 @@
 //! Prometheus' `promql/engine.go` and `functions.go` closely (same operation order, same NaN
 //! handling) because `rules test` must agree with `promtool test rules` bit for bit.
 
-use super::series::{
-    CLEAN, Cursor, Labels, METRIC_NAME, RISING, Series, Storage, Summary, is_stale,
-};
+use super::chunk::{CLEAN, Cursor, RISING, Summary};
+use super::labels::{Labels, METRIC_NAME};
+use super::storage::{Series, Storage, is_stale};
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::{
     AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, Offset,
@@ -1376,7 +1376,7 @@ mod tests {
 #[cfg(test)]
 mod summary_tests {
     use super::*;
-    use crate::rules::series::{stale_nan, xorshift};
+    use crate::rules::storage::{stale_nan, xorshift};
 
     /// The window functions that skip decoding (rate, increase, delta, resets,
     /// count_over_time, last_over_time over chunks that allow it) and every window read

@@ -6,11 +6,13 @@
 
 pub mod alert;
 pub mod api;
+pub mod chunk;
 pub mod engine;
 pub mod eval;
 pub mod file;
-pub mod series;
+pub mod labels;
 pub mod state;
+pub mod storage;
 pub mod template;
 pub mod unittest;
 

@@ -8,7 +8,7 @@
 //! `rules.alert.for-outage-tolerance`.
 
 use super::alert::{Alert, AlertState, GroupState, definition};
-use super::series::Labels;
+use super::labels::Labels;
 use crate::notify::ReceiverSent;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

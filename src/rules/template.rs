@@ -8,7 +8,7 @@
 //! `printf`, `print`, `toUpper`, `toLower`, `title`, `eq`, `ne`, `lt`, `le`, `gt`, `ge`, `and`,
 //! `or`, `not`. Anything else (`range`, `query`, `with`, …) is refused when the rule file loads.
 
-use super::series::Labels;
+use super::labels::Labels;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;

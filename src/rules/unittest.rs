@@ -10,7 +10,8 @@
 use super::alert::{AlertState, Context, GroupState};
 use super::eval::{self, Value};
 use super::file::{self, parse_duration};
-use super::series::{Labels, METRIC_NAME, Storage, stale_nan};
+use super::labels::{Labels, METRIC_NAME};
+use super::storage::{Storage, stale_nan};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
 use serde::Deserialize;
@@ -428,7 +429,7 @@ mod tests {
             vec![Some(5.0), Some(5.0), None, None, Some(-1.0), Some(-2.0)]
         );
         assert_eq!(v("1e3 +Inf"), vec![Some(1000.0), Some(f64::INFINITY)]);
-        assert!(v("stale")[0].is_some_and(crate::rules::series::is_stale));
+        assert!(v("stale")[0].is_some_and(crate::rules::storage::is_stale));
         assert!(expand_values("1+2").is_err());
         assert!(expand_values("abc").is_err());
     }
