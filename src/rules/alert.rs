@@ -3,9 +3,9 @@
 //!
 //! Shared by the live engine and `rules test`, so both follow the same code path.
 
-use super::eval::{self, Value};
 use super::file::{Group, Rule, RuleKind};
 use super::labels::{Labels, METRIC_NAME};
+use super::promql::{self, Value};
 use super::storage::{Storage, stale_nan};
 use super::template::{self, Data};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -76,7 +76,7 @@ pub struct RuleState {
     /// Recording rules: the series written last time (stale markers for the vanished).
     written: FxHashSet<Labels>,
     /// Where the windows of the rule's range selectors started last time.
-    cursors: eval::Cursors,
+    cursors: promql::Cursors,
 }
 
 /// What templates can use beyond the alert itself.
@@ -172,7 +172,7 @@ impl GroupState {
                     eval_seconds: 0.0,
                     active: FxHashMap::default(),
                     written: FxHashSet::default(),
-                    cursors: eval::Cursors::default(),
+                    cursors: promql::Cursors::default(),
                 })
                 .collect(),
             last_eval: None,
@@ -240,11 +240,11 @@ fn query(
     expr: &promql_parser::parser::Expr,
     storage: &Storage,
     ts: i64,
-    cursors: &mut eval::Cursors,
-) -> Result<Vec<eval::Sample>, String> {
-    match eval::eval_at_later(expr, storage, ts, cursors)? {
+    cursors: &mut promql::Cursors,
+) -> Result<Vec<promql::Sample>, String> {
+    match promql::eval_at_later(expr, storage, ts, cursors)? {
         Value::Vector(v) => Ok(v),
-        Value::Scalar(v) => Ok(vec![eval::Sample {
+        Value::Scalar(v) => Ok(vec![promql::Sample {
             labels: Labels::default(),
             value: v,
         }]),

@@ -7,8 +7,8 @@
 //! and [`AlertsCollector`] read it.
 
 use super::alert::{AlertState, Context, GroupState};
-use super::eval;
 use super::labels::{Labels, METRIC_NAME};
+use super::promql;
 use super::storage::{Storage, stale_nan};
 use crate::config::{NotifyConfig, RulesConfig};
 use crate::exposition::{self, Format};
@@ -172,7 +172,7 @@ fn retention(groups: &[GroupState], slack_ms: i64) -> (HashMap<String, i64>, Opt
     let mut r: HashMap<Option<String>, i64> = HashMap::new();
     for g in groups {
         for rule in &g.rules {
-            eval::retention(&rule.rule.expr, &mut r);
+            promql::retention(&rule.rule.expr, &mut r);
         }
     }
     let any = r.remove(&None).map(|v| v + slack_ms);

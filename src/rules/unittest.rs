@@ -8,9 +8,9 @@
 //! Comparisons are exact, as promtool's are.
 
 use super::alert::{AlertState, Context, GroupState};
-use super::eval::{self, Value};
 use super::file::{self, parse_duration};
 use super::labels::{Labels, METRIC_NAME};
+use super::promql::{self, Value};
 use super::storage::{Storage, stale_nan};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
@@ -297,8 +297,8 @@ fn run_group(
 }
 
 fn query(expr: &str, storage: &Storage, at: i64) -> Result<Vec<(Labels, f64)>, String> {
-    let e = eval::parse(expr)?;
-    match eval::eval(&e, storage, at)? {
+    let e = promql::parse(expr)?;
+    match promql::eval(&e, storage, at)? {
         Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.value)).collect()),
         Value::Scalar(v) => Ok(vec![(Labels::default(), v)]),
         other => Err(format!(
