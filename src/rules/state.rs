@@ -7,7 +7,8 @@
 //! resolution. A file older than [`OUTAGE_TOLERANCE_MS`] is ignored, as Prometheus'
 //! `rules.alert.for-outage-tolerance`.
 
-use super::alert::{Alert, AlertState, GroupState, definition};
+use super::alerting::{Alert, AlertState};
+use super::group::{GroupState, definition};
 use super::labels::Labels;
 use crate::notify::ReceiverSent;
 use serde::{Deserialize, Serialize};

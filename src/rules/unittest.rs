@@ -7,8 +7,9 @@
 //! after its `eval_time`; only firing alerts count; `promql_expr_test` is an instant query.
 //! Comparisons are exact, as promtool's are.
 
-use super::alert::{AlertState, Context, GroupState};
+use super::alerting::AlertState;
 use super::file::{self, parse_duration};
+use super::group::{Context, GroupState};
 use super::labels::{Labels, METRIC_NAME};
 use super::promql::{self, Value};
 use super::storage::{Storage, stale_nan};
