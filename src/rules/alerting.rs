@@ -15,6 +15,7 @@ use std::sync::Arc;
 /// Resolved alerts are kept (and re-sent) this long, as Prometheus does.
 pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
 
+/// Where an alert stands in the state machine (Prometheus' `AlertState`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AlertState {
     Inactive,
@@ -23,6 +24,7 @@ pub enum AlertState {
 }
 
 impl AlertState {
+    /// The state as Prometheus' API and `ALERTS{alertstate}` write it.
     pub fn as_str(self) -> &'static str {
         match self {
             AlertState::Inactive => "inactive",
@@ -32,6 +34,7 @@ impl AlertState {
     }
 }
 
+/// One alert of an alerting rule; times are milliseconds since the epoch.
 #[derive(Clone, Debug)]
 pub struct Alert {
     /// Identity: series labels − `__name__` + rule labels + `alertname`.

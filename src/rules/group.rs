@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A rule's health after its last evaluation (Prometheus' `RuleHealth`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Health {
     Unknown,
@@ -23,6 +24,7 @@ pub enum Health {
 }
 
 impl Health {
+    /// The health as Prometheus' API writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Health::Unknown => "unknown",
@@ -87,6 +89,7 @@ fn same_rule(a: &Rule, b: &Rule) -> bool {
     definition(a) == definition(b)
 }
 
+/// A rule group and the evaluation state of its rules (Prometheus' `rules.Group`).
 #[derive(Debug)]
 pub struct GroupState {
     pub name: String,
@@ -124,6 +127,8 @@ impl GroupState {
         kept
     }
 
+    /// Fresh state for group `g`; without an `interval` of its own it is evaluated every
+    /// `default_interval`.
     pub fn new(g: Group, default_interval: Duration) -> Self {
         GroupState {
             name: g.name,

@@ -30,6 +30,7 @@ use tracing::warn;
 pub struct SharedGroups(Arc<Mutex<Vec<GroupState>>>);
 
 impl SharedGroups {
+    /// Shares `groups`.
     pub fn new(groups: Vec<GroupState>) -> Self {
         SharedGroups(Arc::new(Mutex::new(groups)))
     }
@@ -120,6 +121,8 @@ pub struct Update {
     pub done: tokio::sync::oneshot::Sender<usize>,
 }
 
+/// The live rule engine (Prometheus' `rules.Manager`): the history, the groups' schedule,
+/// the notification dispatcher and the state file. Driven by [`Engine::run`].
 pub struct Engine {
     pub(super) groups: SharedGroups,
     pub(super) storage: Storage,
@@ -191,6 +194,8 @@ fn evaluate_side_by_side(
 }
 
 impl Engine {
+    /// An engine for `cfg` over `groups` (shared with the HTTP API and the collector);
+    /// notifications go to `queues` (none: they are built and dropped).
     pub fn new(
         cfg: &RulesConfig,
         notify: NotifyConfig,

@@ -14,10 +14,12 @@ use std::sync::Arc;
 /// Prometheus' staleness marker: a NaN with a distinct bit pattern.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
+/// The staleness marker as a value.
 pub fn stale_nan() -> f64 {
     f64::from_bits(STALE_NAN_BITS)
 }
 
+/// Whether `v` is the staleness marker (bit for bit: other NaNs are not).
 pub fn is_stale(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }

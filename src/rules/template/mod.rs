@@ -57,6 +57,7 @@ impl Template {
         }
     }
 
+    /// The template expanded against `data`; an error names the node, as Go does.
     pub fn expand(&self, data: &Data) -> Result<String, ExecError> {
         // `$labels`, `$externalLabels`, `$externalURL` and `$value` are looked up in `data`
         // when no variable of the template shadows them (see `eval_arg`): no per-expansion
