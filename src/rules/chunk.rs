@@ -14,7 +14,7 @@ pub(super) struct Chunk {
     pub(super) max_t: i64,
     pub(super) n: u16,
     /// [`RISING`] and [`CLEAN`], kept while appending: what a window over this chunk may
-    /// skip decoding (see [`Series::summary`]).
+    /// skip decoding (see [`Series::summary`](super::storage::Series::summary)).
     pub(super) flags: u8,
     pub(super) bits: BitBuf,
 }
@@ -25,7 +25,7 @@ pub const RISING: u8 = 1;
 /// No stale marker in the chunk.
 pub const CLEAN: u8 = 2;
 
-/// What a window holds when only its ends and its length are needed ([`Series::summary`]).
+/// What a window holds when only its ends and its length are needed ([`Series::summary`](super::storage::Series::summary)).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Summary {
     pub first: (i64, f64),

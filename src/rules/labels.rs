@@ -10,7 +10,7 @@ pub const METRIC_NAME: &str = "__name__";
 /// A label set sorted by name, without empty values (an empty value means "absent").
 ///
 /// Cheap to clone (one reference count); names and values are shared `Arc<str>`s, interned
-/// by [`Storage`] so 50 000 series carrying `instance="…"` hold the string once.
+/// by [`Storage`](super::storage::Storage) so 50 000 series carrying `instance="…"` hold the string once.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Labels(pub(super) Arc<[(Arc<str>, Arc<str>)]>);
 
