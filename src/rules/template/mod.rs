@@ -10,7 +10,7 @@
 //!
 //! Laid out as Go's `text/template` and Prometheus' `template` package: [`parse`] turns the
 //! text into nodes (refusing what we do not support), [`exec`] expands them against [`Data`]
-//! (Prometheus' functions included), [`format`] is Go's `fmt` number and `printf` formatting
+//! (Prometheus' functions included), [`format`](mod@format) is Go's `fmt` number and `printf` formatting
 //! and Prometheus' humanizers.
 
 pub mod exec;
