@@ -27,8 +27,8 @@
 use mqtt_sentinel::config::RulesConfig;
 use mqtt_sentinel::exposition::{Format, encode};
 use mqtt_sentinel::metrics::RulesMetrics;
-use mqtt_sentinel::rules::engine::{Engine, SharedGroups};
 use mqtt_sentinel::rules::file;
+use mqtt_sentinel::rules::manager::{Engine, SharedGroups};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;

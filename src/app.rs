@@ -20,7 +20,7 @@ use crate::mqtt::Connection;
 use crate::notify;
 use crate::probe::fresh;
 use crate::probe::runner::Probes;
-use crate::rules::engine::{AlertsCollector, Engine, SharedGroups, Update};
+use crate::rules::manager::{AlertsCollector, Engine, SharedGroups, Update};
 use crate::sys::{Ingest, SharedStores, SysCollector, SysStore};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;

@@ -52,7 +52,7 @@ pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<String, String>>;
 pub struct HttpState {
     pub registry: std::sync::Arc<Registry>,
     /// Rule groups and alerts for `/api/v1/rules` and `/api/v1/alerts`.
-    pub rules: crate::rules::engine::SharedGroups,
+    pub rules: crate::rules::manager::SharedGroups,
     pub live: Arc<std::sync::RwLock<Arc<Live>>>,
     /// Where `POST /-/reload` sends its request.
     pub reload: tokio::sync::mpsc::Sender<ReloadRequest>,

@@ -599,7 +599,7 @@ pub struct NotificationLabels {
 }
 
 /// Rule evaluation and notification delivery (issue 4). Alerts themselves are exported at
-/// scrape time by `rules::engine::AlertsCollector`.
+/// scrape time by `rules::manager::AlertsCollector`.
 #[derive(Clone, Debug)]
 pub struct RulesMetrics {
     pub evaluations: Family<RuleGroupLabels, Counter>,

@@ -19,8 +19,8 @@ pub mod teams;
 pub mod webhook;
 
 use crate::config::{NotifyConfig, ReceiverKind, Route};
-use crate::rules::alert::{Alert, AlertState};
-use crate::rules::series::Labels;
+use crate::rules::alerting::{Alert, AlertState};
+use crate::rules::labels::Labels;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::{Receiver, Route, Secret, SecretSource};
-use crate::rules::series::Labels;
+use crate::rules::labels::Labels;
 
 fn receiver(name: &str, kind: ReceiverKind, send_resolved: bool) -> Receiver {
     Receiver {

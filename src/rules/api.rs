@@ -1,7 +1,8 @@
 //! `/api/v1/alerts` and `/api/v1/rules` in Prometheus' JSON shape (pure: state → JSON).
 
-use super::alert::{Alert, AlertState, GroupState};
+use super::alerting::{Alert, AlertState};
 use super::file::RuleKind;
+use super::group::GroupState;
 use crate::notify::rfc3339;
 use serde_json::{Value, json};
 

@@ -2,7 +2,7 @@
 //! templates and PromQL outside our subset are errors that name the file, line, group, rule and
 //! construct. The result is ready to evaluate: parsed expressions and templates.
 
-use super::eval;
+use super::promql;
 use super::template::Template;
 use crate::config::ConfigError;
 use crate::config::locate::Locator;
@@ -178,7 +178,7 @@ fn rule(r: RawRule) -> Result<Rule, FieldError> {
     if r.expr.trim().is_empty() {
         return Err(field("expr", "field 'expr' must be set".into()));
     }
-    let expr = eval::parse(&r.expr)
+    let expr = promql::parse(&r.expr)
         .map_err(|e| field("expr", format!("could not parse expression: {e}")))?;
     let mut labels = Vec::with_capacity(r.labels.len());
     for (k, v) in &r.labels {

@@ -1,16 +1,33 @@
 //! Prometheus rule files evaluated in-process: recording and alerting rules over a history of
 //! our own samples, with Prometheus 2.42 semantics. See ARCHITECTURE.md (the flow of one alert).
 //!
-//! `file` parses rule files, `eval` is the PromQL subset, `alert` the group evaluator and
-//! alert state machine, `template` the annotation templates, `unittest` promtool's test files.
+//! Laid out where Prometheus keeps the same things:
+//!
+//! - `file`: rule files parsed and checked (`rulefmt`);
+//! - `manager`: the live engine (`rules.Manager`): shared group state, the `ALERTS`
+//!   collector, group scheduling, reloads; `snapshot`: reading our own exposition into the
+//!   history (line cache, encoder thread);
+//! - `group` (`rules.Group`): a group's rules evaluated in order; `recording` and `alerting`
+//!   (`RecordingRule`, `AlertingRule`: pending, firing, resolved) one rule each;
+//! - `promql`: the PromQL subset (subset check, engine, functions, aggregation, binary
+//!   operators, quantile);
+//! - `labels`, `chunk`, `storage`: label sets, XOR chunks, the in-memory head the rules read;
+//! - `template`: annotation templates (parse, exec, Go's number formatting);
+//! - `state` (alerts across restarts), `api` (`/api/v1/rules`, `/api/v1/alerts`), `unittest`
+//!   (promtool's test files).
 
-pub mod alert;
+pub mod alerting;
 pub mod api;
-pub mod engine;
-pub mod eval;
+pub mod chunk;
 pub mod file;
-pub mod series;
+pub mod group;
+pub mod labels;
+pub mod manager;
+pub mod promql;
+pub mod recording;
+pub mod snapshot;
 pub mod state;
+pub mod storage;
 pub mod template;
 pub mod unittest;
 

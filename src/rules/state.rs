@@ -7,8 +7,9 @@
 //! resolution. A file older than [`OUTAGE_TOLERANCE_MS`] is ignored, as Prometheus'
 //! `rules.alert.for-outage-tolerance`.
 
-use super::alert::{Alert, AlertState, GroupState, definition};
-use super::series::Labels;
+use super::alerting::{Alert, AlertState};
+use super::group::{GroupState, definition};
+use super::labels::Labels;
 use crate::notify::ReceiverSent;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -7,10 +7,12 @@
 //! after its `eval_time`; only firing alerts count; `promql_expr_test` is an instant query.
 //! Comparisons are exact, as promtool's are.
 
-use super::alert::{AlertState, Context, GroupState};
-use super::eval::{self, Value};
+use super::alerting::AlertState;
 use super::file::{self, parse_duration};
-use super::series::{Labels, METRIC_NAME, Storage, stale_nan};
+use super::group::{Context, GroupState};
+use super::labels::{Labels, METRIC_NAME};
+use super::promql::{self, Value};
+use super::storage::{Storage, stale_nan};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
 use serde::Deserialize;
@@ -296,8 +298,8 @@ fn run_group(
 }
 
 fn query(expr: &str, storage: &Storage, at: i64) -> Result<Vec<(Labels, f64)>, String> {
-    let e = eval::parse(expr)?;
-    match eval::eval(&e, storage, at)? {
+    let e = promql::parse(expr)?;
+    match promql::eval(&e, storage, at)? {
         Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.value)).collect()),
         Value::Scalar(v) => Ok(vec![(Labels::default(), v)]),
         other => Err(format!(
@@ -428,7 +430,7 @@ mod tests {
             vec![Some(5.0), Some(5.0), None, None, Some(-1.0), Some(-2.0)]
         );
         assert_eq!(v("1e3 +Inf"), vec![Some(1000.0), Some(f64::INFINITY)]);
-        assert!(v("stale")[0].is_some_and(crate::rules::series::is_stale));
+        assert!(v("stale")[0].is_some_and(crate::rules::storage::is_stale));
         assert!(expand_values("1+2").is_err());
         assert!(expand_values("abc").is_err());
     }

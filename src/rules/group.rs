@@ -1,50 +1,21 @@
-//! Rule groups evaluated one instant at a time: recording rules write back into the storage,
-//! alerting rules run Prometheus' alert state machine (rules/alerting.go, 2.42).
+//! Rule groups, Prometheus' `rules.Group` (`rules/group.go`): a group's rules evaluated in
+//! order at one instant ([`super::recording`] and [`super::alerting`] do one rule each), the
+//! per-rule health and timing, and what a reload keeps (the state of unchanged rules).
 //!
 //! Shared by the live engine and `rules test`, so both follow the same code path.
 
-use super::eval::{self, Value};
+use super::alerting::{Alert, alert};
 use super::file::{Group, Rule, RuleKind};
-use super::series::{Labels, METRIC_NAME, Storage, stale_nan};
-use super::template::{self, Data};
+use super::labels::Labels;
+use super::promql::{self, Value};
+use super::recording::record;
+use super::storage::Storage;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Resolved alerts are kept (and re-sent) this long, as Prometheus does.
-pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlertState {
-    Inactive,
-    Pending,
-    Firing,
-}
-
-impl AlertState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertState::Inactive => "inactive",
-            AlertState::Pending => "pending",
-            AlertState::Firing => "firing",
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Alert {
-    /// Identity: series labels − `__name__` + rule labels + `alertname`.
-    pub labels: Labels,
-    pub annotations: BTreeMap<String, String>,
-    pub state: AlertState,
-    pub value: f64,
-    pub active_at: i64,
-    pub fired_at: Option<i64>,
-    pub resolved_at: Option<i64>,
-    pub keep_firing_since: Option<i64>,
-}
-
+/// A rule's health after its last evaluation (Prometheus' `RuleHealth`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Health {
     Unknown,
@@ -53,6 +24,7 @@ pub enum Health {
 }
 
 impl Health {
+    /// The health as Prometheus' API writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Health::Unknown => "unknown",
@@ -73,9 +45,9 @@ pub struct RuleState {
     /// Alerting rules: active alerts by identity.
     pub active: FxHashMap<Labels, Alert>,
     /// Recording rules: the series written last time (stale markers for the vanished).
-    written: FxHashSet<Labels>,
+    pub(super) written: FxHashSet<Labels>,
     /// Where the windows of the rule's range selectors started last time.
-    cursors: eval::Cursors,
+    pub(super) cursors: promql::Cursors,
 }
 
 /// What templates can use beyond the alert itself.
@@ -117,6 +89,7 @@ fn same_rule(a: &Rule, b: &Rule) -> bool {
     definition(a) == definition(b)
 }
 
+/// A rule group and the evaluation state of its rules (Prometheus' `rules.Group`).
 #[derive(Debug)]
 pub struct GroupState {
     pub name: String,
@@ -154,6 +127,8 @@ impl GroupState {
         kept
     }
 
+    /// Fresh state for group `g`; without an `interval` of its own it is evaluated every
+    /// `default_interval`.
     pub fn new(g: Group, default_interval: Duration) -> Self {
         GroupState {
             name: g.name,
@@ -171,7 +146,7 @@ impl GroupState {
                     eval_seconds: 0.0,
                     active: FxHashMap::default(),
                     written: FxHashSet::default(),
-                    cursors: eval::Cursors::default(),
+                    cursors: promql::Cursors::default(),
                 })
                 .collect(),
             last_eval: None,
@@ -235,15 +210,15 @@ impl GroupState {
     }
 }
 
-fn query(
+pub(super) fn query(
     expr: &promql_parser::parser::Expr,
     storage: &Storage,
     ts: i64,
-    cursors: &mut eval::Cursors,
-) -> Result<Vec<eval::Sample>, String> {
-    match eval::eval_at_later(expr, storage, ts, cursors)? {
+    cursors: &mut promql::Cursors,
+) -> Result<Vec<promql::Sample>, String> {
+    match promql::eval_at_later(expr, storage, ts, cursors)? {
         Value::Vector(v) => Ok(v),
-        Value::Scalar(v) => Ok(vec![eval::Sample {
+        Value::Scalar(v) => Ok(vec![promql::Sample {
             labels: Labels::default(),
             value: v,
         }]),
@@ -251,189 +226,12 @@ fn query(
     }
 }
 
-fn record(r: &mut RuleState, storage: &mut Storage, ts: i64, limit: usize) -> Result<(), String> {
-    let samples = match query(&r.rule.expr, storage, ts, &mut r.cursors) {
-        Ok(s) => s,
-        Err(e) => {
-            mark_stale(r, storage, ts, &FxHashSet::default());
-            return Err(e);
-        }
-    };
-    let mut out = Vec::with_capacity(samples.len());
-    let mut seen = FxHashSet::with_capacity_and_hasher(samples.len(), Default::default());
-    for s in samples {
-        let mut l = s.labels;
-        l.set(METRIC_NAME, &r.rule.name);
-        for (k, v, _) in &r.rule.labels {
-            l.set(k, v);
-        }
-        if !seen.insert(l.clone()) {
-            mark_stale(r, storage, ts, &FxHashSet::default());
-            return Err(
-                "vector contains metrics with the same labelset after applying rule labels".into(),
-            );
-        }
-        out.push((l, s.value));
-    }
-    if limit > 0 && out.len() > limit {
-        mark_stale(r, storage, ts, &FxHashSet::default());
-        return Err(format!(
-            "exceeded limit of {limit} with {} series",
-            out.len()
-        ));
-    }
-    for (l, v) in &out {
-        storage.append(l, ts, *v);
-    }
-    mark_stale(r, storage, ts, &seen);
-    Ok(())
-}
-
-fn mark_stale(r: &mut RuleState, storage: &mut Storage, ts: i64, now: &FxHashSet<Labels>) {
-    for l in r.written.difference(now) {
-        storage.append(l, ts, stale_nan());
-    }
-    r.written = now.clone();
-}
-
-fn alert(
-    r: &mut RuleState,
-    storage: &Storage,
-    ts: i64,
-    limit: usize,
-    ctx: &Context,
-) -> Result<(), String> {
-    let RuleKind::Alert {
-        hold,
-        keep_firing_for,
-        annotations,
-    } = &r.rule.kind
-    else {
-        return Ok(());
-    };
-    let hold = hold.as_millis() as i64;
-    let keep_firing_for = keep_firing_for.as_millis() as i64;
-    let samples = query(&r.rule.expr, storage, ts, &mut r.cursors)?;
-    let mut fresh: FxHashMap<Labels, Alert> =
-        FxHashMap::with_capacity_and_hasher(samples.len(), Default::default());
-    // Label templates without actions (`severity: warning`) and `alertname` are the same for
-    // every sample: made once per evaluation, applied with the templated ones in one rebuild.
-    let mut fixed: Vec<(Arc<str>, Arc<str>)> = r
-        .rule
-        .labels
-        .iter()
-        .filter_map(|(k, _, t)| t.constant().map(|v| (Arc::from(k.as_str()), Arc::from(v))))
-        .collect();
-    fixed.push((Arc::from("alertname"), Arc::from(r.rule.name.as_str())));
-    let templated: Vec<&(String, String, template::Template)> = r
-        .rule
-        .labels
-        .iter()
-        .filter(|(_, _, t)| t.constant().is_none())
-        .collect();
-    let mut sets: Vec<(Arc<str>, Arc<str>)> = Vec::with_capacity(fixed.len() + templated.len());
-    for s in samples {
-        let data = Data {
-            labels: s.labels.clone(),
-            external_labels: ctx.external_labels.clone(),
-            external_url: ctx.external_url.clone(),
-            value: s.value,
-        };
-        sets.clear();
-        for (k, _, t) in &templated {
-            let v = template::expand_or_error(t, &data, &r.rule.name);
-            sets.push((Arc::from(k.as_str()), Arc::from(v)));
-        }
-        sets.extend(fixed.iter().cloned());
-        let l = s.labels.rebuilt(true, &sets);
-        let ann = annotations
-            .iter()
-            .map(|(k, _, t)| {
-                let v = match t.constant() {
-                    Some(c) => c.to_owned(),
-                    None => template::expand_or_error(t, &data, &r.rule.name),
-                };
-                (k.clone(), v)
-            })
-            .collect();
-        if fresh.contains_key(&l) {
-            return Err(
-                "vector contains metrics with the same labelset after applying alert labels".into(),
-            );
-        }
-        fresh.insert(
-            l.clone(),
-            Alert {
-                labels: l,
-                annotations: ann,
-                state: AlertState::Pending,
-                value: s.value,
-                active_at: ts,
-                fired_at: None,
-                resolved_at: None,
-                keep_firing_since: None,
-            },
-        );
-    }
-    let present: FxHashSet<Labels> = fresh.keys().cloned().collect();
-    for (k, a) in fresh {
-        match r.active.get_mut(&k) {
-            Some(old) if old.state != AlertState::Inactive => {
-                old.value = a.value;
-                old.annotations = a.annotations;
-            }
-            _ => {
-                r.active.insert(k, a);
-            }
-        }
-    }
-    let mut active_pending = 0;
-    let mut remove = vec![];
-    for (k, a) in r.active.iter_mut() {
-        if !present.contains(k) {
-            let mut keep_firing = false;
-            if a.state == AlertState::Firing && keep_firing_for > 0 {
-                let since = *a.keep_firing_since.get_or_insert(ts);
-                keep_firing = ts - since < keep_firing_for;
-            }
-            if a.state == AlertState::Pending
-                || a.resolved_at
-                    .is_some_and(|r| ts - r > RESOLVED_RETENTION_MS)
-            {
-                remove.push(k.clone());
-            }
-            if a.state != AlertState::Inactive && !keep_firing {
-                a.state = AlertState::Inactive;
-                a.resolved_at = Some(ts);
-            }
-            if !keep_firing {
-                continue;
-            }
-        } else {
-            a.keep_firing_since = None;
-        }
-        active_pending += 1;
-        if a.state == AlertState::Pending && ts - a.active_at >= hold {
-            a.state = AlertState::Firing;
-            a.fired_at = Some(ts);
-        }
-    }
-    for k in remove {
-        r.active.remove(&k);
-    }
-    if limit > 0 && active_pending > limit {
-        r.active.clear();
-        return Err(format!(
-            "exceeded limit of {limit} with {active_pending} alerts"
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::alerting::AlertState;
     use crate::rules::file;
+    use crate::rules::storage::stale_nan;
 
     fn group(rules: &str) -> GroupState {
         let text = format!("groups:\n  - name: g\n    rules:\n{rules}");

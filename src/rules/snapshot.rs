@@ -1,97 +1,16 @@
-//! The live rule engine: every `evaluation_interval` it snapshots our own registry into the
-//! history (a stale marker for each series that vanished, as a Prometheus scrape would write),
-//! evaluates the groups that are due, hands firing/resolved alerts to the notification
-//! dispatcher (which only enqueues), and trims the history to what the rules can read back.
-//!
-//! Group state sits behind a std `Mutex` that is never held across an `.await`; the HTTP API
-//! and [`AlertsCollector`] read it.
+//! Reading our own exposition into the history, as a Prometheus scrape of ourselves would:
+//! the OpenMetrics text of our registry is parsed back into samples (only series some rule
+//! can read are kept; series that vanished get a stale marker). Two fast paths, each with the
+//! test that proves it stores what the plain path stores: the line cache (a registry encodes
+//! its series in the same order every time, so a line is matched against the last snapshot's
+//! key instead of parsed) and the encoder thread (the text is parsed in blocks while another
+//! thread still encodes it).
 
-use super::alert::{AlertState, Context, GroupState};
-use super::eval;
-use super::series::{Labels, METRIC_NAME, Storage, stale_nan};
-use crate::config::{NotifyConfig, RulesConfig};
+use super::labels::{Labels, METRIC_NAME};
+use super::manager::Engine;
+use super::storage::stale_nan;
 use crate::exposition::{self, Format};
-use crate::metrics::{RuleGroupLabels, RulesMetrics};
-use crate::notify::queue::Queues;
-use crate::notify::{Dispatcher, now_ms};
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use tokio_util::sync::CancellationToken;
-use tracing::warn;
-
-/// Rule groups and their alerts, shared with the HTTP API and the collector.
-#[derive(Clone, Debug, Default)]
-pub struct SharedGroups(Arc<Mutex<Vec<GroupState>>>);
-
-impl SharedGroups {
-    pub fn new(groups: Vec<GroupState>) -> Self {
-        SharedGroups(Arc::new(Mutex::new(groups)))
-    }
-
-    /// Fresh state (no alerts yet) for every group the configuration loaded.
-    pub fn from_config(cfg: &RulesConfig) -> Self {
-        Self::new(
-            cfg.groups
-                .iter()
-                .cloned()
-                .map(|g| GroupState::new(g, cfg.evaluation_interval))
-                .collect(),
-        )
-    }
-
-    /// A poisoned lock only means a panic elsewhere; the data is still consistent enough to
-    /// read, so keep serving it.
-    pub fn lock(&self) -> MutexGuard<'_, Vec<GroupState>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// `mqtt_sentinel_alerts{alertname, alertstate, …}`: our `ALERTS`, 1 per pending or firing alert.
-#[derive(Debug)]
-pub struct AlertsCollector(pub SharedGroups);
-
-impl Collector for AlertsCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let groups = self.0.lock();
-        let mut rows: Vec<Vec<(String, String)>> = vec![];
-        for g in groups.iter() {
-            for r in &g.rules {
-                for a in r.active.values() {
-                    if a.state == AlertState::Inactive {
-                        continue;
-                    }
-                    let mut l: Vec<(String, String)> = a
-                        .labels
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect();
-                    l.push(("alertstate".into(), a.state.as_str().into()));
-                    rows.push(l);
-                }
-            }
-        }
-        drop(groups);
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut me = encoder.encode_descriptor(
-            "mqtt_sentinel_alerts",
-            "Pending and firing alerts of the built-in rule engine (Prometheus' ALERTS), always 1",
-            None,
-            MetricType::Gauge,
-        )?;
-        let one = prometheus_client::metrics::gauge::ConstGauge::new(1i64);
-        for l in rows {
-            let fe = me.encode_family(&l)?;
-            one.encode(fe)?;
-        }
-        Ok(())
-    }
-}
 
 /// Splits a sample line into its series key (`name{labels}`, exactly as written) and its
 /// value token; `None` for comments, blank and malformed lines.
@@ -166,62 +85,9 @@ fn parse_key(key: &str) -> Option<Labels> {
     Some(Labels::new(pairs))
 }
 
-/// How far back each metric name is read by any rule (plus one interval of slack).
-fn retention(groups: &[GroupState], slack_ms: i64) -> (HashMap<String, i64>, Option<i64>) {
-    let mut r: HashMap<Option<String>, i64> = HashMap::new();
-    for g in groups {
-        for rule in &g.rules {
-            eval::retention(&rule.rule.expr, &mut r);
-        }
-    }
-    let any = r.remove(&None).map(|v| v + slack_ms);
-    (
-        r.into_iter()
-            .filter_map(|(k, v)| k.map(|k| (k, v + slack_ms)))
-            .collect(),
-        any,
-    )
-}
-
-/// A reloaded configuration for the engine; `done` receives how many rules kept their state.
-pub struct Update {
-    pub rules: RulesConfig,
-    pub notify: NotifyConfig,
-    pub queues: Option<Queues>,
-    pub done: tokio::sync::oneshot::Sender<usize>,
-}
-
-pub struct Engine {
-    groups: SharedGroups,
-    storage: Storage,
-    /// The last snapshot's sample lines: their keys and series ids.
-    lines: LineCache,
-    lines_generation: u64,
-    /// Ids ingested by the last snapshot (the others are recording-rule output).
-    present: Vec<u32>,
-    ctx: Context,
-    dispatcher: Dispatcher,
-    queues: Option<Queues>,
-    metrics: RulesMetrics,
-    interval: std::time::Duration,
-    by_name: HashMap<String, i64>,
-    any_name: Option<i64>,
-    /// `rules.state_file`, and whether it was read (once, at the first configuration).
-    state_file: Option<std::path::PathBuf>,
-    state_read: bool,
-    state_warned: bool,
-    /// Threads for evaluating groups side by side: the CPUs this process may use.
-    workers: usize,
-    /// When the history was last trimmed.
-    trimmed_at: i64,
-}
-
 /// How many lines of the last snapshot a line may be found ahead of where the previous one
 /// was (series that vanished in between) before it counts as new.
 const LOOK_AHEAD: usize = 8;
-
-/// How often the history is trimmed.
-const TRIM_EVERY_MS: i64 = 60_000;
 
 /// Text blocks handed from the encoding thread to the parsing one.
 const BLOCK: usize = 64 * 1024;
@@ -230,7 +96,7 @@ const BLOCK: usize = 64 * 1024;
 /// sequence, so the next one is already in cache) and the series id of each (`None` for
 /// series no rule reads).
 #[derive(Debug, Default)]
-struct LineCache {
+pub(super) struct LineCache {
     keys: String,
     /// Where each key ends in `keys`, and its series.
     lines: Vec<(u32, Option<u32>)>,
@@ -332,103 +198,7 @@ impl std::fmt::Write for Blocks {
     }
 }
 
-/// Evaluates read-only groups on up to `workers` threads, each taking groups largest first
-/// onto the least loaded thread (by rule count); the calling thread is one of them.
-fn evaluate_side_by_side(
-    mut groups: Vec<(&mut GroupState, &mut usize)>,
-    workers: usize,
-    storage: &Storage,
-    now: i64,
-    ctx: &Context,
-) {
-    let workers = workers.clamp(1, groups.len().max(1));
-    if workers == 1 {
-        for (g, f) in groups {
-            *f = g.eval_alerts(storage, now, ctx);
-        }
-        return;
-    }
-    groups.sort_by_key(|(g, _)| std::cmp::Reverse(g.rules.len()));
-    let mut shares: Vec<(usize, Vec<(&mut GroupState, &mut usize)>)> =
-        (0..workers).map(|_| (0, Vec::new())).collect();
-    for (g, f) in groups {
-        if let Some(least) = shares.iter_mut().min_by_key(|(load, _)| *load) {
-            least.0 += g.rules.len();
-            least.1.push((g, f));
-        }
-    }
-    let run = |share: Vec<(&mut GroupState, &mut usize)>| {
-        for (g, f) in share {
-            *f = g.eval_alerts(storage, now, ctx);
-        }
-    };
-    std::thread::scope(|scope| {
-        let mut shares = shares.into_iter().map(|(_, share)| share);
-        let mine = shares.next();
-        for share in shares {
-            scope.spawn(move || run(share));
-        }
-        if let Some(share) = mine {
-            run(share);
-        }
-    });
-}
-
 impl Engine {
-    pub fn new(
-        cfg: &RulesConfig,
-        notify: NotifyConfig,
-        groups: SharedGroups,
-        queues: Option<Queues>,
-        metrics: RulesMetrics,
-    ) -> Self {
-        let slack = cfg.evaluation_interval.as_millis() as i64;
-        let (by_name, any_name) = retention(&groups.lock(), slack);
-        for g in groups.lock().iter() {
-            metrics.init_rule_group(&format!("{};{}", g.file, g.name));
-        }
-        Engine {
-            groups,
-            storage: Storage::new(),
-            lines: LineCache::default(),
-            lines_generation: 0,
-            present: Vec::new(),
-            ctx: Context {
-                external_labels: cfg.external_labels.clone().into(),
-                external_url: cfg.external_url.clone().into(),
-            },
-            dispatcher: Dispatcher::new(
-                notify,
-                cfg.external_labels.clone(),
-                cfg.external_url.clone(),
-                cfg.evaluation_interval,
-            ),
-            queues,
-            metrics,
-            interval: cfg.evaluation_interval,
-            by_name,
-            any_name,
-            state_file: cfg.state_file.clone(),
-            state_read: false,
-            state_warned: false,
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            trimmed_at: i64::MIN,
-        }
-    }
-
-    /// Write the active alerts to `rules.state_file`; a failure is logged once, never fatal.
-    fn save_state(&mut self, now: i64) {
-        let Some(path) = &self.state_file else { return };
-        match super::state::save(&self.groups.lock(), self.dispatcher.sent(), path, now) {
-            Ok(()) => self.state_warned = false,
-            Err(e) if !self.state_warned => {
-                self.state_warned = true;
-                warn!(state_file = %path.display(), error = %e, "cannot write the alert state file; alerts will restart from scratch after a restart");
-            }
-            Err(_) => {}
-        }
-    }
-
     /// Appends one snapshot of exposition text at `now` (ms): only series some rule can read
     /// are kept; series of the last snapshot missing from this one get a stale marker.
     pub fn ingest(&mut self, text: &str, now: i64) {
@@ -561,225 +331,15 @@ impl Engine {
         self.present = std::mem::take(&mut feed.seen);
         self.lines = feed.into_cache();
     }
-
-    /// Bytes of compressed samples held in the history.
-    pub fn history_bytes(&self) -> usize {
-        self.storage.chunk_bytes()
-    }
-
-    /// Samples held in the history.
-    pub fn history_samples(&self) -> usize {
-        self.storage.sample_count()
-    }
-
-    /// Evaluates the due groups at `now` and dispatches notifications.
-    pub fn evaluate(&mut self, now: i64) {
-        let mut groups = self.groups.lock();
-        let due: Vec<bool> = groups
-            .iter()
-            .map(|g| {
-                g.last_eval
-                    .is_none_or(|t| now - t + 50 >= g.interval.as_millis() as i64)
-            })
-            .collect();
-        let mut failures = vec![0; groups.len()];
-        // Groups that record write the history: one after the other, first, so this cycle's
-        // alerts see this cycle's recorded series. The others only read it and run side by
-        // side (Prometheus too evaluates groups concurrently, with no order between them).
-        let mut readers = Vec::new();
-        for ((g, f), due) in groups.iter_mut().zip(failures.iter_mut()).zip(&due) {
-            match (*due, g.writes()) {
-                (false, _) => {}
-                (true, true) => *f = g.eval(&mut self.storage, now, &self.ctx),
-                (true, false) => readers.push((g, f)),
-            }
-        }
-        evaluate_side_by_side(readers, self.workers, &self.storage, now, &self.ctx);
-        for ((g, failures), due) in groups.iter().zip(failures).zip(due) {
-            if !due {
-                continue;
-            }
-            let l = RuleGroupLabels {
-                rule_group: format!("{};{}", g.file, g.name),
-            };
-            self.metrics
-                .evaluations
-                .get_or_create(&l)
-                .inc_by(g.rules.len() as u64);
-            if failures > 0 {
-                self.metrics
-                    .evaluation_failures
-                    .get_or_create(&l)
-                    .inc_by(failures as u64);
-                for r in g.rules.iter().filter(|r| r.last_error.is_some()) {
-                    warn!(group = %g.name, rule = %r.rule.name, error = r.last_error.as_deref().unwrap_or(""), "rule evaluation failed");
-                }
-            }
-            self.metrics
-                .evaluation_duration
-                .get_or_create(&l)
-                .set(g.eval_seconds);
-        }
-        let alerts: Vec<&super::alert::Alert> = groups
-            .iter()
-            .flat_map(|g| g.rules.iter())
-            .flat_map(|r| r.active.values())
-            .collect();
-        let out = self.dispatcher.dispatch(&alerts, now);
-        drop(groups);
-        if let Some(q) = &self.queues {
-            for (r, job) in out {
-                q.push(r, job);
-            }
-        }
-        let (by_name, any, interval) = (
-            &self.by_name,
-            self.any_name,
-            self.interval.as_millis() as i64,
-        );
-        // Chunks hold 30 min: looking for ones to drop (a walk over every series) once a
-        // minute is plenty; until then readers select by time anyway.
-        if now.saturating_sub(self.trimmed_at) >= TRIM_EVERY_MS {
-            self.trimmed_at = now;
-            self.storage
-                .trim(|name| now - by_name.get(name).copied().or(any).unwrap_or(interval));
-        }
-        self.metrics
-            .history_samples
-            .set(self.storage.sample_count() as i64);
-        self.save_state(now);
-    }
-
-    /// Swap in a reloaded configuration. Groups with the same file and name keep the state
-    /// (active alerts with their `activeAt`, `for` progress, health, recording-rule series) of
-    /// every rule whose definition did not change, as Prometheus does on reload; receivers
-    /// with the same name keep what was already notified, so an alert that fires on through
-    /// a reload is not announced again. Returns how many rules kept their state.
-    pub fn reload(
-        &mut self,
-        cfg: &RulesConfig,
-        notify: NotifyConfig,
-        queues: Option<Queues>,
-    ) -> usize {
-        let mut old = std::mem::take(&mut *self.groups.lock());
-        let mut kept = 0;
-        let mut new: Vec<GroupState> = cfg
-            .groups
-            .iter()
-            .cloned()
-            .map(|g| GroupState::new(g, cfg.evaluation_interval))
-            .collect();
-        for g in &mut new {
-            if let Some(o) = old
-                .iter_mut()
-                .find(|o| o.file == g.file && o.name == g.name)
-            {
-                kept += g.inherit(o);
-            }
-        }
-        for o in &old {
-            if !new.iter().any(|g| g.file == o.file && g.name == o.name) {
-                self.metrics
-                    .forget_rule_group(&format!("{};{}", o.file, o.name));
-            }
-        }
-        for g in &new {
-            self.metrics
-                .init_rule_group(&format!("{};{}", g.file, g.name));
-        }
-        self.state_file = cfg.state_file.clone();
-        let mut sent = Vec::new();
-        if !self.state_read {
-            self.state_read = true;
-            if let Some(path) = &self.state_file {
-                match super::state::restore(&mut new, path, now_ms()) {
-                    Ok(r) => {
-                        if r.alerts > 0 {
-                            tracing::info!(state_file = %path.display(), alerts = r.alerts, "restored pending and firing alerts from the last run");
-                        }
-                        kept += r.alerts;
-                        sent = r.receivers;
-                    }
-                    Err(e) => warn!(error = %e, "alert state not restored"),
-                }
-            }
-        }
-        let slack = cfg.evaluation_interval.as_millis() as i64;
-        (self.by_name, self.any_name) = retention(&new, slack);
-        // The line cache says which lines no rule reads: after a reload some may be read.
-        self.lines = LineCache::default();
-        *self.groups.lock() = new;
-        self.ctx = Context {
-            external_labels: cfg.external_labels.clone().into(),
-            external_url: cfg.external_url.clone().into(),
-        };
-        let dispatcher = Dispatcher::new(
-            notify,
-            cfg.external_labels.clone(),
-            cfg.external_url.clone(),
-            cfg.evaluation_interval,
-        );
-        let old = std::mem::replace(&mut self.dispatcher, dispatcher);
-        self.dispatcher.inherit(old);
-        if !sent.is_empty() {
-            let n = self.dispatcher.restore_sent(sent);
-            tracing::info!(
-                receivers = n,
-                "restored what the receivers were already sent"
-            );
-        }
-        self.queues = queues;
-        self.interval = cfg.evaluation_interval;
-        kept
-    }
-
-    /// Runs until `shutdown`: snapshot our registry, evaluate, repeat; `updates` brings
-    /// reloaded configurations (answered on their channel once applied).
-    pub async fn run(
-        mut self,
-        registry: Arc<Registry>,
-        mut updates: tokio::sync::mpsc::Receiver<Update>,
-        shutdown: CancellationToken,
-    ) {
-        let new_tick = |every| {
-            let mut t = tokio::time::interval(every);
-            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            t
-        };
-        let mut tick = new_tick(self.interval);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                Some(u) = updates.recv() => {
-                    let before = self.interval;
-                    let kept = self.reload(&u.rules, u.notify, u.queues);
-                    if self.interval != before {
-                        tick = new_tick(self.interval);
-                    }
-                    let _ = u.done.send(kept);
-                    continue;
-                }
-                _ = shutdown.cancelled() => {
-                    self.save_state(now_ms());
-                    return;
-                }
-            }
-            if self.groups.lock().is_empty() {
-                continue; // nothing reads the history
-            }
-            let now = now_ms();
-            if let Err(e) = self.snapshot(&registry, now) {
-                warn!(error = %e, "cannot snapshot our own metrics for the rules");
-            }
-            self.evaluate(now);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::series::is_stale;
+    use crate::config::{NotifyConfig, RulesConfig};
+    use crate::metrics::RulesMetrics;
+    use crate::rules::manager::SharedGroups;
+    use crate::rules::storage::is_stale;
 
     #[test]
     fn exposition_lines() {

@@ -1,0 +1,29 @@
+//! A PromQL subset evaluated at one instant over a [`Storage`](super::storage::Storage), with
+//! Prometheus 2.42 semantics, laid out as Prometheus' `promql` package:
+//!
+//! - [`subset`]: what we support; refuses everything else at load time, naming the construct;
+//! - [`engine`]: evaluation of the AST at one instant, selectors, the lookback, the cursors
+//!   a rule keeps between evaluations (`engine.go`);
+//! - [`functions`]: the function calls, `extrapolatedRate` and the window fast paths
+//!   (`functions.go`);
+//! - [`aggregation`]: `sum`, `avg`, `topk`, … (`engine.go`'s `aggregation`);
+//! - [`binary`]: arithmetic, comparison and set operators, vector matching;
+//! - [`quantile`]: `histogram_quantile` (`quantile.go`);
+//! - [`value`]: the values an expression yields (`value.go`).
+//!
+//! `promql-parser` gives the AST; [`parse`] refuses what [`subset`] does not allow, so [`eval`]
+//! only ever sees supported nodes. The numeric code follows Prometheus' `promql/engine.go` and
+//! `functions.go` closely (same operation order, same NaN handling) because `rules test` must
+//! agree with `promtool test rules` bit for bit.
+
+pub mod aggregation;
+pub mod binary;
+pub mod engine;
+pub mod functions;
+pub mod quantile;
+pub mod subset;
+pub mod value;
+
+pub use engine::{Cursors, LOOKBACK_MS, eval, eval_at_later, retention};
+pub use subset::{check, parse};
+pub use value::{RangeSeries, Sample, Value};
