@@ -34,9 +34,8 @@ use locate::Locator;
 use raw::RawConfig;
 use std::path::Path;
 pub use types::{
-    Backoff, BrokerConfig, Capacity, Config, LogConfig, LogFormat, LogLevel, Negotiated,
-    ProbeConfig, ProbeKind, ProbeModule, Protocol, Qos, Secret, SecretSource, SysConfig, TlsConfig,
-    WebSettings,
+    Backoff, BrokerConfig, Capacity, Config, LogConfig, LogFormat, LogLevel, ProbeConfig,
+    ProbeKind, ProbeModule, Protocol, Qos, Secret, SecretSource, SysConfig, TlsConfig, WebSettings,
 };
 pub use types::{
     DEFAULT_DEGRADED_RTT, DEFAULT_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES,
