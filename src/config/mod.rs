@@ -23,6 +23,9 @@ mod validate;
 pub mod watched;
 pub mod web;
 
+/// `$SYS` settings are owned by `sys`; `config` builds them (re-exported for callers of the
+/// checked configuration).
+pub use crate::sys::SysConfig;
 pub use alerting::{
     DEFAULT_RULES, MatchOp, Matcher, NotifyConfig, Receiver, ReceiverKind, Route, RulesConfig,
     parse_matcher,
@@ -35,7 +38,7 @@ use raw::RawConfig;
 use std::path::Path;
 pub use types::{
     Backoff, BrokerConfig, Capacity, Config, LogConfig, LogFormat, LogLevel, ProbeConfig,
-    ProbeKind, ProbeModule, Protocol, Qos, Secret, SecretSource, SysConfig, TlsConfig, WebSettings,
+    ProbeKind, ProbeModule, Protocol, Qos, Secret, SecretSource, TlsConfig, WebSettings,
 };
 pub use types::{
     DEFAULT_DEGRADED_RTT, DEFAULT_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES,

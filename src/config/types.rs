@@ -4,6 +4,7 @@
 
 use super::{BrokerUrl, NotifyConfig, RulesConfig};
 use super::{watched, web};
+use crate::sys::SysConfig;
 use crate::sys::profile::ProfileSet;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -235,26 +236,6 @@ pub struct Capacity {
     pub max_connections: Option<u64>,
     /// Memory the broker may use, for heap alerts (mosquitto has no such $SYS value).
     pub max_heap_bytes: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SysConfig {
-    pub enabled: bool,
-    /// The subscription filter, always `<prefix>#`.
-    pub topic: String,
-    /// `auto` or the name of a built-in or `sys_profiles` profile.
-    pub profile: String,
-    /// Every profile the config can name (shared by all brokers).
-    pub profiles: Arc<ProfileSet>,
-    /// Cap on series whose labels come from the broker (unknown topics, bridges).
-    pub max_series: usize,
-}
-
-impl SysConfig {
-    /// The filter without its trailing `#`: what profile patterns are relative to.
-    pub fn prefix(&self) -> &str {
-        self.topic.strip_suffix('#').unwrap_or(&self.topic)
-    }
 }
 
 /// A secret given inline or by a `*_file`; a file is read as it is at each use (see
