@@ -13,13 +13,14 @@
 //! (see `Engine::reload`); probe modules and `/probe` targets are replaced. `listen` and `log`
 //! need a restart and are reported as such.
 
+use crate::broker::Connection;
 use crate::config::{self, BrokerConfig, Config, ProbeKind};
 use crate::http::{self, BrokerView, HttpState, Live, ReloadRequest};
 use crate::metrics::{Metrics, RulesMetrics};
-use crate::mqtt::Connection;
+use crate::mqtt::negotiate::Negotiated;
 use crate::notify;
-use crate::probe::fresh;
 use crate::probe::runner::Probes;
+use crate::probe::{Prober, fresh};
 use crate::rules::manager::{AlertsCollector, Engine, SharedGroups, Update};
 use crate::sys::{Ingest, SharedStores, SysCollector, SysStore};
 use prometheus_client::registry::Registry;
@@ -367,14 +368,21 @@ fn start_broker(
         warn!(broker = %b.name, "TLS certificate verification is OFF for this broker");
     }
     let health = bm.health.clone();
-    let conn = Connection::new(b.clone(), bm, ingest, |cfg, client_id| {
-        Probes::new(cfg, client_id, metrics, health)
-    });
+    let negotiated = Negotiated::default();
+    let conn = Connection::new(
+        b.clone(),
+        negotiated.clone(),
+        bm,
+        ingest,
+        |cfg, client_id| Probes::new(cfg, client_id, metrics, health),
+    );
     for p in &b.probes {
-        if matches!(p.kind, ProbeKind::Connect | ProbeKind::Retained) {
+        if let Prober::Fresh(prober) = crate::probe::prober(p.kind) {
             tracker.spawn(fresh::run(
                 b.clone(),
+                negotiated.clone(),
                 p.clone(),
+                prober,
                 conn.client_id().to_owned(),
                 metrics.probe(&b.name, &p.name),
                 (p.kind == ProbeKind::Connect).then(|| metrics.connect_duration(&b.name)),

@@ -16,12 +16,16 @@
 //!   files re-read when they change.
 //! * [`app`]: wiring: the registry, one task per broker, the rule engine, the HTTP server;
 //!   applies reloads and stops everything in order.
-//! * [`mqtt`]: one task per broker over a Paho client: session, reconnect loop, callbacks
-//!   that only timestamp and `try_send`; the only place config becomes Paho options.
+//! * [`broker`]: one task per broker: the watching session with `$SYS` ingest and the
+//!   round-trip probes on it, and the reconnect loop.
+//! * [`mqtt`]: the MQTT transport over Paho: callbacks that only timestamp and `try_send`,
+//!   the only place config becomes Paho options, `protocol: auto`, the reconnect policy (pure),
+//!   fresh clients; it knows nothing of `$SYS` or probes.
 //! * [`sys`]: `$SYS` topics into samples: broker profiles as data, pure payload parsing,
 //!   the per-broker store and the scrape-time collector.
-//! * [`probe`]: what a device experiences: scheduled round trips on the watching session,
-//!   connect and retained probes on fresh clients, one-shot probes (`/probe`, `probe`).
+//! * [`probe`]: what a device experiences: the table of probe kinds, scheduled round trips on
+//!   the watching session, connect and retained probes on fresh clients, one-shot probes
+//!   (`/probe`, `probe`).
 //! * [`metrics`]: every metric handle the process owns, registered in one place.
 //! * [`exposition`]: OpenMetrics and the Prometheus text format 0.0.4 for `/metrics`.
 //! * [`http`]: the hyper server: `/metrics`, `/probe`, `/healthz`, `/readyz`, `/api/v1/*`,
@@ -37,6 +41,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod exposition;

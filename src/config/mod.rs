@@ -23,6 +23,9 @@ mod validate;
 pub mod watched;
 pub mod web;
 
+/// `$SYS` settings are owned by `sys`; `config` builds them (re-exported for callers of the
+/// checked configuration).
+pub use crate::sys::SysConfig;
 pub use alerting::{
     DEFAULT_RULES, MatchOp, Matcher, NotifyConfig, Receiver, ReceiverKind, Route, RulesConfig,
     parse_matcher,
@@ -34,9 +37,8 @@ use locate::Locator;
 use raw::RawConfig;
 use std::path::Path;
 pub use types::{
-    Backoff, BrokerConfig, Capacity, Config, LogConfig, LogFormat, LogLevel, Negotiated,
-    ProbeConfig, ProbeKind, ProbeModule, Protocol, Qos, Secret, SecretSource, SysConfig, TlsConfig,
-    WebSettings,
+    Backoff, BrokerConfig, Capacity, Config, LogConfig, LogFormat, LogLevel, ProbeConfig,
+    ProbeKind, ProbeModule, Protocol, Qos, Secret, SecretSource, TlsConfig, WebSettings,
 };
 pub use types::{
     DEFAULT_DEGRADED_RTT, DEFAULT_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES,

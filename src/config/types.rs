@@ -4,6 +4,7 @@
 
 use super::{BrokerUrl, NotifyConfig, RulesConfig};
 use super::{watched, web};
+use crate::sys::SysConfig;
 use crate::sys::profile::ProfileSet;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -177,8 +178,6 @@ pub struct BrokerConfig {
     pub name: String,
     pub url: BrokerUrl,
     pub protocol: Protocol,
-    /// What `protocol: auto` settled on (runtime state shared by clones).
-    pub negotiated: Negotiated,
     /// Explicit client id; `None` means a unique id is generated per process.
     pub client_id: Option<String>,
     pub username: Option<String>,
@@ -199,7 +198,7 @@ pub struct BrokerConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// MQTT 5 first; MQTT 3.1.1 for one session when the broker refuses 5 (the rule is in
-    /// `mqtt::negotiate`; fresh clients follow the watching session through [`Negotiated`]).
+    /// `mqtt::negotiate`; fresh clients follow the watching session through `Negotiated`).
     Auto,
     V5,
     V311,
@@ -214,33 +213,6 @@ impl Protocol {
         }
     }
 }
-
-/// Shared by every clone of one broker's config (the watching connection, fresh probe
-/// clients): set while the watching session runs on MQTT 3.1.1 because the broker refused
-/// MQTT 5 (see `mqtt::negotiate`), so fresh clients start with 3.1.1 instead of repeating the
-/// refused attempts. Cleared when that session ends or a MQTT 5 connect succeeds: it never
-/// outlives the session whose evidence set it.
-#[derive(Debug, Clone, Default)]
-pub struct Negotiated(Arc<std::sync::atomic::AtomicBool>);
-
-impl Negotiated {
-    /// Whether the broker's watching session currently runs on 3.1.1 after a refusal of 5.
-    pub fn v311(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Record what the watching session runs on.
-    pub fn set_v311(&self, v311: bool) {
-        self.0.store(v311, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl PartialEq for Negotiated {
-    fn eq(&self, _: &Self) -> bool {
-        true // runtime state, not configuration
-    }
-}
-impl Eq for Negotiated {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
@@ -264,26 +236,6 @@ pub struct Capacity {
     pub max_connections: Option<u64>,
     /// Memory the broker may use, for heap alerts (mosquitto has no such $SYS value).
     pub max_heap_bytes: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SysConfig {
-    pub enabled: bool,
-    /// The subscription filter, always `<prefix>#`.
-    pub topic: String,
-    /// `auto` or the name of a built-in or `sys_profiles` profile.
-    pub profile: String,
-    /// Every profile the config can name (shared by all brokers).
-    pub profiles: Arc<ProfileSet>,
-    /// Cap on series whose labels come from the broker (unknown topics, bridges).
-    pub max_series: usize,
-}
-
-impl SysConfig {
-    /// The filter without its trailing `#`: what profile patterns are relative to.
-    pub fn prefix(&self) -> &str {
-        self.topic.strip_suffix('#').unwrap_or(&self.topic)
-    }
 }
 
 /// A secret given inline or by a `*_file`; a file is read as it is at each use (see
@@ -346,7 +298,6 @@ impl BrokerConfig {
             name: format!("{}:{}", url.host, url.port),
             url,
             protocol: m.protocol,
-            negotiated: Negotiated::default(),
             client_id: None,
             username: m.username.clone(),
             password: m.password.clone(),

@@ -580,7 +580,6 @@ impl Validator<'_> {
             name,
             url,
             protocol,
-            negotiated: Negotiated::default(),
             client_id,
             username,
             password,

@@ -35,6 +35,7 @@ impl Backoff {
         ceiling.mul_f64(u.clamp(0.0, 1.0)).max(FLOOR)
     }
 
+    #[cfg(test)]
     pub fn next(&mut self) -> Duration {
         self.next_with(rand::random::<f64>())
     }

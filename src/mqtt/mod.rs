@@ -1,74 +1,54 @@
-//! One task per broker: connect with Paho, keep the session, feed `$SYS` to the collector.
+//! The MQTT transport: Paho clients, their options, the session's queues, the connect
+//! negotiation and the reconnect policy. Nothing here knows what the session is used for
+//! (`$SYS`, probes): the per-broker task that composes them is [`crate::broker`].
 //!
 //! Paho runs every callback of every client on ONE C thread, so callbacks here only take a
 //! timestamp and `try_send` into tokio channels; a full queue drops the message and counts it.
-//! Paho's automatic reconnect does not restore subscriptions, so it stays off and this task
-//! owns the reconnect loop (exponential backoff with full jitter) and re-subscribes on every
-//! connect. `mqtt_up` is 1 exactly between a successful CONNACK and the loss of that session.
+//! Paho's automatic reconnect does not restore subscriptions, so it stays off and the broker
+//! task owns the reconnect loop ([`reconnect`]: exponential backoff with full jitter, a pure
+//! policy) and re-subscribes on every connect.
 //!
-//! The liveness rule: a session is declared unresponsive only when the broker answers
-//! nothing. Every inbound packet we can see (a message, `$SYS`, a PUBACK/PUBCOMP, an UNSUBACK)
-//! updates `last_rx`; a probe run that expires after that is a lost message
-//! (`not_delivered`), not a dead broker. A run that has heard nothing at all 100 ms after its
-//! send makes the session ask an UNSUBSCRIBE (see [`ask_liveness`]); the session is dropped
-//! only if nothing at all arrived by the run's deadline + [`LIVENESS_GRACE`].
-//! `protocol: auto` picks the MQTT version per connect sequence ([`negotiate`]).
+//! * `options` the only place config becomes Paho options, and the safe drop of a client;
+//! * `negotiate` `protocol: auto` per connect sequence, and [`negotiate::Negotiated`], what
+//!   the watching session runs on now (runtime state, not configuration);
+//! * `reconnect` the delay before the next connect, pure (the random draw is a parameter);
+//! * `reason` bounded labels for connect results and reason codes;
+//! * `fresh` a client of its own for one run (connect and retained probes, one-shot probes).
 
 mod backoff;
+pub mod fresh;
 pub mod negotiate;
 pub mod options;
 pub mod reason;
+pub mod reconnect;
 
-use crate::config::BrokerConfig;
-use crate::metrics::{BrokerMetrics, MqttVersion, Reason};
-use crate::probe::runner::{LIVENESS_GRACE, Probes};
-use crate::sys::Ingest;
-use backoff::Backoff;
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
+use crate::config::{BrokerConfig, Protocol};
+use crate::metrics::{MqttVersion, Reason};
 use paho_mqtt as paho;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 /// Messages the callback may queue before it starts dropping. `$SYS` of a Mosquitto broker is
 /// ~55 messages a second; this absorbs bursts (retained replay on subscribe) with room to spare.
 const QUEUE: usize = 1024;
 /// Probe replies: a handful in flight per probe.
 const PROBE_QUEUE: usize = 256;
-/// A session shorter than this does not reset the backoff, so a broker that accepts and then
-/// drops us (session taken over, ACL kick) is retried with growing delays, not in a tight loop.
-const STABLE_SESSION: Duration = Duration::from_secs(5);
-/// This many short sessions in a row count as flapping: reconnect at the maximum backoff.
-const FLAPPING: u32 = 3;
-/// With no `$SYS` message this long after subscribing, say once that the broker has none.
-/// Longer than EMQX's default one-minute `sys_interval`.
-const SYS_SILENCE: Duration = Duration::from_secs(90);
 
 /// A message as received in the Paho callback, stamped before any channel hop.
-struct Received {
-    msg: paho::Message,
-    /// Receive time of round-trip probes.
-    at: Instant,
+pub struct Received {
+    pub msg: paho::Message,
+    /// Callback time: the receive time of round-trip probes.
+    pub at: Instant,
 }
 
 /// Session-level events from Paho callbacks.
 #[derive(Debug)]
-enum Control {
+pub enum Control {
     /// The connection dropped; for a v5 server DISCONNECT, with its reason.
     Lost(Option<paho::ReasonCode>),
-}
-
-enum End {
-    Shutdown,
-    Lost(Option<paho::ReasonCode>),
-    /// The connection is open but the broker stopped answering: a probe timed out and nothing
-    /// at all arrived since it was sent, the liveness question's UNSUBACK included, by its
-    /// deadline + [`LIVENESS_GRACE`]. Frozen, overloaded or half-open.
-    Unresponsive,
 }
 
 /// A unique client id for this process: `mqtt-sentinel-<host>-<random>`, so two replicas
@@ -88,420 +68,41 @@ pub fn generated_client_id() -> String {
     format!("mqtt-sentinel-{host}-{:08x}", rand::random::<u32>())
 }
 
-pub struct Connection {
-    cfg: BrokerConfig,
-    client_id: String,
-    metrics: BrokerMetrics,
-    ingest: Option<Ingest>,
-    probes: Probes,
-    /// Callback time of the last message of any kind in this session.
-    last_rx: Instant,
-    /// A `$SYS` message arrived in this session / ever.
-    sys_seen: (bool, bool),
-    /// "This broker has no `$SYS`" was logged.
-    sys_silence_noted: bool,
-    /// The filter the liveness question unsubscribes from: `<prefix>/<client-id>/liveness`,
-    /// never subscribed to.
-    liveness_topic: String,
+/// The receiving ends of an [`Inbox`]: everything else, and messages under the probe prefix.
+pub struct Queues {
+    pub messages: mpsc::Receiver<Received>,
+    pub probes: mpsc::Receiver<Received>,
 }
 
-impl Connection {
-    /// `make_probes` builds the round-trip probes for the client id chosen here.
-    pub fn new(
-        cfg: BrokerConfig,
-        metrics: BrokerMetrics,
-        ingest: Option<Ingest>,
-        make_probes: impl FnOnce(&BrokerConfig, &str) -> Probes,
-    ) -> Self {
-        let client_id = cfg.client_id.clone().unwrap_or_else(generated_client_id);
-        let probes = make_probes(&cfg, &client_id);
-        let liveness_topic = format!(
-            "{}/{}/liveness",
-            cfg.probe_topic_prefix,
-            crate::probe::runner::topic_segment(&client_id)
-        );
-        Self {
-            client_id,
-            metrics,
-            ingest,
-            probes,
-            last_rx: Instant::now(),
-            sys_seen: (false, false),
-            sys_silence_noted: false,
-            liveness_topic,
-            cfg,
+/// A Paho client speaking `protocol` for `cfg` under `client_id`, with the callbacks that feed
+/// `inbox` and `ctl_tx` (a full queue counts in `dropped`), and its connect options. `None`
+/// (logged) when Paho refuses the options: the broker is not watched.
+pub fn new_client(
+    cfg: &BrokerConfig,
+    protocol: Protocol,
+    client_id: &str,
+    inbox: &Inbox,
+    ctl_tx: &mpsc::UnboundedSender<Control>,
+    dropped: &prometheus_client::metrics::counter::Counter,
+) -> Option<(paho::AsyncClient, paho::ConnectOptions)> {
+    let broker = &cfg.name;
+    let client = match paho::AsyncClient::new(options::create_options(cfg, protocol, client_id)) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(%broker, error = %e, "cannot create MQTT client; this broker is not watched");
+            return None;
         }
-    }
-
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-
-    /// Run until `shutdown`; then disconnect cleanly (bounded) and return.
-    pub async fn run(mut self, shutdown: CancellationToken) {
-        let broker = self.cfg.name.clone();
-        let (msg_tx, msg_rx) = mpsc::channel::<Received>(QUEUE);
-        let (probe_tx, probe_rx) = mpsc::channel::<Received>(PROBE_QUEUE);
-        let mut rx = (msg_rx, probe_rx);
-        let inbox = Inbox {
-            messages: msg_tx,
-            probes: probe_tx,
-            probe_prefix: format!("{}/", self.cfg.probe_topic_prefix),
-        };
-        let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<Control>();
-        let mut negotiation = negotiate::Negotiation::new(self.cfg.protocol);
-        let mut client_protocol = negotiation.protocol();
-        let Some((mut client, mut opts)) = self.new_client(client_protocol, &inbox, &ctl_tx) else {
-            return;
-        };
-
-        let mut backoff = Backoff::new(self.cfg.reconnect);
-        let mut failures: u64 = 0;
-        let mut takeovers: u64 = 0;
-        let mut short_sessions: u32 = 0;
-        // Our deadline is Paho's plus a margin: Paho should always answer first.
-        let deadline = self.cfg.connect_timeout + Duration::from_secs(2);
-        loop {
-            if negotiation.protocol() != client_protocol {
-                // `protocol: auto` switched versions; Paho fixes it per client.
-                client_protocol = negotiation.protocol();
-                let Some((c, o)) = self.new_client(client_protocol, &inbox, &ctl_tx) else {
-                    break;
-                };
-                options::retire(
-                    std::mem::replace(&mut client, c),
-                    options::retire_grace(&self.cfg),
-                );
-                opts = o;
-            }
-            // Every attempt uses the files the config names as they are now (a rotated
-            // password_file); options that no longer build keep the previous ones.
-            if let Ok(o) = options::connect_options(&self.cfg, client_protocol) {
-                opts = o;
-            }
-            // Events of an earlier session must not end the next one.
-            while ctl_rx.try_recv().is_ok() {}
-            let started = Instant::now();
-            let attempt = tokio::select! {
-                r = tokio::time::timeout(deadline, client.connect(opts.clone())) => r,
-                _ = shutdown.cancelled() => break,
-            };
-            let result = match attempt {
-                Ok(Ok(rsp)) => {
-                    // MQTT 5 brokers announce a Maximum QoS below 2 in the CONNACK.
-                    if let Some(q) = rsp.properties().get_int(paho::PropertyCode::MaximumQos) {
-                        self.probes.set_max_qos(q);
-                    }
-                    Ok(())
-                }
-                Ok(Err(e)) => {
-                    let d = reason::diagnose(&e, started.elapsed(), &self.cfg).await;
-                    Err((d.label, d.message(&e)))
-                }
-                Err(_) => {
-                    // Paho's own timeout (shorter than ours) normally ends the attempt first.
-                    // Never disconnect while a connect is pending: Paho frees the connect
-                    // token's context and later completes the connect with it.
-                    Err((Reason::Timeout, format!("no CONNACK within {deadline:?}")))
-                }
-            };
-            match result {
-                Ok(()) if negotiation.is_test() => {
-                    // The fallback rule's 3.1.1 test connect: the broker takes 3.1.1 now.
-                    // Leave cleanly and ask for MQTT 5 once more (see `negotiate`).
-                    self.metrics.record_connect(Reason::Success);
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(1), client.disconnect(None)).await;
-                    negotiation.test_passed();
-                    info!(%broker, "MQTT 5 was closed without a CONNACK and a 3.1.1 test connect succeeded; asking for MQTT 5 once more to tell a refusal from an outage (protocol: auto)");
-                    continue;
-                }
-                Ok(()) => {
-                    self.metrics.record_connect(Reason::Success);
-                    self.metrics.up.set(1);
-                    self.metrics.set_protocol(session_version(client_protocol));
-                    let fell_back = negotiation.evidence();
-                    self.cfg.negotiated.set_v311(fell_back.is_some());
-                    if let Some(evidence) = fell_back {
-                        info!(%broker, %evidence,
-                              "MQTT 5 refused: this session uses MQTT 3.1.1; the next connect asks for MQTT 5 again (protocol: auto)");
-                    }
-                    info!(%broker, url = %self.cfg.url, client_id = %self.client_id,
-                          protocol = client_protocol.as_str(), after_failures = failures,
-                          "connected");
-                    failures = 0;
-                    let session_start = Instant::now();
-                    self.last_rx = session_start;
-                    self.sys_seen.0 = false;
-                    self.subscribe(&client).await;
-                    self.probes.session_started(Instant::now());
-                    let end = self.session(&client, &mut rx, &mut ctl_rx, &shutdown).await;
-                    self.metrics.up.set(0);
-                    // No fallback outlives its session.
-                    negotiation.reset();
-                    self.cfg.negotiated.set_v311(false);
-                    self.probes.session_ended();
-                    if let Some(ing) = &mut self.ingest {
-                        ing.session_ended();
-                    }
-                    let mut taken_over = false;
-                    match end {
-                        End::Shutdown => break,
-                        End::Lost(rc) => {
-                            if rc == Some(paho::ReasonCode::QosNotSupported) {
-                                self.probes.qos_refused();
-                            }
-                            let why = rc
-                                .map(reason::reason_name)
-                                .unwrap_or(Reason::ConnectionLost);
-                            self.metrics.record_disconnect(why);
-                            taken_over = rc == Some(paho::ReasonCode::SessionTakenOver);
-                            if taken_over {
-                                takeovers += 1;
-                                if takeovers == 1 {
-                                    tracing::error!(%broker, client_id = %self.client_id, reason = why.as_str(), max_backoff = ?self.cfg.reconnect.max,
-                                        "another client connected with our client id and took the session over (two replicas with the same explicit client_id?); reconnecting only after the maximum backoff to avoid a tug of war");
-                                } else {
-                                    debug!(%broker, reason = why.as_str(), takeovers, "session taken over again");
-                                }
-                            } else {
-                                warn!(%broker, reason = why.as_str(), "disconnected from broker");
-                            }
-                        }
-                        End::Unresponsive => {
-                            self.metrics.record_disconnect(Reason::Unresponsive);
-                            // Do not wait for a frozen broker to acknowledge DISCONNECT.
-                            let opts = paho::DisconnectOptionsBuilder::new()
-                                .timeout(Duration::ZERO)
-                                .finalize();
-                            let _ = tokio::time::timeout(
-                                Duration::from_millis(500),
-                                client.disconnect(opts),
-                            )
-                            .await;
-                        }
-                    }
-                    // Sessions the broker keeps ending right after they start: another client
-                    // with our client id (mosquitto 2.0 just closes the socket, without the
-                    // v5 "session taken over" reason), an ACL kick, a connection limit.
-                    if session_start.elapsed() < STABLE_SESSION {
-                        short_sessions += 1;
-                    } else {
-                        short_sessions = 0;
-                    }
-                    if short_sessions == FLAPPING {
-                        warn!(%broker, client_id = %self.client_id, sessions = FLAPPING, max_backoff = ?self.cfg.reconnect.max,
-                              "the broker ended our last sessions within seconds of connecting (another client with the same client id? an ACL or connection limit?); reconnecting at the maximum backoff until a session lasts");
-                    }
-                    if taken_over || short_sessions >= FLAPPING {
-                        let delay = backoff.next_at_cap_with(rand::random::<f64>());
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
-                            _ = shutdown.cancelled() => break,
-                        }
-                        continue;
-                    }
-                    if session_start.elapsed() >= STABLE_SESSION {
-                        backoff.reset();
-                    }
-                }
-                Err((label, detail)) => {
-                    self.metrics.record_connect(label);
-                    if let negotiate::Next::RetryNow(next) = negotiation.failed(label) {
-                        info!(%broker, result = label.as_str(), error = %detail, tried = client_protocol.as_str(),
-                              next = next.as_str(), evidence = negotiation.evidence().unwrap_or("none yet"),
-                              "connect failed without a CONNACK; trying again at once (protocol: auto)");
-                        continue;
-                    }
-                    failures += 1;
-                    // One warning per outage; every later attempt at debug level.
-                    if failures == 1 {
-                        warn!(%broker, url = %self.cfg.url, result = label.as_str(), error = %detail, "cannot connect; retrying with backoff");
-                    } else {
-                        debug!(%broker, result = label.as_str(), error = %detail, attempt = failures, "connect failed");
-                    }
-                }
-            }
-            let delay = backoff.next();
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.cancelled() => break,
-            }
+    };
+    let opts = match options::connect_options(cfg, protocol) {
+        Ok(o) => o,
+        Err(e) => {
+            // No token exists yet, so dropping the client here is safe.
+            tracing::error!(%broker, error = %e, "invalid MQTT options; this broker is not watched");
+            return None;
         }
-        self.metrics.up.set(0);
-        if client.is_connected() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect(None)).await;
-        }
-        options::retire(client, options::retire_grace(&self.cfg));
-        info!(%broker, "stopped");
-    }
-
-    /// A Paho client speaking `protocol`, with our callbacks.
-    fn new_client(
-        &self,
-        protocol: crate::config::Protocol,
-        inbox: &Inbox,
-        ctl_tx: &mpsc::UnboundedSender<Control>,
-    ) -> Option<(paho::AsyncClient, paho::ConnectOptions)> {
-        let broker = &self.cfg.name;
-        let client = match paho::AsyncClient::new(options::create_options(
-            &self.cfg,
-            protocol,
-            &self.client_id,
-        )) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(%broker, error = %e, "cannot create MQTT client; this broker is not watched");
-                return None;
-            }
-        };
-        let opts = match options::connect_options(&self.cfg, protocol) {
-            Ok(o) => o,
-            Err(e) => {
-                // No token exists yet, so dropping the client here is safe.
-                tracing::error!(%broker, error = %e, "invalid MQTT options; this broker is not watched");
-                return None;
-            }
-        };
-        install_callbacks(
-            &client,
-            inbox.clone(),
-            ctl_tx.clone(),
-            self.metrics.messages_dropped.clone(),
-        );
-        Some((client, opts))
-    }
-
-    async fn subscribe(&mut self, client: &paho::AsyncClient) {
-        let broker = self.cfg.name.clone();
-        if self.ingest.is_some() {
-            let topic = self.cfg.sys.topic.clone();
-            if let Err(why) = subscribe_one(client, &topic, 0, SUBACK_TIMEOUT).await {
-                warn!(%broker, %topic, error = %why,
-                      "$SYS subscription refused; broker statistics will be missing");
-            }
-        }
-        for (i, topic, qos) in self.probes.subscriptions() {
-            if !self.probes.qos_allowed(qos) {
-                self.probes.qos_not_supported(i, &broker);
-                continue;
-            }
-            let granted = subscribe_one(client, &topic, qos.as_i32(), SUBACK_TIMEOUT).await;
-            if let Err(why) = granted {
-                warn!(%broker, %topic, reason = why.as_str(), "probe subscription refused; the probe fails until it is allowed");
-            }
-            self.probes.subscribed(i, granted, &broker);
-        }
-    }
-
-    async fn session(
-        &mut self,
-        client: &paho::AsyncClient,
-        rx: &mut (mpsc::Receiver<Received>, mpsc::Receiver<Received>),
-        ctl_rx: &mut mpsc::UnboundedReceiver<Control>,
-        shutdown: &CancellationToken,
-    ) -> End {
-        let silence_deadline = Instant::now() + SYS_SILENCE;
-        // The liveness question (see `ask_liveness`): pending answers, and the send time of the
-        // oldest probe run that expired with nothing received since, with when to judge it.
-        let mut answers: FuturesUnordered<Pin<Box<dyn Future<Output = Option<Instant>> + Send>>> =
-            FuturesUnordered::new();
-        let mut suspect: Option<(Instant, Instant)> = None;
-        let far = Duration::from_secs(3600);
-        loop {
-            let watch_silence =
-                self.ingest.is_some() && !self.sys_seen.0 && !self.sys_silence_noted;
-            // A far-away instant stands in for "no probe work scheduled".
-            let wake = self
-                .probes
-                .next_wakeup()
-                .unwrap_or_else(|| Instant::now() + far);
-            let acks_pending = !self.probes.acks().is_empty();
-            let answers_pending = !answers.is_empty();
-            let (since, verdict_at) =
-                suspect.unwrap_or_else(|| (Instant::now(), Instant::now() + far));
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return End::Shutdown,
-                c = ctl_rx.recv() => match c {
-                    Some(Control::Lost(rc)) => {
-                        if !client.is_connected() {
-                            if rc.is_some() {
-                                return End::Lost(rc);
-                            }
-                            // Paho reports the lost connection first and the server's
-                            // DISCONNECT (with its reason) right after: wait briefly for it.
-                            let reason = tokio::time::timeout(Duration::from_millis(200), ctl_rx.recv()).await;
-                            return End::Lost(match reason {
-                                Ok(Some(Control::Lost(Some(rc)))) => Some(rc),
-                                _ => None,
-                            });
-                        }
-                    }
-                    None => return End::Lost(None),
-                },
-                m = rx.1.recv() => match m {
-                    Some(r) => self.dispatch(r),
-                    None => return End::Lost(None),
-                },
-                m = rx.0.recv() => match m {
-                    Some(r) => self.dispatch(r),
-                    None => return End::Lost(None),
-                },
-                Some(done) = self.probes.acks().next(), if acks_pending => {
-                    if let Some(at) = done.answered_at() {
-                        self.last_rx = self.last_rx.max(at);
-                    }
-                    self.probes.on_ack(done);
-                }
-                Some(answer) = answers.next(), if answers_pending => {
-                    if let Some(at) = answer {
-                        self.last_rx = self.last_rx.max(at);
-                    }
-                }
-                _ = tokio::time::sleep_until(verdict_at.into()), if suspect.is_some() => {
-                    suspect = None;
-                    if self.last_rx < since {
-                        warn!(broker = %self.cfg.name, silent_s = since.elapsed().as_secs_f64(),
-                              grace_s = LIVENESS_GRACE.as_secs_f64(),
-                              "broker stopped answering: nothing received since a probe was sent, not even the UNSUBACK to a liveness question; reconnecting");
-                        return End::Unresponsive;
-                    }
-                }
-                _ = tokio::time::sleep_until(silence_deadline.into()), if watch_silence => {
-                    self.sys_silence_noted = true;
-                    info!(broker = %self.cfg.name, topic = %self.cfg.sys.topic, waited_s = SYS_SILENCE.as_secs(),
-                          "no $SYS message since subscribing: this broker publishes no $SYS tree (HiveMQ, RabbitMQ and NATS do not) or does not let this client read it; only probes run for it");
-                }
-                _ = tokio::time::sleep_until(wake.into()) => {
-                    let now = Instant::now();
-                    let t = self.probes.on_timer(now, self.last_rx, client);
-                    if let Some((sent, judge)) = t.silent {
-                        suspect = Some(suspect.map_or((sent, judge), |(s, j)| (s.min(sent), j.min(judge))));
-                    }
-                    // One question at a time: an unanswered one is still a question.
-                    if (t.ask || t.silent.is_some()) && answers.is_empty() {
-                        answers.push(ask_liveness(client, &self.liveness_topic));
-                    }
-                }
-            }
-        }
-    }
-
-    fn dispatch(&mut self, r: Received) {
-        self.last_rx = self.last_rx.max(r.at);
-        let topic = r.msg.topic();
-        if self.probes.on_message(topic, r.msg.payload(), r.at) {
-            return;
-        }
-        if let Some(ing) = self.ingest.as_mut().filter(|i| i.wants(topic)) {
-            if !self.sys_seen.1 && self.sys_silence_noted {
-                info!(broker = %self.cfg.name, "$SYS messages arrived after all; collecting them");
-            }
-            self.sys_seen = (true, true);
-            ing.handle_message(topic, r.msg.payload(), r.msg.retained(), SystemTime::now());
-        }
-    }
+    };
+    install_callbacks(&client, inbox.clone(), ctl_tx.clone(), dropped.clone());
+    Some((client, opts))
 }
 
 /// Ask the broker something MQTT requires it to answer: an UNSUBSCRIBE of a filter we never
@@ -509,7 +110,7 @@ impl Connection {
 /// v5 reason code such as 0x11 *No subscription existed* or 0x87 is still an answer). It
 /// changes nothing on the broker and, unlike a PUBLISH, no ACL or size limit can silently
 /// drop it. Resolves to the time of the answer, or `None` when the token ended without one.
-fn ask_liveness(
+pub fn ask_liveness(
     client: &paho::AsyncClient,
     topic: &str,
 ) -> Pin<Box<dyn Future<Output = Option<Instant>> + Send>> {
@@ -527,15 +128,15 @@ fn ask_liveness(
 
 /// The `protocol` label of a session connected with `p` (never `Auto`: a connect asks for the
 /// version `Negotiation::protocol` chose).
-fn session_version(p: crate::config::Protocol) -> MqttVersion {
+pub fn session_version(p: Protocol) -> MqttVersion {
     match p {
-        crate::config::Protocol::V311 => MqttVersion::V311,
-        crate::config::Protocol::V5 | crate::config::Protocol::Auto => MqttVersion::V5,
+        Protocol::V311 => MqttVersion::V311,
+        Protocol::V5 | Protocol::Auto => MqttVersion::V5,
     }
 }
 
 /// How long the watching session waits for a SUBACK.
-const SUBACK_TIMEOUT: Duration = Duration::from_secs(10);
+pub const SUBACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Subscribe and check the SUBACK within `within`: `Ok` carries the QoS the broker granted
 /// (it may be lower than asked: RabbitMQ grants 1 for 2), `Err` a bounded reason label.
@@ -568,11 +169,26 @@ pub async fn subscribe_one(
 /// The queues from the Paho thread to the broker task: probe replies have their own, so a
 /// flood on `$SYS` (or anything else we subscribe to) cannot crowd them out.
 #[derive(Clone)]
-struct Inbox {
+pub struct Inbox {
     messages: mpsc::Sender<Received>,
     probes: mpsc::Sender<Received>,
     /// `<probe_topic_prefix>/`
     probe_prefix: String,
+}
+
+impl Inbox {
+    /// The queues of one broker task: messages on topics under `<probe_prefix>/` go to
+    /// [`Queues::probes`] (256), everything else to [`Queues::messages`] (1024).
+    pub fn new(probe_prefix: &str) -> (Self, Queues) {
+        let (msg_tx, messages) = mpsc::channel::<Received>(QUEUE);
+        let (probe_tx, probes) = mpsc::channel::<Received>(PROBE_QUEUE);
+        let inbox = Inbox {
+            messages: msg_tx,
+            probes: probe_tx,
+            probe_prefix: format!("{probe_prefix}/"),
+        };
+        (inbox, Queues { messages, probes })
+    }
 }
 
 fn install_callbacks(

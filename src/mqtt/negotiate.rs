@@ -87,6 +87,25 @@ pub struct Negotiation {
     evidence: Option<&'static str>,
 }
 
+/// Shared by the tasks of one broker (the watching connection, fresh probe clients): set while the watching session runs on MQTT 3.1.1 because the broker refused
+/// MQTT 5 (see [`Negotiation`]), so fresh clients start with 3.1.1 instead of repeating the
+/// refused attempts. Cleared when that session ends or a MQTT 5 connect succeeds: it never
+/// outlives the session whose evidence set it.
+#[derive(Debug, Clone, Default)]
+pub struct Negotiated(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Negotiated {
+    /// Whether the broker's watching session currently runs on 3.1.1 after a refusal of 5.
+    pub fn v311(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Record what the watching session runs on.
+    pub fn set_v311(&self, v311: bool) {
+        self.0.store(v311, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Negotiation {
     /// A new connect sequence: the configured version, or MQTT 5 for `auto`.
     pub fn new(configured: Protocol) -> Self {
@@ -98,7 +117,7 @@ impl Negotiation {
     }
 
     /// Start with 3.1.1: the broker's watching session runs on it after a refusal of MQTT 5
-    /// (see `config::Negotiated`). A failure of that attempt goes back to MQTT 5.
+    /// (see [`Negotiated`]). A failure of that attempt goes back to MQTT 5.
     pub fn assume_v311(&mut self) {
         if self.configured == Protocol::Auto {
             self.stage = Stage::V311;

@@ -3,10 +3,11 @@
 //! subscribes to a private topic and does `count` publish-to-self round trips, all under one
 //! deadline.
 
-use super::fresh::{self, Failure};
 use super::tracker::{Arrival, Tracker};
 use crate::config::{BrokerConfig, BrokerUrl, ProbeModule, Qos};
 use crate::metrics::{Health, Reason};
+use crate::mqtt::fresh::{self, Failure};
+use crate::mqtt::negotiate::Negotiated;
 use crate::mqtt::reason;
 use futures_util::future::OptionFuture;
 use paho_mqtt as paho;
@@ -143,11 +144,17 @@ pub async fn run(
     let cfg = BrokerConfig::for_oneshot(target.clone(), module);
     let tag = format!("{:08x}", rand::random::<u32>());
     let connect_within = module.timeout.min(within);
-    let client =
-        match fresh::connect(&cfg, &format!("mqtt-sentinel-probe-{tag}"), connect_within).await {
-            Ok(c) => c,
-            Err(f) => return Report::failed(&target, module.qos, started, &f),
-        };
+    let client = match fresh::connect(
+        &cfg,
+        &Negotiated::default(),
+        &format!("mqtt-sentinel-probe-{tag}"),
+        connect_within,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(f) => return Report::failed(&target, module.qos, started, &f),
+    };
     let topic = format!("mqtt-sentinel/oneshot-{tag}/probe");
     let mut report = Report {
         connect: Some(client.connect_time),

@@ -7,7 +7,7 @@ mod unknown;
 use super::parse::{self, ParseError};
 use super::profile::{self, Action, Family, Parser, Profile, ProfileSet};
 use super::store::{BrokerInfo, Key, Labels, SysStore};
-use crate::config::SysConfig;
+use crate::sys::SysConfig;
 use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::SysConfig;
+use crate::sys::SysConfig;
 use crate::sys::profile::ProfileSet;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::SysConfig;
+use crate::sys::SysConfig;
 use crate::sys::{Ingest, IngestCounters, Outcome, SysStore};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
