@@ -127,6 +127,50 @@ impl GroupState {
         kept
     }
 
+    /// A copy for readers (the HTTP API, the `ALERTS` collector): the rules, their health,
+    /// timing and alerts, without the evaluator's working state (the series a recording rule
+    /// wrote, the selectors' cursors), which only the engine's own copy needs.
+    pub fn published(&self) -> GroupState {
+        let mut p = GroupState {
+            name: self.name.clone(),
+            file: self.file.clone(),
+            interval: self.interval,
+            limit: self.limit,
+            rules: self
+                .rules
+                .iter()
+                .map(|r| RuleState {
+                    rule: r.rule.clone(),
+                    health: Health::Unknown,
+                    last_error: None,
+                    last_eval: None,
+                    eval_seconds: 0.0,
+                    active: FxHashMap::default(),
+                    written: FxHashSet::default(),
+                    cursors: promql::Cursors::default(),
+                })
+                .collect(),
+            last_eval: None,
+            eval_seconds: 0.0,
+        };
+        self.publish_into(&mut p);
+        p
+    }
+
+    /// Copies what readers see after an evaluation (health, last error, timing, alerts) into
+    /// `readers`, a [`GroupState::published`] copy of this same group.
+    pub fn publish_into(&self, readers: &mut GroupState) {
+        for (r, mine) in readers.rules.iter_mut().zip(&self.rules) {
+            r.health = mine.health;
+            r.last_error.clone_from(&mine.last_error);
+            r.last_eval = mine.last_eval;
+            r.eval_seconds = mine.eval_seconds;
+            r.active.clone_from(&mine.active);
+        }
+        readers.last_eval = self.last_eval;
+        readers.eval_seconds = self.eval_seconds;
+    }
+
     /// Fresh state for group `g`; without an `interval` of its own it is evaluated every
     /// `default_interval`.
     pub fn new(g: Group, default_interval: Duration) -> Self {

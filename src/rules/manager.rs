@@ -4,8 +4,12 @@
 //! alerts to the notification dispatcher (which only enqueues), trims the history to what the
 //! rules can read back, and swaps in reloaded rule files keeping the state of unchanged rules.
 //!
-//! Group state sits behind a std `Mutex` that is never held across an `.await`; the HTTP API
-//! and [`AlertsCollector`] read it.
+//! None of this runs on the runtime thread: [`Engine::run`] is a task that only waits for
+//! ticks and reloads and hands each cycle (snapshot, evaluation, state file) and each reload
+//! to tokio's blocking pool, so `$SYS` ingestion, probes and `/metrics` go on meanwhile. The
+//! engine owns its groups; readers (the HTTP API, [`AlertsCollector`]) see a copy,
+//! [`SharedGroups`], that the engine replaces group by group at the end of an evaluation,
+//! under a std `Mutex` held only for that copy and never across an `.await`.
 
 use super::alerting::{Alert, AlertState};
 use super::group::{Context, GroupState};
@@ -23,9 +27,11 @@ use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{error, warn};
 
-/// Rule groups and their alerts, shared with the HTTP API and the collector.
+/// Rule groups and their alerts as of the last evaluation, for the HTTP API and the
+/// collector: the engine's published copy ([`GroupState::published`]). Only the engine
+/// writes it, so it always holds the engine's groups, in the same order.
 #[derive(Clone, Debug, Default)]
 pub struct SharedGroups(Arc<Mutex<Vec<GroupState>>>);
 
@@ -124,7 +130,9 @@ pub struct Update {
 /// The live rule engine (Prometheus' `rules.Manager`): the history, the groups' schedule,
 /// the notification dispatcher and the state file. Driven by [`Engine::run`].
 pub struct Engine {
-    pub(super) groups: SharedGroups,
+    /// The groups being evaluated; readers see [`Engine::published`].
+    pub(super) groups: Vec<GroupState>,
+    pub(super) published: SharedGroups,
     pub(super) storage: Storage,
     /// The last snapshot's sample lines: their keys and series ids.
     pub(super) lines: LineCache,
@@ -194,22 +202,25 @@ fn evaluate_side_by_side(
 }
 
 impl Engine {
-    /// An engine for `cfg` over `groups` (shared with the HTTP API and the collector);
-    /// notifications go to `queues` (none: they are built and dropped).
+    /// An engine for `cfg` over the groups in `published` (from then on written only by the
+    /// engine, read by the HTTP API and the collector); notifications go to `queues` (none:
+    /// they are built and dropped).
     pub fn new(
         cfg: &RulesConfig,
         notify: NotifyConfig,
-        groups: SharedGroups,
+        published: SharedGroups,
         queues: Option<Queues>,
         metrics: RulesMetrics,
     ) -> Self {
         let slack = cfg.evaluation_interval.as_millis() as i64;
-        let (by_name, any_name) = retention(&groups.lock(), slack);
-        for g in groups.lock().iter() {
+        let groups: Vec<GroupState> = published.lock().iter().map(|g| g.published()).collect();
+        let (by_name, any_name) = retention(&groups, slack);
+        for g in &groups {
             metrics.init_rule_group(&format!("{};{}", g.file, g.name));
         }
         Engine {
             groups,
+            published,
             storage: Storage::new(),
             lines: LineCache::default(),
             lines_generation: 0,
@@ -240,7 +251,7 @@ impl Engine {
     /// Write the active alerts to `rules.state_file`; a failure is logged once, never fatal.
     fn save_state(&mut self, now: i64) {
         let Some(path) = &self.state_file else { return };
-        match super::state::save(&self.groups.lock(), self.dispatcher.sent(), path, now) {
+        match super::state::save(&self.groups, self.dispatcher.sent(), path, now) {
             Ok(()) => self.state_warned = false,
             Err(e) if !self.state_warned => {
                 self.state_warned = true;
@@ -260,9 +271,29 @@ impl Engine {
         self.storage.sample_count()
     }
 
-    /// Evaluates the due groups at `now` and dispatches notifications.
+    /// Readers' copy of the groups: replaced wholesale, or (`due`) only the groups evaluated.
+    fn publish(&self, due: Option<&[bool]>) {
+        let mut readers = self.published.lock();
+        match due {
+            Some(due) if readers.len() == self.groups.len() => {
+                for ((r, g), _) in readers
+                    .iter_mut()
+                    .zip(&self.groups)
+                    .zip(due)
+                    .filter(|(_, due)| **due)
+                {
+                    g.publish_into(r);
+                }
+            }
+            _ => *readers = self.groups.iter().map(GroupState::published).collect(),
+        }
+    }
+
+    /// Evaluates the due groups at `now`, publishes them to readers and dispatches
+    /// notifications. Blocking: seconds with a heavy rule set; [`Engine::run`] calls it on
+    /// the blocking pool.
     pub fn evaluate(&mut self, now: i64) {
-        let mut groups = self.groups.lock();
+        let groups = &mut self.groups;
         let due: Vec<bool> = groups
             .iter()
             .map(|g| {
@@ -283,7 +314,7 @@ impl Engine {
             }
         }
         evaluate_side_by_side(readers, self.workers, &self.storage, now, &self.ctx);
-        for ((g, failures), due) in groups.iter().zip(failures).zip(due) {
+        for ((g, failures), due) in groups.iter().zip(failures).zip(&due) {
             if !due {
                 continue;
             }
@@ -314,7 +345,7 @@ impl Engine {
             .flat_map(|r| r.active.values())
             .collect();
         let out = self.dispatcher.dispatch(&alerts, now);
-        drop(groups);
+        self.publish(Some(&due));
         if let Some(q) = &self.queues {
             for (r, job) in out {
                 q.push(r, job);
@@ -349,7 +380,7 @@ impl Engine {
         notify: NotifyConfig,
         queues: Option<Queues>,
     ) -> usize {
-        let mut old = std::mem::take(&mut *self.groups.lock());
+        let mut old = std::mem::take(&mut self.groups);
         let mut kept = 0;
         let mut new: Vec<GroupState> = cfg
             .groups
@@ -396,7 +427,8 @@ impl Engine {
         (self.by_name, self.any_name) = retention(&new, slack);
         // The line cache says which lines no rule reads: after a reload some may be read.
         self.lines = LineCache::default();
-        *self.groups.lock() = new;
+        self.groups = new;
+        self.publish(None);
         self.ctx = Context {
             external_labels: cfg.external_labels.clone().into(),
             external_url: cfg.external_url.clone().into(),
@@ -421,8 +453,32 @@ impl Engine {
         kept
     }
 
+    /// Runs `work` on this engine on tokio's blocking pool, never on the runtime thread, and
+    /// gives the engine back; `None` if `work` panicked (logged: the engine is gone).
+    async fn off_thread<T: Send + 'static>(
+        mut self,
+        work: impl FnOnce(&mut Engine) -> T + Send + 'static,
+    ) -> Option<(Self, T)> {
+        match tokio::task::spawn_blocking(move || {
+            let t = work(&mut self);
+            (self, t)
+        })
+        .await
+        {
+            Ok(done) => Some(done),
+            Err(e) => {
+                error!(error = %e, "the rule engine failed; rules are no longer evaluated");
+                None
+            }
+        }
+    }
+
     /// Runs until `shutdown`: snapshot our registry, evaluate, repeat; `updates` brings
-    /// reloaded configurations (answered on their channel once applied).
+    /// reloaded configurations (answered on their channel once applied). The task only
+    /// waits: each cycle and each reload runs on the blocking pool ([`Engine::off_thread`]),
+    /// one at a time. A cycle under way when `shutdown` comes is finished (its state file
+    /// written) before the engine stops, as before the engine left the runtime thread; it
+    /// then writes the state file once more and returns.
     pub async fn run(
         mut self,
         registry: Arc<Registry>,
@@ -440,7 +496,13 @@ impl Engine {
                 _ = tick.tick() => {}
                 Some(u) = updates.recv() => {
                     let before = self.interval;
-                    let kept = self.reload(&u.rules, u.notify, u.queues);
+                    let Some((engine, kept)) = self
+                        .off_thread(move |e| e.reload(&u.rules, u.notify, u.queues))
+                        .await
+                    else {
+                        return;
+                    };
+                    self = engine;
                     if self.interval != before {
                         tick = new_tick(self.interval);
                     }
@@ -448,18 +510,25 @@ impl Engine {
                     continue;
                 }
                 _ = shutdown.cancelled() => {
-                    self.save_state(now_ms());
+                    let _ = self.off_thread(|e| e.save_state(now_ms())).await;
                     return;
                 }
             }
-            if self.groups.lock().is_empty() {
+            if self.groups.is_empty() {
                 continue; // nothing reads the history
             }
-            let now = now_ms();
-            if let Err(e) = self.snapshot(&registry, now) {
-                warn!(error = %e, "cannot snapshot our own metrics for the rules");
-            }
-            self.evaluate(now);
+            let registry = registry.clone();
+            let cycle = self.off_thread(move |e| {
+                let now = now_ms();
+                if let Err(err) = e.snapshot(&registry, now) {
+                    warn!(error = %err, "cannot snapshot our own metrics for the rules");
+                }
+                e.evaluate(now);
+            });
+            let Some((engine, ())) = cycle.await else {
+                return;
+            };
+            self = engine;
         }
     }
 }
