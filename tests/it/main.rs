@@ -13,6 +13,7 @@ mod examples;
 mod faults;
 mod http;
 mod liveness;
+mod offthread;
 mod probes;
 mod properties;
 mod reload;
