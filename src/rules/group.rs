@@ -50,6 +50,22 @@ pub struct RuleState {
     pub(super) cursors: promql::Cursors,
 }
 
+impl RuleState {
+    /// `rule` not evaluated yet: unknown health, no alerts.
+    fn new(rule: Rule) -> Self {
+        RuleState {
+            rule,
+            health: Health::Unknown,
+            last_error: None,
+            last_eval: None,
+            eval_seconds: 0.0,
+            active: FxHashMap::default(),
+            written: FxHashSet::default(),
+            cursors: promql::Cursors::default(),
+        }
+    }
+}
+
 /// What templates can use beyond the alert itself.
 #[derive(Clone, Debug, Default)]
 pub struct Context {
@@ -139,16 +155,7 @@ impl GroupState {
             rules: self
                 .rules
                 .iter()
-                .map(|r| RuleState {
-                    rule: r.rule.clone(),
-                    health: Health::Unknown,
-                    last_error: None,
-                    last_eval: None,
-                    eval_seconds: 0.0,
-                    active: FxHashMap::default(),
-                    written: FxHashSet::default(),
-                    cursors: promql::Cursors::default(),
-                })
+                .map(|r| RuleState::new(r.rule.clone()))
                 .collect(),
             last_eval: None,
             eval_seconds: 0.0,
@@ -179,20 +186,7 @@ impl GroupState {
             file: g.file,
             interval: g.interval.unwrap_or(default_interval),
             limit: g.limit,
-            rules: g
-                .rules
-                .into_iter()
-                .map(|rule| RuleState {
-                    rule,
-                    health: Health::Unknown,
-                    last_error: None,
-                    last_eval: None,
-                    eval_seconds: 0.0,
-                    active: FxHashMap::default(),
-                    written: FxHashSet::default(),
-                    cursors: promql::Cursors::default(),
-                })
-                .collect(),
+            rules: g.rules.into_iter().map(RuleState::new).collect(),
             last_eval: None,
             eval_seconds: 0.0,
         }
