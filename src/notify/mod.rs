@@ -341,7 +341,7 @@ impl Dispatcher {
                 status: i.status,
                 fingerprint: r.fingerprint.clone(),
                 labels: sent_labels(i.alert, external_labels),
-                annotations: (*i.alert.annotations).clone(),
+                annotations: i.alert.annotations.clone(),
                 starts_at: i.alert.fired_at,
                 ends_at: i.ends_at,
                 generator_url: external_url.clone(),

@@ -39,9 +39,7 @@ fn dispatcher(kind: ReceiverKind) -> Dispatcher {
 fn alert(broker: &str, state: AlertState, resolved_at: Option<i64>) -> Alert {
     Alert {
         labels: Labels::from_pairs([("alertname", "MqttDown"), ("broker", broker)]),
-        annotations: std::sync::Arc::new(
-            [("summary".to_string(), format!("{broker} down"))].into(),
-        ),
+        annotations: [("summary".to_string(), format!("{broker} down"))].into(),
         state,
         value: 0.0,
         active_at: 0,

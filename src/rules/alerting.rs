@@ -39,9 +39,7 @@ impl AlertState {
 pub struct Alert {
     /// Identity: series labels − `__name__` + rule labels + `alertname`.
     pub labels: Labels,
-    /// Rendered annotations, shared with the readers' copy of the alert (see
-    /// [`super::group::GroupState::published`]): published every evaluation, never copied.
-    pub annotations: Arc<BTreeMap<String, String>>,
+    pub annotations: BTreeMap<String, String>,
     pub state: AlertState,
     pub value: f64,
     pub active_at: i64,
@@ -100,7 +98,7 @@ pub(super) fn alert(
         }
         sets.extend(fixed.iter().cloned());
         let l = s.labels.rebuilt(true, &sets);
-        let ann: BTreeMap<String, String> = annotations
+        let ann = annotations
             .iter()
             .map(|(k, _, t)| {
                 let v = match t.constant() {
@@ -119,7 +117,7 @@ pub(super) fn alert(
             l.clone(),
             Alert {
                 labels: l,
-                annotations: Arc::new(ann),
+                annotations: ann,
                 state: AlertState::Pending,
                 value: s.value,
                 active_at: ts,
