@@ -314,6 +314,9 @@ impl Engine {
             }
         }
         evaluate_side_by_side(readers, self.workers, &self.storage, now, &self.ctx);
+        // Readers see this evaluation before its counts: a scrape that shows them shows it.
+        self.publish(Some(&due));
+        let groups = &self.groups;
         for ((g, failures), due) in groups.iter().zip(failures).zip(&due) {
             if !due {
                 continue;
@@ -345,7 +348,6 @@ impl Engine {
             .flat_map(|r| r.active.values())
             .collect();
         let out = self.dispatcher.dispatch(&alerts, now);
-        self.publish(Some(&due));
         if let Some(q) = &self.queues {
             for (r, job) in out {
                 q.push(r, job);
