@@ -47,6 +47,7 @@ pub mod config;
 pub mod exposition;
 pub mod healthcheck;
 pub mod http;
+pub mod labels;
 pub mod metrics;
 pub mod mqtt;
 pub mod notify;

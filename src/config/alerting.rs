@@ -61,7 +61,7 @@ pub struct Receiver {
     pub send_resolved: bool,
     /// Standard Webhooks signing key (bytes, after `whsec_` base64 decoding).
     /// Read as the file is at each delivery attempt.
-    pub signing_key: Option<WatchedFile<crate::notify::signing::SigningKey>>,
+    pub signing_key: Option<WatchedFile<super::signing::SigningKey>>,
     /// PagerDuty's integration key; a `routing_key_file` is read as it is at each dispatch.
     pub routing_key: Option<SecretSource>,
     pub timeout: Duration,
@@ -412,8 +412,7 @@ impl Validator<'_> {
                 &p("signing_secret_file"),
                 f,
                 Arc::new(|b: &[u8]| {
-                    super::watched::text_secret(b)
-                        .and_then(|t| crate::notify::signing::decode_secret(&t))
+                    super::watched::text_secret(b).and_then(|t| super::signing::decode_secret(&t))
                 }),
             )?),
         };

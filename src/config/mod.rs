@@ -18,6 +18,7 @@ mod broker_url;
 mod error;
 pub(crate) mod locate;
 pub mod raw;
+pub mod signing;
 mod types;
 mod validate;
 pub mod watched;

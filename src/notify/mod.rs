@@ -19,8 +19,7 @@ pub mod teams;
 pub mod webhook;
 
 use crate::config::{NotifyConfig, ReceiverKind, Route};
-use crate::rules::alerting::{Alert, AlertState};
-use crate::rules::labels::Labels;
+use crate::labels::Labels;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,6 +37,22 @@ impl Status {
             Status::Resolved => "resolved",
         }
     }
+}
+
+/// An alert as the rule engine hands it over after an evaluation: firing or resolved, never
+/// pending (Prometheus' `notifier.Alert`: the rule engine's own alert type stays in `rules`,
+/// which converts in `sendAlerts`; notify never imports `rules`). Borrowed, so the
+/// conversion after every evaluation copies no labels or annotations.
+#[derive(Clone, Copy, Debug)]
+pub struct Alert<'a> {
+    /// The alert's identity: the rule's output labels with `alertname`, without external labels.
+    pub labels: &'a Labels,
+    /// Rendered annotations.
+    pub annotations: &'a BTreeMap<String, String>,
+    /// When it started firing, milliseconds since the epoch.
+    pub starts_at: Option<i64>,
+    /// `Some(ms)`: resolved at that time (ms since the epoch); `None`: firing.
+    pub resolved_at: Option<i64>,
 }
 
 /// One alert as receivers see it (external labels added).
@@ -292,7 +307,7 @@ impl Dispatcher {
     /// Runs after every evaluation over every active alert, so the per-alert work is kept
     /// small: an alert's labels as sent, fingerprint and routes are worked out once (they
     /// only depend on its identity) and a message is only built for what is actually sent.
-    pub fn dispatch(&mut self, alerts: &[&Alert], now: i64) -> Outbox {
+    pub fn dispatch(&mut self, alerts: &[Alert<'_>], now: i64) -> Outbox {
         let mut out = vec![];
         let Dispatcher {
             cfg,
@@ -310,9 +325,7 @@ impl Dispatcher {
         };
         *cycle += 1;
         let resend = cfg.resend_delay.max(*eval_interval).as_millis() as i64;
-        // Pending alerts are never sent; every other alert is an item once.
-        let sendable = || alerts.iter().filter(|a| a.state != AlertState::Pending);
-        for a in sendable() {
+        for a in alerts {
             routed
                 .entry(a.labels.clone())
                 .or_insert_with(|| Routed::new(a, external_labels, route))
@@ -321,14 +334,15 @@ impl Dispatcher {
         // Alerts gone since the last evaluation are forgotten.
         routed.retain(|_, r| r.cycle == *cycle);
         let routed = &*routed;
-        let items: Vec<Item> = sendable()
+        let items: Vec<Item> = alerts
+            .iter()
             .filter_map(|a| {
-                let (status, ends_at) = match (a.state, a.resolved_at) {
-                    (AlertState::Inactive, Some(r)) => (Status::Resolved, Some(r)),
-                    _ => (Status::Firing, Some(now + 4 * resend)),
+                let (status, ends_at) = match a.resolved_at {
+                    Some(r) => (Status::Resolved, Some(r)),
+                    None => (Status::Firing, Some(now + 4 * resend)),
                 };
                 Some(Item {
-                    alert: a,
+                    alert: *a,
                     routed: routed.get(&a.labels)?,
                     status,
                     ends_at,
@@ -340,9 +354,9 @@ impl Dispatcher {
             AlertMsg {
                 status: i.status,
                 fingerprint: r.fingerprint.clone(),
-                labels: sent_labels(i.alert, external_labels),
+                labels: sent_labels(&i.alert, external_labels),
                 annotations: i.alert.annotations.clone(),
-                starts_at: i.alert.fired_at,
+                starts_at: i.alert.starts_at,
                 ends_at: i.ends_at,
                 generator_url: external_url.clone(),
             }
@@ -499,14 +513,17 @@ type Group<'a> = (&'a BTreeMap<String, String>, Vec<&'a Item<'a>>);
 
 /// One alert of an evaluation, for [`Dispatcher::dispatch`].
 struct Item<'a> {
-    alert: &'a Alert,
+    alert: Alert<'a>,
     routed: &'a Routed,
     status: Status,
     ends_at: Option<i64>,
 }
 
 /// An alert's labels as receivers see them: its own, and the external labels it lacks.
-fn sent_labels(a: &Alert, external_labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+fn sent_labels(
+    a: &Alert<'_>,
+    external_labels: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut labels = a.labels.clone().into_map();
     for (k, v) in external_labels {
         labels.entry(k.clone()).or_insert_with(|| v.clone());
@@ -530,7 +547,7 @@ struct RoutedTarget {
 }
 
 impl Routed {
-    fn new(a: &Alert, external_labels: &BTreeMap<String, String>, route: &Route) -> Self {
+    fn new(a: &Alert<'_>, external_labels: &BTreeMap<String, String>, route: &Route) -> Self {
         let labels = sent_labels(a, external_labels);
         let mut targets = vec![];
         route.receivers(&labels, &mut targets);

@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::{Receiver, Route, Secret, SecretSource};
-use crate::rules::labels::Labels;
+use crate::labels::Labels;
 
 fn receiver(name: &str, kind: ReceiverKind, send_resolved: bool) -> Receiver {
     Receiver {
@@ -36,16 +36,29 @@ fn dispatcher(kind: ReceiverKind) -> Dispatcher {
     )
 }
 
-fn alert(broker: &str, state: AlertState, resolved_at: Option<i64>) -> Alert {
-    Alert {
+/// An alert the rule engine would hold: firing, or resolved at `resolved_at`.
+struct Held {
+    labels: Labels,
+    annotations: BTreeMap<String, String>,
+    resolved_at: Option<i64>,
+}
+
+impl Held {
+    fn view(&self) -> Alert<'_> {
+        Alert {
+            labels: &self.labels,
+            annotations: &self.annotations,
+            starts_at: Some(60_000),
+            resolved_at: self.resolved_at,
+        }
+    }
+}
+
+fn alert(broker: &str, resolved_at: Option<i64>) -> Held {
+    Held {
         labels: Labels::from_pairs([("alertname", "MqttDown"), ("broker", broker)]),
         annotations: [("summary".to_string(), format!("{broker} down"))].into(),
-        state,
-        value: 0.0,
-        active_at: 0,
-        fired_at: Some(60_000),
         resolved_at,
-        keep_firing_since: None,
     }
 }
 
@@ -58,9 +71,9 @@ fn bodies(out: &Outbox) -> Vec<serde_json::Value> {
 #[test]
 fn webhook_groups_notifies_changes_repeats_and_resolves() {
     let mut d = dispatcher(ReceiverKind::Webhook);
-    let a = alert("a", AlertState::Firing, None);
-    let b = alert("b", AlertState::Firing, None);
-    let out = d.dispatch(&[&a], 100_000);
+    let a = alert("a", None);
+    let b = alert("b", None);
+    let out = d.dispatch(&[a.view()], 100_000);
     let v = &bodies(&out)[0];
     assert_eq!(v["version"], "4");
     assert_eq!(v["status"], "firing");
@@ -69,25 +82,29 @@ fn webhook_groups_notifies_changes_repeats_and_resolves() {
     assert_eq!(v["alerts"][0]["startsAt"], "1970-01-01T00:01:00.000Z");
     assert_eq!(v["alerts"][0]["labels"]["cluster"], "eu");
     assert_eq!(v["commonAnnotations"]["summary"], "a down");
-    assert!(d.dispatch(&[&a], 115_000).is_empty(), "nothing changed");
-    let out = d.dispatch(&[&a, &b], 130_000);
+    assert!(
+        d.dispatch(&[a.view()], 115_000).is_empty(),
+        "nothing changed"
+    );
+    let out = d.dispatch(&[a.view(), b.view()], 130_000);
     assert_eq!(bodies(&out)[0]["alerts"].as_array().map(Vec::len), Some(2));
     assert!(
-        d.dispatch(&[&a, &b], 130_000 + 4 * 3_600_000 - 1)
+        d.dispatch(&[a.view(), b.view()], 130_000 + 4 * 3_600_000 - 1)
             .is_empty()
     );
     assert_eq!(
-        d.dispatch(&[&a, &b], 130_000 + 4 * 3_600_000).len(),
+        d.dispatch(&[a.view(), b.view()], 130_000 + 4 * 3_600_000)
+            .len(),
         1,
         "repeat_interval"
     );
-    let ra = alert("a", AlertState::Inactive, Some(20_000_000));
-    let rb = alert("b", AlertState::Inactive, Some(20_000_000));
-    let v = &bodies(&d.dispatch(&[&ra, &rb], 20_000_000))[0];
+    let ra = alert("a", Some(20_000_000));
+    let rb = alert("b", Some(20_000_000));
+    let v = &bodies(&d.dispatch(&[ra.view(), rb.view()], 20_000_000))[0];
     assert_eq!(v["status"], "resolved");
     assert_eq!(v["alerts"][0]["endsAt"], "1970-01-01T05:33:20.000Z");
     assert!(
-        d.dispatch(&[&ra, &rb], 20_015_000).is_empty(),
+        d.dispatch(&[ra.view(), rb.view()], 20_015_000).is_empty(),
         "resolved is sent once"
     );
 }
@@ -95,32 +112,32 @@ fn webhook_groups_notifies_changes_repeats_and_resolves() {
 #[test]
 fn alertmanager_resends_and_sets_ends_at() {
     let mut d = dispatcher(ReceiverKind::Alertmanager);
-    let a = alert("a", AlertState::Firing, None);
-    let v = &bodies(&d.dispatch(&[&a], 100_000))[0];
+    let a = alert("a", None);
+    let v = &bodies(&d.dispatch(&[a.view()], 100_000))[0];
     // endsAt = now + 4 × max(resend_delay 1m, eval interval 15s)
     assert_eq!(v[0]["endsAt"], rfc3339(Some(100_000 + 240_000)));
-    assert!(d.dispatch(&[&a], 160_000).is_empty());
+    assert!(d.dispatch(&[a.view()], 160_000).is_empty());
     assert_eq!(
-        d.dispatch(&[&a], 160_001).len(),
+        d.dispatch(&[a.view()], 160_001).len(),
         1,
         "re-sent after resend_delay"
     );
-    let r = alert("a", AlertState::Inactive, Some(170_000));
-    let v = &bodies(&d.dispatch(&[&r], 170_000))[0];
+    let r = alert("a", Some(170_000));
+    let v = &bodies(&d.dispatch(&[r.view()], 170_000))[0];
     assert_eq!(v[0]["endsAt"], rfc3339(Some(170_000)));
 }
 
 #[test]
 fn pagerduty_dedups_by_fingerprint() {
     let mut d = dispatcher(ReceiverKind::Pagerduty);
-    let a = alert("a", AlertState::Firing, None);
-    let v = &bodies(&d.dispatch(&[&a], 100_000))[0];
+    let a = alert("a", None);
+    let v = &bodies(&d.dispatch(&[a.view()], 100_000))[0];
     assert_eq!(v["event_action"], "trigger");
     assert_eq!(v["routing_key"], "rk");
     let fp = v["dedup_key"].clone();
-    assert!(d.dispatch(&[&a], 200_000).is_empty());
-    let r = alert("a", AlertState::Inactive, Some(300_000));
-    let v = &bodies(&d.dispatch(&[&r], 300_000))[0];
+    assert!(d.dispatch(&[a.view()], 200_000).is_empty());
+    let r = alert("a", Some(300_000));
+    let v = &bodies(&d.dispatch(&[r.view()], 300_000))[0];
     assert_eq!(
         (v["event_action"].as_str(), &v["dedup_key"]),
         (Some("resolve"), &fp)
@@ -226,8 +243,8 @@ fn group_keys_carry_the_route_path() {
         ..NotifyConfig::default()
     };
     let mut d = Dispatcher::new(cfg, BTreeMap::new(), String::new(), Duration::from_secs(15));
-    let a = alert("a", AlertState::Firing, None);
-    let mut keys: Vec<String> = bodies(&d.dispatch(&[&a], 100_000))
+    let a = alert("a", None);
+    let mut keys: Vec<String> = bodies(&d.dispatch(&[a.view()], 100_000))
         .iter()
         .map(|v| v["groupKey"].as_str().unwrap_or_default().to_string())
         .collect();
@@ -245,8 +262,8 @@ fn group_keys_carry_the_route_path() {
 #[test]
 fn webhook_body_is_alertmanagers_exactly() {
     let mut d = dispatcher(ReceiverKind::Webhook);
-    let a = alert("a", AlertState::Firing, None);
-    let out = d.dispatch(&[&a], 100_000);
+    let a = alert("a", None);
+    let out = d.dispatch(&[a.view()], 100_000);
     let fp = fingerprint(
         &[
             ("alertname".to_string(), "MqttDown".to_string()),

@@ -48,6 +48,22 @@ pub struct Alert {
     pub keep_firing_since: Option<i64>,
 }
 
+impl Alert {
+    /// What receivers are sent of this alert (Prometheus' `sendAlerts`): `None` while pending,
+    /// else firing, or resolved at `resolved_at` once inactive.
+    pub fn to_notify(&self) -> Option<crate::notify::Alert<'_>> {
+        (self.state != AlertState::Pending).then_some(crate::notify::Alert {
+            labels: &self.labels,
+            annotations: &self.annotations,
+            starts_at: self.fired_at,
+            resolved_at: match self.state {
+                AlertState::Inactive => self.resolved_at,
+                _ => None,
+            },
+        })
+    }
+}
+
 pub(super) fn alert(
     r: &mut RuleState,
     storage: &Storage,
@@ -180,4 +196,39 @@ pub(super) fn alert(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(state: AlertState, resolved_at: Option<i64>) -> Alert {
+        Alert {
+            labels: Labels::from_pairs([("alertname", "A")]),
+            annotations: [("summary".to_string(), "s".to_string())].into(),
+            state,
+            value: 1.0,
+            active_at: 1_000,
+            fired_at: Some(2_000),
+            resolved_at,
+            keep_firing_since: None,
+        }
+    }
+
+    /// Pending alerts are never sent; firing ones are sent as firing even if they once
+    /// resolved; inactive ones as resolved at their resolution time.
+    #[test]
+    fn receivers_see_firing_and_resolved_only() {
+        assert!(held(AlertState::Pending, None).to_notify().is_none());
+        let f = held(AlertState::Firing, Some(500));
+        let n = f.to_notify().expect("firing is sent");
+        assert_eq!((n.starts_at, n.resolved_at), (Some(2_000), None));
+        assert_eq!(n.labels, &f.labels);
+        assert_eq!(n.annotations["summary"], "s");
+        let r = held(AlertState::Inactive, Some(3_000));
+        assert_eq!(
+            r.to_notify().expect("resolved is sent").resolved_at,
+            Some(3_000)
+        );
+    }
 }

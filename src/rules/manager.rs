@@ -342,10 +342,11 @@ impl Engine {
                 .get_or_create(&l)
                 .set(g.eval_seconds);
         }
-        let alerts: Vec<&Alert> = groups
+        let alerts: Vec<crate::notify::Alert<'_>> = groups
             .iter()
             .flat_map(|g| g.rules.iter())
             .flat_map(|r| r.active.values())
+            .filter_map(Alert::to_notify)
             .collect();
         let out = self.dispatcher.dispatch(&alerts, now);
         if let Some(q) = &self.queues {

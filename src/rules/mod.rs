@@ -21,7 +21,9 @@ pub mod api;
 pub mod chunk;
 pub mod file;
 pub mod group;
-pub mod labels;
+/// Label sets live in [`crate::labels`] (Prometheus keeps them in `model/labels`, beside
+/// the rule engine rather than in it); this path is kept for the engine's own modules.
+pub use crate::labels;
 pub mod manager;
 pub mod promql;
 pub mod recording;

@@ -10,9 +10,9 @@ pub const METRIC_NAME: &str = "__name__";
 /// A label set sorted by name, without empty values (an empty value means "absent").
 ///
 /// Cheap to clone (one reference count); names and values are shared `Arc<str>`s, interned
-/// by [`Storage`](super::storage::Storage) so 50 000 series carrying `instance="…"` hold the string once.
+/// by [`Storage`](crate::rules::storage::Storage) so 50 000 series carrying `instance="…"` hold the string once.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(pub(super) Arc<[(Arc<str>, Arc<str>)]>);
+pub struct Labels(pub(crate) Arc<[(Arc<str>, Arc<str>)]>);
 
 impl Labels {
     pub fn new(pairs: Vec<(String, String)>) -> Self {
