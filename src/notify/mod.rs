@@ -343,7 +343,7 @@ impl Dispatcher {
                 };
                 Some(Item {
                     alert: *a,
-                    routed: routed.get(&a.labels)?,
+                    routed: routed.get(a.labels)?,
                     status,
                     ends_at,
                 })
