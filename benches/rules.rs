@@ -219,14 +219,13 @@ fn main() {
         }
     };
     let cfg = RulesConfig {
-        groups,
-        sources: vec!["bench".into()],
+        files: Some(vec![]),
         evaluation_interval: Duration::from_millis(STEP_MS as u64),
         state_file: None,
         external_labels: BTreeMap::new(),
         external_url: String::new(),
     };
-    let shared = SharedGroups::from_config(&cfg);
+    let shared = SharedGroups::fresh(groups, cfg.evaluation_interval);
     let mut reg = Registry::default();
     let rm = RulesMetrics::register(&mut reg);
     // One webhook receiver, as a deployment that pages has: every evaluation then also

@@ -62,8 +62,33 @@ struct World {
     engine: mpsc::Sender<Update>,
 }
 
+/// A configuration and the rule groups it names, both read and checked: what start-up and
+/// every reload apply, and what `check` validates. Nothing is applied unless both load.
+pub struct Loaded {
+    pub config: Config,
+    pub groups: Vec<crate::rules::file::Group>,
+}
+
+impl Loaded {
+    /// Reads the config file at `path` (the embedded default when `None`) and its rule files.
+    /// Errors name the file (config or rule file), line and field.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Self, config::ConfigError> {
+        let config = match path {
+            Some(p) => config::load(p)?,
+            None => config::embedded_default()?,
+        };
+        Self::with_rules(config)
+    }
+
+    /// Loads the rule files an already-read `config` names.
+    pub fn with_rules(config: Config) -> Result<Self, config::ConfigError> {
+        let groups = crate::rules::file::load_configured(&config.rules)?;
+        Ok(Loaded { config, groups })
+    }
+}
+
 pub async fn run(
-    config: Config,
+    loaded: Loaded,
     config_path: Option<PathBuf>,
     listener: TcpListener,
     shutdown: CancellationToken,
@@ -85,7 +110,7 @@ pub async fn run(
     let registry = Arc::new(registry);
     let (engine_tx, engine_rx) = mpsc::channel(1);
     let engine = Engine::new(
-        &config.rules,
+        &loaded.config.rules,
         Default::default(),
         groups.clone(),
         None,
@@ -106,7 +131,7 @@ pub async fn run(
         notify_stop: shutdown.child_token(),
         engine: engine_tx,
     };
-    world.apply(config).await?;
+    world.apply(loaded).await?;
 
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     info!(listen = %listener.local_addr()?, brokers = world.brokers.len(), "serving /metrics");
@@ -195,7 +220,7 @@ impl World {
             info!("{msg}");
             return Ok(msg.into());
         };
-        let loaded = config::load(path).map_err(|e| e.to_string());
+        let loaded = Loaded::load(Some(path)).map_err(|e| e.to_string());
         let result = match loaded {
             Ok(c) => self.apply(c).await.map_err(|e| format!("{e:#}")),
             Err(e) => Err(e),
@@ -215,7 +240,14 @@ impl World {
     }
 
     /// Make the running service match `new`; returns a summary of what changed.
-    async fn apply(&mut self, new: Config) -> anyhow::Result<String> {
+    async fn apply(
+        &mut self,
+        Loaded {
+            config: new,
+            groups,
+        }: Loaded,
+    ) -> anyhow::Result<String> {
+        let rule_count: usize = groups.iter().map(|g| g.rules.len()).sum();
         let old = self.config.replace(new);
         let Some(new) = &self.config else {
             anyhow::bail!("no configuration"); // just set
@@ -329,17 +361,16 @@ impl World {
         let (done, kept) = oneshot::channel();
         let update = Update {
             rules: new.rules.clone(),
+            groups,
             notify: new.notify.clone(),
             queues,
             done,
         };
-        if self.engine.send(update).await.is_ok() {
-            let rules: usize = new.rules.groups.iter().map(|g| g.rules.len()).sum();
-            if let Ok(kept) = kept.await
-                && !first
-            {
-                changes.push(format!("{rules} rules ({kept} kept their state)"));
-            }
+        if self.engine.send(update).await.is_ok()
+            && let Ok(kept) = kept.await
+            && !first
+        {
+            changes.push(format!("{rule_count} rules ({kept} kept their state)"));
         }
         Ok(if changes.is_empty() {
             "configuration reloaded; nothing changed".into()

@@ -34,8 +34,11 @@
 //!   thread.
 //! * [`rules`]: Prometheus rule files evaluated in-process (recording and alerting rules, a
 //!   PromQL subset, templates, promtool unit tests); see its module docs.
-//! * [`notify`]: which alert goes to which receiver and when, payloads per format, and
-//!   delivery through one bounded queue per receiver.
+//! * [`notify`]: its own alert type, which alert goes to which receiver and when, payloads
+//!   per format, and delivery through one bounded queue per receiver. Never imports `rules`.
+//! * [`labels`]: label sets (Prometheus' `model/labels`), shared by `rules` and `notify`.
+//!
+//! Dependencies point one way (`scripts/module-graph.py`, kept cycle-free by a test).
 //! * [`healthcheck`]: the client of `mqtt-sentinel healthcheck` (the container's
 //!   `HEALTHCHECK`).
 #![deny(unsafe_code)]

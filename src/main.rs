@@ -2,6 +2,7 @@
 //! Exit codes: 0 ok, 1 configuration or start-up error, 2 usage error (clap).
 
 use clap::Parser;
+use mqtt_sentinel::app::Loaded;
 use mqtt_sentinel::cli::{Cli, Command, RulesAction};
 use mqtt_sentinel::config::{self, Config, ConfigError, LogConfig, LogFormat};
 use std::process::ExitCode;
@@ -21,7 +22,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         // Rule files stand alone: no config is needed to check or test them.
         Command::Rules { action } => rules(action),
-        Command::Check => check(&source, loaded),
+        Command::Check => check(&source, loaded.and_then(Loaded::with_rules)),
         Command::Healthcheck { url } => match loaded {
             Ok(cfg) => healthcheck(&cfg, url.as_deref()),
             Err(e) => {
@@ -42,8 +43,8 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run => match loaded {
-            Ok(cfg) => run(cfg, cli.config.clone()),
+        Command::Run => match loaded.and_then(Loaded::with_rules) {
+            Ok(l) => run(l, cli.config.clone()),
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(1)
@@ -88,10 +89,15 @@ fn rules(action: RulesAction) -> ExitCode {
     }
 }
 
-fn check(source: &str, loaded: Result<Config, ConfigError>) -> ExitCode {
+fn check(source: &str, loaded: Result<Loaded, ConfigError>) -> ExitCode {
     match loaded {
-        Ok(cfg) => {
-            println!("{source}: configuration is valid\n{}", cfg.summary());
+        Ok(Loaded { config, groups }) => {
+            let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
+            println!(
+                "{source}: configuration is valid\n{}rules loaded: {rules} in {} groups",
+                config.summary(),
+                groups.len()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -205,23 +211,24 @@ fn probe(
     })
 }
 
-fn run(cfg: Config, path: Option<std::path::PathBuf>) -> ExitCode {
-    init_tracing(&cfg.log);
+fn run(loaded: Loaded, path: Option<std::path::PathBuf>) -> ExitCode {
+    init_tracing(&loaded.config.log);
+    let listen = loaded.config.listen;
     let rt = match runtime(1) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     rt.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+        let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::error!(listen = %cfg.listen, error = %e, "cannot listen");
+                tracing::error!(listen = %listen, error = %e, "cannot listen");
                 return ExitCode::from(1);
             }
         };
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        match mqtt_sentinel::app::run(cfg, path, listener, shutdown).await {
+        match mqtt_sentinel::app::run(loaded, path, listener, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "fatal");

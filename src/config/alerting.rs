@@ -1,24 +1,27 @@
-//! The `rules:` and `notify:` sections: rule files are loaded and checked here, at config
-//! time, so `check` and a reload catch their errors too; receivers get their secrets read and
-//! routes their receiver names resolved.
+//! The `rules:` and `notify:` sections: rule file patterns are resolved to files here (the
+//! files themselves are parsed by `rules::file`, which `check`, start-up and every reload call
+//! before anything is applied); receivers get their secrets read and routes their receiver
+//! names resolved.
 
 use super::raw::{RawNotify, RawReceiver, RawRoute, RawRules};
 use super::watched::{Parser, WatchedFile};
 use super::{R, Secret, SecretSource, Validator};
-use crate::rules::file::Group;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The embedded default rules: `alerts/mqtt-sentinel.rules.yml` as shipped.
 pub const DEFAULT_RULES: &str = include_str!("../../alerts/mqtt-sentinel.rules.yml");
+/// The name errors and `check` give [`DEFAULT_RULES`].
 pub const DEFAULT_RULES_SOURCE: &str = "<embedded alerts/mqtt-sentinel.rules.yml>";
 
 #[derive(Debug, Clone)]
 pub struct RulesConfig {
-    pub groups: Vec<Group>,
-    /// Where the groups came from (files, or the embedded default), for `check`.
-    pub sources: Vec<String>,
+    /// The rule files `rules.files` matched, pattern by pattern (each pattern's matches
+    /// sorted), no file twice; `None` when `files` is not set: the embedded [`DEFAULT_RULES`].
+    /// `rules::file::load_configured` reads them.
+    pub files: Option<Vec<PathBuf>>,
     pub evaluation_interval: Duration,
     /// Where active alerts are kept across restarts (`None`: not kept).
     pub state_file: Option<std::path::PathBuf>,
@@ -214,35 +217,27 @@ impl Validator<'_> {
                 Some(p)
             }
         };
-        let mut groups = vec![];
-        let mut sources = vec![];
-        match raw.files {
-            None => {
-                groups = crate::rules::file::parse(DEFAULT_RULES, DEFAULT_RULES_SOURCE)?;
-                sources.push(DEFAULT_RULES_SOURCE.to_string());
-            }
+        let files = match raw.files {
+            None => None,
             Some(patterns) => {
+                let mut files: Vec<PathBuf> = vec![];
                 for (i, pat) in patterns.iter().enumerate() {
                     let at = format!("rules.files[{i}]");
                     let expanded = self.expand(&at, pat, false)?;
-                    let files = crate::rules::glob_files(&self.base.join(&expanded))
-                        .map_err(|e| self.err(&at, e))?;
-                    for f in files {
-                        groups.extend(crate::rules::file::load(&f)?);
-                        sources.push(f.display().to_string());
+                    for f in glob_files(&self.base.join(&expanded)).map_err(|e| self.err(&at, e))? {
+                        // Its groups would be loaded twice.
+                        if files.contains(&f) {
+                            return Err(self.err(
+                                &at,
+                                format!("{} is matched by an earlier pattern too", f.display()),
+                            ));
+                        }
+                        files.push(f);
                     }
                 }
+                Some(files)
             }
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for g in &groups {
-            if !seen.insert((g.file.clone(), g.name.clone())) {
-                return Err(self.err(
-                    "rules.files",
-                    format!("group {:?} of {} is loaded twice", g.name, g.file),
-                ));
-            }
-        }
+        };
         let external_labels = raw.external_labels.unwrap_or_default();
         for k in external_labels.keys() {
             if !k
@@ -258,8 +253,7 @@ impl Validator<'_> {
             }
         }
         Ok(RulesConfig {
-            groups,
-            sources,
+            files,
             evaluation_interval,
             state_file,
             external_labels,
@@ -528,4 +522,24 @@ fn http_url(u: String) -> Result<String, String> {
         Ok(p) if p.scheme() == "http" || p.scheme() == "https" => Ok(u),
         _ => Err("not an http:// or https:// URL".into()),
     }
+}
+
+/// Files matching `pattern` (a path, or a glob in its last components), sorted. A pattern
+/// without glob characters must name an existing file; a glob may match nothing.
+pub fn glob_files(pattern: &Path) -> Result<Vec<PathBuf>, String> {
+    let text = pattern.to_string_lossy();
+    if !text.contains(['*', '?', '[']) {
+        return if pattern.is_file() {
+            Ok(vec![pattern.to_path_buf()])
+        } else {
+            Err(format!("{text}: no such rule file"))
+        };
+    }
+    let mut out: Vec<PathBuf> = glob::glob(&text)
+        .map_err(|e| format!("{text}: bad glob: {e}"))?
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        .collect();
+    out.sort();
+    Ok(out)
 }

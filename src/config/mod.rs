@@ -28,8 +28,8 @@ pub mod web;
 /// checked configuration).
 pub use crate::sys::SysConfig;
 pub use alerting::{
-    DEFAULT_RULES, MatchOp, Matcher, NotifyConfig, Receiver, ReceiverKind, Route, RulesConfig,
-    parse_matcher,
+    DEFAULT_RULES, DEFAULT_RULES_SOURCE, MatchOp, Matcher, NotifyConfig, Receiver, ReceiverKind,
+    Route, RulesConfig, glob_files, parse_matcher,
 };
 pub use broker_url::{BrokerUrl, DEFAULT_WS_PATH, Transport, parse_broker_url};
 pub use error::ConfigError;

@@ -415,15 +415,17 @@ impl Config {
                 .map(|r| r.as_str().to_owned())
                 .unwrap_or_else(|| "any".to_owned())
         );
-        let rules: usize = self.rules.groups.iter().map(|g| g.rules.len()).sum();
         let _ = writeln!(
             s,
-            "rules: {rules} in {} groups from {}, every {:?}",
-            self.rules.groups.len(),
-            if self.rules.sources.is_empty() {
-                "no files".to_owned()
-            } else {
-                self.rules.sources.join(", ")
+            "rules: from {}, every {:?}",
+            match &self.rules.files {
+                None => super::DEFAULT_RULES_SOURCE.to_owned(),
+                Some(f) if f.is_empty() => "no files".to_owned(),
+                Some(f) => f
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             },
             self.rules.evaluation_interval
         );

@@ -82,6 +82,22 @@ impl Rule {
     }
 }
 
+/// The groups a configuration names: its `rules.files` in order, or the embedded default
+/// rules. Errors name the rule file, line and field (see [`parse`]).
+pub fn load_configured(cfg: &crate::config::RulesConfig) -> Result<Vec<Group>, ConfigError> {
+    use crate::config::{DEFAULT_RULES, DEFAULT_RULES_SOURCE};
+    match &cfg.files {
+        None => parse(DEFAULT_RULES, DEFAULT_RULES_SOURCE),
+        Some(files) => {
+            let mut groups = vec![];
+            for f in files {
+                groups.extend(load(f)?);
+            }
+            Ok(groups)
+        }
+    }
+}
+
 /// Reads and validates one rule file.
 pub fn load(path: &Path) -> Result<Vec<Group>, ConfigError> {
     let (name, text) = crate::config::read_text(path, "rule file")?;

@@ -12,6 +12,7 @@
 //! under a std `Mutex` held only for that copy and never across an `.await`.
 
 use super::alerting::{Alert, AlertState};
+use super::file::Group;
 use super::group::{Context, GroupState};
 use super::promql;
 use super::snapshot::LineCache;
@@ -41,13 +42,13 @@ impl SharedGroups {
         SharedGroups(Arc::new(Mutex::new(groups)))
     }
 
-    /// Fresh state (no alerts yet) for every group the configuration loaded.
-    pub fn from_config(cfg: &RulesConfig) -> Self {
+    /// Fresh state (no alerts yet) for `groups`, evaluated every `interval` unless a group
+    /// sets its own.
+    pub fn fresh(groups: Vec<Group>, interval: std::time::Duration) -> Self {
         Self::new(
-            cfg.groups
-                .iter()
-                .cloned()
-                .map(|g| GroupState::new(g, cfg.evaluation_interval))
+            groups
+                .into_iter()
+                .map(|g| GroupState::new(g, interval))
                 .collect(),
         )
     }
@@ -122,6 +123,8 @@ fn retention(groups: &[GroupState], slack_ms: i64) -> (HashMap<String, i64>, Opt
 /// A reloaded configuration for the engine; `done` receives how many rules kept their state.
 pub struct Update {
     pub rules: RulesConfig,
+    /// The groups `rules` names, already loaded (`super::file::load_configured`).
+    pub groups: Vec<Group>,
     pub notify: NotifyConfig,
     pub queues: Option<Queues>,
     pub done: tokio::sync::oneshot::Sender<usize>,
@@ -380,15 +383,14 @@ impl Engine {
     pub fn reload(
         &mut self,
         cfg: &RulesConfig,
+        groups: Vec<Group>,
         notify: NotifyConfig,
         queues: Option<Queues>,
     ) -> usize {
         let mut old = std::mem::take(&mut self.groups);
         let mut kept = 0;
-        let mut new: Vec<GroupState> = cfg
-            .groups
-            .iter()
-            .cloned()
+        let mut new: Vec<GroupState> = groups
+            .into_iter()
             .map(|g| GroupState::new(g, cfg.evaluation_interval))
             .collect();
         for g in &mut new {
@@ -500,7 +502,7 @@ impl Engine {
                 Some(u) = updates.recv() => {
                     let before = self.interval;
                     let Some((engine, kept)) = self
-                        .off_thread(move |e| e.reload(&u.rules, u.notify, u.queues))
+                        .off_thread(move |e| e.reload(&u.rules, u.groups, u.notify, u.queues))
                         .await
                     else {
                         return;

@@ -362,8 +362,7 @@ mod tests {
         )
         .expect("rules");
         let cfg = RulesConfig {
-            groups,
-            sources: vec![],
+            files: Some(vec![]),
             evaluation_interval: std::time::Duration::from_secs(15),
             state_file: None,
             external_labels: Default::default(),
@@ -374,7 +373,7 @@ mod tests {
         Engine::new(
             &cfg,
             NotifyConfig::default(),
-            SharedGroups::from_config(&cfg),
+            SharedGroups::fresh(groups, cfg.evaluation_interval),
             None,
             m,
         )

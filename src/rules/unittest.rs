@@ -126,7 +126,7 @@ pub fn run_file(path: &Path) -> Result<Vec<String>, String> {
     let interval = dur(tf.evaluation_interval.as_deref(), Duration::from_secs(60))?;
     let mut rule_paths = vec![];
     for pattern in &tf.rule_files {
-        rule_paths.extend(super::glob_files(&base.join(pattern))?);
+        rule_paths.extend(crate::config::glob_files(&base.join(pattern))?);
     }
     let mut groups = vec![];
     for p in &rule_paths {

@@ -1,4 +1,5 @@
-//! The README's metric reference is checked against what the code registers and encodes.
+//! The README's metric reference is checked against what the code registers and encodes, and
+//! the module graph in ARCHITECTURE.md against the code (one-way, as printed there).
 
 use mqtt_sentinel::config::Qos;
 use mqtt_sentinel::exposition::{Format, encode};
@@ -116,5 +117,33 @@ fn readme_metric_table_matches_the_code() {
     );
     for (name, want) in &code {
         assert_eq!(&readme[name], want, "README row for {name}");
+    }
+}
+
+/// `scripts/module-graph.py` finds no cycle between the top-level modules, and every edge it
+/// prints is the one ARCHITECTURE.md shows, so the documented graph is the code's.
+#[test]
+fn module_graph_is_one_way_and_documented() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(root.join("scripts/module-graph.py"))
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the module graph has a cycle:\n{text}"
+    );
+    let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let edges: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" -> ") && !l.starts_with('#'))
+        .collect();
+    assert!(edges.len() >= 10, "{text}");
+    for line in edges {
+        assert!(
+            doc.lines().any(|d| d == line),
+            "ARCHITECTURE.md's module graph lacks {line:?}; paste the output of scripts/module-graph.py"
+        );
     }
 }
