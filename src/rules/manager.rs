@@ -15,7 +15,7 @@ use super::alerting::{Alert, AlertState};
 use super::file::Group;
 use super::group::{Context, GroupState};
 use super::promql;
-use super::snapshot::LineCache;
+use super::snapshot::Scraper;
 use super::storage::Storage;
 use crate::config::{NotifyConfig, RulesConfig};
 use crate::metrics::{RuleGroupLabels, RulesMetrics};
@@ -137,11 +137,8 @@ pub struct Engine {
     pub(super) groups: Vec<GroupState>,
     pub(super) published: SharedGroups,
     pub(super) storage: Storage,
-    /// The last snapshot's sample lines: their keys and series ids.
-    pub(super) lines: LineCache,
-    pub(super) lines_generation: u64,
-    /// Ids ingested by the last snapshot (the others are recording-rule output).
-    pub(super) present: Vec<u32>,
+    /// Reads our own registry into `storage` each cycle.
+    pub(super) scraper: Scraper,
     pub(super) ctx: Context,
     pub(super) dispatcher: Dispatcher,
     pub(super) queues: Option<Queues>,
@@ -225,9 +222,7 @@ impl Engine {
             groups,
             published,
             storage: Storage::new(),
-            lines: LineCache::default(),
-            lines_generation: 0,
-            present: Vec::new(),
+            scraper: Scraper::default(),
             ctx: Context {
                 external_labels: cfg.external_labels.clone().into(),
                 external_url: cfg.external_url.clone().into(),
@@ -270,6 +265,34 @@ impl Engine {
     }
 
     /// Samples held in the history.
+    /// Appends one snapshot of exposition text at `now` (ms): [`Scraper::ingest`], keeping
+    /// the series some rule can read.
+    pub fn ingest(&mut self, text: &str, now: i64) {
+        let Engine {
+            scraper,
+            storage,
+            by_name,
+            any_name,
+            ..
+        } = self;
+        let wanted = |name: &str| any_name.is_some() || by_name.contains_key(name);
+        scraper.ingest(storage, &wanted, text, now);
+    }
+
+    /// Snapshots `registry` into the history: [`Scraper::snapshot`] on this engine's threads.
+    pub fn snapshot(&mut self, registry: &Registry, now: i64) -> Result<(), std::fmt::Error> {
+        let Engine {
+            scraper,
+            storage,
+            by_name,
+            any_name,
+            workers,
+            ..
+        } = self;
+        let wanted = |name: &str| any_name.is_some() || by_name.contains_key(name);
+        scraper.snapshot(storage, &wanted, registry, now, *workers)
+    }
+
     pub fn history_samples(&self) -> usize {
         self.storage.sample_count()
     }
@@ -431,7 +454,7 @@ impl Engine {
         let slack = cfg.evaluation_interval.as_millis() as i64;
         (self.by_name, self.any_name) = retention(&new, slack);
         // The line cache says which lines no rule reads: after a reload some may be read.
-        self.lines = LineCache::default();
+        self.scraper.forget_lines();
         self.groups = new;
         self.publish(None);
         self.ctx = Context {

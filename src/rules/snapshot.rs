@@ -7,8 +7,7 @@
 //! thread still encodes it).
 
 use super::labels::{Labels, METRIC_NAME};
-use super::manager::Engine;
-use super::storage::stale_nan;
+use super::storage::{Storage, stale_nan};
 use crate::exposition::{self, Format};
 use prometheus_client::registry::Registry;
 
@@ -198,24 +197,53 @@ impl std::fmt::Write for Blocks {
     }
 }
 
-impl Engine {
-    /// Appends one snapshot of exposition text at `now` (ms): only series some rule can read
-    /// are kept; series of the last snapshot missing from this one get a stale marker.
-    pub fn ingest(&mut self, text: &str, now: i64) {
-        let mut feed = self.feed();
+/// Our own registry read back into a [`Storage`], one snapshot after another: Prometheus'
+/// scrape loop, in-process. It remembers the last snapshot (its lines and the series they
+/// fed) so that the next one matches lines by key and marks what vanished stale; the manager
+/// owns one and says, by metric name, which series are worth keeping (`wanted`).
+#[derive(Default)]
+pub struct Scraper {
+    /// The last snapshot's sample lines: their keys and series ids.
+    lines: LineCache,
+    /// The storage generation the ids in `lines` belong to.
+    lines_generation: u64,
+    /// Ids ingested by the last snapshot (the others are recording-rule output).
+    present: Vec<u32>,
+}
+
+impl Scraper {
+    /// Appends one snapshot of exposition text at `now` (ms) to `storage`: only series whose
+    /// metric name is `wanted` are kept; series of the last snapshot missing from this one
+    /// get a stale marker.
+    pub fn ingest(
+        &mut self,
+        storage: &mut Storage,
+        wanted: &impl Fn(&str) -> bool,
+        text: &str,
+        now: i64,
+    ) {
+        let mut feed = self.feed(storage);
         for line in text.lines() {
-            self.ingest_line(&mut feed, line, now);
+            ingest_line(storage, wanted, &mut feed, line, now);
         }
-        self.finish(feed, now);
+        self.finish(storage, feed, now);
     }
 
-    /// Snapshots `registry` into the history: [`Engine::ingest`] of its OpenMetrics text, but
-    /// with two CPUs the text is parsed on this thread while another still encodes it, in
-    /// blocks, so the cycle pays for about the slower of the two rather than both.
-    pub fn snapshot(&mut self, registry: &Registry, now: i64) -> Result<(), std::fmt::Error> {
-        if self.workers < 2 {
+    /// Snapshots `registry` into `storage`: [`Scraper::ingest`] of its OpenMetrics text, but
+    /// with two CPUs (`workers` ≥ 2) the text is parsed on this thread while another still
+    /// encodes it, in blocks, so the cycle pays for about the slower of the two rather than
+    /// both. An encoding error leaves no stale markers (only a whole snapshot may set them).
+    pub fn snapshot(
+        &mut self,
+        storage: &mut Storage,
+        wanted: &impl Fn(&str) -> bool,
+        registry: &Registry,
+        now: i64,
+        workers: usize,
+    ) -> Result<(), std::fmt::Error> {
+        if workers < 2 {
             let text = exposition::encode(registry, Format::OpenMetrics)?;
-            self.ingest(&text, now);
+            self.ingest(storage, wanted, &text, now);
             return Ok(());
         }
         let (tx, rx) = std::sync::mpsc::sync_channel::<String>(8);
@@ -228,7 +256,7 @@ impl Engine {
                 prometheus_client::encoding::text::encode(&mut w, registry)?;
                 w.send()
             });
-            let mut feed = self.feed();
+            let mut feed = self.feed(storage);
             let mut carry = String::new();
             for block in rx {
                 let mut rest = block.as_str();
@@ -238,24 +266,24 @@ impl Engine {
                         continue;
                     };
                     carry.push_str(&rest[..nl]);
-                    self.ingest_line(&mut feed, &carry, now);
+                    ingest_line(storage, wanted, &mut feed, &carry, now);
                     carry.clear();
                     rest = &rest[nl + 1..];
                 }
                 let complete = rest.rfind('\n').map_or(0, |i| i + 1);
                 for line in rest[..complete].lines() {
-                    self.ingest_line(&mut feed, line, now);
+                    ingest_line(storage, wanted, &mut feed, line, now);
                 }
                 carry.push_str(&rest[complete..]);
             }
             // A registry's text ends with "# EOF\n"; anything left is a last line.
             if !carry.is_empty() {
-                self.ingest_line(&mut feed, &carry, now);
+                ingest_line(storage, wanted, &mut feed, &carry, now);
             }
             let encoded = encoder.join().unwrap_or(Err(std::fmt::Error));
             // Only a whole snapshot may mark vanished series stale.
             if encoded.is_ok() {
-                self.finish(feed, now);
+                self.finish(storage, feed, now);
             } else {
                 self.lines = feed.into_cache();
             }
@@ -263,8 +291,19 @@ impl Engine {
         })
     }
 
-    fn feed(&mut self) -> Feed {
-        let generation = self.storage.generation();
+    /// Forgets the last snapshot's lines (which of them no rule reads may change on reload);
+    /// stale marking still knows what the last snapshot held.
+    pub fn forget_lines(&mut self) {
+        self.lines = LineCache::default();
+    }
+
+    /// How many lines the last snapshot had (read or not).
+    pub fn lines(&self) -> usize {
+        self.lines.lines.len()
+    }
+
+    fn feed(&mut self, storage: &Storage) -> Feed {
+        let generation = storage.generation();
         let mut old = std::mem::take(&mut self.lines);
         if generation != self.lines_generation {
             // Ids were reused: what the cache says about them may be wrong.
@@ -280,52 +319,11 @@ impl Engine {
         }
     }
 
-    fn ingest_line(&mut self, feed: &mut Feed, line: &str, now: i64) {
-        if line.is_empty() || line.starts_with('#') {
-            return;
-        }
-        // A registry encodes its series in the same order every time: the key is almost
-        // always the next one of the last snapshot, followed by one space and the value (no
-        // scan through quoted label values, no parsing). A few lines further on means series
-        // vanished in between; not found at all, a new series (the old position stays).
-        let known =
-            (feed.next..(feed.next + LOOK_AHEAD + 1).min(feed.old.lines.len())).find_map(|j| {
-                let key = feed.old.key(j);
-                let rest = line.strip_prefix(key)?.strip_prefix(' ')?;
-                Some((j, key.len(), rest))
-            });
-        let (j, key, id, value) = match known {
-            Some((j, len, rest)) => {
-                feed.next = j + 1;
-                if let Some(&(_, Some(ahead))) = feed.old.lines.get(j + LOOK_AHEAD) {
-                    self.storage.prefetch_append(ahead);
-                }
-                let value = rest.split(' ').next().unwrap_or("");
-                (Some(j), &line[..len], feed.old.lines[j].1, value)
-            }
-            None => {
-                let Some((key, value)) = split_sample(line) else {
-                    return;
-                };
-                let id = parse_key(key).and_then(|l| {
-                    let wanted = self.any_name.is_some() || self.by_name.contains_key(l.name());
-                    wanted.then(|| self.storage.id(&l))
-                });
-                (None, key, id, value)
-            }
-        };
-        feed.record(j, key, id);
-        if let (Some(id), Some(v)) = (id, parse_value(value)) {
-            self.storage.append_id(id, now, v);
-            feed.seen.push(id);
-        }
-    }
-
     /// Marks the series the last snapshot had and this one lacks stale, as a scrape does.
-    fn finish(&mut self, mut feed: Feed, now: i64) {
+    fn finish(&mut self, storage: &mut Storage, mut feed: Feed, now: i64) {
         for &id in &self.present {
-            if self.storage.newest(id).is_some_and(|t| t < now) {
-                self.storage.append_id(id, now, stale_nan());
+            if storage.newest(id).is_some_and(|t| t < now) {
+                storage.append_id(id, now, stale_nan());
             }
         }
         self.present = std::mem::take(&mut feed.seen);
@@ -333,12 +331,53 @@ impl Engine {
     }
 }
 
+/// One sample line of a snapshot into `storage` (see [`Scraper::ingest`]).
+fn ingest_line(
+    storage: &mut Storage,
+    wanted: &impl Fn(&str) -> bool,
+    feed: &mut Feed,
+    line: &str,
+    now: i64,
+) {
+    if line.is_empty() || line.starts_with('#') {
+        return;
+    }
+    // A registry encodes its series in the same order every time: the key is almost
+    // always the next one of the last snapshot, followed by one space and the value (no
+    // scan through quoted label values, no parsing). A few lines further on means series
+    // vanished in between; not found at all, a new series (the old position stays).
+    let known = (feed.next..(feed.next + LOOK_AHEAD + 1).min(feed.old.lines.len())).find_map(|j| {
+        let key = feed.old.key(j);
+        let rest = line.strip_prefix(key)?.strip_prefix(' ')?;
+        Some((j, key.len(), rest))
+    });
+    let (j, key, id, value) = match known {
+        Some((j, len, rest)) => {
+            feed.next = j + 1;
+            if let Some(&(_, Some(ahead))) = feed.old.lines.get(j + LOOK_AHEAD) {
+                storage.prefetch_append(ahead);
+            }
+            let value = rest.split(' ').next().unwrap_or("");
+            (Some(j), &line[..len], feed.old.lines[j].1, value)
+        }
+        None => {
+            let Some((key, value)) = split_sample(line) else {
+                return;
+            };
+            let id = parse_key(key).and_then(|l| wanted(l.name()).then(|| storage.id(&l)));
+            (None, key, id, value)
+        }
+    };
+    feed.record(j, key, id);
+    if let (Some(id), Some(v)) = (id, parse_value(value)) {
+        storage.append_id(id, now, v);
+        feed.seen.push(id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{NotifyConfig, RulesConfig};
-    use crate::metrics::RulesMetrics;
-    use crate::rules::manager::SharedGroups;
     use crate::rules::storage::is_stale;
 
     #[test]
@@ -354,29 +393,39 @@ mod tests {
         assert_eq!(s[2].1, f64::INFINITY);
     }
 
-    /// An engine with one alerting rule over `expr`, no receivers.
-    fn engine_reading(expr: &str) -> Engine {
-        let groups = super::super::file::parse(
-            &format!("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: {expr}\n"),
-            "t.yml",
-        )
-        .expect("rules");
-        let cfg = RulesConfig {
-            files: Some(vec![]),
-            evaluation_interval: std::time::Duration::from_secs(15),
-            state_file: None,
-            external_labels: Default::default(),
-            external_url: String::new(),
-        };
-        let mut reg = Registry::default();
-        let m = RulesMetrics::register(&mut reg);
-        Engine::new(
-            &cfg,
-            NotifyConfig::default(),
-            SharedGroups::fresh(groups, cfg.evaluation_interval),
-            None,
-            m,
-        )
+    /// A scraper and its storage, keeping the series named `name` (as an engine whose only
+    /// rule reads `name` would).
+    struct Reading {
+        scraper: Scraper,
+        storage: Storage,
+        name: &'static str,
+    }
+
+    impl Reading {
+        fn new(name: &'static str) -> Self {
+            Reading {
+                scraper: Scraper::default(),
+                storage: Storage::new(),
+                name,
+            }
+        }
+
+        fn ingest(&mut self, text: &str, now: i64) {
+            let name = self.name;
+            self.scraper
+                .ingest(&mut self.storage, &|n: &str| n == name, text, now);
+        }
+
+        fn snapshot(&mut self, reg: &Registry, now: i64, workers: usize) {
+            let name = self.name;
+            self.scraper
+                .snapshot(&mut self.storage, &|n: &str| n == name, reg, now, workers)
+                .expect("snapshot");
+        }
+
+        fn history_samples(&self) -> usize {
+            self.storage.sample_count()
+        }
     }
 
     /// The pipelined snapshot (encoder thread, text in 64 KiB blocks, lines cut across
@@ -385,9 +434,7 @@ mod tests {
     fn snapshot_in_blocks_equals_ingest_of_the_text() {
         use prometheus_client::metrics::family::Family;
         use prometheus_client::metrics::gauge::Gauge;
-        let engine = || engine_reading("big > 1e9");
-        let (mut piped, mut whole) = (engine(), engine());
-        piped.workers = 2;
+        let (mut piped, mut whole) = (Reading::new("big"), Reading::new("big"));
         let mut reg = Registry::default();
         let big =
             Family::<Vec<(String, String)>, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
@@ -402,12 +449,12 @@ mod tests {
         let text = exposition::encode(&reg, Format::OpenMetrics).expect("encode");
         assert!(text.len() > 2 * BLOCK, "the text spans several blocks");
         for t in [1000, 2000] {
-            piped.snapshot(&reg, t).expect("snapshot");
+            piped.snapshot(&reg, t, 2);
             whole.ingest(&text, t);
         }
         assert_eq!(piped.history_samples(), 6000);
         assert_eq!(whole.history_samples(), 6000);
-        let values = |e: &Engine| -> Vec<(String, u64)> {
+        let values = |e: &Reading| -> Vec<(String, u64)> {
             let mut v: Vec<(String, u64)> = e
                 .storage
                 .candidates(Some("big"))
@@ -420,12 +467,12 @@ mod tests {
             v
         };
         assert_eq!(values(&piped), values(&whole));
-        assert_eq!(piped.lines.lines.len(), 3000);
+        assert_eq!(piped.scraper.lines(), 3000);
     }
 
     #[test]
     fn ingest_keeps_read_series_marks_vanished_stale_and_reuses_keys() {
-        let mut e = engine_reading("up == 0");
+        let mut e = Reading::new("up");
         let up = Labels::from_pairs([("__name__", "up"), ("a", "1")]);
         let unread = "other_metric 5\nother_metric{x=\"}\\\"{\"} 6\n";
         e.ingest(
@@ -439,12 +486,12 @@ mod tests {
             "only the series a rule reads is kept"
         );
         assert!(e.storage.is_live(&up));
-        assert_eq!(e.lines.lines.len(), 3, "one key per line, read or not");
+        assert_eq!(e.scraper.lines(), 3, "one key per line, read or not");
         e.ingest(unread, 3000);
         assert!(!e.storage.is_live(&up), "vanished: stale marker");
         assert_eq!(e.history_samples(), 3);
         assert_eq!(
-            e.lines.lines.len(),
+            e.scraper.lines(),
             2,
             "the key cache holds the last snapshot"
         );
@@ -453,7 +500,7 @@ mod tests {
         let b = Labels::from_pairs([("__name__", "up"), ("a", "2")]);
         e.ingest("up{a=\"1\"} 10\nup{a=\"2\"} 20\n", 4000);
         e.ingest("up{a=\"2\"} 21\nup{a=\"1\"} 11\n", 5000);
-        let newest = |e: &Engine, l: &Labels| {
+        let newest = |e: &Reading, l: &Labels| {
             e.storage
                 .candidates(Some("up"))
                 .find(|s| s.labels == *l)
@@ -483,8 +530,8 @@ mod tests {
                 let l = Labels::from_pairs([("__name__", "up"), ("a", &i.to_string())]);
                 assert_eq!(newest(&e, &l), Some((base + i) as f64), "t={t} a={i}");
             }
-            let keys: Vec<String> = (0..e.lines.lines.len())
-                .map(|j| e.lines.key(j).to_string())
+            let keys: Vec<String> = (0..e.scraper.lines())
+                .map(|j| e.scraper.lines.key(j).to_string())
                 .collect();
             let want: Vec<String> = ids.iter().map(|i| format!("up{{a=\"{i}\"}}")).collect();
             assert_eq!(keys, want, "t={t}");
