@@ -15,7 +15,7 @@ mod per_broker;
 
 use crate::config::{Capacity, Qos};
 use crate::sys::IngestCounters;
-pub use labels::{MqttVersion, Reason};
+pub use labels::{MqttVersion, NotificationResult, Reason};
 pub use per_broker::{BrokerLabelled, PerBroker, Retired};
 use per_broker::{ForgetBroker, PerBrokerRegistrar, lock};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -594,8 +594,7 @@ pub struct ReceiverLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NotificationLabels {
     pub receiver: String,
-    /// Bounded: `success`, `failure` (gave up or refused), `dropped` (queue full).
-    pub result: &'static str,
+    pub result: NotificationResult,
 }
 
 /// Rule evaluation and notification delivery (issue 4). Alerts themselves are exported at
@@ -657,7 +656,7 @@ impl RulesMetrics {
     /// Creates every series of a receiver or rule group at 0, so `increase()` sees the first
     /// failure (a counter that appears at 1 has no increase in Prometheus).
     pub fn init_receiver(&self, receiver: &str) {
-        for result in ["success", "failure", "dropped"] {
+        for &result in NotificationResult::ALL {
             let _ = self.notifications.get_or_create(&NotificationLabels {
                 receiver: receiver.to_owned(),
                 result,
@@ -686,7 +685,7 @@ impl RulesMetrics {
         self.evaluation_duration.remove(&l);
     }
 
-    pub fn notified(&self, receiver: &str, result: &'static str) {
+    pub fn notified(&self, receiver: &str, result: NotificationResult) {
         self.notifications
             .get_or_create(&NotificationLabels {
                 receiver: receiver.to_owned(),

@@ -197,3 +197,16 @@ mod tests {
         }
     }
 }
+
+closed_set! {
+    /// The `result` of `mqtt_sentinel_notifications_total`: what became of one notification.
+    pub enum NotificationResult {
+        /// The receiver answered 2xx.
+        Success => "success",
+        /// Refused (an HTTP status other than 2xx, 429 or 5xx) or still failing after
+        /// `max_attempts` attempts (transport errors, 429 and 5xx are retried).
+        Failure => "failure",
+        /// The receiver's queue was full (`notify.queue_capacity`): never attempted.
+        Dropped => "dropped",
+    }
+}

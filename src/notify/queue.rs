@@ -7,7 +7,7 @@
 use super::Job;
 use super::signing;
 use crate::config::{Receiver, ReceiverKind};
-use crate::metrics::{ReceiverLabels, RulesMetrics};
+use crate::metrics::{NotificationResult, ReceiverLabels, RulesMetrics};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -54,7 +54,7 @@ impl Queues {
             }
             Err(_) => {
                 warn!(receiver = %name, "notification queue full: notification dropped");
-                self.metrics.notified(name, "dropped");
+                self.metrics.notified(name, NotificationResult::Dropped);
             }
         }
     }
@@ -131,7 +131,14 @@ async fn worker(
         let Some(job) = job else { break };
         gauge.dec();
         let ok = deliver(&r, &client, &job, deadline, &shutdown).await;
-        metrics.notified(&r.name, if ok { "success" } else { "failure" });
+        metrics.notified(
+            &r.name,
+            if ok {
+                NotificationResult::Success
+            } else {
+                NotificationResult::Failure
+            },
+        );
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let left = rx.len();
             if left > 0 {

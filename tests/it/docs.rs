@@ -70,7 +70,7 @@ fn readme_metric_table_matches_the_code() {
     rm.evaluations.get_or_create(&g).inc();
     rm.evaluation_failures.get_or_create(&g).inc();
     rm.evaluation_duration.get_or_create(&g).set(0.1);
-    rm.notified("ops", "success");
+    rm.notified("ops", mqtt_sentinel::metrics::NotificationResult::Success);
     rm.queue_length
         .get_or_create(&mqtt_sentinel::metrics::ReceiverLabels {
             receiver: "ops".into(),
