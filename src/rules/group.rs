@@ -37,7 +37,9 @@ impl Health {
 /// Evaluation state of one rule.
 #[derive(Debug)]
 pub struct RuleState {
-    pub rule: Rule,
+    /// The rule as loaded; shared with the readers' copy (its expression and templates are
+    /// never copied to publish an evaluation).
+    pub rule: Arc<Rule>,
     pub health: Health,
     pub last_error: Option<String>,
     pub last_eval: Option<i64>,
@@ -52,7 +54,7 @@ pub struct RuleState {
 
 impl RuleState {
     /// `rule` not evaluated yet: unknown health, no alerts.
-    fn new(rule: Rule) -> Self {
+    fn new(rule: Arc<Rule>) -> Self {
         RuleState {
             rule,
             health: Health::Unknown,
@@ -155,7 +157,7 @@ impl GroupState {
             rules: self
                 .rules
                 .iter()
-                .map(|r| RuleState::new(r.rule.clone()))
+                .map(|r| RuleState::new(Arc::clone(&r.rule)))
                 .collect(),
             last_eval: None,
             eval_seconds: 0.0,
@@ -186,7 +188,11 @@ impl GroupState {
             file: g.file,
             interval: g.interval.unwrap_or(default_interval),
             limit: g.limit,
-            rules: g.rules.into_iter().map(RuleState::new).collect(),
+            rules: g
+                .rules
+                .into_iter()
+                .map(|r| RuleState::new(Arc::new(r)))
+                .collect(),
             last_eval: None,
             eval_seconds: 0.0,
         }
