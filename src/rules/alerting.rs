@@ -39,7 +39,9 @@ impl AlertState {
 pub struct Alert {
     /// Identity: series labels − `__name__` + rule labels + `alertname`.
     pub labels: Labels,
-    pub annotations: BTreeMap<String, String>,
+    /// Rendered annotations, shared with the readers' copy of the alert (see
+    /// [`super::group::GroupState::published`]): published every evaluation, never copied.
+    pub annotations: Arc<BTreeMap<String, String>>,
     pub state: AlertState,
     pub value: f64,
     pub active_at: i64,
@@ -114,7 +116,7 @@ pub(super) fn alert(
         }
         sets.extend(fixed.iter().cloned());
         let l = s.labels.rebuilt(true, &sets);
-        let ann = annotations
+        let ann: BTreeMap<String, String> = annotations
             .iter()
             .map(|(k, _, t)| {
                 let v = match t.constant() {
@@ -133,7 +135,7 @@ pub(super) fn alert(
             l.clone(),
             Alert {
                 labels: l,
-                annotations: ann,
+                annotations: Arc::new(ann),
                 state: AlertState::Pending,
                 value: s.value,
                 active_at: ts,
@@ -205,7 +207,7 @@ mod tests {
     fn held(state: AlertState, resolved_at: Option<i64>) -> Alert {
         Alert {
             labels: Labels::from_pairs([("alertname", "A")]),
-            annotations: [("summary".to_string(), "s".to_string())].into(),
+            annotations: Arc::new([("summary".to_string(), "s".to_string())].into()),
             state,
             value: 1.0,
             active_at: 1_000,

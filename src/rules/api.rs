@@ -14,7 +14,7 @@ fn value(v: f64) -> String {
 fn alert(a: &Alert) -> Value {
     json!({
         "labels": a.labels.clone().into_map(),
-        "annotations": a.annotations,
+        "annotations": &*a.annotations,
         "state": a.state.as_str(),
         "activeAt": rfc3339(Some(a.active_at)),
         "value": value(a.value),

@@ -14,6 +14,7 @@ use crate::notify::ReceiverSent;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Prometheus' default `--rules.alert.for-outage-tolerance`.
 pub const OUTAGE_TOLERANCE_MS: i64 = 3_600_000;
@@ -71,7 +72,7 @@ pub fn save(
                 .values()
                 .map(|a| SavedAlert {
                     labels: a.labels.clone().into_map(),
-                    annotations: a.annotations.clone(),
+                    annotations: (*a.annotations).clone(),
                     state: a.state.as_str().to_owned(),
                     value: if a.value.is_finite() { a.value } else { 0.0 },
                     active_at: a.active_at,
@@ -156,7 +157,7 @@ pub fn restore(groups: &mut [GroupState], path: &Path, now_ms: i64) -> Result<Re
                 labels.clone(),
                 Alert {
                     labels,
-                    annotations: a.annotations,
+                    annotations: Arc::new(a.annotations),
                     state,
                     value: a.value,
                     active_at: a.active_at,

@@ -233,7 +233,7 @@ fn run_group(
                         continue;
                     }
                     for a in r.active.values().filter(|a| a.state == AlertState::Firing) {
-                        got.push((a.labels.clone().into_map(), a.annotations.clone()));
+                        got.push((a.labels.clone().into_map(), (*a.annotations).clone()));
                     }
                 }
             }
