@@ -268,29 +268,30 @@ impl Engine {
     /// Appends one snapshot of exposition text at `now` (ms): [`Scraper::ingest`], keeping
     /// the series some rule can read.
     pub fn ingest(&mut self, text: &str, now: i64) {
-        let Engine {
-            scraper,
-            storage,
-            by_name,
-            any_name,
-            ..
-        } = self;
-        let wanted = |name: &str| any_name.is_some() || by_name.contains_key(name);
+        let (scraper, storage, wanted) = self.scrape_parts();
         scraper.ingest(storage, &wanted, text, now);
     }
 
     /// Snapshots `registry` into the history: [`Scraper::snapshot`] on this engine's threads.
     pub fn snapshot(&mut self, registry: &Registry, now: i64) -> Result<(), std::fmt::Error> {
+        let workers = self.workers;
+        let (scraper, storage, wanted) = self.scrape_parts();
+        scraper.snapshot(storage, &wanted, registry, now, workers)
+    }
+
+    /// The scraper, the history it writes, and which metric names some rule reads.
+    fn scrape_parts(&mut self) -> (&mut Scraper, &mut Storage, impl Fn(&str) -> bool + '_) {
         let Engine {
             scraper,
             storage,
             by_name,
             any_name,
-            workers,
             ..
         } = self;
-        let wanted = |name: &str| any_name.is_some() || by_name.contains_key(name);
-        scraper.snapshot(storage, &wanted, registry, now, *workers)
+        let (by_name, any) = (&*by_name, any_name.is_some());
+        (scraper, storage, move |name: &str| {
+            any || by_name.contains_key(name)
+        })
     }
 
     pub fn history_samples(&self) -> usize {
