@@ -150,6 +150,29 @@ impl Default for ProbeModule {
     }
 }
 
+impl ProbeModule {
+    /// The kind called `name` (one of [`ProbeKind::NAMES`]) with this module's settings: its
+    /// `qos` and `payload_bytes` for `roundtrip`, its `will_delay` for `will`.
+    pub fn kind_named(&self, name: &str) -> Option<ProbeKind> {
+        Some(match name {
+            "roundtrip" => ProbeKind::Roundtrip {
+                qos: self.qos,
+                payload_bytes: self.payload_bytes,
+            },
+            "connect" => ProbeKind::Connect,
+            "retained" => ProbeKind::Retained,
+            "session" => ProbeKind::Session,
+            "will" => ProbeKind::Will {
+                delay: match self.kind {
+                    ProbeKind::Will { delay } => delay,
+                    _ => None,
+                },
+            },
+            _ => return None,
+        })
+    }
+}
+
 /// Probe payloads carry a nonce and a sequence number; this is the smallest that fits.
 pub const MIN_PAYLOAD_BYTES: usize = 32;
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;

@@ -425,7 +425,9 @@ impl Validator<'_> {
         if delay >= timeout {
             return Err(self.err(
                 &p("will_delay"),
-                format!("will_delay {delay:?} must be shorter than the probe's timeout {timeout:?}"),
+                format!(
+                    "will_delay {delay:?} must be shorter than the probe's timeout {timeout:?}"
+                ),
             ));
         }
         Ok(())

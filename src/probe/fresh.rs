@@ -53,6 +53,7 @@ pub async fn run(
             nonce,
             run_no,
             timeout: probe.timeout,
+            kind: probe.kind,
         })
         .await;
         match outcome {
@@ -66,6 +67,23 @@ pub async fn run(
                 tracing::debug!(broker = %cfg.name, probe = %probe.name, reason = f.reason.as_str(), detail = %f.detail, "probe failed");
                 metrics.record_failure(f.reason);
             }
+        }
+    }
+}
+
+/// Wait until a message whose payload is `want` arrives on `messages` (others are skipped:
+/// an earlier run's, another sender's) and return its callback time; `None` at `until` or
+/// when the client is gone.
+pub(super) async fn receive(
+    messages: &mut tokio::sync::mpsc::Receiver<(paho::Message, Instant)>,
+    want: &[u8],
+    until: Instant,
+) -> Option<Instant> {
+    loop {
+        match tokio::time::timeout_at(until.into(), messages.recv()).await {
+            Ok(Some((m, at))) if m.payload() == want => return Some(at),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return None,
         }
     }
 }
