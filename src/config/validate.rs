@@ -396,9 +396,9 @@ impl Validator<'_> {
         })
     }
 
-    /// What a will probe of a broker needs: a plain TCP url (the probe closes its socket
-    /// without DISCONNECT itself, which Paho cannot do: see `mqtt::will`), MQTT 5 for a will
-    /// delay, and a timeout longer than the delay.
+    /// What a will probe of a broker needs: an `mqtt://` or `mqtts://` url (the probe speaks
+    /// CONNECT itself to close its socket without DISCONNECT, which Paho cannot do: see
+    /// `mqtt::will`), MQTT 5 for a will delay, and a timeout longer than the delay.
     fn will_probe(
         &self,
         at: &str,
@@ -408,10 +408,10 @@ impl Validator<'_> {
         timeout: Option<&DurationText>,
     ) -> R<()> {
         let p = |field: &str| format!("{at}.{field}");
-        if url.transport != Transport::Tcp {
+        if url.transport.is_websocket() {
             return Err(self.err(
                 &p("kind"),
-                "will probes need a plain mqtt:// broker url: the probe drops its TCP connection without DISCONNECT itself (Paho always sends one)",
+                "will probes need an mqtt:// or mqtts:// broker url: the probe speaks MQTT itself over TCP or TLS to drop its connection without DISCONNECT (Paho always sends one)",
             ));
         }
         let Some(delay) = delay else { return Ok(()) };

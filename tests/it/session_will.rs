@@ -1,0 +1,228 @@
+//! The session and will probes against real mosquitto brokers: a will published when its
+//! client drops without DISCONNECT and not after a clean DISCONNECT (MQTT 5 with and without
+//! a will delay, 3.1.1); a persistent session that keeps a QoS 1 message while its client is
+//! offline, and the failure when the broker drops it; both as one-shot probes
+//! (`mqtt-sentinel probe --kind`, `/probe` modules). A failing session probe leaves the
+//! broker's health alone.
+
+use crate::support::scrape::{Scrape, get};
+use crate::support::sentinel::BIN;
+use crate::support::{Mosquitto, Sentinel, wait_until};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn v(sc: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    sc.value(name, labels).unwrap_or(0.0)
+}
+
+/// Sum of `mqtt_probe_errors_total` of one broker's probe, every reason.
+fn errors(sc: &Scrape, broker: &str, probe: &str) -> f64 {
+    sc.find(
+        "mqtt_probe_errors_total",
+        &[("broker", broker), ("probe", probe)],
+    )
+    .iter()
+    .map(|s| s.value)
+    .sum()
+}
+
+#[test]
+fn will_probe_publishes_the_will_and_none_on_clean_disconnect() {
+    let broker = Mosquitto::start();
+    let s = Sentinel::start(&format!(
+        "brokers:\n\
+         \x20 - name: v5\n    url: {u}\n    protocol: v5\n    probes:\n\
+         \x20     - {{kind: will, interval: 200ms, timeout: 10s}}\n\
+         \x20     - {{kind: will, name: delayed, will_delay: 1s, interval: 200ms, timeout: 10s}}\n\
+         \x20 - name: v311\n    url: {u}\n    protocol: v3.1.1\n    probes: [{{kind: will, interval: 200ms, timeout: 10s}}]\n",
+        u = broker.url()
+    ));
+    let runs = [("v5", "will"), ("v5", "delayed"), ("v311", "will")];
+    let sc = s.wait_scrape(Duration::from_secs(60), "will probes succeeded", |sc| {
+        runs.iter()
+            .all(|(b, p)| v(sc, "mqtt_probe_success", &[("broker", b), ("probe", p)]) == 1.0)
+    });
+    for (b, p) in runs {
+        assert_eq!(
+            errors(&sc, b, p),
+            0.0,
+            "{b}/{p}: {:?}",
+            sc.find("mqtt_probe_errors_total", &[("broker", b)])
+        );
+    }
+}
+
+#[test]
+fn session_probe_keeps_a_persistent_session() {
+    let store = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::builder()
+        .conf("persistence true")
+        .conf(&format!("persistence_location {}/", store.path().display()))
+        .start();
+    let s = Sentinel::start(&format!(
+        "brokers:\n\
+         \x20 - name: v5\n    url: {u}\n    protocol: v5\n    probes: [{{kind: session, interval: 200ms, timeout: 10s}}]\n\
+         \x20 - name: v311\n    url: {u}\n    protocol: v3.1.1\n    probes: [{{kind: session, interval: 200ms, timeout: 10s}}]\n",
+        u = broker.url()
+    ));
+    let sc = s.wait_scrape(Duration::from_secs(60), "session probes succeeded", |sc| {
+        ["v5", "v311"].iter().all(|b| {
+            v(
+                sc,
+                "mqtt_probe_success",
+                &[("broker", b), ("probe", "session")],
+            ) == 1.0
+        })
+    });
+    for b in ["v5", "v311"] {
+        assert_eq!(errors(&sc, b, "session"), 0.0, "{b}");
+    }
+}
+
+/// A broker that queues one message per offline client while another publisher keeps the
+/// probe's topic busy: the message published for the session is dropped (mosquitto 2.0
+/// `max_queued_messages`: 0 means no limit, so 1 here). The probe fails with
+/// `not_delivered`; the round-trip probe keeps the broker healthy.
+#[test]
+fn session_probe_fails_when_the_broker_drops_the_queued_message() {
+    let broker = Mosquitto::builder().conf("max_queued_messages 1").start();
+    let s = Sentinel::watching(
+        &broker,
+        "    client_id: sentinel-q\n    probes:\n      - {kind: roundtrip, interval: 200ms}\n      - {kind: session, interval: 200ms, timeout: 2s}\n",
+    );
+    s.wait_scrape(Duration::from_secs(30), "round trips", |sc| {
+        v(sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]) == 1.0
+    });
+    // QoS 1 messages on the session probe's topic, as fast as mosquitto_pub sends them.
+    let mut flood = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port().to_string()])
+        .args(["-t", "mqtt-sentinel/sentinel-q/session", "-q", "1", "-l"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = flood.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || while stdin.write_all(b"flood\n").is_ok() {});
+    let sc = s.wait_scrape(Duration::from_secs(60), "the session probe failed", |sc| {
+        v(
+            sc,
+            "mqtt_probe_errors_total",
+            &[("probe", "session"), ("reason", "not_delivered")],
+        ) >= 1.0
+    });
+    let _ = flood.kill();
+    let _ = flood.wait();
+    feeder.join().unwrap();
+    assert_eq!(v(&sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]), 1.0);
+    assert_eq!(
+        v(&sc, "mqtt_probe_health", &[("state", "healthy")]),
+        1.0,
+        "a failing session probe does not make the broker down"
+    );
+}
+
+#[test]
+fn one_shot_session_and_will_probes() {
+    let broker = Mosquitto::builder().conf("sys_interval 1").start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "probe_modules:\n  will: {kind: will, will_delay: 1s, timeout: 10s}\n  session: {kind: session, timeout: 10s}\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["--kind", "will"],
+        vec!["--module", "will"],
+        vec!["--kind", "session"],
+        vec!["--module", "session", "--json"],
+    ] {
+        let out = Command::new(BIN)
+            .arg("probe")
+            .arg(broker.url())
+            .args(&args)
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("MQTT_SENTINEL_CONFIG")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {text}");
+        if args.contains(&"--json") {
+            let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(j["kind"], "session");
+            assert_eq!(j["reason"], "success");
+        } else {
+            assert!(
+                text.contains(" healthy: ") && text.contains("reason success"),
+                "{text}"
+            );
+        }
+    }
+
+    // Each run deleted its persistent session: mosquitto counts no client but the one asking
+    // (`clients/total` counts disconnected persistent sessions too).
+    wait_until(
+        Duration::from_secs(30),
+        "no session left on the broker",
+        || {
+            let sub = Command::new("mosquitto_sub")
+                .args(["-h", "127.0.0.1", "-p", &broker.port().to_string()])
+                .args(["-t", "$SYS/broker/clients/total", "-C", "1", "-W", "5"])
+                .output()
+                .unwrap();
+            (String::from_utf8_lossy(&sub.stdout).trim() == "1").then_some(())
+        },
+    );
+
+    let s = Sentinel::start(
+        "brokers: []\nprobe_modules:\n  will: {kind: will, timeout: 10s}\n  session: {kind: session, timeout: 10s}\n",
+    );
+    for module in ["will", "session"] {
+        let r = get(
+            s.addr,
+            &format!("/probe?target={}&module={module}", broker.url()),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let sc = Scrape::parse(&r.body);
+        assert_eq!(
+            sc.value("probe_success", &[]),
+            Some(1.0),
+            "{module}: {}",
+            r.body
+        );
+        assert_eq!(
+            sc.value("probe_mqtt_reason_info", &[("reason", "success")]),
+            Some(1.0),
+            "{}",
+            r.body
+        );
+    }
+
+    // A broker that is not there: the one-shot will probe is down with the connect reason.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(BIN)
+        .args([
+            "probe",
+            &format!("mqtt://127.0.0.1:{dead}"),
+            "--kind",
+            "will",
+        ])
+        .env_remove("MQTT_SENTINEL_CONFIG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(" down: will probe") && text.contains("reason refused"),
+        "{text}"
+    );
+}
