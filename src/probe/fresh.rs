@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Run `probe` with `prober` every interval until shutdown. Runs never overlap: a run is
-/// bounded by the probe's timeout and missed ticks are skipped. A run that reports a connect
-/// time observes it in `connect_duration` when given.
+/// bounded by the probe's timeout and missed ticks are skipped. A run that reports a duration
+/// (the connect probe's connect time, the will probe's delivery time) observes it in
+/// `duration` when given.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     cfg: BrokerConfig,
@@ -25,7 +26,7 @@ pub async fn run(
     prober: FreshProber,
     client_id: String,
     metrics: ProbeMetrics,
-    connect_duration: Option<Histogram>,
+    duration: Option<Histogram>,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(probe.interval);
@@ -57,8 +58,8 @@ pub async fn run(
         })
         .await;
         match outcome {
-            Ok(connect_time) => {
-                if let (Some(h), Some(d)) = (&connect_duration, connect_time) {
+            Ok(measured) => {
+                if let (Some(h), Some(d)) = (&duration, measured) {
                     h.observe(d.as_secs_f64());
                 }
                 metrics.success.set(1);

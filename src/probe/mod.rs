@@ -44,8 +44,9 @@ pub struct Run<'a> {
     pub kind: ProbeKind,
 }
 
-/// The one shape of a probe on clients of its own: one run, `Ok` with the connect time when
-/// the prober measures one, or the failure with its bounded label.
+/// The one shape of a probe on clients of its own: one run, `Ok` with the duration the kind
+/// measures (the connect probe's connect time, the will probe's delivery time) if any, or the
+/// failure with its bounded label.
 pub type FreshProber =
     for<'a> fn(
         Run<'a>,

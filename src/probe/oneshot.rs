@@ -6,7 +6,7 @@
 
 use super::tracker::{Arrival, Tracker};
 use super::{Prober, Run};
-use crate::config::{BrokerConfig, BrokerUrl, ProbeModule, Qos};
+use crate::config::{BrokerConfig, BrokerUrl, ProbeKind, ProbeModule, Qos};
 use crate::metrics::{Health, Reason};
 use crate::mqtt::fresh::{self, Failure};
 use crate::mqtt::negotiate::Negotiated;
@@ -177,7 +177,11 @@ pub async fn run(
         return Report {
             kind: module.kind.as_str(),
             success: outcome.is_ok(),
-            connect: outcome.ok().flatten(),
+            // Only the connect kind's duration is a connect time.
+            connect: outcome
+                .ok()
+                .flatten()
+                .filter(|_| module.kind == ProbeKind::Connect),
             ..Report::failed(&target, module.qos, started, &failure)
         };
     }

@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 /// of the will delay. Mosquitto publishes a will within a millisecond of the socket closing.
 pub const CLEAN_WATCH: Duration = Duration::from_secs(1);
 
-/// The `will` prober (see the module docs). Reports no duration.
+/// The `will` prober (see the module docs). Reports the delivery time: from closing the
+/// socket to the will's arrival in the watcher's Paho callback (the will delay included).
 pub fn will_once<'a>(
     r: Run<'a>,
 ) -> Pin<Box<dyn Future<Output = Result<Option<Duration>, Failure>> + Send + 'a>> {
@@ -60,15 +61,15 @@ pub fn will_once<'a>(
             )
             .await?;
             drop(c);
-            if receive(&mut watcher.messages, dropped.as_bytes(), deadline)
-                .await
-                .is_none()
-            {
+            let closed = Instant::now();
+            let Some(at) = receive(&mut watcher.messages, dropped.as_bytes(), deadline).await
+            else {
                 return Err(Failure::new(
                     Reason::Timeout,
                     "the will of a client dropped without DISCONNECT was not delivered",
                 ));
-            }
+            };
+            let delivery = at.saturating_duration_since(closed);
             let clean = payload("clean");
             let c = will::connect(
                 r.cfg,
@@ -94,7 +95,7 @@ pub fn will_once<'a>(
                     "the will of a client that sent DISCONNECT was published",
                 ));
             }
-            Ok(None)
+            Ok(Some(delivery))
         }
         .await;
         watcher.close().await;

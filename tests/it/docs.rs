@@ -62,6 +62,7 @@ fn readme_metric_table_matches_the_code() {
     rt.base.record_failure(Reason::Timeout);
     rt.base.record_ignored(Reason::Late);
     m.connect_duration("x").observe(0.1);
+    m.will_delivery("x", "will").observe(0.1);
     let rm = mqtt_sentinel::metrics::RulesMetrics::register(&mut reg);
     let g = mqtt_sentinel::metrics::RuleGroupLabels {
         rule_group: "f;g".into(),
