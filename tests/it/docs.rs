@@ -95,6 +95,7 @@ fn readme_metric_table_matches_the_code() {
             "mqtt_probe_rtt_seconds" | "mqtt_probe_ack_seconds" => "qos",
             "mqtt_probe_ignored_total" | "mqtt_probe_errors_total" => "probe,reason",
             "mqtt_probe_health" => "state",
+            "mqtt_will_delivery_seconds" => "probe",
             n if n.starts_with("mqtt_sentinel_rule_evaluation") => "rule_group",
             "mqtt_sentinel_notifications_total" => "receiver,result",
             "mqtt_sentinel_notification_queue_length" => "receiver",
