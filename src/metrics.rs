@@ -753,7 +753,7 @@ mod tests {
                 .collect()
         };
         // A histogram family is three sample names (`_bucket`, `_sum`, `_count`).
-        assert_eq!(families(&before, "gone").len(), m.per_broker.len() + 2 * 3);
+        assert_eq!(families(&before, "gone").len(), m.per_broker.len() + 2 * 4);
 
         let late = (m.broker("gone", &Capacity::default()), m.probe("gone", "p"));
         m.forget_broker("gone");
