@@ -312,13 +312,8 @@ impl Validator<'_> {
             raw.will_delay.as_ref(),
             true,
         )?;
-        if let ProbeKind::Will { delay: Some(_) } = kind
-            && protocol == Protocol::V311
-        {
-            return Err(self.err(
-                &p("will_delay"),
-                "will_delay needs MQTT 5: protocol v3.1.1 has no will delay",
-            ));
+        if let ProbeKind::Will { delay: Some(_) } = kind {
+            self.will_delay_needs_v5(at, protocol)?;
         }
         Ok(ProbeModule {
             kind,
@@ -415,12 +410,7 @@ impl Validator<'_> {
             ));
         }
         let Some(delay) = delay else { return Ok(()) };
-        if protocol == Protocol::V311 {
-            return Err(self.err(
-                &p("will_delay"),
-                "will_delay needs MQTT 5: protocol v3.1.1 has no will delay",
-            ));
-        }
+        self.will_delay_needs_v5(at, protocol)?;
         let timeout = self.duration(&p("timeout"), timeout, DEFAULT_PROBE_TIMEOUT)?;
         if delay >= timeout {
             return Err(self.err(
@@ -428,6 +418,17 @@ impl Validator<'_> {
                 format!(
                     "will_delay {delay:?} must be shorter than the probe's timeout {timeout:?}"
                 ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A will delay is an MQTT 5 property (§3.1.3.2.2): refused with `protocol: v3.1.1`.
+    fn will_delay_needs_v5(&self, at: &str, protocol: Protocol) -> R<()> {
+        if protocol == Protocol::V311 {
+            return Err(self.err(
+                &format!("{at}.will_delay"),
+                "will_delay needs MQTT 5: protocol v3.1.1 has no will delay",
             ));
         }
         Ok(())

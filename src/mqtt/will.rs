@@ -170,6 +170,18 @@ fn push_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// An MQTT 5 property list (§2.2.2) holding the four-byte property `id` when `value` is
+/// given, else empty.
+fn push_properties(out: &mut Vec<u8>, id: u8, value: Option<u32>) {
+    match value {
+        Some(v) => {
+            out.extend_from_slice(&[5, id]);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        None => out.push(0),
+    }
+}
+
 fn seconds(d: Duration) -> u32 {
     d.as_secs_f64().ceil().min(f64::from(u32::MAX)) as u32
 }
@@ -194,24 +206,12 @@ fn connect_packet(c: &Connect<'_>) -> Vec<u8> {
     let delay = c.will.delay.filter(|_| c.v5).map(seconds);
     if c.v5 {
         // Session Expiry Interval (0x11), as long as the will delay.
-        let mut props = Vec::new();
-        if let Some(d) = delay {
-            props.push(0x11);
-            props.extend_from_slice(&d.to_be_bytes());
-        }
-        push_varint(&mut body, props.len());
-        body.extend_from_slice(&props);
+        push_properties(&mut body, 0x11, delay);
     }
     push_bytes(&mut body, c.client_id.as_bytes());
     if c.v5 {
         // Will Delay Interval (0x18).
-        let mut props = Vec::new();
-        if let Some(d) = delay {
-            props.push(0x18);
-            props.extend_from_slice(&d.to_be_bytes());
-        }
-        push_varint(&mut body, props.len());
-        body.extend_from_slice(&props);
+        push_properties(&mut body, 0x18, delay);
     }
     push_bytes(&mut body, c.will.topic.as_bytes());
     push_bytes(&mut body, c.will.payload);

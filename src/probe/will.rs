@@ -47,19 +47,19 @@ pub fn will_once<'a>(
             // The will clients speak what the watcher negotiated.
             let protocol = watcher.protocol;
             let payload = |how: &str| format!("mqs-will {:016x} {} {how}", r.nonce, r.run_no);
+            let client = |name: &'static str, payload: String| {
+                let id = format!("{}-{name}", r.id);
+                async move {
+                    let will = Will {
+                        topic: r.topic,
+                        payload: payload.as_bytes(),
+                        delay,
+                    };
+                    will::connect(r.cfg, protocol, &id, will, left()).await
+                }
+            };
             let dropped = payload("dropped");
-            let c = will::connect(
-                r.cfg,
-                protocol,
-                &format!("{}-will", r.id),
-                Will {
-                    topic: r.topic,
-                    payload: dropped.as_bytes(),
-                    delay,
-                },
-                left(),
-            )
-            .await?;
+            let c = client("will", dropped.clone()).await?;
             drop(c);
             let closed = Instant::now();
             let Some(at) = receive(&mut watcher.messages, dropped.as_bytes(), deadline).await
@@ -71,18 +71,7 @@ pub fn will_once<'a>(
             };
             let delivery = at.saturating_duration_since(closed);
             let clean = payload("clean");
-            let c = will::connect(
-                r.cfg,
-                protocol,
-                &format!("{}-clean", r.id),
-                Will {
-                    topic: r.topic,
-                    payload: clean.as_bytes(),
-                    delay,
-                },
-                left(),
-            )
-            .await?;
+            let c = client("clean", clean.clone()).await?;
             c.disconnect().await?;
             let watch = (CLEAN_WATCH + delay.unwrap_or_default()).min(left());
             let until = super::deadline_after(Instant::now(), watch);
