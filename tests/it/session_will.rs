@@ -245,3 +245,45 @@ fn one_shot_session_and_will_probes() {
         "{text}"
     );
 }
+
+/// The will clients speak TLS themselves (rustls with the module's `tls` settings): a will
+/// over `mqtts://` arrives. A certificate that does not verify is `tls_certificate`, as for
+/// any connect (the watcher, which connects first, is the one that says so).
+#[test]
+fn will_probe_over_tls() {
+    use crate::support::certs;
+    use crate::support::mosquitto::ListenerTls;
+    let pki = certs::generate();
+    let broker = Mosquitto::builder()
+        .tls(ListenerTls::from_pki(&pki, false))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "probe_modules:\n  will: {{kind: will, timeout: 10s, tls: {{ca_file: {:?}}}}}\n  untrusted: {{kind: will, timeout: 10s}}\n",
+            pki.ca().display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = |module: &str| {
+        let out = Command::new(BIN)
+            .args(["probe", &broker.url(), "--module", module, "--json"])
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("MQTT_SENTINEL_CONFIG")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let j: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        (out.status.code(), j)
+    };
+    let (code, j) = run("will");
+    assert_eq!(code, Some(0), "{j}");
+    assert_eq!(j["reason"], "success", "{j}");
+    let (code, j) = run("untrusted");
+    assert_eq!(code, Some(2), "{j}");
+    assert_eq!(j["reason"], "tls_certificate", "{j}");
+}
