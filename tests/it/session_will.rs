@@ -287,3 +287,54 @@ fn will_probe_over_tls() {
     assert_eq!(code, Some(2), "{j}");
     assert_eq!(j["reason"], "tls_certificate", "{j}");
 }
+
+/// A broker restarted without persistence while the session probe's client is offline: the
+/// session is gone when the client comes back (`session_not_present`). The sentinel reaches
+/// the broker through a proxy that delays every chunk by 1 s, and an observer connected
+/// directly sees the probe's message arrive at the broker: the test restarts the broker then,
+/// a second before the probe's client can reconnect.
+#[test]
+fn session_probe_reports_a_broker_that_lost_the_session() {
+    use crate::support::proxy::{Mode, Proxy};
+    use paho_mqtt as paho;
+    let mut broker = Mosquitto::start();
+    let proxy = Proxy::start(broker.addr());
+    let observer = paho::Client::new(
+        paho::CreateOptionsBuilder::new()
+            .server_uri(format!("tcp://127.0.0.1:{}", broker.port()))
+            .client_id("observer")
+            .persistence(None)
+            .finalize(),
+    )
+    .unwrap();
+    let arrivals = observer.start_consuming();
+    observer.connect(None).unwrap();
+    observer.subscribe("mqtt-sentinel/sl/session", 0).unwrap();
+    proxy.set(Mode::Delay(Duration::from_secs(1)));
+    let s = Sentinel::start(&format!(
+        "brokers:\n  - {{name: m, url: {}, client_id: sl, connect_timeout: 20s, sys: {{enabled: false}}, probes: [{{kind: session, interval: 1h, timeout: 30s}}]}}\n",
+        proxy.url("mqtt", "127.0.0.1")
+    ));
+    let m = arrivals
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the probe published its message")
+        .expect("the observer stayed connected");
+    assert!(m.payload_str().starts_with("mqs-session "), "{m:?}");
+    broker.restart();
+    let sc = s.wait_scrape(Duration::from_secs(60), "the probe ran", |sc| {
+        !sc.find("mqtt_probe_errors_total", &[("probe", "session")])
+            .is_empty()
+            || v(sc, "mqtt_probe_success", &[("probe", "session")]) == 1.0
+    });
+    assert_eq!(
+        v(
+            &sc,
+            "mqtt_probe_errors_total",
+            &[("probe", "session"), ("reason", "session_not_present")]
+        ),
+        1.0,
+        "{:?}\n{}",
+        sc.find("mqtt_probe_errors_total", &[]),
+        s.logs()
+    );
+}
