@@ -119,7 +119,6 @@ fn healthcheck(cfg: &Config, url: Option<&str>) -> ExitCode {
 }
 
 /// `mqtt-sentinel probe`: 0 healthy, 1 degraded, 2 down (or cannot probe).
-#[allow(clippy::too_many_arguments)]
 fn probe(
     cfg: &Config,
     url: &str,

@@ -1,7 +1,8 @@
 //! The ONLY place configuration becomes Paho options.
 //!
 //! The Paho rules (ARCHITECTURE.md) that live here: persistence is always `None` (Paho otherwise writes
-//! files into the working directory, which breaks read-only containers); clean session; MQTT
+//! files into the working directory, which breaks read-only containers); clean session
+//! (except for the session probe: [`persistent_session_options`]); MQTT
 //! v5 unless configured otherwise (or refused, with `protocol: auto`); Paho's automatic reconnect stays off because we own
 //! reconnects (Paho does not restore subscriptions).
 

@@ -69,17 +69,15 @@ async fn connect_now(
             "the will probe speaks MQTT over TCP or TLS only, not WebSocket",
         ));
     }
-    let tcp = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
+    let addr = match tokio::net::lookup_host((url.host.as_str(), url.port)).await {
+        Ok(mut a) => a.next().ok_or_else(|| {
+            Failure::new(Reason::Dns, format!("dns: {} has no address", url.host))
+        })?,
+        Err(e) => return Err(Failure::new(Reason::Dns, format!("dns: {}: {e}", url.host))),
+    };
+    let tcp = tokio::net::TcpStream::connect(addr)
         .await
-        .map_err(|e| {
-            let label = if e.kind() == std::io::ErrorKind::Other {
-                // tokio reports a failed name lookup as `Other`.
-                Reason::Dns
-            } else {
-                reason::tcp_connect_error(&e)
-            };
-            Failure::new(label, format!("tcp {}:{}: {e}", url.host, url.port))
-        })?;
+        .map_err(|e| Failure::new(reason::tcp_connect_error(&e), format!("tcp {addr}: {e}")))?;
     let _ = tcp.set_nodelay(true);
     let mut stream: Box<dyn Io> = if url.transport == Transport::Tls {
         Box::new(
