@@ -163,11 +163,15 @@ probes = [
          exprs=[(f"histogram_quantile(0.5, sum by (broker, le) (rate(mqtt_connect_duration_seconds_bucket{{{SEL}}}{R})))", "{{broker}} p50"),
                 (f"histogram_quantile(0.99, sum by (broker, le) (rate(mqtt_connect_duration_seconds_bucket{{{SEL}}}{R})))", "{{broker}} p99")]),
     dict(type="timeseries", title="Probe failures by reason", unit="short", legend="{{broker}} {{probe}} {{reason}}",
-         desc="Failed probe runs by reason (v5 reason code, not_delivered, timeout, refused, dns, tls_certificate, tls_handshake, websocket_http_<status>, connection_closed, mismatch). Empty while nothing fails.",
+         desc="Failed probe runs by reason (v5 reason code, not_delivered, timeout, refused, dns, tls_certificate, tls_handshake, websocket_http_<status>, connection_closed, mismatch, session_not_present, duplicate, unexpected_will). Empty while nothing fails.",
          exprs=[f"sum by (broker, probe, reason) (increase(mqtt_probe_errors_total{{{SEL}}}{R}))"]),
     dict(type="timeseries", title="Session connects by result", unit="short", legend="{{broker}} {{result}}",
          desc="Connection attempts of the watching session by result.",
          exprs=[f"sum by (broker, result) (increase(mqtt_connects_total{{{SEL}}}{R}))"]),
+    dict(type="timeseries", title="Will delivery p50 / p99", unit="s",
+         desc="Will probe: from closing a client's socket without DISCONNECT to its will arriving, will_delay included: how long presence logic waits to learn a device is gone. Whether wills and persistent sessions work at all: Probe success and Probe failures by reason (session_not_present, duplicate, unexpected_will).",
+         exprs=[(f"histogram_quantile(0.5, sum by (broker, probe, le) (rate(mqtt_will_delivery_seconds_bucket{{{SEL}}}{R})))", "{{broker}} {{probe}} p50"),
+                (f"histogram_quantile(0.99, sum by (broker, probe, le) (rate(mqtt_will_delivery_seconds_bucket{{{SEL}}}{R})))", "{{broker}} {{probe}} p99")]),
 ]
 selfdash = [
     dict(type="stat", title="Firing alerts", unit="short", w=8, legend="{{alertname}}",

@@ -416,7 +416,11 @@ fn start_broker(
                 prober,
                 conn.client_id().to_owned(),
                 metrics.probe(&b.name, &p.name),
-                (p.kind == ProbeKind::Connect).then(|| metrics.connect_duration(&b.name)),
+                match p.kind {
+                    ProbeKind::Connect => Some(metrics.connect_duration(&b.name)),
+                    ProbeKind::Will { .. } => Some(metrics.will_delivery(&b.name, &p.name)),
+                    _ => None,
+                },
                 stop.clone(),
             ));
         }

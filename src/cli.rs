@@ -33,12 +33,16 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
-    /// Probe one broker now: publish-to-self round trips on a fresh connection.
-    /// Exit 0 healthy, 1 degraded (some lost, or median round trip above the module's
-    /// degraded_rtt), 2 down. Usable as a Kubernetes exec probe or from cron.
+    /// Probe one broker now: publish-to-self round trips on a fresh connection, or one run
+    /// of another probe kind (--kind). Exit 0 healthy, 1 degraded (some lost, or median round
+    /// trip above the module's degraded_rtt), 2 down (for other kinds: the run failed).
+    /// Usable as a Kubernetes exec probe or from cron.
     Probe {
         /// Broker URL, e.g. mqtt://127.0.0.1:1883 or mqtts://broker:8883
         url: String,
+        /// Probe kind [default: the module's, roundtrip]; --qos and --count apply to roundtrip
+        #[arg(long, value_parser = ["roundtrip", "connect", "retained", "session", "will"])]
+        kind: Option<String>,
         /// QoS of the round trips [default: the module's, 1]
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
         qos: Option<u8>,

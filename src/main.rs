@@ -32,12 +32,13 @@ fn main() -> ExitCode {
         },
         Command::Probe {
             url,
+            kind,
             qos,
             count,
             module,
             json,
         } => match loaded {
-            Ok(cfg) => probe(&cfg, &url, qos, count, &module, json),
+            Ok(cfg) => probe(&cfg, &url, kind.as_deref(), qos, count, &module, json),
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(2)
@@ -127,6 +128,7 @@ fn healthcheck(cfg: &Config, url: Option<&str>) -> ExitCode {
 fn probe(
     cfg: &Config,
     url: &str,
+    kind: Option<&str>,
     qos: Option<u8>,
     count: u32,
     module: &str,
@@ -148,12 +150,25 @@ fn probe(
     if let Some(q) = qos.and_then(Qos::from_u8) {
         m.qos = q;
     }
+    // The module's kind, or --kind, with the module's (and --qos's) settings.
+    let kind = kind.unwrap_or(m.kind.as_str());
+    let Some(k) = m.kind_named(kind) else {
+        eprintln!("error: unknown probe kind {kind:?}");
+        return ExitCode::from(2);
+    };
+    m.kind = k;
+    let roundtrip = matches!(k, config::ProbeKind::Roundtrip { .. });
     let rt = match runtime(2) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
     // Each round trip is bounded by the module timeout; connect and subscribe get one each.
-    let within = m.timeout.saturating_mul(count + 2);
+    // Any other kind is one run, bounded by the timeout.
+    let within = if roundtrip {
+        m.timeout.saturating_mul(count + 2)
+    } else {
+        m.timeout
+    };
     let report = rt.block_on(mqtt_sentinel::probe::oneshot::run(
         target,
         &m,
@@ -166,6 +181,7 @@ fn probe(
     if json {
         let v = serde_json::json!({
             "target": report.target,
+            "kind": report.kind,
             "state": health.as_str(),
             "qos": report.qos,
             "sent": report.sent,
@@ -194,15 +210,25 @@ fn probe(
             .connect
             .map(|d| format!(", connect {:.3} ms", ms(d)))
             .unwrap_or_default();
-        println!(
-            "{} {}: {}/{} round trips at QoS {}, {rtt}{connect}, reason {}{detail}",
-            report.target,
-            health.as_str(),
-            report.rtts.len(),
-            report.sent,
-            report.qos,
-            report.reason,
-        );
+        if !roundtrip {
+            println!(
+                "{} {}: {} probe{connect}, reason {}{detail}",
+                report.target,
+                health.as_str(),
+                report.kind,
+                report.reason,
+            );
+        } else {
+            println!(
+                "{} {}: {}/{} round trips at QoS {}, {rtt}{connect}, reason {}{detail}",
+                report.target,
+                health.as_str(),
+                report.rtts.len(),
+                report.sent,
+                report.qos,
+                report.reason,
+            );
+        }
     }
     ExitCode::from(match health {
         Health::Healthy => 0,

@@ -164,6 +164,7 @@ pub struct Metrics {
     probe_success: PerBroker<ProbeLabels, Gauge>,
     probe_errors: PerBroker<ReasonLabels, Counter>,
     connect_duration: Histograms<BrokerLabels>,
+    will_delivery: Histograms<ProbeLabels>,
     health: PerBroker<HealthLabels, Gauge>,
     /// Every per-broker family above, for [`Self::forget_broker`].
     per_broker: Vec<Arc<dyn ForgetBroker>>,
@@ -292,12 +293,17 @@ impl Metrics {
         );
         let probe_errors = r.family(
             "mqtt_probe_errors",
-            "Failed probe runs by reason (v5 reason-code name, timeout, refused, tls, dns, not_connected, mismatch, error)",
+            "Failed probe runs by reason (v5 reason-code name, timeout, refused, tls, dns, not_connected, not_delivered, mismatch, session_not_present, duplicate, unexpected_will, error)",
             Counter::default,
         );
         let connect_duration = r.family(
             "mqtt_connect_duration_seconds",
             "Connect probe: TCP (+TLS) + CONNECT/CONNACK of a fresh client",
+            latency_histogram,
+        );
+        let will_delivery = r.family(
+            "mqtt_will_delivery_seconds",
+            "Will probe: from closing a client's socket without DISCONNECT to receiving its will (includes the will delay)",
             latency_histogram,
         );
         let health = r.family(
@@ -329,6 +335,7 @@ impl Metrics {
             probe_success,
             probe_errors,
             connect_duration,
+            will_delivery,
             health,
             per_broker: r.families,
             retired: Mutex::default(),
@@ -535,6 +542,14 @@ impl Metrics {
         }
     }
 
+    /// The will-delivery histogram of will probe `probe` of `broker`.
+    pub fn will_delivery(&self, broker: &str, probe: &str) -> Histogram {
+        self.will_delivery.get_or_create(&ProbeLabels {
+            broker: broker.to_owned(),
+            probe: probe.to_owned(),
+        })
+    }
+
     /// The connect-probe latency histogram of `broker`.
     pub fn connect_duration(&self, broker: &str) -> Histogram {
         self.connect_duration.get_or_create(&BrokerLabels {
@@ -718,6 +733,7 @@ mod tests {
             rt.rtt.observe(0.001);
         }
         m.connect_duration(broker).observe(0.01);
+        m.will_delivery(broker, "will").observe(0.01);
         m.probe(broker, "retained").record_failure(Reason::Mismatch);
     }
 
@@ -736,7 +752,7 @@ mod tests {
                 .collect()
         };
         // A histogram family is three sample names (`_bucket`, `_sum`, `_count`).
-        assert_eq!(families(&before, "gone").len(), m.per_broker.len() + 2 * 3);
+        assert_eq!(families(&before, "gone").len(), m.per_broker.len() + 2 * 4);
 
         let late = (m.broker("gone", &Capacity::default()), m.probe("gone", "p"));
         m.forget_broker("gone");

@@ -42,7 +42,8 @@ pub use types::{
     ProbeKind, ProbeModule, Protocol, Qos, Secret, SecretSource, TlsConfig, WebSettings,
 };
 pub use types::{
-    DEFAULT_DEGRADED_RTT, DEFAULT_PAYLOAD_BYTES, MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES,
+    DEFAULT_DEGRADED_RTT, DEFAULT_PAYLOAD_BYTES, DEFAULT_PROBE_TIMEOUT, MAX_PAYLOAD_BYTES,
+    MIN_PAYLOAD_BYTES,
 };
 pub use validate::expand_env;
 use validate::{R, Validator, valid_name};

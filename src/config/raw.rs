@@ -117,12 +117,16 @@ pub struct RawProbe {
     pub interval: Option<DurationText>,
     pub timeout: Option<DurationText>,
     pub payload_bytes: Option<usize>,
+    /// Will probes only: the MQTT 5 Will Delay Interval.
+    pub will_delay: Option<DurationText>,
 }
 
 /// A `/probe` module: how to reach and probe an arbitrary target.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModule {
+    pub kind: Option<String>,
+    pub will_delay: Option<DurationText>,
     pub qos: Option<u8>,
     pub timeout: Option<DurationText>,
     pub protocol: Option<String>,

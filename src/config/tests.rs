@@ -214,7 +214,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "probe-bad-kind.yaml",
-        r#"5:16: brokers[0].probes[0].kind: unknown probe kind "ping": expected roundtrip, connect or retained"#,
+        r#"5:16: brokers[0].probes[0].kind: unknown probe kind "ping": expected roundtrip, connect, retained, session, will"#,
     ),
     (
         "probe-duplicate-name.yaml",
@@ -255,6 +255,22 @@ const BAD: &[(&str, &str)] = &[
     (
         "tls-ca-not-pem.yaml",
         r#"5:16: brokers[0].tls.ca_file: no PEM certificate in the file"#,
+    ),
+    (
+        "probe-will-on-websocket.yaml",
+        r#"5:16: brokers[0].probes[0].kind: will probes need an mqtt:// or mqtts:// broker url: the probe speaks MQTT itself over TCP or TLS to drop its connection without DISCONNECT (Paho always sends one)"#,
+    ),
+    (
+        "probe-will-delay-v311.yaml",
+        r#"6:34: brokers[0].probes[0].will_delay: will_delay needs MQTT 5: protocol v3.1.1 has no will delay"#,
+    ),
+    (
+        "probe-will-delay-on-session.yaml",
+        r#"5:37: brokers[0].probes[0].will_delay: will_delay applies to will probes only, not session"#,
+    ),
+    (
+        "probe-will-delay-past-timeout.yaml",
+        r#"5:34: brokers[0].probes[0].will_delay: will_delay 5s must be shorter than the probe's timeout 5s"#,
     ),
     (
         "rules-missing-file.yaml",
@@ -313,6 +329,26 @@ fn probe_defaults_and_modules() {
         .map(|p| p.name.as_str())
         .collect();
     assert_eq!(names, ["rtt-qos2", "connect", "keep"]);
+    let c2 = p("brokers:\n  - url: mqtts://h\n    probes:\n      - {kind: session}\n      - {kind: will, will_delay: 2s, timeout: 10s}\nprobe_modules:\n  w: {kind: will, qos: 2}\n").unwrap();
+    let b2 = &c2.brokers[0];
+    assert_eq!(b2.probes[0].kind, ProbeKind::Session);
+    assert_eq!(b2.probes[0].interval, Duration::from_secs(60));
+    assert_eq!(
+        b2.probes[1].kind,
+        ProbeKind::Will {
+            delay: Some(Duration::from_secs(2))
+        }
+    );
+    assert_eq!(b2.probes[1].name, "will");
+    assert_eq!(c2.probe_modules["w"].kind, ProbeKind::Will { delay: None });
+    assert_eq!(
+        c2.probe_modules["w"].kind_named("roundtrip"),
+        Some(ProbeKind::Roundtrip {
+            qos: Qos::ExactlyOnce,
+            payload_bytes: 64
+        })
+    );
+    assert_eq!(c2.probe_modules["w"].kind_named("ping"), None);
     assert_eq!(c.brokers[0].probes[1].interval, Duration::from_secs(30));
     assert_eq!(c.probe_modules["fast"].qos, Qos::AtMostOnce);
     let re = c.probe_allowed_targets.unwrap();

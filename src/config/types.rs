@@ -92,14 +92,26 @@ pub enum ProbeKind {
     Connect,
     /// Publish a unique retained value; a fresh subscriber must receive exactly it.
     Retained,
+    /// A client with a persistent session (MQTT 5 session expiry, 3.1.1 clean session off)
+    /// subscribes at QoS 1 and leaves; a message published while it is offline must be
+    /// delivered exactly once when it comes back, with session present.
+    Session,
+    /// A client dropped without DISCONNECT must have its will published; one that sends
+    /// DISCONNECT must not. `delay`: the MQTT 5 Will Delay Interval it asks for (§3.1.3.2.2).
+    Will { delay: Option<Duration> },
 }
 
 impl ProbeKind {
+    /// Every kind's config name, as `kind:` takes it (and `mqtt-sentinel probe --kind`).
+    pub const NAMES: [&'static str; 5] = ["roundtrip", "connect", "retained", "session", "will"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ProbeKind::Roundtrip { .. } => "roundtrip",
             ProbeKind::Connect => "connect",
             ProbeKind::Retained => "retained",
+            ProbeKind::Session => "session",
+            ProbeKind::Will { .. } => "will",
         }
     }
 }
@@ -107,6 +119,8 @@ impl ProbeKind {
 /// How `/probe` and `mqtt-sentinel probe` reach a target.
 #[derive(Debug, Clone)]
 pub struct ProbeModule {
+    /// What a one-shot probe does (`kind`, default `roundtrip` at `qos` with `payload_bytes`).
+    pub kind: ProbeKind,
     pub qos: Qos,
     pub timeout: Duration,
     pub protocol: Protocol,
@@ -120,6 +134,10 @@ pub struct ProbeModule {
 impl Default for ProbeModule {
     fn default() -> Self {
         Self {
+            kind: ProbeKind::Roundtrip {
+                qos: Qos::AtLeastOnce,
+                payload_bytes: DEFAULT_PAYLOAD_BYTES,
+            },
             qos: Qos::AtLeastOnce,
             timeout: Duration::from_secs(5),
             protocol: Protocol::Auto,
@@ -132,11 +150,36 @@ impl Default for ProbeModule {
     }
 }
 
+impl ProbeModule {
+    /// The kind called `name` (one of [`ProbeKind::NAMES`]) with this module's settings: its
+    /// `qos` and `payload_bytes` for `roundtrip`, its `will_delay` for `will`.
+    pub fn kind_named(&self, name: &str) -> Option<ProbeKind> {
+        Some(match name {
+            "roundtrip" => ProbeKind::Roundtrip {
+                qos: self.qos,
+                payload_bytes: self.payload_bytes,
+            },
+            "connect" => ProbeKind::Connect,
+            "retained" => ProbeKind::Retained,
+            "session" => ProbeKind::Session,
+            "will" => ProbeKind::Will {
+                delay: match self.kind {
+                    ProbeKind::Will { delay } => delay,
+                    _ => None,
+                },
+            },
+            _ => return None,
+        })
+    }
+}
+
 /// Probe payloads carry a nonce and a sequence number; this is the smallest that fits.
 pub const MIN_PAYLOAD_BYTES: usize = 32;
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 pub const DEFAULT_PAYLOAD_BYTES: usize = 64;
 pub const DEFAULT_DEGRADED_RTT: Duration = Duration::from_millis(100);
+/// A probe run's `timeout` when none is given.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
@@ -374,6 +417,7 @@ impl Config {
                     ProbeKind::Roundtrip { qos, payload_bytes } => {
                         format!("roundtrip qos {} payload {payload_bytes} B", qos.label())
                     }
+                    ProbeKind::Will { delay: Some(d) } => format!("will, will delay {d:?}"),
                     other => other.as_str().to_owned(),
                 };
                 let _ = writeln!(

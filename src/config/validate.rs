@@ -304,7 +304,19 @@ impl Validator<'_> {
             raw.password_file.as_ref(),
             protocol,
         )?;
+        let kind = self.probe_kind(
+            at,
+            raw.kind.as_deref(),
+            raw.qos,
+            raw.payload_bytes,
+            raw.will_delay.as_ref(),
+            true,
+        )?;
+        if let ProbeKind::Will { delay: Some(_) } = kind {
+            self.will_delay_needs_v5(at, protocol)?;
+        }
         Ok(ProbeModule {
+            kind,
             qos: self.qos(&p("qos"), raw.qos, Qos::AtLeastOnce)?,
             timeout: self.duration(&p("timeout"), raw.timeout.as_ref(), Duration::from_secs(5))?,
             protocol,
@@ -320,7 +332,115 @@ impl Validator<'_> {
         })
     }
 
-    pub(super) fn probes(&self, at: &str, raw: Option<Vec<RawProbe>>) -> R<Vec<ProbeConfig>> {
+    /// The `kind` of a probe (`brokers[].probes[]`) or of a `/probe` module (`module`: `qos`
+    /// and `payload_bytes` are the module's own settings, allowed with any kind).
+    fn probe_kind(
+        &self,
+        at: &str,
+        kind: Option<&str>,
+        qos: Option<u8>,
+        payload_bytes: Option<usize>,
+        will_delay: Option<&DurationText>,
+        module: bool,
+    ) -> R<ProbeKind> {
+        let p = |field: &str| format!("{at}.{field}");
+        let k = kind.unwrap_or("roundtrip");
+        if will_delay.is_some() && k != "will" {
+            return Err(self.err(
+                &p("will_delay"),
+                format!("will_delay applies to will probes only, not {k}"),
+            ));
+        }
+        if k == "roundtrip" || module {
+            qos.map(|q| self.qos(&p("qos"), Some(q), Qos::AtLeastOnce))
+                .transpose()?;
+            self.payload_bytes(&p("payload_bytes"), payload_bytes)?;
+        } else if qos.is_some() || payload_bytes.is_some() {
+            let field = if qos.is_some() {
+                "qos"
+            } else {
+                "payload_bytes"
+            };
+            return Err(self.err(
+                &p(field),
+                format!("{field} applies to roundtrip probes only, not {k}"),
+            ));
+        }
+        Ok(match k {
+            "roundtrip" => ProbeKind::Roundtrip {
+                qos: self.qos(&p("qos"), qos, Qos::AtLeastOnce)?,
+                payload_bytes: self.payload_bytes(&p("payload_bytes"), payload_bytes)?,
+            },
+            "connect" => ProbeKind::Connect,
+            "retained" => ProbeKind::Retained,
+            "session" => ProbeKind::Session,
+            "will" => ProbeKind::Will {
+                delay: will_delay
+                    .map(|d| self.duration(&p("will_delay"), Some(d), Duration::ZERO))
+                    .transpose()?,
+            },
+            _ => {
+                return Err(self.err(
+                    &p("kind"),
+                    format!(
+                        "unknown probe kind {k:?}: expected {}",
+                        ProbeKind::NAMES.join(", ")
+                    ),
+                ));
+            }
+        })
+    }
+
+    /// What a will probe of a broker needs: an `mqtt://` or `mqtts://` url (the probe speaks
+    /// CONNECT itself to close its socket without DISCONNECT, which Paho cannot do: see
+    /// `mqtt::will`), MQTT 5 for a will delay, and a timeout longer than the delay.
+    fn will_probe(
+        &self,
+        at: &str,
+        delay: Option<Duration>,
+        url: &BrokerUrl,
+        protocol: Protocol,
+        timeout: Option<&DurationText>,
+    ) -> R<()> {
+        let p = |field: &str| format!("{at}.{field}");
+        if url.transport.is_websocket() {
+            return Err(self.err(
+                &p("kind"),
+                "will probes need an mqtt:// or mqtts:// broker url: the probe speaks MQTT itself over TCP or TLS to drop its connection without DISCONNECT (Paho always sends one)",
+            ));
+        }
+        let Some(delay) = delay else { return Ok(()) };
+        self.will_delay_needs_v5(at, protocol)?;
+        let timeout = self.duration(&p("timeout"), timeout, DEFAULT_PROBE_TIMEOUT)?;
+        if delay >= timeout {
+            return Err(self.err(
+                &p("will_delay"),
+                format!(
+                    "will_delay {delay:?} must be shorter than the probe's timeout {timeout:?}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A will delay is an MQTT 5 property (§3.1.3.2.2): refused with `protocol: v3.1.1`.
+    fn will_delay_needs_v5(&self, at: &str, protocol: Protocol) -> R<()> {
+        if protocol == Protocol::V311 {
+            return Err(self.err(
+                &format!("{at}.will_delay"),
+                "will_delay needs MQTT 5: protocol v3.1.1 has no will delay",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn probes(
+        &self,
+        at: &str,
+        raw: Option<Vec<RawProbe>>,
+        url: &BrokerUrl,
+        protocol: Protocol,
+    ) -> R<Vec<ProbeConfig>> {
         let Some(raw) = raw else {
             // The embedded default: one QoS 1 round trip every 10 s.
             return Ok(vec![ProbeConfig {
@@ -337,38 +457,17 @@ impl Validator<'_> {
         for (i, rp) in raw.into_iter().enumerate() {
             let at = format!("{at}[{i}]");
             let p = |field: &str| format!("{at}.{field}");
-            let kind = match rp.kind.as_deref() {
-                None | Some("roundtrip") => ProbeKind::Roundtrip {
-                    qos: self.qos(&p("qos"), rp.qos, Qos::AtLeastOnce)?,
-                    payload_bytes: self.payload_bytes(&p("payload_bytes"), rp.payload_bytes)?,
-                },
-                Some(k @ ("connect" | "retained")) => {
-                    if rp.qos.is_some() || rp.payload_bytes.is_some() {
-                        let field = if rp.qos.is_some() {
-                            "qos"
-                        } else {
-                            "payload_bytes"
-                        };
-                        return Err(self.err(
-                            &p(field),
-                            format!("{field} applies to roundtrip probes only, not {k}"),
-                        ));
-                    }
-                    if k == "connect" {
-                        ProbeKind::Connect
-                    } else {
-                        ProbeKind::Retained
-                    }
-                }
-                Some(k) => {
-                    return Err(self.err(
-                        &p("kind"),
-                        format!(
-                            "unknown probe kind {k:?}: expected roundtrip, connect or retained"
-                        ),
-                    ));
-                }
-            };
+            let kind = self.probe_kind(
+                &at,
+                rp.kind.as_deref(),
+                rp.qos,
+                rp.payload_bytes,
+                rp.will_delay.as_ref(),
+                false,
+            )?;
+            if let ProbeKind::Will { delay } = kind {
+                self.will_probe(&at, delay, url, protocol, rp.timeout.as_ref())?;
+            }
             let name = match &rp.name {
                 Some(n) if valid_name(n) => n.clone(),
                 Some(n) => {
@@ -393,7 +492,7 @@ impl Validator<'_> {
             let default_interval = Duration::from_secs(match kind {
                 ProbeKind::Roundtrip { .. } => 10,
                 ProbeKind::Connect => 30,
-                ProbeKind::Retained => 60,
+                ProbeKind::Retained | ProbeKind::Session | ProbeKind::Will { .. } => 60,
             });
             out.push(ProbeConfig {
                 name,
@@ -402,7 +501,7 @@ impl Validator<'_> {
                 timeout: self.duration(
                     &p("timeout"),
                     rp.timeout.as_ref(),
-                    Duration::from_secs(5),
+                    DEFAULT_PROBE_TIMEOUT,
                 )?,
             });
         }
@@ -553,7 +652,7 @@ impl Validator<'_> {
             max_heap_bytes: rc.max_heap_bytes,
         };
         let sys = self.sys(&p("sys"), raw.sys.unwrap_or_default(), profiles)?;
-        let probes = self.probes(&p("probes"), raw.probes)?;
+        let probes = self.probes(&p("probes"), raw.probes, &url, protocol)?;
         let probe_topic_prefix = match &raw.probe_topic_prefix {
             None => "mqtt-sentinel".to_owned(),
             Some(t) => {

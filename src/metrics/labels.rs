@@ -166,6 +166,15 @@ closed_set! {
         NotConnected => "not_connected",
         /// A retained probe's fresh subscriber received a value other than the one published.
         Mismatch => "mismatch",
+        /// A session probe reconnected to its persistent session and the broker answered
+        /// CONNACK with session present 0: it did not keep the session (MQTT 5.0 §3.2.2.1.1,
+        /// 3.1.1 §3.2.2.2).
+        SessionNotPresent => "session_not_present",
+        /// A session probe received the message queued for it more than once.
+        Duplicate => "duplicate",
+        /// A will probe's client disconnected cleanly and its will was published anyway
+        /// (MQTT 5.0 §3.1.2.5, 3.1.1 §3.1.2.5: a DISCONNECT deletes the will).
+        UnexpectedWill => "unexpected_will",
         // --- how a session ended without a v5 DISCONNECT reason
         /// The connection dropped without a server DISCONNECT.
         ConnectionLost => "connection_lost",

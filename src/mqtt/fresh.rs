@@ -35,6 +35,10 @@ pub struct FreshClient {
     pub messages: mpsc::Receiver<(paho::Message, Instant)>,
     /// TCP (+TLS) + CONNECT/CONNACK.
     pub connect_time: Duration,
+    /// The CONNACK's Session Present flag (MQTT 5.0 §3.2.2.1.1, 3.1.1 §3.2.2.2).
+    pub session_present: bool,
+    /// The version this client speaks (never `Auto`).
+    pub protocol: Protocol,
 }
 
 impl Drop for FreshClient {
@@ -56,6 +60,27 @@ pub async fn connect(
     client_id: &str,
     within: Duration,
 ) -> Result<FreshClient, Failure> {
+    connect_with(cfg, negotiated, client_id, within, None).await
+}
+
+/// [`connect`] asking for a session that outlives the connection (see [`options::Persist`]).
+pub async fn connect_persistent(
+    cfg: &BrokerConfig,
+    negotiated: &Negotiated,
+    client_id: &str,
+    within: Duration,
+    persist: options::Persist,
+) -> Result<FreshClient, Failure> {
+    connect_with(cfg, negotiated, client_id, within, Some(persist)).await
+}
+
+async fn connect_with(
+    cfg: &BrokerConfig,
+    negotiated: &Negotiated,
+    client_id: &str,
+    within: Duration,
+    persist: Option<options::Persist>,
+) -> Result<FreshClient, Failure> {
     let started = Instant::now();
     let mut negotiation = Negotiation::new(cfg.protocol);
     if cfg.protocol == Protocol::Auto && negotiated.v311() {
@@ -64,7 +89,7 @@ pub async fn connect(
     loop {
         let left = within.saturating_sub(started.elapsed());
         let used = negotiation.protocol();
-        match connect_as(cfg, used, client_id, left).await {
+        match connect_as(cfg, used, client_id, left, persist).await {
             Ok(c) if negotiation.is_test() => {
                 // The fallback rule's 3.1.1 test connect: leave, ask for MQTT 5 once more.
                 c.close().await;
@@ -93,6 +118,7 @@ async fn connect_as(
     protocol: Protocol,
     client_id: &str,
     within: Duration,
+    persist: Option<options::Persist>,
 ) -> Result<FreshClient, Failure> {
     // A client that fails to be created has no tokens yet: a plain drop is safe.
     let client = paho::AsyncClient::new(options::create_options(cfg, protocol, client_id))
@@ -107,15 +133,23 @@ async fn connect_as(
     });
     let mut cfg = cfg.clone();
     cfg.connect_timeout = cfg.connect_timeout.min(within);
-    let opts = options::connect_options(&cfg, protocol)
-        .map_err(|e| Failure::new(Reason::Error, e.to_string()))?;
+    let opts = match persist {
+        None => options::connect_options(&cfg, protocol),
+        Some(p) => options::persistent_session_options(&cfg, protocol, p),
+    }
+    .map_err(|e| Failure::new(Reason::Error, e.to_string()))?;
     let started = Instant::now();
     match tokio::time::timeout(within, client.connect(opts)).await {
-        Ok(Ok(_)) => Ok(FreshClient {
+        Ok(Ok(rsp)) => Ok(FreshClient {
             client: Some(client),
             grace: options::retire_grace(&cfg),
             messages,
             connect_time: started.elapsed(),
+            session_present: rsp.connect_response().is_some_and(|c| c.session_present),
+            protocol: match protocol {
+                Protocol::V311 => Protocol::V311,
+                Protocol::V5 | Protocol::Auto => Protocol::V5,
+            },
         }),
         Ok(Err(e)) => {
             // Every client leaves through `retire`, even when nothing is pending any more.

@@ -13,7 +13,8 @@
 //!   the watching session runs on now (runtime state, not configuration);
 //! * `reconnect` the delay before the next connect, pure (the random draw is a parameter);
 //! * `reason` bounded labels for connect results and reason codes;
-//! * `fresh` a client of its own for one run (connect and retained probes, one-shot probes).
+//! * `fresh` a client of its own for one run (connect and retained probes, one-shot probes);
+//! * `will` a client that speaks CONNECT with a will itself, to leave without DISCONNECT.
 
 mod backoff;
 pub mod fresh;
@@ -21,6 +22,7 @@ pub mod negotiate;
 pub mod options;
 pub mod reason;
 pub mod reconnect;
+pub mod will;
 
 use crate::config::{BrokerConfig, Protocol};
 use crate::metrics::{MqttVersion, Reason};

@@ -1,7 +1,8 @@
 //! The ONLY place configuration becomes Paho options.
 //!
 //! The Paho rules (ARCHITECTURE.md) that live here: persistence is always `None` (Paho otherwise writes
-//! files into the working directory, which breaks read-only containers); clean session; MQTT
+//! files into the working directory, which breaks read-only containers); clean session
+//! (except for the session probe: [`persistent_session_options`]); MQTT
 //! v5 unless configured otherwise (or refused, with `protocol: auto`); Paho's automatic reconnect stays off because we own
 //! reconnects (Paho does not restore subscriptions).
 
@@ -82,6 +83,48 @@ pub fn connect_options(
     cfg: &BrokerConfig,
     protocol: Protocol,
 ) -> Result<paho::ConnectOptions, paho::Error> {
+    connect_builder(cfg, protocol).map(|b| b.finalize())
+}
+
+/// How a session probe's client asks for a session that outlives its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// MQTT 5: Clean Start 1 (drop what an earlier run left) with Session Expiry Interval
+    /// `expiry` (§3.1.2.4, §3.1.2.11.2). MQTT 3.1.1 cannot start over and persist at once:
+    /// Clean Session 0 (§3.1.2.4).
+    Start { expiry: Duration },
+    /// Resume: MQTT 5 Clean Start 0 with Session Expiry Interval `expiry`; 3.1.1 Clean
+    /// Session 0.
+    Resume { expiry: Duration },
+}
+
+/// [`connect_options`] for a client whose session must outlive its connection (the
+/// session probe); `expiry` is sent in whole seconds, rounded up.
+pub fn persistent_session_options(
+    cfg: &BrokerConfig,
+    protocol: Protocol,
+    persist: Persist,
+) -> Result<paho::ConnectOptions, paho::Error> {
+    let mut b = connect_builder(cfg, protocol)?;
+    let (clean_start, expiry) = match persist {
+        Persist::Start { expiry } => (true, expiry),
+        Persist::Resume { expiry } => (false, expiry),
+    };
+    if protocol == Protocol::V311 {
+        b.clean_session(false);
+    } else {
+        let secs = expiry.as_secs_f64().ceil().min(f64::from(u32::MAX)) as u32;
+        let mut props = paho::Properties::new();
+        props.push_u32(paho::PropertyCode::SessionExpiryInterval, secs)?;
+        b.clean_start(clean_start).properties(props);
+    }
+    Ok(b.finalize())
+}
+
+fn connect_builder(
+    cfg: &BrokerConfig,
+    protocol: Protocol,
+) -> Result<paho::ConnectOptionsBuilder, paho::Error> {
     let ws = matches!(cfg.url.transport, Transport::Ws | Transport::Wss);
     let v311 = protocol == Protocol::V311;
     let mut b = match (v311, ws) {
@@ -128,5 +171,5 @@ pub fn connect_options(
         }
         b.ssl_options(ssl.finalize());
     }
-    Ok(b.finalize())
+    Ok(b)
 }

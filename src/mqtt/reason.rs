@@ -174,6 +174,20 @@ impl Diagnosis {
     }
 }
 
+/// The TLS handshake the diagnosis does, with `cfg`'s TLS settings, for a client of our own
+/// that speaks MQTT itself (`mqtt::will`); `Err` carries the label and what failed.
+pub(crate) async fn tls_handshake(
+    tcp: tokio::net::TcpStream,
+    cfg: &crate::config::BrokerConfig,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, (Reason, String)> {
+    transport::handshake(tcp, cfg).await
+}
+
+/// The label of a failed TCP connect, by its OS error.
+pub(crate) fn tcp_connect_error(e: &std::io::Error) -> Reason {
+    transport::connect_error(e)
+}
+
 /// Redoing Paho's transport steps to find the one that fails (see [`diagnose`]).
 mod transport {
     use super::*;
@@ -305,7 +319,7 @@ mod transport {
         }
     }
 
-    async fn handshake(
+    pub(super) async fn handshake(
         tcp: tokio::net::TcpStream,
         cfg: &BrokerConfig,
     ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Found> {

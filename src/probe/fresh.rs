@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Run `probe` with `prober` every interval until shutdown. Runs never overlap: a run is
-/// bounded by the probe's timeout and missed ticks are skipped. A run that reports a connect
-/// time observes it in `connect_duration` when given.
+/// bounded by the probe's timeout and missed ticks are skipped. A run that reports a duration
+/// (the connect probe's connect time, the will probe's delivery time) observes it in
+/// `duration` when given.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     cfg: BrokerConfig,
@@ -25,7 +26,7 @@ pub async fn run(
     prober: FreshProber,
     client_id: String,
     metrics: ProbeMetrics,
-    connect_duration: Option<Histogram>,
+    duration: Option<Histogram>,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(probe.interval);
@@ -53,11 +54,12 @@ pub async fn run(
             nonce,
             run_no,
             timeout: probe.timeout,
+            kind: probe.kind,
         })
         .await;
         match outcome {
-            Ok(connect_time) => {
-                if let (Some(h), Some(d)) = (&connect_duration, connect_time) {
+            Ok(measured) => {
+                if let (Some(h), Some(d)) = (&duration, measured) {
                     h.observe(d.as_secs_f64());
                 }
                 metrics.success.set(1);
@@ -66,6 +68,23 @@ pub async fn run(
                 tracing::debug!(broker = %cfg.name, probe = %probe.name, reason = f.reason.as_str(), detail = %f.detail, "probe failed");
                 metrics.record_failure(f.reason);
             }
+        }
+    }
+}
+
+/// Wait until a message whose payload is `want` arrives on `messages` (others are skipped:
+/// an earlier run's, another sender's) and return its callback time; `None` at `until` or
+/// when the client is gone.
+pub(super) async fn receive(
+    messages: &mut tokio::sync::mpsc::Receiver<(paho::Message, Instant)>,
+    want: &[u8],
+    until: Instant,
+) -> Option<Instant> {
+    loop {
+        match tokio::time::timeout_at(until.into(), messages.recv()).await {
+            Ok(Some((m, at))) if m.payload() == want => return Some(at),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return None,
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! * `tracker` pure sequence bookkeeping (loss, duplicates, reordering) with an injected clock;
 //! * `runner` scheduled round trips on each broker's watching session;
-//! * `fresh` connect and retained probes, each run on fresh clients;
+//! * `fresh` connect and retained probes, each run on fresh clients, and their schedule;
+//! * `session` the persistent-session probe and `will` the last-will probe, on fresh clients;
 //! * `oneshot` the `/probe` endpoint and `mqtt-sentinel probe`.
 //!
 //! [`PROBERS`] is the table of probe kinds (blackbox_exporter's `Probers` map: kind name →
@@ -13,7 +14,9 @@
 pub mod fresh;
 pub mod oneshot;
 pub mod runner;
+pub mod session;
 pub mod tracker;
+pub mod will;
 
 use crate::config::{BrokerConfig, ProbeKind};
 use crate::mqtt::fresh::Failure;
@@ -37,10 +40,13 @@ pub struct Run<'a> {
     pub run_no: u64,
     /// The whole run is bounded by it.
     pub timeout: Duration,
+    /// The kind with its settings (the will probe's delay).
+    pub kind: ProbeKind,
 }
 
-/// The one shape of a probe on clients of its own: one run, `Ok` with the connect time when
-/// the prober measures one, or the failure with its bounded label.
+/// The one shape of a probe on clients of its own: one run, `Ok` with the duration the kind
+/// measures (the connect probe's connect time, the will probe's delivery time) if any, or the
+/// failure with its bounded label.
 pub type FreshProber =
     for<'a> fn(
         Run<'a>,
@@ -60,6 +66,8 @@ pub const PROBERS: &[(&str, Prober)] = &[
     ("roundtrip", Prober::Session),
     ("connect", Prober::Fresh(fresh::connect_once)),
     ("retained", Prober::Fresh(fresh::retained_once)),
+    ("session", Prober::Fresh(session::session_once)),
+    ("will", Prober::Fresh(will::will_once)),
 ];
 
 /// The prober of `kind` (looked up in [`PROBERS`] by its config name).
@@ -96,6 +104,8 @@ mod tests {
             },
             ProbeKind::Connect,
             ProbeKind::Retained,
+            ProbeKind::Session,
+            ProbeKind::Will { delay: None },
         ];
         for k in kinds {
             let rows = PROBERS.iter().filter(|(n, _)| *n == k.as_str()).count();
@@ -105,6 +115,13 @@ mod tests {
         assert!(matches!(prober(kinds[0]), Prober::Session));
         assert!(matches!(prober(ProbeKind::Connect), Prober::Fresh(_)));
         assert!(matches!(prober(ProbeKind::Retained), Prober::Fresh(_)));
+        assert!(matches!(prober(ProbeKind::Session), Prober::Fresh(_)));
+        assert!(matches!(
+            prober(ProbeKind::Will { delay: None }),
+            Prober::Fresh(_)
+        ));
+        let names: Vec<&str> = PROBERS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ProbeKind::NAMES);
     }
 
     #[test]

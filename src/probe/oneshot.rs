@@ -1,10 +1,12 @@
 //! One-shot probes of any broker: `GET /probe?target=&module=` (blackbox-exporter pattern,
-//! fresh registry per request) and `mqtt-sentinel probe URL`. A fresh client connects,
-//! subscribes to a private topic and does `count` publish-to-self round trips, all under one
-//! deadline.
+//! fresh registry per request) and `mqtt-sentinel probe URL`. For the `roundtrip` kind a
+//! fresh client connects, subscribes to a private topic and does `count` publish-to-self
+//! round trips, all under one deadline; any other kind (the module's `kind`, or `--kind`)
+//! runs its prober from [`super::PROBERS`] once within the deadline.
 
 use super::tracker::{Arrival, Tracker};
-use crate::config::{BrokerConfig, BrokerUrl, ProbeModule, Qos};
+use super::{Prober, Run};
+use crate::config::{BrokerConfig, BrokerUrl, ProbeKind, ProbeModule, Qos};
 use crate::metrics::{Health, Reason};
 use crate::mqtt::fresh::{self, Failure};
 use crate::mqtt::negotiate::Negotiated;
@@ -20,6 +22,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Report {
     pub target: String,
+    /// The probe kind's config name.
+    pub kind: &'static str,
     pub qos: i32,
     /// Every round trip came back in time.
     pub success: bool,
@@ -42,6 +46,7 @@ impl Report {
     fn failed(target: &BrokerUrl, qos: Qos, started: Instant, f: &Failure) -> Report {
         Report {
             target: target.to_string(),
+            kind: "roundtrip",
             qos: qos.as_i32(),
             success: false,
             reason: f.reason,
@@ -69,7 +74,15 @@ impl Report {
     }
 
     /// down: nothing came back; degraded: some lost or the median above `degraded_rtt`.
+    /// Kinds other than `roundtrip`: healthy on success, else down.
     pub fn health(&self, degraded_rtt: Duration) -> Health {
+        if self.kind != "roundtrip" {
+            return if self.success {
+                Health::Healthy
+            } else {
+                Health::Down
+            };
+        }
         match self.rtt_p50_max() {
             None => Health::Down,
             Some((p50, _)) if p50 > degraded_rtt || self.rtts.len() < self.sent => Health::Degraded,
@@ -87,7 +100,7 @@ impl Report {
         };
         r.register(
             "probe_success",
-            "1 if every round trip came back in time",
+            "1 if the probe succeeded: every round trip came back in time, or the kind's run passed",
             g(if self.success { 1.0 } else { 0.0 }),
         );
         r.register(
@@ -143,6 +156,35 @@ pub async fn run(
     let left = || deadline.saturating_duration_since(Instant::now());
     let cfg = BrokerConfig::for_oneshot(target.clone(), module);
     let tag = format!("{:08x}", rand::random::<u32>());
+    if let Prober::Fresh(prober) = super::prober(module.kind) {
+        let id = format!("mqtt-sentinel-probe-{tag}");
+        let topic = format!("mqtt-sentinel/oneshot-{tag}/{}", module.kind.as_str());
+        let outcome = prober(Run {
+            cfg: &cfg,
+            negotiated: &Negotiated::default(),
+            id: &id,
+            topic: &topic,
+            nonce: rand::random(),
+            run_no: 1,
+            timeout: within,
+            kind: module.kind,
+        })
+        .await;
+        let failure = match &outcome {
+            Ok(_) => Failure::new(Reason::Success, ""),
+            Err(f) => Failure::new(f.reason, f.detail.clone()),
+        };
+        return Report {
+            kind: module.kind.as_str(),
+            success: outcome.is_ok(),
+            // Only the connect kind's duration is a connect time.
+            connect: outcome
+                .ok()
+                .flatten()
+                .filter(|_| module.kind == ProbeKind::Connect),
+            ..Report::failed(&target, module.qos, started, &failure)
+        };
+    }
     let connect_within = module.timeout.min(within);
     let client = match fresh::connect(
         &cfg,

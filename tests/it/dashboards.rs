@@ -200,7 +200,7 @@ fn every_panel_query_runs_on_real_data() {
     let s = Sentinel::watching(
         &broker,
         &format!(
-            "    capacity: {{max_connections: 100}}\n    probes:\n      - {{qos: 1, interval: 250ms}}\n      - {{qos: 2, interval: 250ms}}\n      - {{kind: connect, interval: 500ms}}\nrules:\n  files: [{:?}, {:?}]\n  evaluation_interval: 1s\nnotify:\n  receivers:\n    - {{name: sink, type: webhook, url: {:?}}}\n",
+            "    capacity: {{max_connections: 100}}\n    probes:\n      - {{qos: 1, interval: 250ms}}\n      - {{qos: 2, interval: 250ms}}\n      - {{kind: connect, interval: 500ms}}\n      - {{kind: will, interval: 500ms}}\n      - {{kind: session, interval: 500ms}}\nrules:\n  files: [{:?}, {:?}]\n  evaluation_interval: 1s\nnotify:\n  receivers:\n    - {{name: sink, type: webhook, url: {:?}}}\n",
             rules.display().to_string(),
             always.display().to_string(),
             sink.url("/hook")
@@ -213,7 +213,7 @@ fn every_panel_query_runs_on_real_data() {
         || {
             let r = query(
                 &prom,
-                "increase(mqtt_connect_duration_seconds_count[15s]) > 0 and on() increase(mqtt_probe_rtt_seconds_count[15s]) > 0 and on() mqtt_broker_uptime_seconds > 0 and on() mqtt_sentinel_notifications_total > 0",
+                "increase(mqtt_connect_duration_seconds_count[15s]) > 0 and on() increase(mqtt_will_delivery_seconds_count[15s]) > 0 and on() increase(mqtt_probe_rtt_seconds_count[15s]) > 0 and on() mqtt_broker_uptime_seconds > 0 and on() mqtt_sentinel_notifications_total > 0",
             );
             r["data"]["result"]
                 .as_array()

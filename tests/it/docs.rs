@@ -63,6 +63,7 @@ fn readme_metric_table_matches_the_code() {
     rt.base.record_failure(Reason::Timeout);
     rt.base.record_ignored(Reason::Late);
     m.connect_duration("x").observe(0.1);
+    m.will_delivery("x", "will").observe(0.1);
     let rm = mqtt_sentinel::metrics::RulesMetrics::register(&mut reg);
     let g = mqtt_sentinel::metrics::RuleGroupLabels {
         rule_group: "f;g".into(),
@@ -95,6 +96,7 @@ fn readme_metric_table_matches_the_code() {
             "mqtt_probe_rtt_seconds" | "mqtt_probe_ack_seconds" => "qos",
             "mqtt_probe_ignored_total" | "mqtt_probe_errors_total" => "probe,reason",
             "mqtt_probe_health" => "state",
+            "mqtt_will_delivery_seconds" => "probe",
             n if n.starts_with("mqtt_sentinel_rule_evaluation") => "rule_group",
             "mqtt_sentinel_notifications_total" => "receiver,result",
             "mqtt_sentinel_notification_queue_length" => "receiver",

@@ -20,6 +20,7 @@ mod reload;
 mod rotation;
 mod rules;
 mod secrets;
+mod session_will;
 mod stopwatch;
 mod support;
 mod web;

@@ -1,0 +1,340 @@
+//! The session and will probes against real mosquitto brokers: a will published when its
+//! client drops without DISCONNECT and not after a clean DISCONNECT (MQTT 5 with and without
+//! a will delay, 3.1.1); a persistent session that keeps a QoS 1 message while its client is
+//! offline, and the failure when the broker drops it; both as one-shot probes
+//! (`mqtt-sentinel probe --kind`, `/probe` modules). A failing session probe leaves the
+//! broker's health alone.
+
+use crate::support::scrape::{Scrape, get};
+use crate::support::sentinel::BIN;
+use crate::support::{Mosquitto, Sentinel};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn v(sc: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    sc.value(name, labels).unwrap_or(0.0)
+}
+
+/// Sum of `mqtt_probe_errors_total` of one broker's probe, every reason.
+fn errors(sc: &Scrape, broker: &str, probe: &str) -> f64 {
+    sc.find(
+        "mqtt_probe_errors_total",
+        &[("broker", broker), ("probe", probe)],
+    )
+    .iter()
+    .map(|s| s.value)
+    .sum()
+}
+
+#[test]
+fn will_probe_publishes_the_will_and_none_on_clean_disconnect() {
+    let broker = Mosquitto::start();
+    let s = Sentinel::start(&format!(
+        "brokers:\n\
+         \x20 - name: v5\n    url: {u}\n    protocol: v5\n    probes:\n\
+         \x20     - {{kind: will, interval: 200ms, timeout: 10s}}\n\
+         \x20     - {{kind: will, name: delayed, will_delay: 1s, interval: 200ms, timeout: 10s}}\n\
+         \x20 - name: v311\n    url: {u}\n    protocol: v3.1.1\n    probes: [{{kind: will, interval: 200ms, timeout: 10s}}]\n",
+        u = broker.url()
+    ));
+    let runs = [("v5", "will"), ("v5", "delayed"), ("v311", "will")];
+    let sc = s.wait_scrape(Duration::from_secs(60), "will probes succeeded", |sc| {
+        runs.iter()
+            .all(|(b, p)| v(sc, "mqtt_probe_success", &[("broker", b), ("probe", p)]) == 1.0)
+    });
+    for (b, p) in runs {
+        assert_eq!(
+            errors(&sc, b, p),
+            0.0,
+            "{b}/{p}: {:?}",
+            sc.find("mqtt_probe_errors_total", &[("broker", b)])
+        );
+    }
+}
+
+/// One run per broker (a long interval: the first tick runs at once), MQTT 5 and 3.1.1, on
+/// a broker with persistence on; then the session the run used must be gone.
+#[test]
+fn session_probe_keeps_a_persistent_session_and_deletes_it() {
+    use paho_mqtt as paho;
+    let store = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::builder()
+        .conf("persistence true")
+        .conf(&format!("persistence_location {}/", store.path().display()))
+        .start();
+    let s = Sentinel::start(&format!(
+        "brokers:\n\
+         \x20 - {{name: v5, url: {u}, protocol: v5, client_id: s5, probes: [{{kind: session, interval: 1h, timeout: 10s}}]}}\n\
+         \x20 - {{name: v311, url: {u}, protocol: v3.1.1, client_id: s3, probes: [{{kind: session, interval: 1h, timeout: 10s}}]}}\n",
+        u = broker.url()
+    ));
+    let sc = s.wait_scrape(Duration::from_secs(60), "session probes succeeded", |sc| {
+        ["v5", "v311"].iter().all(|b| {
+            v(
+                sc,
+                "mqtt_probe_success",
+                &[("broker", b), ("probe", "session")],
+            ) == 1.0
+        })
+    });
+    for b in ["v5", "v311"] {
+        assert_eq!(errors(&sc, b, "session"), 0.0, "{b}");
+    }
+    // The run's session (client id `<client_id>-<probe>-session`) was deleted at its end:
+    // resuming it finds none.
+    for (id, v5) in [("s5-session-session", true), ("s3-session-session", false)] {
+        let create = if v5 {
+            paho::CreateOptionsBuilder::new()
+        } else {
+            paho::CreateOptionsBuilder::new_v3()
+        };
+        let cli = paho::Client::new(
+            create
+                .server_uri(format!("tcp://127.0.0.1:{}", broker.port()))
+                .client_id(id)
+                .persistence(None)
+                .finalize(),
+        )
+        .unwrap();
+        let opts = if v5 {
+            paho::ConnectOptionsBuilder::new_v5()
+                .clean_start(false)
+                .finalize()
+        } else {
+            paho::ConnectOptionsBuilder::new_v3()
+                .clean_session(false)
+                .finalize()
+        };
+        let rsp = cli.connect(opts).unwrap();
+        let present = rsp.connect_response().unwrap().session_present;
+        // (The 3.1.1 session this leaves goes away with the test's broker.)
+        cli.disconnect(None).unwrap();
+        assert!(!present, "{id}: the probe left its session on the broker");
+    }
+}
+
+/// A broker that queues one message per offline client while another publisher keeps the
+/// probe's topic busy: the message published for the session is dropped (mosquitto 2.0
+/// `max_queued_messages`: 0 means no limit, so 1 here). The probe fails with
+/// `not_delivered`; the round-trip probe keeps the broker healthy.
+#[test]
+fn session_probe_fails_when_the_broker_drops_the_queued_message() {
+    let broker = Mosquitto::builder().conf("max_queued_messages 1").start();
+    let s = Sentinel::watching(
+        &broker,
+        "    client_id: sentinel-q\n    probes:\n      - {kind: roundtrip, interval: 200ms}\n      - {kind: session, interval: 200ms, timeout: 2s}\n",
+    );
+    s.wait_scrape(Duration::from_secs(30), "round trips", |sc| {
+        v(sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]) == 1.0
+    });
+    // QoS 1 messages on the session probe's topic, as fast as mosquitto_pub sends them.
+    let mut flood = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port().to_string()])
+        .args(["-t", "mqtt-sentinel/sentinel-q/session", "-q", "1", "-l"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = flood.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || while stdin.write_all(b"flood\n").is_ok() {});
+    let sc = s.wait_scrape(Duration::from_secs(60), "the session probe failed", |sc| {
+        v(
+            sc,
+            "mqtt_probe_errors_total",
+            &[("probe", "session"), ("reason", "not_delivered")],
+        ) >= 1.0
+    });
+    let _ = flood.kill();
+    let _ = flood.wait();
+    feeder.join().unwrap();
+    assert_eq!(v(&sc, "mqtt_probe_success", &[("probe", "rtt-qos1")]), 1.0);
+    assert_eq!(
+        v(&sc, "mqtt_probe_health", &[("state", "healthy")]),
+        1.0,
+        "a failing session probe does not make the broker down"
+    );
+}
+
+#[test]
+fn one_shot_session_and_will_probes() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "probe_modules:\n  will: {kind: will, will_delay: 1s, timeout: 10s}\n  session: {kind: session, timeout: 10s}\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["--kind", "will"],
+        vec!["--module", "will"],
+        vec!["--kind", "session"],
+        vec!["--module", "session", "--json"],
+    ] {
+        let out = Command::new(BIN)
+            .arg("probe")
+            .arg(broker.url())
+            .args(&args)
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("MQTT_SENTINEL_CONFIG")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {text}");
+        if args.contains(&"--json") {
+            let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(j["kind"], "session");
+            assert_eq!(j["reason"], "success");
+        } else {
+            assert!(
+                text.contains(" healthy: ") && text.contains("reason success"),
+                "{text}"
+            );
+        }
+    }
+
+    let s = Sentinel::start(
+        "brokers: []\nprobe_modules:\n  will: {kind: will, timeout: 10s}\n  session: {kind: session, timeout: 10s}\n",
+    );
+    for module in ["will", "session"] {
+        let r = get(
+            s.addr,
+            &format!("/probe?target={}&module={module}", broker.url()),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let sc = Scrape::parse(&r.body);
+        assert_eq!(
+            sc.value("probe_success", &[]),
+            Some(1.0),
+            "{module}: {}",
+            r.body
+        );
+        assert_eq!(
+            sc.value("probe_mqtt_reason_info", &[("reason", "success")]),
+            Some(1.0),
+            "{}",
+            r.body
+        );
+    }
+
+    // A broker that is not there: the one-shot will probe is down with the connect reason.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(BIN)
+        .args([
+            "probe",
+            &format!("mqtt://127.0.0.1:{dead}"),
+            "--kind",
+            "will",
+        ])
+        .env_remove("MQTT_SENTINEL_CONFIG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(" down: will probe") && text.contains("reason refused"),
+        "{text}"
+    );
+}
+
+/// The will clients speak TLS themselves (rustls with the module's `tls` settings): a will
+/// over `mqtts://` arrives. A certificate that does not verify is `tls_certificate`, as for
+/// any connect (the watcher, which connects first, is the one that says so).
+#[test]
+fn will_probe_over_tls() {
+    use crate::support::certs;
+    use crate::support::mosquitto::ListenerTls;
+    let pki = certs::generate();
+    let broker = Mosquitto::builder()
+        .tls(ListenerTls::from_pki(&pki, false))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "probe_modules:\n  will: {{kind: will, timeout: 10s, tls: {{ca_file: {:?}}}}}\n  untrusted: {{kind: will, timeout: 10s}}\n",
+            pki.ca().display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = |module: &str| {
+        let out = Command::new(BIN)
+            .args(["probe", &broker.url(), "--module", module, "--json"])
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("MQTT_SENTINEL_CONFIG")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let j: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        (out.status.code(), j)
+    };
+    let (code, j) = run("will");
+    assert_eq!(code, Some(0), "{j}");
+    assert_eq!(j["reason"], "success", "{j}");
+    let (code, j) = run("untrusted");
+    assert_eq!(code, Some(2), "{j}");
+    assert_eq!(j["reason"], "tls_certificate", "{j}");
+}
+
+/// A broker restarted without persistence while the session probe's client is offline: the
+/// session is gone when the client comes back (`session_not_present`). The sentinel reaches
+/// the broker through a proxy that delays every chunk by 1 s, and an observer connected
+/// directly sees the probe's message arrive at the broker: the test restarts the broker then,
+/// a second before the probe's client can reconnect.
+#[test]
+fn session_probe_reports_a_broker_that_lost_the_session() {
+    use crate::support::proxy::{Mode, Proxy};
+    use paho_mqtt as paho;
+    let mut broker = Mosquitto::start();
+    let proxy = Proxy::start(broker.addr());
+    let observer = paho::Client::new(
+        paho::CreateOptionsBuilder::new()
+            .server_uri(format!("tcp://127.0.0.1:{}", broker.port()))
+            .client_id("observer")
+            .persistence(None)
+            .finalize(),
+    )
+    .unwrap();
+    let arrivals = observer.start_consuming();
+    observer.connect(None).unwrap();
+    observer.subscribe("mqtt-sentinel/sl/session", 0).unwrap();
+    proxy.set(Mode::Delay(Duration::from_secs(1)));
+    let s = Sentinel::start(&format!(
+        "brokers:\n  - {{name: m, url: {}, client_id: sl, connect_timeout: 20s, sys: {{enabled: false}}, probes: [{{kind: session, interval: 1h, timeout: 30s}}]}}\n",
+        proxy.url("mqtt", "127.0.0.1")
+    ));
+    let m = arrivals
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the probe published its message")
+        .expect("the observer stayed connected");
+    assert!(m.payload_str().starts_with("mqs-session "), "{m:?}");
+    broker.restart();
+    let sc = s.wait_scrape(Duration::from_secs(60), "the probe ran", |sc| {
+        !sc.find("mqtt_probe_errors_total", &[("probe", "session")])
+            .is_empty()
+            || v(sc, "mqtt_probe_success", &[("probe", "session")]) == 1.0
+    });
+    assert_eq!(
+        v(
+            &sc,
+            "mqtt_probe_errors_total",
+            &[("probe", "session"), ("reason", "session_not_present")]
+        ),
+        1.0,
+        "{:?}\n{}",
+        sc.find("mqtt_probe_errors_total", &[]),
+        s.logs()
+    );
+}
