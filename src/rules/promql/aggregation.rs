@@ -4,6 +4,7 @@
 
 use super::binary::signature;
 use super::engine::Evaluator;
+use super::stats;
 use super::value::{Sample, Value};
 use crate::rules::labels::Labels;
 use promql_parser::parser::{AggregateExpr, LabelModifier};
@@ -12,6 +13,9 @@ use rustc_hash::FxHashMap;
 impl Evaluator<'_> {
     pub(super) fn aggregate(&self, a: &AggregateExpr) -> Result<Value, String> {
         let op = a.op.to_string();
+        if stats::AGGREGATIONS.contains(&op.as_str()) {
+            return self.stats_aggregate(a, &op);
+        }
         let input = match self.eval(&a.expr)? {
             Value::Vector(v) => v,
             other => {

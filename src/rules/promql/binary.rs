@@ -89,6 +89,8 @@ fn elem_binop(op: &str, l: f64, r: f64) -> Result<(f64, bool), String> {
         "<" => (l, l < r),
         ">=" => (l, l >= r),
         "<=" => (l, l <= r),
+        // Go's math.Atan2(l, r).
+        "atan2" => (l.atan2(r), true),
         other => return Err(format!("operator {other:?} is not supported")),
     })
 }

@@ -91,7 +91,7 @@ impl Evaluator<'_> {
                 let v = self.vector_arg(c, 1)?;
                 Ok(Value::Vector(histogram_quantile(q, v)))
             }
-            other => Err(format!("function {other:?} is not supported")),
+            _ => self.call_more(c),
         }
     }
 
