@@ -2,10 +2,11 @@
 //! `funcLog2`, `funcLog10`, `funcSgn`, the trigonometric functions, `funcDeg`, `funcRad`;
 //! `engine.go`'s `atan2` operator).
 //!
-//! Each is the Go `math` function of the same name on the sample value. Rust's `f64`
-//! methods call the platform's libm, which is correctly rounded or within one ulp like Go's
-//! own implementations: for the values rule authors feed them (angles, ratios) the results
-//! are the same; an input where Go and libm round differently in the last bit would differ.
+//! Each is the Go `math` function of the same name on the sample value. The logarithms
+//! follow Go's own method ([`go_log`]) to agree with promtool to the bit; the others call
+//! the platform's libm, within one ulp like Go's implementations: `sin`, `cos`, `asin`,
+//! `acos`, `atan`, `cosh`, `tanh`, `asinh` agree on the values tried against promtool 2.42;
+//! `tan`, `acosh`, and `sinh`/`atanh` near zero can differ from Go in the last bit.
 
 /// The function `name` applies to each sample value, or `None` when `name` is not one of
 /// these. Prometheus: `log2`, `log10`, `sgn`, `sin`, `cos`, `tan`, `asin`, `acos`, `atan`,
@@ -13,8 +14,8 @@
 /// (degrees to radians).
 pub(super) fn element_function(name: &str) -> Option<fn(f64) -> f64> {
     Some(match name {
-        "log2" => f64::log2,
-        "log10" => f64::log10,
+        "log2" => log2,
+        "log10" => log10,
         "sgn" => sgn,
         "sin" => f64::sin,
         "cos" => f64::cos,
@@ -32,6 +33,81 @@ pub(super) fn element_function(name: &str) -> Option<fn(f64) -> f64> {
         "rad" => rad,
         _ => return None,
     })
+}
+
+/// Go's `math.Log2`: exact for powers of two, else `ln(frac) / ln 2 + exp` from the
+/// binary exponent, which rounds differently from libm's `log2` in the last bit.
+fn log2(v: f64) -> f64 {
+    let (frac, exp) = frexp(v);
+    if frac == 0.5 {
+        return f64::from(exp - 1);
+    }
+    go_log(frac) * std::f64::consts::LOG2_E + f64::from(exp)
+}
+
+/// Go's `math.Log10`: `ln(v) * (1 / ln 10)`, the constant rounded once (`LOG10_E`).
+fn log10(v: f64) -> f64 {
+    go_log(v) * std::f64::consts::LOG10_E
+}
+
+/// Go's `math.Log`: fdlibm's `e_log.c` method (reduce to `f` in [√2/2−1, √2−1] and `k`
+/// with `v = 2^k (1 + f)`, then a degree-14 polynomial in `s = f / (2 + f)`), which differs
+/// from glibc's `log` in the last bit for some inputs (`ln 3`: Go …096, glibc …098).
+/// Written here because Go's functions built on it (`Log2`, `Log10`) must agree to the bit.
+pub(super) fn go_log(v: f64) -> f64 {
+    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    const L: [f64; 7] = [
+        6.666_666_666_666_735_130e-1,
+        3.999_999_999_940_941_908e-1,
+        2.857_142_874_366_239_149e-1,
+        2.222_219_843_214_978_396e-1,
+        1.818_357_216_161_805_012e-1,
+        1.531_383_769_920_937_332e-1,
+        1.479_819_860_511_658_591e-1,
+    ];
+    if v.is_nan() || v == f64::INFINITY {
+        return v;
+    }
+    if v < 0.0 {
+        return f64::NAN;
+    }
+    if v == 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    let (mut f1, mut ki) = frexp(v);
+    if f1 < std::f64::consts::FRAC_1_SQRT_2 {
+        f1 *= 2.0;
+        ki -= 1;
+    }
+    let f = f1 - 1.0;
+    let k = f64::from(ki);
+    let s = f / (2.0 + f);
+    let s2 = s * s;
+    let s4 = s2 * s2;
+    let t1 = s2 * (L[0] + s4 * (L[2] + s4 * (L[4] + s4 * L[6])));
+    let t2 = s4 * (L[1] + s4 * (L[3] + s4 * L[5]));
+    let r = t1 + t2;
+    let hfsq = 0.5 * f * f;
+    k * LN2_HI - ((hfsq - (s * (hfsq + r) + k * LN2_LO)) - f)
+}
+
+/// Go's `math.Frexp`: `v = frac × 2^exp` with `|frac|` in [½, 1); zero, infinities and NaN
+/// come back unchanged with exponent 0.
+fn frexp(v: f64) -> (f64, i32) {
+    if v == 0.0 || v.is_infinite() || v.is_nan() {
+        return (v, 0);
+    }
+    let (mut v, mut exp) = (v, 0);
+    if v.abs() < f64::MIN_POSITIVE {
+        // Subnormal: scale into the normal range first.
+        v *= (1u64 << 52) as f64;
+        exp = -52;
+    }
+    let bits = v.to_bits();
+    exp += ((bits >> 52) & 0x7ff) as i32 - 1022;
+    let frac = f64::from_bits((bits & !(0x7ff << 52)) | (1022 << 52));
+    (frac, exp)
 }
 
 /// Prometheus `funcSgn`: -1 below zero, 1 above, the value itself otherwise (0, -0, NaN).
@@ -76,6 +152,16 @@ mod tests {
         assert!(element_function("sort_by_label").is_none());
         let log2 = element_function("log2").expect("log2");
         assert_eq!(log2(1024.0), 10.0);
+        // Go's value (promtool 2.42), one ulp above libm's log2(3).
+        assert_eq!(log2(3.0), 1.5849625007211563);
+        assert_eq!(frexp(8.0), (0.5, 4));
+        assert_eq!(go_log(3.0), 1.0986122886681096);
+        assert_eq!(log10(3.0), 0.4771212547196624);
+        assert_eq!(log10(1e-5), -5.0);
+        assert_eq!(go_log(1.0), 0.0);
+        assert!(go_log(-1.0).is_nan());
+        assert_eq!(frexp(-3.0), (-0.75, 2));
+        assert_eq!(frexp(f64::MIN_POSITIVE / 4.0), (0.5, -1023));
         assert_eq!(log2(0.0), f64::NEG_INFINITY);
         assert!(log2(-1.0).is_nan());
     }

@@ -40,8 +40,8 @@ pub(super) fn quantile(phi: f64, values: &mut [f64]) -> f64 {
     values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
 }
 
-/// The running variance Prometheus keeps (Welford's update: count, mean, sum of squared
-/// deviations), for `stddev`/`stdvar` and their `_over_time` forms.
+/// The running variance Prometheus keeps for the `stddev`/`stdvar` aggregations
+/// (Welford's update: count, mean, sum of squared deviations).
 #[derive(Clone, Copy, Default)]
 struct Variance {
     count: f64,
@@ -57,17 +57,37 @@ impl Variance {
         self.squares += delta * (v - self.mean);
     }
 
-    fn of(values: impl IntoIterator<Item = f64>) -> Self {
-        let mut s = Self::default();
-        values.into_iter().for_each(|v| s.push(v));
-        s
-    }
-
     /// The population variance (`stdvar`), or its square root (`stddev`).
     fn result(&self, deviation: bool) -> f64 {
         let var = self.squares / self.count;
         if deviation { var.sqrt() } else { var }
     }
+}
+
+/// Prometheus' `kahanSumInc` (Neumaier's variant of Kahan summation): `sum + inc`, and the
+/// compensation `c` carries what the addition lost.
+fn kahan_sum_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Prometheus' `stddev_over_time`/`stdvar_over_time` (2.42): Welford's update with the
+/// mean and the sum of squared deviations each kept as a compensated sum.
+fn variance_over_time(p: &[(i64, f64)], deviation: bool) -> f64 {
+    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &(_, v) in p {
+        count += 1.0;
+        let delta = v - (mean + c_mean);
+        (mean, c_mean) = kahan_sum_inc(delta / count, mean, c_mean);
+        (aux, c_aux) = kahan_sum_inc(delta * (v - (mean + c_mean)), aux, c_aux);
+    }
+    let var = (aux + c_aux) / count;
+    if deviation { var.sqrt() } else { var }
 }
 
 /// Prometheus `funcHoltWinters` (2.42): double exponential smoothing of the window's values
@@ -166,9 +186,9 @@ impl Evaluator<'_> {
                     values.extend(s.points.iter().map(|p| p.1));
                     Some(quantile(phi, &mut values))
                 }
-                "stddev_over_time" | "stdvar_over_time" => Some(
-                    Variance::of(s.points.iter().map(|p| p.1)).result(name == "stddev_over_time"),
-                ),
+                "stddev_over_time" | "stdvar_over_time" => {
+                    Some(variance_over_time(&s.points, name == "stddev_over_time"))
+                }
                 _ => {
                     // Prometheus checks the factors when it meets a series to smooth.
                     if !(sf > 0.0 && sf < 1.0) {
@@ -323,8 +343,14 @@ mod tests {
             2.0
         );
         assert_eq!(stddev_stdvar(&[1.0], false), 0.0);
-        assert_eq!(Variance::of([1.0, 3.0]).result(false), 1.0);
         assert!(stddev_stdvar(&[1.0, f64::INFINITY], true).is_nan());
+        let p = |v: &[f64]| v.iter().map(|&v| (0, v)).collect::<Vec<_>>();
+        assert_eq!(variance_over_time(&p(&[1.0, 3.0]), false), 1.0);
+        // Values promtool 2.42 gives: the compensated sums keep the last bits that plain
+        // Welford (the aggregation's 2874797872.46347) loses.
+        let v = [0.1, 0.2, 0.3, 0.7, 1.3, 2.9, 0.001, 1e10, 3.0, 3.0, 3.0];
+        assert_eq!(variance_over_time(&p(&v), true), 2874797872.4634705);
+        assert_eq!(stddev_stdvar(&v, true), 2874797872.46347);
     }
 
     #[test]
