@@ -8,7 +8,7 @@
 //! `timestamp` functions and every range function do; `label_replace`, `label_join`, `sort`
 //! and `sort_desc` keep it.
 
-use super::date::{at_seconds, date_function};
+use super::date::{Civil, date_function};
 use super::engine::{Evaluator, LOOKBACK_MS, offset_ms, unique};
 use super::math::element_function;
 use super::stats::valid_label_name;
@@ -30,10 +30,10 @@ impl Evaluator<'_> {
                 // Without an argument: `vector(time())`.
                 return Ok(Value::Vector(vec![Sample {
                     labels: Labels::default(),
-                    value: at_seconds(field, self.ts as f64 / 1000.0),
+                    value: field(Civil::at(self.ts as f64 / 1000.0)),
                 }]));
             }
-            return self.map_values(c, |v| at_seconds(field, v));
+            return self.map_values(c, |v| field(Civil::at(v)));
         }
         if let Some(v) = self.stats_function(c) {
             return v;

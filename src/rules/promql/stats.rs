@@ -254,11 +254,11 @@ impl Evaluator<'_> {
                 }
                 for s in input {
                     // The value becomes a label of the series before grouping, and is kept
-                    // by `by` as if listed.
+                    // by `by` (or no modifier) as if listed.
                     let mut l = s.labels;
                     l.set(&label, &go_shortest_fixed(s.value));
                     let mut g = group_of(&l);
-                    if matches!(a.modifier, Some(LabelModifier::Include(_))) {
+                    if !matches!(a.modifier, Some(LabelModifier::Exclude(_))) {
                         g.set(&label, l.get(&label));
                     }
                     push(g, s.value);
