@@ -37,9 +37,8 @@ impl Civil {
     /// The instant `seconds` (Unix time, truncated toward zero as Go's `int64(v)`; NaN and
     /// values out of `int64`'s range become its minimum, as on amd64), in UTC.
     pub(super) fn at(seconds: f64) -> Civil {
-        let sec = if seconds.is_nan()
-            || !(-9.223_372_036_854_775_8e18..9.223_372_036_854_775_8e18).contains(&seconds)
-        {
+        const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+        let sec = if seconds.is_nan() || !(-TWO_63..TWO_63).contains(&seconds) {
             i64::MIN
         } else {
             seconds as i64
