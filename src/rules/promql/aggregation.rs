@@ -13,9 +13,6 @@ use rustc_hash::FxHashMap;
 impl Evaluator<'_> {
     pub(super) fn aggregate(&self, a: &AggregateExpr) -> Result<Value, String> {
         let op = a.op.to_string();
-        if stats::AGGREGATIONS.contains(&op.as_str()) {
-            return self.stats_aggregate(a, &op);
-        }
         let input = match self.eval(&a.expr)? {
             Value::Vector(v) => v,
             other => {
@@ -25,6 +22,9 @@ impl Evaluator<'_> {
                 ));
             }
         };
+        if stats::AGGREGATIONS.contains(&op.as_str()) {
+            return self.stats_aggregate(a, &op, input);
+        }
         let param = match &a.param {
             Some(p) => match self.eval(p)? {
                 Value::Scalar(v) => Some(v),

@@ -20,17 +20,7 @@ impl Evaluator<'_> {
         if RANGE_FUNCTIONS.contains(&name) {
             return self.range_function(c);
         }
-        let map = |f: &dyn Fn(f64) -> f64| -> Result<Value, String> {
-            let v = self.vector_arg(c, 0)?;
-            Ok(Value::Vector(unique(
-                v.into_iter()
-                    .map(|s| Sample {
-                        labels: s.labels.without_name(),
-                        value: f(s.value),
-                    })
-                    .collect(),
-            )?))
-        };
+        let map = |f: &dyn Fn(f64) -> f64| self.map_values(c, f);
         match name {
             "time" => Ok(Value::Scalar(self.ts as f64 / 1000.0)),
             "vector" => Ok(Value::Vector(vec![Sample {

@@ -60,8 +60,8 @@ impl Evaluator<'_> {
         }
     }
 
-    /// `f` of each sample's value, without the metric name.
-    fn map_values(&self, c: &Call, f: impl Fn(f64) -> f64) -> Result<Value, String> {
+    /// `f` of each sample's value, without the metric name (Prometheus' `simpleFunc`).
+    pub(super) fn map_values(&self, c: &Call, f: impl Fn(f64) -> f64) -> Result<Value, String> {
         let v = self.vector_arg(c, 0)?;
         Ok(Value::Vector(unique(
             v.into_iter()

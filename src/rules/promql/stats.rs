@@ -216,18 +216,14 @@ impl Evaluator<'_> {
         Ok(Value::Vector(unique(out)?))
     }
 
-    /// `quantile`, `stddev`, `stdvar` and `count_values` over `input`, grouped by `a`'s
-    /// `by`/`without` as every aggregation is.
-    pub(super) fn stats_aggregate(&self, a: &AggregateExpr, op: &str) -> Result<Value, String> {
-        let input = match self.eval(&a.expr)? {
-            Value::Vector(v) => v,
-            other => {
-                return Err(format!(
-                    "{op} needs an instant vector, got {}",
-                    other.type_name()
-                ));
-            }
-        };
+    /// `quantile`, `stddev`, `stdvar` and `count_values` over `input` (`a`'s evaluated
+    /// argument), grouped by `a`'s `by`/`without` as every aggregation is.
+    pub(super) fn stats_aggregate(
+        &self,
+        a: &AggregateExpr,
+        op: &str,
+        input: Vec<Sample>,
+    ) -> Result<Value, String> {
         let param = match &a.param {
             Some(p) => Some(self.eval(p)?),
             None => None,
