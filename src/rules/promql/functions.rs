@@ -4,7 +4,7 @@
 //! instead of decoded (see [`crate::rules::storage::Series::summary`]). The test at the end
 //! proves the fast path gives bit for bit what decoding every sample gives.
 
-use super::engine::{Evaluator, offset_ms, selector_name, unique};
+use super::engine::{Evaluator, selector_name, unique};
 use super::quantile::histogram_quantile;
 use super::subset::RANGE_FUNCTIONS;
 use super::value::{Sample, Value};
@@ -91,7 +91,7 @@ impl Evaluator<'_> {
             return Err(format!("function {name:?} needs a range selector"));
         };
         let range_ms = ms.range.as_millis() as i64;
-        let end = self.ts - offset_ms(&ms.vs);
+        let end = self.selector_time(&ms.vs);
         let start = end - range_ms;
         if name == "absent_over_time" {
             let any = self

@@ -9,7 +9,7 @@
 //! and `sort_desc` keep it.
 
 use super::date::{Civil, date_function};
-use super::engine::{Evaluator, LOOKBACK_MS, offset_ms, unique};
+use super::engine::{Evaluator, LOOKBACK_MS, unique};
 use super::math::element_function;
 use super::stats::valid_label_name;
 use super::value::{Sample, Value};
@@ -97,7 +97,7 @@ impl Evaluator<'_> {
             let now = self.ts as f64 / 1000.0;
             return self.map_values(c, |_| now);
         };
-        let at = self.ts - offset_ms(vs);
+        let at = self.selector_time(vs);
         let out = self
             .picked(vs)
             .filter_map(|(_, s)| {

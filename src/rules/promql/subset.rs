@@ -177,9 +177,6 @@ pub fn check(expr: &Expr) -> Result<(), String> {
 }
 
 fn check_selector(vs: &VectorSelector) -> Result<(), String> {
-    if vs.at.is_some() {
-        return Err("the @ modifier is not supported".into());
-    }
     if !vs.matchers.or_matchers.is_empty() {
         return Err("\"or\" inside label matchers is not supported".into());
     }
@@ -201,7 +198,7 @@ mod tests {
             ),
             ("mad_over_time(c[5m])", "\"mad_over_time\" is not supported"),
             ("limitk(2, c)", "\"limitk\" is not supported"),
-            ("c @ 100", "@ modifier"),
+            ("c[5m:1m] @ 100", "subqueries are not supported"),
         ] {
             let err = parse(q).expect_err(q);
             assert!(err.contains(want), "{q}: {err}");
@@ -228,6 +225,8 @@ mod tests {
             "quantile_over_time(0.9, c[5m])",
             "stddev_over_time(c[5m]) + stdvar_over_time(c[5m])",
             "holt_winters(c[5m], 0.5, 0.5)",
+            "c @ 100",
+            "rate(c[5m] @ end() offset 1m) / c @ start()",
         ] {
             parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
         }
