@@ -71,7 +71,7 @@ fn rules_check_names_file_line_group_and_construct() {
     let f = tmp.path().join("bad.yml");
     std::fs::write(
         &f,
-        "groups:\n  - name: g\n    rules:\n      - alert: Quantile\n        expr: quantile(0.9, up)\n",
+        "groups:\n  - name: g\n    rules:\n      - alert: Count\n        expr: histogram_count(up)\n",
     )
     .unwrap();
     let (ok, out) = run(Command::new(crate::support::sentinel::BIN)
@@ -79,7 +79,7 @@ fn rules_check_names_file_line_group_and_construct() {
         .arg(&f));
     assert!(!ok);
     assert!(
-        out.contains("bad.yml:5:15: groups[0].rules[0].expr: group \"g\", alert \"Quantile\": could not parse expression: aggregation \"quantile\" is not supported"),
+        out.contains("bad.yml:5:15: groups[0].rules[0].expr: group \"g\", alert \"Count\": could not parse expression: function \"histogram_count\" is not supported"),
         "{out}"
     );
 }

@@ -4,6 +4,7 @@
 
 use super::binary::signature;
 use super::engine::Evaluator;
+use super::stats;
 use super::value::{Sample, Value};
 use crate::rules::labels::Labels;
 use promql_parser::parser::{AggregateExpr, LabelModifier};
@@ -21,6 +22,9 @@ impl Evaluator<'_> {
                 ));
             }
         };
+        if stats::AGGREGATIONS.contains(&op.as_str()) {
+            return self.stats_aggregate(a, &op, input);
+        }
         let param = match &a.param {
             Some(p) => match self.eval(p)? {
                 Value::Scalar(v) => Some(v),

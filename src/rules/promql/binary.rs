@@ -89,6 +89,8 @@ fn elem_binop(op: &str, l: f64, r: f64) -> Result<(f64, bool), String> {
         "<" => (l, l < r),
         ">=" => (l, l >= r),
         "<=" => (l, l <= r),
+        // Go's math.Atan2(l, r).
+        "atan2" => (l.atan2(r), true),
         other => return Err(format!("operator {other:?} is not supported")),
     })
 }
@@ -101,7 +103,8 @@ fn vector_scalar(
     return_bool: bool,
     comparison: bool,
 ) -> Result<Vec<Sample>, String> {
-    let drop_name = !comparison || return_bool;
+    // Prometheus' `shouldDropMetricName`: arithmetic but `atan2`.
+    let drop_name = (!comparison && op != "atan2") || return_bool;
     let mut out = Vec::with_capacity(vec.len());
     for s in vec {
         let (lv, rv) = if swap {
@@ -214,7 +217,8 @@ fn vector_vector(
         right.insert(k, s);
     }
     let comparison = matches!(op, "==" | "!=" | ">" | "<" | ">=" | "<=");
-    let arithmetic = !comparison;
+    // Prometheus' `shouldDropMetricName`: arithmetic but `atan2`.
+    let arithmetic = !comparison && op != "atan2";
     // one-to-one: which match groups were used; many-to-one: the result sets per group
     let mut used: FxHashSet<u64> = FxHashSet::default();
     let mut matched: FxHashMap<u64, FxHashSet<Labels>> = FxHashMap::default();

@@ -7,16 +7,19 @@ use crate::rules::chunk::Cursor;
 use crate::rules::labels::{Labels, METRIC_NAME};
 use crate::rules::storage::{Series, Storage, is_stale};
 use promql_parser::label::{MatchOp, Matcher};
-use promql_parser::parser::{Call, Expr, MatrixSelector, Offset, VectorSelector};
+use promql_parser::parser::{AtModifier, Call, Expr, MatrixSelector, Offset, VectorSelector};
 use rustc_hash::FxHashSet;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::UNIX_EPOCH;
 
 /// Prometheus' default lookback for instant selectors.
 pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
 
 /// The longest time each metric name is read back (range + offset, or the lookback for an
 /// instant selector). `None` as key: a selector without a fixed name (reads every series).
+/// A selector with `@ <timestamp>` reads at that fixed instant, which this does not count:
+/// it finds what the history still holds then, as Prometheus finds what its retention kept.
 pub fn retention(expr: &Expr, out: &mut HashMap<Option<String>, i64>) {
     let mut put = |vs: &VectorSelector, range: i64| {
         let back = range + offset_ms(vs).max(0);
@@ -60,6 +63,18 @@ pub(super) fn offset_ms(vs: &VectorSelector) -> i64 {
         Some(Offset::Pos(d)) => d.as_millis() as i64,
         Some(Offset::Neg(d)) => -(d.as_millis() as i64),
         None => 0,
+    }
+}
+
+/// The instant `at` names in milliseconds: a timestamp, or for `start()`/`end()` the
+/// evaluation time `ts` (one instant query: its start and end are the same).
+fn at_ms(at: &AtModifier, ts: i64) -> i64 {
+    match at {
+        AtModifier::Start | AtModifier::End => ts,
+        AtModifier::At(t) => match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_millis() as i64,
+            Err(before) => -(before.duration().as_millis() as i64),
+        },
     }
 }
 
@@ -188,8 +203,20 @@ impl Evaluator<'_> {
         all.filter(move |(_, s)| all_match(&rest, &s.labels))
     }
 
+    /// The instant selector `vs` reads at (the end of its window for a range selector):
+    /// its `@` time or the evaluation time, minus its offset (Prometheus' `vs.Timestamp`
+    /// and `vs.OriginalOffset`). Functions still see the evaluation time (`predict_linear`
+    /// extrapolates from it).
+    pub(super) fn selector_time(&self, vs: &VectorSelector) -> i64 {
+        let base = match &vs.at {
+            None => self.ts,
+            Some(at) => at_ms(at, self.ts),
+        };
+        base - offset_ms(vs)
+    }
+
     fn select(&self, vs: &VectorSelector) -> Vec<Sample> {
-        let at = self.ts - offset_ms(vs);
+        let at = self.selector_time(vs);
         self.picked(vs)
             .filter_map(|(_, s)| {
                 let (t, v) = s.at_or_before(at)?;
@@ -202,7 +229,7 @@ impl Evaluator<'_> {
     }
 
     fn select_range(&self, ms: &MatrixSelector) -> Vec<RangeSeries> {
-        let end = self.ts - offset_ms(&ms.vs);
+        let end = self.selector_time(&ms.vs);
         let start = end - ms.range.as_millis() as i64;
         self.picked(&ms.vs)
             .filter_map(|(_, s)| {

@@ -4,7 +4,7 @@
 //! instead of decoded (see [`crate::rules::storage::Series::summary`]). The test at the end
 //! proves the fast path gives bit for bit what decoding every sample gives.
 
-use super::engine::{Evaluator, offset_ms, selector_name, unique};
+use super::engine::{Evaluator, selector_name, unique};
 use super::quantile::histogram_quantile;
 use super::subset::RANGE_FUNCTIONS;
 use super::value::{Sample, Value};
@@ -20,17 +20,7 @@ impl Evaluator<'_> {
         if RANGE_FUNCTIONS.contains(&name) {
             return self.range_function(c);
         }
-        let map = |f: &dyn Fn(f64) -> f64| -> Result<Value, String> {
-            let v = self.vector_arg(c, 0)?;
-            Ok(Value::Vector(unique(
-                v.into_iter()
-                    .map(|s| Sample {
-                        labels: s.labels.without_name(),
-                        value: f(s.value),
-                    })
-                    .collect(),
-            )?))
-        };
+        let map = |f: &dyn Fn(f64) -> f64| self.map_values(c, f);
         match name {
             "time" => Ok(Value::Scalar(self.ts as f64 / 1000.0)),
             "vector" => Ok(Value::Vector(vec![Sample {
@@ -91,7 +81,7 @@ impl Evaluator<'_> {
                 let v = self.vector_arg(c, 1)?;
                 Ok(Value::Vector(histogram_quantile(q, v)))
             }
-            other => Err(format!("function {other:?} is not supported")),
+            _ => self.call_more(c),
         }
     }
 
@@ -101,7 +91,7 @@ impl Evaluator<'_> {
             return Err(format!("function {name:?} needs a range selector"));
         };
         let range_ms = ms.range.as_millis() as i64;
-        let end = self.ts - offset_ms(&ms.vs);
+        let end = self.selector_time(&ms.vs);
         let start = end - range_ms;
         if name == "absent_over_time" {
             let any = self

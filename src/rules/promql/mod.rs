@@ -9,6 +9,10 @@
 //! - [`aggregation`]: `sum`, `avg`, `topk`, … (`engine.go`'s `aggregation`);
 //! - [`binary`]: arithmetic, comparison and set operators, vector matching;
 //! - [`quantile`]: `histogram_quantile` (`quantile.go`);
+//! - [`functions_more`]: the functions beyond the first subset (`label_replace`,
+//!   `label_join`, `timestamp`, `sort`, …), dispatching to [`date`] (the date functions),
+//!   [`math`] (logarithms, `sgn`, trigonometry) and [`stats`] (`quantile`, `stddev`,
+//!   `stdvar`, `count_values` and their `_over_time` forms, `holt_winters`);
 //! - [`value`]: the values an expression yields (`value.go`).
 //!
 //! `promql-parser` gives the AST; [`parse`] refuses what [`subset`] does not allow, so [`eval`]
@@ -18,9 +22,13 @@
 
 pub mod aggregation;
 pub mod binary;
+pub mod date;
 pub mod engine;
 pub mod functions;
+pub mod functions_more;
+pub mod math;
 pub mod quantile;
+pub mod stats;
 pub mod subset;
 pub mod value;
 

@@ -39,14 +39,84 @@ const INSTANT_FUNCTIONS: &[&str] = &[
     "scalar",
 ];
 const AGGREGATIONS: &[&str] = &[
-    "sum", "avg", "min", "max", "count", "group", "topk", "bottomk",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "count",
+    "group",
+    "topk",
+    "bottomk",
+    "quantile",
+    "stddev",
+    "stdvar",
+    "count_values",
+];
+/// Functions evaluated by [`super::functions_more`], with the place of their range-vector
+/// argument if they take one.
+const MORE_FUNCTIONS: &[(&str, Option<usize>)] = &[
+    ("label_replace", None),
+    ("label_join", None),
+    ("timestamp", None),
+    ("minute", None),
+    ("hour", None),
+    ("day_of_week", None),
+    ("day_of_month", None),
+    ("days_in_month", None),
+    ("month", None),
+    ("year", None),
+    ("log2", None),
+    ("log10", None),
+    ("sgn", None),
+    ("sin", None),
+    ("cos", None),
+    ("tan", None),
+    ("asin", None),
+    ("acos", None),
+    ("atan", None),
+    ("sinh", None),
+    ("cosh", None),
+    ("tanh", None),
+    ("asinh", None),
+    ("acosh", None),
+    ("atanh", None),
+    ("deg", None),
+    ("rad", None),
+    ("pi", None),
+    ("sort", None),
+    ("sort_desc", None),
+    ("present_over_time", Some(0)),
+    ("quantile_over_time", Some(1)),
+    ("stddev_over_time", Some(0)),
+    ("stdvar_over_time", Some(0)),
+    ("holt_winters", Some(0)),
 ];
 
 /// Parses `text` and refuses constructs outside the subset.
 pub fn parse(text: &str) -> Result<Expr, String> {
+    register_holt_winters();
     let expr = promql_parser::parser::parse(text)?;
     check(&expr)?;
     Ok(expr)
+}
+
+/// `promql-parser` knows Prometheus 2.42's `holt_winters` only under its 3.x name
+/// `double_exponential_smoothing` (which 2.42 does not have): teach it the 2.42 signature
+/// once, `holt_winters(range vector, scalar sf, scalar tf)`.
+fn register_holt_winters() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use promql_parser::parser::function::{Function, register_extra_functions};
+        use promql_parser::parser::value::ValueType;
+        // Fails only for a name the parser already knows, which this one is not.
+        let _ = register_extra_functions(vec![Function::new(
+            "holt_winters",
+            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+            0,
+            ValueType::Vector,
+            false,
+        )]);
+    });
 }
 
 /// Refuses, by name, every construct the evaluator does not implement.
@@ -61,8 +131,19 @@ pub fn check(expr: &Expr) -> Result<(), String> {
         Expr::Extension(_) => Err("extension expressions are not supported".into()),
         Expr::Call(c) => {
             let name = c.func.name;
-            if !RANGE_FUNCTIONS.contains(&name) && !INSTANT_FUNCTIONS.contains(&name) {
+            let more = MORE_FUNCTIONS.iter().find(|(n, _)| *n == name);
+            if !RANGE_FUNCTIONS.contains(&name)
+                && !INSTANT_FUNCTIONS.contains(&name)
+                && more.is_none()
+            {
                 return Err(format!("function {name:?} is not supported"));
+            }
+            if let Some((_, Some(at))) = more
+                && !matches!(*c.args.args[*at], Expr::MatrixSelector(_))
+            {
+                return Err(format!(
+                    "function {name:?} needs a range selector argument (subqueries are not supported)"
+                ));
             }
             if RANGE_FUNCTIONS.contains(&name)
                 && !matches!(*c.args.args[0], Expr::MatrixSelector(_))
@@ -84,10 +165,6 @@ pub fn check(expr: &Expr) -> Result<(), String> {
             check(&a.expr)
         }
         Expr::Binary(b) => {
-            let op = b.op.to_string();
-            if op == "atan2" {
-                return Err("operator \"atan2\" is not supported".into());
-            }
             if let Some(m) = &b.modifier
                 && (m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some())
             {
@@ -100,9 +177,6 @@ pub fn check(expr: &Expr) -> Result<(), String> {
 }
 
 fn check_selector(vs: &VectorSelector) -> Result<(), String> {
-    if vs.at.is_some() {
-        return Err("the @ modifier is not supported".into());
-    }
     if !vs.matchers.or_matchers.is_empty() {
         return Err("\"or\" inside label matchers is not supported".into());
     }
@@ -117,15 +191,44 @@ mod tests {
     fn unsupported_constructs_are_named() {
         for (q, want) in [
             ("rate(c[5m:1m])", "range selector"),
+            ("quantile_over_time(0.5, c[5m:1m])", "range selector"),
             (
-                "label_join(c, \"a\", \",\", \"b\")",
-                "\"label_join\" is not supported",
+                "sort_by_label(c, \"a\")",
+                "\"sort_by_label\" is not supported",
             ),
-            ("quantile(0.5, c)", "\"quantile\" is not supported"),
-            ("c @ 100", "@ modifier"),
+            ("mad_over_time(c[5m])", "\"mad_over_time\" is not supported"),
+            ("limitk(2, c)", "\"limitk\" is not supported"),
+            ("c[5m:1m] @ 100", "subqueries are not supported"),
         ] {
             let err = parse(q).expect_err(q);
             assert!(err.contains(want), "{q}: {err}");
+        }
+    }
+
+    /// Constructs the first subset refused, accepted since issue 17.
+    #[test]
+    fn constructs_of_prometheus_2_42_are_accepted() {
+        for q in [
+            "label_join(c, \"a\", \",\", \"b\")",
+            "label_replace(c, \"a\", \"$1\", \"b\", \"(.*)\")",
+            "quantile(0.5, c)",
+            "stddev by (a) (c)",
+            "stdvar without (a) (c)",
+            "count_values(\"v\", c)",
+            "c atan2 c",
+            "timestamp(c)",
+            "hour() + minute(c) + day_of_week() + day_of_month() + days_in_month() + month() + year()",
+            "log2(c) + log10(c) + sgn(c) + sin(c) + acosh(c) + deg(c) + rad(c) + pi()",
+            "sort(c)",
+            "sort_desc(c)",
+            "present_over_time(c[5m])",
+            "quantile_over_time(0.9, c[5m])",
+            "stddev_over_time(c[5m]) + stdvar_over_time(c[5m])",
+            "holt_winters(c[5m], 0.5, 0.5)",
+            "c @ 100",
+            "rate(c[5m] @ end() offset 1m) / c @ start()",
+        ] {
+            parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
         }
     }
 }
