@@ -42,14 +42,16 @@ The traps
   case that expects NaN always fails in promtool. We compare the same way; such cases are
   counted (`nan-exp`) and must fail in both.
 * Some results vary in their last bit between promtool runs (aggregation over series in map
-  order). promtool is run `--runs` times (3) on every file; a case whose verdict or output
-  differs between runs is dropped as unstable (flaky in promtool too) and counted.
+  order). promtool is run `--runs` times (3) on every file, and `--confirm-runs` times (10)
+  more on a case whose verdict differs from ours (that case alone in a file); a case whose verdict or output differs
+  between runs is dropped as unstable (flaky in promtool too) and counted.
 * Flag-gated features of Prometheus 2.42 (native histograms: `{{…}}` series notation and the
   `histogram_count`/`histogram_sum`/`histogram_fraction` functions on them) are skipped with a
   counted reason, as are grids too long to spell out (`--max-points`).
-* Verdict: a case passes when neither tool prints a failure for its expression. *Refused* means
-  our engine names a construct as not supported; refusals are counted, not compared.
-  *Disagree* means the verdicts differ on a case we accept. *Same text* counts the failing
+* Verdict: a case passes when a tool prints no failure for its expression. *Refused* means
+  our engine names a construct as not supported; refusals are counted, not compared, and the
+  other columns count the cases we accept: *unstable* (promtool's own verdict or output varies),
+  *stable*, of those *agree* (same verdict) and *disagree* (verdicts differ). *Same text* counts the failing
   cases whose failure text is byte for byte promtool's (issue 17, class 4).
 
 `--check` exits 1 when an accepted case disagrees and is not listed in the expected
@@ -422,14 +424,15 @@ def judge(batch_path, interval, items, promtool, sentinel, runs):
     theirs = [verdicts([promtool, "test", "rules"], batch_path, exprs) for _ in range(runs)]
     ours = verdicts([sentinel, "rules", "test"], batch_path, exprs)
     if all(t is not None for t in theirs) and ours is not None:
-        return [(c, [t[c.expr] for t in theirs], ours[c.expr]) for c, _ in items]
+        return [(c, [t[c.expr] for t in theirs], ours[c.expr], batch_path) for c, _ in items]
     if len(items) == 1:
         c = items[0][0]
         _, p_out = run([promtool, "test", "rules", os.path.basename(batch_path)],
                        os.path.dirname(batch_path))
         _, o_out = run([sentinel, "rules", "test", os.path.basename(batch_path)],
                        os.path.dirname(batch_path))
-        return [(c, ["unattributable:\n" + p_out] * runs, "unattributable:\n" + o_out)]
+        return [(c, ["unattributable:\n" + p_out] * runs, "unattributable:\n" + o_out,
+                 batch_path)]
     out = []
     for i, item in enumerate(items):
         out.extend(judge(f"{batch_path[:-4]}-{i}.yml", interval, [item], promtool, sentinel,
@@ -450,6 +453,8 @@ def main():
     ap.add_argument("--promtool", default="promtool")
     ap.add_argument("--sentinel", default=os.path.join(root, "target", "debug", "mqtt-sentinel"))
     ap.add_argument("--runs", type=int, default=3, help="promtool runs per file (stability)")
+    ap.add_argument("--confirm-runs", type=int, default=10,
+                    help="further promtool runs on a case whose verdict differs from ours")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--max-points", type=int, default=200_000)
     ap.add_argument("--expected", default=os.path.join(
@@ -482,8 +487,8 @@ def main():
         futs = [pool.submit(judge, p, iv, it, args.promtool, args.sentinel, args.runs)
                 for p, iv, it in jobs]
         for fut in futs:
-            for c, theirs, ours in fut.result():
-                results[c.name] = (theirs, ours)
+            for c, theirs, ours, path in fut.result():
+                results[c.name] = (theirs, ours, path)
 
     expected = {}
     if os.path.exists(args.expected):
@@ -494,7 +499,7 @@ def main():
                     key, _, reason = line.partition(" ")
                     expected[key] = reason.strip()
 
-    cols = ["cases", "skipped", "unstable", "stable", "refused", "agree", "disagree",
+    cols = ["cases", "skipped", "refused", "unstable", "stable", "agree", "disagree",
             "nan-exp", "same-text", "text-diff"]
     table = OrderedDict((f, dict.fromkeys(cols, 0)) for f in files)
     outcomes, unexpected, seen_expected = [], [], set()
@@ -505,17 +510,25 @@ def main():
             row["skipped"] += 1
             outcomes.append({"case": c.name, "outcome": "skipped", "reason": c.skip})
             continue
-        theirs, ours = results[c.name]
+        theirs, ours, path = results[c.name]
+        if ours is not None and REFUSAL.search(ours):
+            row["refused"] += 1
+            outcomes.append({"case": c.name, "outcome": "refused", "ours": ours})
+            continue
+        # A verdict that differs from ours is confirmed by more runs before it counts: a
+        # result that varies in its last bit may have looked stable three times.
+        if (theirs[0] is None) != (ours is None):
+            one = f"{path[:-4]}-confirm-{c.line}.yml"
+            write_batch(one, c.at_ms or 60_000, [(c, test_group(c, args.max_points))])
+            more = [verdicts([args.promtool, "test", "rules"], one, [c.expr])
+                    for _ in range(args.confirm_runs)]
+            theirs = theirs + [m[c.expr] if m else "unattributable" for m in more]
         if any(t != theirs[0] for t in theirs) or (theirs[0] or "").startswith("unattributable"):
             row["unstable"] += 1
             outcomes.append({"case": c.name, "outcome": "unstable"})
             continue
         row["stable"] += 1
         p = theirs[0]
-        if ours is not None and REFUSAL.search(ours):
-            row["refused"] += 1
-            outcomes.append({"case": c.name, "outcome": "refused", "ours": ours})
-            continue
         if (p is None) == (ours is None):
             row["agree"] += 1
             if p is not None and c.nan_expected():
