@@ -14,6 +14,7 @@ use super::group::{Context, GroupState};
 use super::labels::{Labels, METRIC_NAME};
 use super::promql::{self, Value};
 use super::storage::{Storage, stale_nan};
+use super::template::go_upper_exp;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
 use serde::Deserialize;
@@ -365,9 +366,20 @@ fn show_alerts(v: &[LabelsAndAnnotations]) -> String {
     format!("[\n{}\n        ]", items.join("\n"))
 }
 
+/// Samples as promtool 2.42 prints them: `{__name__="x", a="b"} 1E+02, …` (every label in
+/// braces, the value as Go's `%E`), `nil` for none.
 fn show_samples(v: &[(Labels, f64)]) -> String {
-    let items: Vec<String> = v.iter().map(|(l, x)| format!("{l} {x}")).collect();
-    format!("[{}]", items.join(", "))
+    if v.is_empty() {
+        return "nil".into();
+    }
+    let items: Vec<String> = v
+        .iter()
+        .map(|(l, x)| {
+            let pairs: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            format!("{{{}}} {}", pairs.join(", "), go_upper_exp(*x))
+        })
+        .collect();
+    items.join(", ")
 }
 
 /// `metric{label="value", …}` → labels (promtool uses the PromQL parser for this too).

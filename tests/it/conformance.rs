@@ -3,7 +3,8 @@
 //! and run under real `promtool test rules` and `mqtt-sentinel rules test`: no case we accept
 //! gets a verdict other than promtool's, unless listed with its reason in
 //! `tests/fixtures/rules/conformance-expected-disagreements.txt`. Refusals (constructs we do
-//! not evaluate yet) are allowed and counted in the printed table.
+//! not evaluate yet) are allowed and counted in the printed table. Where both tools fail a
+//! case, our failure text is promtool's.
 
 use std::path::Path;
 use std::process::Command;
@@ -46,5 +47,10 @@ fn upstream_promql_cases_get_promtools_verdict() {
     assert!(
         stable >= 370 && agree + total[6] == stable,
         "too few cases compared:\n{stdout}"
+    );
+    // Where both fail, the failure reads as promtool's, byte for byte (issue 17, class 4).
+    assert_eq!(
+        total[9], 0,
+        "failure text differs from promtool's:\n{stdout}"
     );
 }
