@@ -43,8 +43,9 @@ The traps
   counted (`nan-exp`) and must fail in both.
 * Some results vary in their last bit between promtool runs (aggregation over series in map
   order). promtool is run `--runs` times (3) on every file, and `--confirm-runs` times (10)
-  more on a case whose verdict differs from ours (that case alone in a file); a case whose verdict or output differs
-  between runs is dropped as unstable (flaky in promtool too) and counted.
+  more on a case whose verdict or text differs from ours (that case alone in a file); a case
+  whose verdict or output differs between runs is dropped as unstable (flaky in promtool
+  too) and counted.
 * Flag-gated features of Prometheus 2.42 (native histograms: `{{…}}` series notation and the
   `histogram_count`/`histogram_sum`/`histogram_fraction` functions on them) are skipped with a
   counted reason, as are grids too long to spell out (`--max-points`).
@@ -454,7 +455,7 @@ def main():
     ap.add_argument("--sentinel", default=os.path.join(root, "target", "debug", "mqtt-sentinel"))
     ap.add_argument("--runs", type=int, default=3, help="promtool runs per file (stability)")
     ap.add_argument("--confirm-runs", type=int, default=10,
-                    help="further promtool runs on a case whose verdict differs from ours")
+                    help="further promtool runs on a case whose verdict or text differs from ours")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--max-points", type=int, default=200_000)
     ap.add_argument("--expected", default=os.path.join(
@@ -515,9 +516,9 @@ def main():
             row["refused"] += 1
             outcomes.append({"case": c.name, "outcome": "refused", "ours": ours})
             continue
-        # A verdict that differs from ours is confirmed by more runs before it counts: a
-        # result that varies in its last bit may have looked stable three times.
-        if (theirs[0] is None) != (ours is None):
+        # A verdict or text that differs from ours is confirmed by more runs before it
+        # counts: a result that varies in its last bit may have looked stable three times.
+        if theirs[0] != ours:
             one = f"{path[:-4]}-confirm-{c.line}.yml"
             write_batch(one, c.at_ms or 60_000, [(c, test_group(c, args.max_points))])
             more = [verdicts([args.promtool, "test", "rules"], one, [c.expr])
