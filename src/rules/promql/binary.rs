@@ -297,13 +297,7 @@ fn go_pow(x: f64, y: f64) -> f64 {
         };
     }
     if y.is_infinite() {
-        return if x == -1.0 {
-            1.0
-        } else if (x.abs() < 1.0) == (y > 0.0) {
-            0.0
-        } else {
-            f64::INFINITY
-        };
+        return huge_power(x, y);
     }
     if x.is_infinite() {
         if x < 0.0 {
@@ -323,13 +317,7 @@ fn go_pow(x: f64, y: f64) -> f64 {
         return f64::NAN;
     }
     if yi >= (1u64 << 63) as f64 {
-        return if x == -1.0 {
-            1.0
-        } else if (x.abs() < 1.0) == (y > 0.0) {
-            0.0
-        } else {
-            f64::INFINITY
-        };
+        return huge_power(x, y);
     }
     let (mut a1, mut ae) = (1.0f64, 0i64);
     if yf != 0.0 {
@@ -363,6 +351,18 @@ fn go_pow(x: f64, y: f64) -> f64 {
         ae = -ae;
     }
     ldexp(a1, ae)
+}
+
+/// x^y for an exponent too large to matter but for its sign (infinite, or an even integer
+/// of 2^63 or more): 1 for x = -1, else 0 or +Inf.
+fn huge_power(x: f64, y: f64) -> f64 {
+    if x == -1.0 {
+        1.0
+    } else if (x.abs() < 1.0) == (y > 0.0) {
+        0.0
+    } else {
+        f64::INFINITY
+    }
 }
 
 const MANTISSA_BITS: u32 = 52;
