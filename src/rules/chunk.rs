@@ -365,7 +365,9 @@ impl<'a> BitReader<'a> {
             let mut b = [0u8; 8];
             b.copy_from_slice(s);
             self.buf |= u64::from_be_bytes(b) >> self.have;
-            let bytes = (63 - self.have) >> 3;
+            // Whole bytes up to 57..=64 bits in the window: the fast paths of
+            // `Decoder::step` take up to 57 bits after a refill.
+            let bytes = (64 - self.have) >> 3;
             self.next += bytes as usize;
             self.have += bytes << 3;
         } else {
@@ -532,5 +534,26 @@ impl Iterator for ChunkIter<'_> {
         self.d.step(&mut self.r, self.i == 0);
         self.i += 1;
         Some((self.d.t, f64::from_bits(self.d.v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::labels::Labels;
+    use crate::rules::storage::Storage;
+
+    /// A refill from an empty window must leave at least 57 bits: a value whose XOR has 54
+    /// significant bits, read right after a byte boundary, used to run the window dry.
+    #[test]
+    fn values_with_wide_xor_windows_read_back() {
+        let values = [1e16, 1.0, -1e16, 1.0, 0.1, 0.2, 0.3, 3.0, 1e-3, 7.0];
+        let l = Labels::from_pairs([("__name__", "g")]);
+        let mut s = Storage::new();
+        for (i, v) in values.iter().enumerate() {
+            s.append(&l, i as i64 * 60_000, *v);
+        }
+        let series = s.candidates(Some("g")).next().expect("stored");
+        let got: Vec<f64> = series.range(0, 600_000).map(|(_, v)| v).collect();
+        assert_eq!(got, values);
     }
 }

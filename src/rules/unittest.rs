@@ -3,7 +3,8 @@
 //!
 //! Semantics follow promtool's `unittest.go`: input series start at time 0, one value per
 //! `interval`; every group is evaluated at 0, `evaluation_interval`, … up to the largest
-//! `eval_time`; an `alert_rule_test` is checked against the evaluation at the latest step not
+//! `eval_time`, and before each evaluation the input samples up to that instant are loaded
+//! (so samples after the last step are never seen, not even through a negative `offset`); an `alert_rule_test` is checked against the evaluation at the latest step not
 //! after its `eval_time`; only firing alerts count; `promql_expr_test` is an instant query.
 //! Comparisons are exact, as promtool's are.
 
@@ -13,6 +14,7 @@ use super::group::{Context, GroupState};
 use super::labels::{Labels, METRIC_NAME};
 use super::promql::{self, Value};
 use super::storage::{Storage, stale_nan};
+use super::template::go_upper_exp;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::Expr;
 use serde::Deserialize;
@@ -178,14 +180,7 @@ fn run_group(
 ) -> Result<Vec<String>, String> {
     let step = ms(dur(tg.interval.as_deref(), Duration::from_secs(60))?);
     let mut storage = Storage::new();
-    for s in &tg.input_series {
-        let labels = parse_series(&s.series)?;
-        for (i, v) in expand_values(&s.values)?.into_iter().enumerate() {
-            if let Some(v) = v {
-                storage.append(&labels, i as i64 * step, v);
-            }
-        }
-    }
+    let mut input = Input::new(&tg.input_series, step)?;
     let ctx = Context {
         external_labels: tg.external_labels.clone().into(),
         external_url: tg.external_url.clone().into(),
@@ -204,6 +199,7 @@ fn run_group(
     let mut curr = 0;
     let mut ts = 0;
     while ts <= maxt {
+        input.append_till(&mut storage, ts);
         let mut eval_errs = vec![];
         for g in &mut groups {
             g.eval(&mut storage, ts, &ctx);
@@ -297,6 +293,50 @@ fn run_group(
     Ok(errs)
 }
 
+/// The test's input series, appended to the history step by step as promtool's lazy loader
+/// does (`WithSamplesTill`): before the evaluation at `ts`, every sample at or before `ts`.
+/// Samples after the last evaluation step are never loaded, so neither rules nor
+/// `promql_expr_test` queries (run after the last step) see them, whatever their `offset`.
+struct Input {
+    series: Vec<InputPoints>,
+}
+
+/// One input series: its labels, its samples (time in ms, value) and how many are appended.
+struct InputPoints {
+    labels: Labels,
+    points: Vec<(i64, f64)>,
+    appended: usize,
+}
+
+impl Input {
+    fn new(input: &[InputSeries], step: i64) -> Result<Self, String> {
+        let mut series = Vec::with_capacity(input.len());
+        for s in input {
+            let labels = parse_series(&s.series)?;
+            let points = expand_values(&s.values)?
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| Some((i as i64 * step, v?)))
+                .collect();
+            series.push(InputPoints {
+                labels,
+                points,
+                appended: 0,
+            });
+        }
+        Ok(Self { series })
+    }
+
+    fn append_till(&mut self, storage: &mut Storage, ts: i64) {
+        for s in &mut self.series {
+            while let Some(&(t, v)) = s.points.get(s.appended).filter(|p| p.0 <= ts) {
+                storage.append(&s.labels, t, v);
+                s.appended += 1;
+            }
+        }
+    }
+}
+
 fn query(expr: &str, storage: &Storage, at: i64) -> Result<Vec<(Labels, f64)>, String> {
     let e = promql::parse(expr)?;
     match promql::eval(&e, storage, at)? {
@@ -326,9 +366,20 @@ fn show_alerts(v: &[LabelsAndAnnotations]) -> String {
     format!("[\n{}\n        ]", items.join("\n"))
 }
 
+/// Samples as promtool 2.42 prints them: `{__name__="x", a="b"} 1E+02, …` (every label in
+/// braces, the value as Go's `%E`), `nil` for none.
 fn show_samples(v: &[(Labels, f64)]) -> String {
-    let items: Vec<String> = v.iter().map(|(l, x)| format!("{l} {x}")).collect();
-    format!("[{}]", items.join(", "))
+    if v.is_empty() {
+        return "nil".into();
+    }
+    let items: Vec<String> = v
+        .iter()
+        .map(|(l, x)| {
+            let pairs: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            format!("{{{}}} {}", pairs.join(", "), go_upper_exp(*x))
+        })
+        .collect();
+    items.join(", ")
 }
 
 /// `metric{label="value", …}` → labels (promtool uses the PromQL parser for this too).

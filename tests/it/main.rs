@@ -6,6 +6,7 @@ mod alerts;
 mod brokers;
 mod cli;
 mod collector;
+mod conformance;
 mod connection;
 mod dashboards;
 mod docs;

@@ -1,7 +1,8 @@
 //! The rules engine against promtool 2.42: every unit-test file in
 //! `tests/fixtures/rules/agreement/` gets the same verdict from `promtool test rules` and from
 //! `mqtt-sentinel rules test`, and the verdict its name promises (`*.pass.yml` / `*.fail.yml`).
-//! A failing file must fail on its assertions, not on loading.
+//! A failing file must fail on its assertions, not on loading, and with the words its
+//! `# Fails with: …` lines name, if any.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,6 +61,20 @@ fn unit_test_verdicts_agree_with_promtool() {
             );
         }
         let text = std::fs::read_to_string(f).unwrap();
+        // A fixture may name the words both tools must fail with.
+        for want in text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# Fails with: "))
+        {
+            assert!(
+                p_out.contains(want),
+                "promtool on {name}, not {want:?}:\n{p_out}"
+            );
+            assert!(
+                o_out.contains(want),
+                "mqtt-sentinel on {name}, not {want:?}:\n{o_out}"
+            );
+        }
         cases += text.matches("eval_time:").count();
     }
     assert!(cases >= 20, "only {cases} cases");

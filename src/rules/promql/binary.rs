@@ -81,7 +81,7 @@ fn elem_binop(op: &str, l: f64, r: f64) -> Result<(f64, bool), String> {
         "-" => (l - r, true),
         "*" => (l * r, true),
         "/" => (l / r, true),
-        "^" => (l.powf(r), true),
+        "^" => (go_pow(l, r), true),
         "%" => (go_mod(l, r), true),
         "==" => (l, l == r),
         "!=" => (l, l != r),
@@ -274,7 +274,192 @@ fn vector_vector(
     }
     unique(out)
 }
+/// Go's `math.Pow`, which Prometheus' `^` is: its special cases, then the fractional part of
+/// the exponent as `exp(yf·ln x)` and the integral part by repeated squaring of x's mantissa
+/// with the binary exponent kept apart. Go does not round as the C library's `pow` (which
+/// Rust's `powf` calls) does, so `^` differs in the last bit without this: about half of all
+/// results with a fractional exponent. `exp`/`ln` are the C library's here and Go's on amd64
+/// are its own, so a rare last-bit difference remains.
+fn go_pow(x: f64, y: f64) -> f64 {
+    let odd_int = |v: f64| v.abs() < (1u64 << 53) as f64 && v.fract() == 0.0 && (v as i64) % 2 != 0;
+    if y == 0.0 || x == 1.0 {
+        return 1.0;
+    }
+    if y == 1.0 {
+        return x;
+    }
+    if x.is_nan() || y.is_nan() {
+        return f64::NAN;
+    }
+    if x == 0.0 {
+        let keep_sign = x.is_sign_negative() && odd_int(y);
+        return match (y < 0.0, keep_sign) {
+            (true, true) => f64::NEG_INFINITY,
+            (true, false) => f64::INFINITY,
+            (false, true) => x,
+            (false, false) => 0.0,
+        };
+    }
+    if y.is_infinite() {
+        return huge_power(x, y);
+    }
+    if x.is_infinite() {
+        if x < 0.0 {
+            return go_pow(1.0 / x, -y);
+        }
+        return if y < 0.0 { 0.0 } else { f64::INFINITY };
+    }
+    if y == 0.5 {
+        return x.sqrt();
+    }
+    if y == -0.5 {
+        return 1.0 / x.sqrt();
+    }
+    let mut yi = y.abs().trunc();
+    let mut yf = y.abs() - yi;
+    if yf != 0.0 && x < 0.0 {
+        return f64::NAN;
+    }
+    if yi >= (1u64 << 63) as f64 {
+        return huge_power(x, y);
+    }
+    let (mut a1, mut ae) = (1.0f64, 0i64);
+    if yf != 0.0 {
+        if yf > 0.5 {
+            yf -= 1.0;
+            yi += 1.0;
+        }
+        a1 = (yf * x.ln()).exp();
+    }
+    let (mut x1, mut xe) = frexp(x);
+    let mut i = yi as i64;
+    while i != 0 {
+        if !(-(1 << 12)..=(1 << 12)).contains(&xe) {
+            ae += xe;
+            break;
+        }
+        if i & 1 == 1 {
+            a1 *= x1;
+            ae += xe;
+        }
+        x1 *= x1;
+        xe <<= 1;
+        if x1 < 0.5 {
+            x1 += x1;
+            xe -= 1;
+        }
+        i >>= 1;
+    }
+    if y < 0.0 {
+        a1 = 1.0 / a1;
+        ae = -ae;
+    }
+    ldexp(a1, ae)
+}
+
+/// x^y for an exponent too large to matter but for its sign (infinite, or an even integer
+/// of 2^63 or more): 1 for x = -1, else 0 or +Inf.
+fn huge_power(x: f64, y: f64) -> f64 {
+    if x == -1.0 {
+        1.0
+    } else if (x.abs() < 1.0) == (y > 0.0) {
+        0.0
+    } else {
+        f64::INFINITY
+    }
+}
+
+const MANTISSA_BITS: u32 = 52;
+const EXP_MASK: u64 = 0x7ff;
+const EXP_BIAS: i64 = 1023;
+
+/// Go's `normalize`: a subnormal `f` scaled into the normal range, and the power of two
+/// that undoes the scaling.
+fn normalize(f: f64) -> (f64, i64) {
+    if f.abs() < f64::MIN_POSITIVE {
+        (f * (1u64 << 52) as f64, -52)
+    } else {
+        (f, 0)
+    }
+}
+
+/// The unbiased binary exponent stored in `bits`.
+fn raw_exponent(bits: u64) -> i64 {
+    ((bits >> MANTISSA_BITS) & EXP_MASK) as i64 - EXP_BIAS
+}
+
+/// `bits` with its exponent field set to `exp` (unbiased).
+fn with_exponent(bits: u64, exp: i64) -> f64 {
+    f64::from_bits(
+        (bits & !(EXP_MASK << MANTISSA_BITS)) | (((exp + EXP_BIAS) as u64) << MANTISSA_BITS),
+    )
+}
+
+/// Go's `math.Frexp` for a finite non-zero `f`: `(frac, exp)` with |frac| in [½, 1) and
+/// f = frac·2^exp.
+fn frexp(f: f64) -> (f64, i64) {
+    let (f, e) = normalize(f);
+    let bits = f.to_bits();
+    (with_exponent(bits, -1), e + raw_exponent(bits) + 1)
+}
+
+/// Go's `math.Ldexp`: frac·2^exp, rounded once when the result is subnormal.
+fn ldexp(frac: f64, exp: i64) -> f64 {
+    if frac == 0.0 || !frac.is_finite() {
+        return frac;
+    }
+    let (frac, e) = normalize(frac);
+    let bits = frac.to_bits();
+    let mut exp = exp + e + raw_exponent(bits);
+    if exp < -1075 {
+        return 0.0f64.copysign(frac);
+    }
+    if exp > 1023 {
+        return if frac < 0.0 {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        };
+    }
+    let mut m = 1.0;
+    if exp < -1022 {
+        exp += 53;
+        m = 1.0 / (1u64 << 53) as f64;
+    }
+    m * with_exponent(bits, exp)
+}
+
 /// Go's `math.Mod` (sign of the dividend), which Rust's `%` on f64 matches.
 fn go_mod(a: f64, b: f64) -> f64 {
     a % b
+}
+
+#[cfg(test)]
+mod pow_tests {
+    use super::go_pow;
+
+    /// Go's documented special cases of `math.Pow`, and results that need `Ldexp`'s
+    /// subnormal and overflow handling.
+    #[test]
+    fn go_pow_special_cases() {
+        assert_eq!(go_pow(f64::NAN, 0.0), 1.0);
+        assert_eq!(go_pow(1.0, f64::NAN), 1.0);
+        assert!(go_pow(f64::NAN, 2.0).is_nan());
+        assert_eq!(go_pow(-0.0, -3.0), f64::NEG_INFINITY);
+        assert_eq!(go_pow(0.0, -2.0), f64::INFINITY);
+        assert_eq!(go_pow(-0.0, 3.0).to_bits(), (-0.0f64).to_bits());
+        assert_eq!(go_pow(-1.0, f64::INFINITY), 1.0);
+        assert_eq!(go_pow(0.5, f64::INFINITY), 0.0);
+        assert_eq!(go_pow(f64::NEG_INFINITY, 3.0), f64::NEG_INFINITY);
+        assert_eq!(
+            go_pow(f64::NEG_INFINITY, -3.0).to_bits(),
+            (-0.0f64).to_bits()
+        );
+        assert!(go_pow(-8.0, 1.0 / 3.0).is_nan());
+        assert_eq!(go_pow(-2.0, 3.0), -8.0);
+        assert_eq!(go_pow(2.0, -1074.0), f64::from_bits(1));
+        assert_eq!(go_pow(2.0, 1024.0), f64::INFINITY);
+        assert_eq!(go_pow(4.0, 0.5), 2.0);
+        assert_eq!(go_pow(10.0, -2.0), 1.0 / 100.0);
+    }
 }

@@ -79,7 +79,7 @@ impl Evaluator<'_> {
             "histogram_quantile" => {
                 let q = self.scalar_arg(c, 0)?;
                 let v = self.vector_arg(c, 1)?;
-                Ok(Value::Vector(histogram_quantile(q, v)))
+                Ok(Value::Vector(histogram_quantile(q, v)?))
             }
             _ => self.call_more(c),
         }
@@ -186,7 +186,7 @@ impl Evaluator<'_> {
                         p.iter()
                             .fold(p[0].1, |m, &(_, v)| if v > m || m.is_nan() { v } else { m }),
                     ),
-                    "sum_over_time" => Some(p.iter().map(|(_, v)| v).sum()),
+                    "sum_over_time" => Some(sum_over_time(p)),
                     "count_over_time" => Some(p.len() as f64),
                     "last_over_time" => Some(p[p.len() - 1].1),
                     "changes" => Some(
@@ -324,10 +324,13 @@ fn extrapolate(
     } else {
         avg_step / 2.0
     };
-    result *= interval / sampled;
+    // Prometheus 2.42 works out the factor first (divided by the range for a rate) and
+    // multiplies the value once: the order decides the last bit.
+    let mut factor = interval / sampled;
     if rate {
-        result /= (end - start) as f64 / 1000.0;
+        factor /= (end - start) as f64 / 1000.0;
     }
+    result *= factor;
     Some(result)
 }
 
@@ -352,9 +355,27 @@ fn instant_delta(p: &[(i64, f64)], rate: bool) -> Option<f64> {
     Some(result)
 }
 
-/// Prometheus `linearRegression` (2.42): least squares with x relative to `intercept_time`.
+/// One step of Neumaier's improved Kahan summation, as Prometheus 2.42's `kahanSumInc`:
+/// `sum + inc`, with the low-order bits that addition loses added to the compensation `c`.
+/// Returns the new sum and compensation; the total is `sum + c` (or `sum` when infinite).
+/// Written here because the result must be Prometheus' bit for bit, which fixes the exact
+/// order of operations (a general-purpose summation crate does not promise that).
+pub(super) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let lost = if sum.abs() >= inc.abs() {
+        (sum - t) + inc
+    } else {
+        (inc - t) + sum
+    };
+    (t, c + lost)
+}
+
+/// Prometheus `linearRegression` (2.42): least squares with x relative to `intercept_time`,
+/// every sum compensated ([`kahan_inc`]).
 fn linear_regression(p: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
-    let (mut n, mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut n = 0.0;
+    let (mut sum_x, mut c_x, mut sum_y, mut c_y) = (0.0, 0.0, 0.0, 0.0);
+    let (mut sum_xy, mut c_xy, mut sum_x2, mut c_x2) = (0.0, 0.0, 0.0, 0.0);
     let init_y = p[0].1;
     let mut const_y = true;
     for (i, &(t, v)) in p.iter().enumerate() {
@@ -363,10 +384,10 @@ fn linear_regression(p: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
         }
         n += 1.0;
         let x = (t - intercept_time) as f64 / 1e3;
-        sum_x += x;
-        sum_y += v;
-        sum_xy += x * v;
-        sum_x2 += x * x;
+        (sum_x, c_x) = kahan_inc(x, sum_x, c_x);
+        (sum_y, c_y) = kahan_inc(v, sum_y, c_y);
+        (sum_xy, c_xy) = kahan_inc(x * v, sum_xy, c_xy);
+        (sum_x2, c_x2) = kahan_inc(x * x, sum_x2, c_x2);
     }
     if const_y {
         if init_y.is_infinite() {
@@ -374,6 +395,7 @@ fn linear_regression(p: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
         }
         return (0.0, init_y);
     }
+    let (sum_x, sum_y, sum_xy, sum_x2) = (sum_x + c_x, sum_y + c_y, sum_xy + c_xy, sum_x2 + c_x2);
     let cov_xy = sum_xy - sum_x * sum_y / n;
     let var_x = sum_x2 - sum_x * sum_x / n;
     let slope = cov_xy / var_x;
@@ -381,9 +403,19 @@ fn linear_regression(p: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
     (slope, intercept)
 }
 
-/// Prometheus `avg_over_time` (2.42): an incremental mean that survives overflow.
+/// Prometheus `sum_over_time` (2.42): a compensated sum ([`kahan_inc`]).
+fn sum_over_time(p: &[(i64, f64)]) -> f64 {
+    let (mut sum, mut c) = (0.0f64, 0.0);
+    for &(_, v) in p {
+        (sum, c) = kahan_inc(v, sum, c);
+    }
+    if sum.is_infinite() { sum } else { sum + c }
+}
+
+/// Prometheus `avg_over_time` (2.42): an incremental mean that survives overflow, its steps
+/// compensated ([`kahan_inc`]).
 fn avg_over_time(p: &[(i64, f64)]) -> f64 {
-    let (mut mean, mut count) = (0.0f64, 0.0);
+    let (mut mean, mut count, mut c) = (0.0f64, 0.0, 0.0);
     for &(_, v) in p {
         count += 1.0;
         if mean.is_infinite() {
@@ -394,9 +426,9 @@ fn avg_over_time(p: &[(i64, f64)]) -> f64 {
                 continue;
             }
         }
-        mean += v / count - mean / count;
+        (mean, c) = kahan_inc(v / count - mean / count, mean, c);
     }
-    mean
+    if mean.is_infinite() { mean } else { mean + c }
 }
 
 #[cfg(test)]
@@ -450,7 +482,7 @@ mod summary_tests {
             "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
             "count_over_time" => Some(p.len() as f64),
             "avg_over_time" => Some(avg_over_time(p)),
-            "sum_over_time" => Some(p.iter().map(|(_, v)| v).sum()),
+            "sum_over_time" => Some(sum_over_time(p)),
             "changes" => Some(
                 p.windows(2)
                     .filter(|w| w[1].1.to_bits() != w[0].1.to_bits())

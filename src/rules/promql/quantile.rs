@@ -1,10 +1,15 @@
 //! `histogram_quantile` (Prometheus' `promql/quantile.go`: `bucketQuantile`).
 
+use super::engine::unique;
 use super::value::Sample;
-use crate::rules::labels::Labels;
+use crate::rules::labels::{Labels, METRIC_NAME};
 use rustc_hash::FxHashMap;
 
-pub(super) fn histogram_quantile(q: f64, v: Vec<Sample>) -> Vec<Sample> {
+/// `histogram_quantile(q, v)`: one sample per bucket series group (all labels but `le`,
+/// the metric name included, as Prometheus groups them), labelled without `le` and the
+/// name. Two groups that differ only in their name get the same label set, which Prometheus
+/// refuses: "vector cannot contain metrics with the same labelset".
+pub(super) fn histogram_quantile(q: f64, v: Vec<Sample>) -> Result<Vec<Sample>, String> {
     let mut groups: FxHashMap<Labels, Vec<(f64, f64)>> = FxHashMap::default();
     let mut order = vec![];
     for s in v {
@@ -17,23 +22,26 @@ pub(super) fn histogram_quantile(q: f64, v: Vec<Sample>) -> Vec<Sample> {
                 Err(_) => continue,
             },
         };
-        let key = s.labels.drop(&["le".to_string()]).without_name();
+        let key = s.labels.drop(&["le".to_string()]);
         let e = groups.entry(key.clone()).or_insert_with(|| {
             order.push(key);
             vec![]
         });
         e.push((bound, s.value));
     }
-    order
+    let named = order.iter().any(|k| !k.get(METRIC_NAME).is_empty());
+    let out = order
         .into_iter()
         .filter_map(|k| {
             let b = groups.remove(&k)?;
             Some(Sample {
-                labels: k,
+                labels: k.without_name(),
                 value: bucket_quantile(q, b),
             })
         })
-        .collect()
+        .collect();
+    // Without names the groups' label sets are distinct already.
+    if named { unique(out) } else { Ok(out) }
 }
 
 /// Prometheus `bucketQuantile` (2.42).

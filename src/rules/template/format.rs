@@ -139,6 +139,16 @@ pub fn go_exp(v: f64, prec: usize) -> String {
     fix_exponent(&s)
 }
 
+/// Go's `%E` for a float64, `FormatFloat(v, 'E', -1, 64)`: the shortest representation
+/// that reads back exactly, in exponent form (`1E+02`, `2.5E-01`, `+Inf`, `NaN`). promtool
+/// writes unit-test samples this way.
+pub fn go_upper_exp(v: f64) -> String {
+    if let Some(s) = non_finite(v) {
+        return s;
+    }
+    fix_exponent(&format!("{v:e}")).replacen('e', "E", 1)
+}
+
 /// Rust writes `1.5e3`, Go `1.5e+03`.
 fn fix_exponent(s: &str) -> String {
     match s.split_once('e') {
@@ -284,6 +294,15 @@ pub fn humanize_duration(mut v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_upper_exp_is_shortest() {
+        assert_eq!(go_upper_exp(100.0), "1E+02");
+        assert_eq!(go_upper_exp(2.517857142857143), "2.517857142857143E+00");
+        assert_eq!(go_upper_exp(-1.5e-300), "-1.5E-300");
+        assert_eq!(go_upper_exp(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(go_upper_exp(f64::NAN), "NaN");
+    }
 
     #[test]
     fn go_number_formats() {

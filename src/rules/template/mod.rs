@@ -18,7 +18,7 @@ pub mod format;
 pub mod parse;
 
 pub use exec::ExecError;
-pub use format::go_exp;
+pub use format::{go_exp, go_upper_exp};
 
 use super::labels::Labels;
 use exec::{Val, run};
