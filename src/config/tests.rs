@@ -273,6 +273,14 @@ const BAD: &[(&str, &str)] = &[
         r#"5:34: brokers[0].probes[0].will_delay: will_delay 5s must be shorter than the probe's timeout 5s"#,
     ),
     (
+        "probe-will-delay-rounded-past-timeout.yaml",
+        r#"5:34: brokers[0].probes[0].will_delay: will_delay 500ms (sent as 1s: MQTT counts whole seconds) must be shorter than the probe's timeout 800ms"#,
+    ),
+    (
+        "module-will-delay-past-timeout.yaml",
+        r#"3:31: probe_modules.w.will_delay: will_delay 10s must be shorter than the probe's timeout 5s"#,
+    ),
+    (
         "rules-missing-file.yaml",
         r#"2:12: rules.files[0]: tests/fixtures/config/bad/../rules/missing.yml: no such rule file"#,
     ),
