@@ -338,3 +338,55 @@ fn session_probe_reports_a_broker_that_lost_the_session() {
         s.logs()
     );
 }
+
+/// A one-shot session probe whose HTTP client hangs up mid-run (which drops the run) still
+/// deletes the run's session: a 3.1.1 session never expires and one-shot client ids are
+/// random, so nothing else would. The broker's ACL drops the probe's message, so the run
+/// waits with its client connected until the test hangs up; `$SYS` counts the sessions.
+#[test]
+fn an_abandoned_one_shot_session_probe_leaves_no_session() {
+    use crate::support::wait::wait_until;
+    use paho_mqtt as paho;
+    use std::collections::HashMap;
+    let broker = Mosquitto::builder().acl("topic read $SYS/#\n").start();
+    let s = Sentinel::start(
+        "brokers: []\nprobe_modules:\n  s3: {kind: session, protocol: v3.1.1, timeout: 300s}\n",
+    );
+    let observer = paho::Client::new(
+        paho::CreateOptionsBuilder::new()
+            .server_uri(format!("tcp://127.0.0.1:{}", broker.port()))
+            .client_id("observer")
+            .persistence(None)
+            .finalize(),
+    )
+    .unwrap();
+    let arrivals = observer.start_consuming();
+    observer.connect(None).unwrap();
+    observer.subscribe("$SYS/broker/clients/+", 0).unwrap();
+    let mut clients: HashMap<String, String> = HashMap::new();
+    let mut wait_clients = |what: &str, want: &dyn Fn(&HashMap<String, String>) -> bool| {
+        wait_until(Duration::from_secs(60), what, || {
+            while let Ok(Some(m)) = arrivals.try_recv() {
+                clients.insert(m.topic().to_owned(), m.payload_str().into_owned());
+            }
+            want(&clients).then_some(())
+        })
+    };
+    let count = |c: &HashMap<String, String>, what: &str| {
+        c.get(&format!("$SYS/broker/clients/{what}")).cloned()
+    };
+    let mut http = std::net::TcpStream::connect(s.addr).unwrap();
+    write!(
+        http,
+        "GET /probe?target={}&module=s3 HTTP/1.1\r\nHost: x\r\n\r\n",
+        broker.url()
+    )
+    .unwrap();
+    wait_clients("the probe's client is connected", &|c| {
+        count(c, "connected").as_deref() == Some("2")
+    });
+    drop(http);
+    wait_clients("only the observer is left on the broker", &|c| {
+        count(c, "total").as_deref() == Some("1") && count(c, "connected").as_deref() == Some("1")
+    });
+}
