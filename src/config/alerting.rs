@@ -221,17 +221,30 @@ impl Validator<'_> {
             None => None,
             Some(patterns) => {
                 let mut files: Vec<PathBuf> = vec![];
+                // The same files by their canonical names: `a.yml`, `./x/../a.yml` and a
+                // symlink to it are one file.
+                let mut real: Vec<PathBuf> = vec![];
                 for (i, pat) in patterns.iter().enumerate() {
                     let at = format!("rules.files[{i}]");
                     let expanded = self.expand(&at, pat, false)?;
                     for f in glob_files(&self.base.join(&expanded)).map_err(|e| self.err(&at, e))? {
+                        let canonical = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
                         // Its groups would be loaded twice.
-                        if files.contains(&f) {
+                        if let Some(j) = real.iter().position(|r| *r == canonical) {
+                            let alias = if files[j] == f {
+                                String::new()
+                            } else {
+                                format!(" (as {})", files[j].display())
+                            };
                             return Err(self.err(
                                 &at,
-                                format!("{} is matched by an earlier pattern too", f.display()),
+                                format!(
+                                    "{} is matched by an earlier pattern too{alias}",
+                                    f.display()
+                                ),
                             ));
                         }
+                        real.push(canonical);
                         files.push(f);
                     }
                 }

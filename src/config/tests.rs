@@ -273,6 +273,14 @@ const BAD: &[(&str, &str)] = &[
         r#"5:34: brokers[0].probes[0].will_delay: will_delay 5s must be shorter than the probe's timeout 5s"#,
     ),
     (
+        "probe-will-delay-rounded-past-timeout.yaml",
+        r#"5:34: brokers[0].probes[0].will_delay: will_delay 500ms (sent as 1s: MQTT counts whole seconds) must be shorter than the probe's timeout 800ms"#,
+    ),
+    (
+        "module-will-delay-past-timeout.yaml",
+        r#"3:31: probe_modules.w.will_delay: will_delay 10s must be shorter than the probe's timeout 5s"#,
+    ),
+    (
         "rules-missing-file.yaml",
         r#"2:12: rules.files[0]: tests/fixtures/config/bad/../rules/missing.yml: no such rule file"#,
     ),
@@ -377,4 +385,43 @@ fn tls_to_an_ipv6_literal_needs_insecure_skip_verify() {
         p("brokers:\n  - url: wss://[::1]:8084\n    tls: {insecure_skip_verify: true}\n").unwrap();
     assert_eq!(c.brokers[0].url.paho_uri(), "wss://[::1]:8084/mqtt");
     assert!(p("brokers:\n  - url: mqtt://[::1]\n").is_ok());
+}
+
+/// A rule file named twice, however it is spelled (the same pattern, `..`, a symlink), is
+/// refused: its groups would be evaluated twice and `mqtt_sentinel_alerts` would carry
+/// every alert twice with the same labels.
+#[test]
+fn a_rule_file_matched_twice_is_refused_by_any_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("a.yml"), "groups: []\n").unwrap();
+    std::os::unix::fs::symlink(rules.join("a.yml"), dir.path().join("link.yml")).unwrap();
+    let load = |files: &str| {
+        parse(
+            &format!("rules: {{files: [{files}]}}\n"),
+            "t.yaml",
+            dir.path(),
+            &env,
+        )
+    };
+    let a = rules.join("a.yml");
+    for (files, alias) in [
+        ("'rules/*.yml', rules/a.yml", String::new()),
+        (
+            "'rules/*.yml', rules/../rules/a.yml",
+            format!(" (as {})", a.display()),
+        ),
+        ("'rules/*.yml', link.yml", format!(" (as {})", a.display())),
+    ] {
+        let err = load(files).expect_err(files);
+        assert_eq!(err.path, "rules.files[1]", "{files}");
+        assert!(
+            err.message
+                .ends_with(&format!("is matched by an earlier pattern too{alias}")),
+            "{files}: {}",
+            err.message
+        );
+    }
+    assert_eq!(load("'rules/*.yml'").unwrap().rules.files, Some(vec![a]));
 }

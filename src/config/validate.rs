@@ -312,13 +312,15 @@ impl Validator<'_> {
             raw.will_delay.as_ref(),
             true,
         )?;
-        if let ProbeKind::Will { delay: Some(_) } = kind {
+        let timeout = self.duration(&p("timeout"), raw.timeout.as_ref(), DEFAULT_PROBE_TIMEOUT)?;
+        if let ProbeKind::Will { delay: Some(delay) } = kind {
             self.will_delay_needs_v5(at, protocol)?;
+            self.will_delay_fits(at, delay, timeout)?;
         }
         Ok(ProbeModule {
             kind,
             qos: self.qos(&p("qos"), raw.qos, Qos::AtLeastOnce)?,
-            timeout: self.duration(&p("timeout"), raw.timeout.as_ref(), Duration::from_secs(5))?,
+            timeout,
             protocol,
             username,
             password,
@@ -412,15 +414,28 @@ impl Validator<'_> {
         let Some(delay) = delay else { return Ok(()) };
         self.will_delay_needs_v5(at, protocol)?;
         let timeout = self.duration(&p("timeout"), timeout, DEFAULT_PROBE_TIMEOUT)?;
-        if delay >= timeout {
-            return Err(self.err(
-                &p("will_delay"),
-                format!(
-                    "will_delay {delay:?} must be shorter than the probe's timeout {timeout:?}"
-                ),
-            ));
+        self.will_delay_fits(at, delay, timeout)
+    }
+
+    /// The will delay as the will client sends it (whole seconds, rounded up: the Will Delay
+    /// Interval is a count of seconds, §3.1.3.2.2) must be shorter than the run's timeout, or
+    /// no run can see the will and a healthy broker fails every run with `timeout`.
+    fn will_delay_fits(&self, at: &str, delay: Duration, timeout: Duration) -> R<()> {
+        let sent = Duration::from_secs(delay.as_secs_f64().ceil() as u64);
+        if sent < timeout {
+            return Ok(());
         }
-        Ok(())
+        let sent_as = if sent == delay {
+            String::new()
+        } else {
+            format!(" (sent as {sent:?}: MQTT counts whole seconds)")
+        };
+        Err(self.err(
+            &format!("{at}.will_delay"),
+            format!(
+                "will_delay {delay:?}{sent_as} must be shorter than the probe's timeout {timeout:?}"
+            ),
+        ))
     }
 
     /// A will delay is an MQTT 5 property (§3.1.3.2.2): refused with `protocol: v3.1.1`.

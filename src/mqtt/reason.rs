@@ -3,6 +3,7 @@
 //! that failed ([`diagnose`]). The closed set itself is `metrics::labels::Reason`.
 
 use paho_mqtt::{ConnectReturnCode, ReasonCode};
+use std::net::SocketAddr;
 
 pub use crate::metrics::Reason;
 
@@ -188,6 +189,33 @@ pub(crate) fn tcp_connect_error(e: &std::io::Error) -> Reason {
     transport::connect_error(e)
 }
 
+/// The address Paho C dials for `host:port`: of what `getaddrinfo` returns, the first IPv4
+/// address, else the last one (Paho C 1.3 `Socket_new`, "prefer ip4 addresses"). A client
+/// of our own (`mqtt::will`) and the diagnosis dial the same address as Paho does: with a
+/// name that resolves to `::1` and then `127.0.0.1` (a `localhost` listed for both in
+/// `/etc/hosts`), a broker listening on IPv4 only refuses the first address while Paho gets
+/// in. `Err` is `dns`.
+pub(crate) async fn paho_address(host: &str, port: u16) -> Result<SocketAddr, (Reason, String)> {
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(found) => {
+            prefer_ipv4(found).ok_or_else(|| (Reason::Dns, format!("dns: {host} has no address")))
+        }
+        Err(e) => Err((Reason::Dns, format!("dns: {host}: {e}"))),
+    }
+}
+
+/// Paho C's choice among resolved addresses (see [`paho_address`]).
+fn prefer_ipv4(found: impl IntoIterator<Item = SocketAddr>) -> Option<SocketAddr> {
+    let mut last = None;
+    for a in found {
+        if a.is_ipv4() {
+            return Some(a);
+        }
+        last = Some(a);
+    }
+    last
+}
+
 /// Redoing Paho's transport steps to find the one that fails (see [`diagnose`]).
 mod transport {
     use super::*;
@@ -202,12 +230,9 @@ mod transport {
 
     pub(super) async fn first_failure(cfg: &BrokerConfig) -> Found {
         let url = &cfg.url;
-        let addr = match tokio::net::lookup_host((url.host.as_str(), url.port)).await {
-            Ok(mut a) => match a.next() {
-                Some(a) => a,
-                None => return (Reason::Dns, format!("dns: {} has no address", url.host)),
-            },
-            Err(e) => return (Reason::Dns, format!("dns: {}: {e}", url.host)),
+        let addr = match super::paho_address(&url.host, url.port).await {
+            Ok(a) => a,
+            Err(found) => return found,
         };
         let tcp = match tokio::net::TcpStream::connect(addr).await {
             Ok(s) => s,
@@ -464,6 +489,20 @@ pub const CONNECT_TRANSPORT_LABELS: &[Reason] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_address_paho_dials_is_the_first_ipv4_else_the_last() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            prefer_ipv4([a("[::1]:1883"), a("127.0.0.1:1883"), a("10.0.0.1:1883")]),
+            Some(a("127.0.0.1:1883"))
+        );
+        assert_eq!(
+            prefer_ipv4([a("[::1]:1883"), a("[fd00::1]:1883")]),
+            Some(a("[fd00::1]:1883"))
+        );
+        assert_eq!(prefer_ipv4([]), None);
+    }
 
     #[test]
     fn websocket_statuses_are_bounded_and_named() {

@@ -69,12 +69,10 @@ async fn connect_now(
             "the will probe speaks MQTT over TCP or TLS only, not WebSocket",
         ));
     }
-    let addr = match tokio::net::lookup_host((url.host.as_str(), url.port)).await {
-        Ok(mut a) => a.next().ok_or_else(|| {
-            Failure::new(Reason::Dns, format!("dns: {} has no address", url.host))
-        })?,
-        Err(e) => return Err(Failure::new(Reason::Dns, format!("dns: {}: {e}", url.host))),
-    };
+    // The address Paho dials for the watcher, so both reach the broker the same way.
+    let addr = reason::paho_address(&url.host, url.port)
+        .await
+        .map_err(|(label, detail)| Failure::new(label, detail))?;
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| Failure::new(reason::tcp_connect_error(&e), format!("tcp {addr}: {e}")))?;

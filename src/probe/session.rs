@@ -17,8 +17,10 @@
 
 use super::Run;
 use super::fresh::receive;
+use crate::config::BrokerConfig;
 use crate::metrics::Reason;
 use crate::mqtt::fresh::{Failure, connect, connect_persistent};
+use crate::mqtt::negotiate::Negotiated;
 use crate::mqtt::options::Persist;
 use paho_mqtt as paho;
 use std::future::Future;
@@ -30,14 +32,56 @@ pub fn session_once<'a>(
     r: Run<'a>,
 ) -> Pin<Box<dyn Future<Output = Result<Option<Duration>, Failure>> + Send + 'a>> {
     Box::pin(async move {
-        let id = format!("{}-session", r.id);
-        let result = queued_once(&r, &id).await;
-        // Delete the session whatever happened: Clean Start 1 / Clean Session 1 discards it.
-        if let Ok(c) = connect(r.cfg, r.negotiated, &id, Duration::from_secs(1)).await {
-            c.close().await;
-        }
+        let session = Session {
+            cfg: r.cfg.clone(),
+            negotiated: r.negotiated.clone(),
+            id: format!("{}-session", r.id),
+        };
+        let result = queued_once(&r, &session.id).await;
+        session.delete().await;
         result
     })
+}
+
+/// The run's session on the broker, deleted at the end of the run whatever happened; a run
+/// cut short (the `/probe` request's client went away, which drops the run) deletes it from
+/// a task of its own when dropped. A 3.1.1 session has no expiry, and one-shot client ids
+/// are random: nothing else would ever delete it.
+struct Session {
+    cfg: BrokerConfig,
+    negotiated: Negotiated,
+    id: String,
+}
+
+impl Session {
+    async fn delete(mut self) {
+        let id = std::mem::take(&mut self.id);
+        delete(&self.cfg, &self.negotiated, &id).await;
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if self.id.is_empty() {
+            return;
+        }
+        let (cfg, negotiated, id) = (
+            self.cfg.clone(),
+            self.negotiated.clone(),
+            std::mem::take(&mut self.id),
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { delete(&cfg, &negotiated, &id).await });
+        }
+    }
+}
+
+/// Connect clean with the session's id and leave: Clean Start 1 / Clean Session 1 discards
+/// the session (MQTT 5.0 §3.1.2.4, 3.1.1 §3.1.2.4).
+async fn delete(cfg: &BrokerConfig, negotiated: &Negotiated, id: &str) {
+    if let Ok(c) = connect(cfg, negotiated, id, Duration::from_secs(1)).await {
+        c.close().await;
+    }
 }
 
 async fn queued_once(r: &Run<'_>, id: &str) -> Result<Option<Duration>, Failure> {

@@ -27,6 +27,29 @@ fn errors(sc: &Scrape, broker: &str, probe: &str) -> f64 {
     .sum()
 }
 
+/// A client connected straight to `broker`, subscribed to `filter` at QoS 0, and what
+/// arrives for it.
+fn observer(
+    broker: &Mosquitto,
+    filter: &str,
+) -> (
+    paho_mqtt::Client,
+    paho_mqtt::SyncReceiver<Option<paho_mqtt::Message>>,
+) {
+    let observer = paho_mqtt::Client::new(
+        paho_mqtt::CreateOptionsBuilder::new()
+            .server_uri(format!("tcp://127.0.0.1:{}", broker.port()))
+            .client_id("observer")
+            .persistence(None)
+            .finalize(),
+    )
+    .unwrap();
+    let arrivals = observer.start_consuming();
+    observer.connect(None).unwrap();
+    observer.subscribe(filter, 0).unwrap();
+    (observer, arrivals)
+}
+
 #[test]
 fn will_probe_publishes_the_will_and_none_on_clean_disconnect() {
     let broker = Mosquitto::start();
@@ -296,20 +319,9 @@ fn will_probe_over_tls() {
 #[test]
 fn session_probe_reports_a_broker_that_lost_the_session() {
     use crate::support::proxy::{Mode, Proxy};
-    use paho_mqtt as paho;
     let mut broker = Mosquitto::start();
     let proxy = Proxy::start(broker.addr());
-    let observer = paho::Client::new(
-        paho::CreateOptionsBuilder::new()
-            .server_uri(format!("tcp://127.0.0.1:{}", broker.port()))
-            .client_id("observer")
-            .persistence(None)
-            .finalize(),
-    )
-    .unwrap();
-    let arrivals = observer.start_consuming();
-    observer.connect(None).unwrap();
-    observer.subscribe("mqtt-sentinel/sl/session", 0).unwrap();
+    let (_observer, arrivals) = observer(&broker, "mqtt-sentinel/sl/session");
     proxy.set(Mode::Delay(Duration::from_secs(1)));
     let s = Sentinel::start(&format!(
         "brokers:\n  - {{name: m, url: {}, client_id: sl, connect_timeout: 20s, sys: {{enabled: false}}, probes: [{{kind: session, interval: 1h, timeout: 30s}}]}}\n",
@@ -337,4 +349,45 @@ fn session_probe_reports_a_broker_that_lost_the_session() {
         sc.find("mqtt_probe_errors_total", &[]),
         s.logs()
     );
+}
+
+/// A one-shot session probe whose HTTP client hangs up mid-run (which drops the run) still
+/// deletes the run's session: a 3.1.1 session never expires and one-shot client ids are
+/// random, so nothing else would. The broker's ACL drops the probe's message, so the run
+/// waits with its client connected until the test hangs up; `$SYS` counts the sessions.
+#[test]
+fn an_abandoned_one_shot_session_probe_leaves_no_session() {
+    use crate::support::wait::wait_until;
+    use std::collections::HashMap;
+    let broker = Mosquitto::builder().acl("topic read $SYS/#\n").start();
+    let s = Sentinel::start(
+        "brokers: []\nprobe_modules:\n  s3: {kind: session, protocol: v3.1.1, timeout: 300s}\n",
+    );
+    let (_observer, arrivals) = observer(&broker, "$SYS/broker/clients/+");
+    let mut clients: HashMap<String, String> = HashMap::new();
+    let mut wait_clients = |what: &str, want: &dyn Fn(&HashMap<String, String>) -> bool| {
+        wait_until(Duration::from_secs(60), what, || {
+            while let Ok(Some(m)) = arrivals.try_recv() {
+                clients.insert(m.topic().to_owned(), m.payload_str().into_owned());
+            }
+            want(&clients).then_some(())
+        })
+    };
+    let count = |c: &HashMap<String, String>, what: &str| {
+        c.get(&format!("$SYS/broker/clients/{what}")).cloned()
+    };
+    let mut http = std::net::TcpStream::connect(s.addr).unwrap();
+    write!(
+        http,
+        "GET /probe?target={}&module=s3 HTTP/1.1\r\nHost: x\r\n\r\n",
+        broker.url()
+    )
+    .unwrap();
+    wait_clients("the probe's client is connected", &|c| {
+        count(c, "connected").as_deref() == Some("2")
+    });
+    drop(http);
+    wait_clients("only the observer is left on the broker", &|c| {
+        count(c, "total").as_deref() == Some("1") && count(c, "connected").as_deref() == Some("1")
+    });
 }
