@@ -4,7 +4,7 @@
 //! gets a verdict other than promtool's, unless listed with its reason in
 //! `tests/fixtures/rules/conformance-expected-disagreements.txt`. Refusals (constructs we do
 //! not evaluate yet) are allowed and counted in the printed table. Where both tools fail a
-//! case, our failure text is promtool's.
+//! case, our failure text is promtool's, unless listed there with its reason too.
 
 use std::path::Path;
 use std::process::Command;
