@@ -89,8 +89,8 @@ fn is_leap(year: i64) -> bool {
 
 /// The calendar field `name` extracts, or `None` when `name` is not a date function.
 /// Values as Prometheus gives them: `minute` 0–59, `hour` 0–23, `day_of_week` 0–6 from
-/// Sunday, `day_of_month` 1–31, `days_in_month` 28–31, `month` 1–12, `year` (proleptic
-/// Gregorian).
+/// Sunday, `day_of_month` 1–31, `day_of_year` 1–365 (366 in leap years), `days_in_month`
+/// 28–31, `month` 1–12, `year` (proleptic Gregorian).
 pub(super) fn date_function(name: &str) -> Option<fn(Civil) -> f64> {
     Some(match name {
         "minute" => |t| t.minute as f64,
@@ -102,6 +102,12 @@ pub(super) fn date_function(name: &str) -> Option<fn(Civil) -> f64> {
             2 => 28.0,
             4 | 6 | 9 | 11 => 30.0,
             _ => 31.0,
+        },
+        "day_of_year" => |t| {
+            // Days before each month in a common year.
+            const BEFORE: [u64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+            let leap_day = u64::from(t.month > 2 && is_leap(t.year));
+            (BEFORE[(t.month.clamp(1, 12) - 1) as usize] + t.day + leap_day) as f64
         },
         "month" => |t| t.month as f64,
         "year" => |t| t.year as f64,
@@ -134,6 +140,10 @@ mod tests {
         assert_eq!(field("day_of_month", t + 1.0), 1.0);
         // 2023-12-31T12:00:00Z and 2023-03-01T00:00:00Z (a common year).
         assert_eq!(field("day_of_month", 1_704_024_000.0), 31.0);
+        // functions.test: 2006-01-02, 2016-12-31 (leap), 2022-12-31
+        assert_eq!(field("day_of_year", 1_136_239_445.0), 2.0);
+        assert_eq!(field("day_of_year", 1_483_191_420.0), 366.0);
+        assert_eq!(field("day_of_year", 1_672_493_820.0), 365.0);
         assert_eq!(field("month", 1_704_024_000.0), 12.0);
         assert_eq!(field("month", 1_677_628_800.0), 3.0);
         assert_eq!(field("days_in_month", 1_677_628_799.0), 28.0);

@@ -279,6 +279,16 @@ pub(super) fn unique(v: Vec<Sample>) -> Result<Vec<Sample>, String> {
     Ok(v)
 }
 
+/// The range selector an argument is, through any parentheses (`rate((x[5m]))` is
+/// `rate(x[5m])` to Prometheus); `None` for anything else (a subquery, an instant vector).
+pub(super) fn range_arg(e: &Expr) -> Option<&MatrixSelector> {
+    match e {
+        Expr::MatrixSelector(ms) => Some(ms),
+        Expr::Paren(p) => range_arg(&p.expr),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

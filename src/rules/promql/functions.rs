@@ -87,7 +87,7 @@ impl Evaluator<'_> {
 
     pub(super) fn range_function(&self, c: &Call) -> Result<Value, String> {
         let name = c.func.name;
-        let Expr::MatrixSelector(ms) = &*c.args.args[0] else {
+        let Some(ms) = super::engine::range_arg(&c.args.args[0]) else {
             return Err(format!("function {name:?} needs a range selector"));
         };
         let range_ms = ms.range.as_millis() as i64;

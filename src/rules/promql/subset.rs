@@ -62,6 +62,7 @@ const MORE_FUNCTIONS: &[(&str, Option<usize>)] = &[
     ("hour", None),
     ("day_of_week", None),
     ("day_of_month", None),
+    ("day_of_year", None),
     ("days_in_month", None),
     ("month", None),
     ("year", None),
@@ -139,14 +140,14 @@ pub fn check(expr: &Expr) -> Result<(), String> {
                 return Err(format!("function {name:?} is not supported"));
             }
             if let Some((_, Some(at))) = more
-                && !matches!(*c.args.args[*at], Expr::MatrixSelector(_))
+                && super::engine::range_arg(&c.args.args[*at]).is_none()
             {
                 return Err(format!(
                     "function {name:?} needs a range selector argument (subqueries are not supported)"
                 ));
             }
             if RANGE_FUNCTIONS.contains(&name)
-                && !matches!(*c.args.args[0], Expr::MatrixSelector(_))
+                && super::engine::range_arg(&c.args.args[0]).is_none()
             {
                 return Err(format!(
                     "function {name:?} needs a range selector argument (subqueries are not supported)"
