@@ -269,16 +269,20 @@ const BAD: &[(&str, &str)] = &[
         r#"5:37: brokers[0].probes[0].will_delay: will_delay applies to will probes only, not session"#,
     ),
     (
+        "probe-will-delay-no-room.yaml",
+        r#"5:34: brokers[0].probes[0].will_delay: will_delay 2s needs a timeout of at least 4s (the delay, 1s for the broker's tick, 1s watching a clean DISCONNECT); the probe's timeout is 3.5s"#,
+    ),
+    (
         "probe-will-delay-past-timeout.yaml",
-        r#"5:34: brokers[0].probes[0].will_delay: will_delay 5s must be shorter than the probe's timeout 5s"#,
+        r#"5:34: brokers[0].probes[0].will_delay: will_delay 5s needs a timeout of at least 7s (the delay, 1s for the broker's tick, 1s watching a clean DISCONNECT); the probe's timeout is 5s"#,
     ),
     (
         "probe-will-delay-rounded-past-timeout.yaml",
-        r#"5:34: brokers[0].probes[0].will_delay: will_delay 500ms (sent as 1s: MQTT counts whole seconds) must be shorter than the probe's timeout 800ms"#,
+        r#"5:34: brokers[0].probes[0].will_delay: will_delay 500ms (sent as 1s: MQTT counts whole seconds) needs a timeout of at least 3s (the delay, 1s for the broker's tick, 1s watching a clean DISCONNECT); the probe's timeout is 800ms"#,
     ),
     (
         "module-will-delay-past-timeout.yaml",
-        r#"3:31: probe_modules.w.will_delay: will_delay 10s must be shorter than the probe's timeout 5s"#,
+        r#"3:31: probe_modules.w.will_delay: will_delay 10s needs a timeout of at least 12s (the delay, 1s for the broker's tick, 1s watching a clean DISCONNECT); the probe's timeout is 5s"#,
     ),
     (
         "rules-missing-file.yaml",

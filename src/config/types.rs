@@ -181,6 +181,16 @@ pub const DEFAULT_DEGRADED_RTT: Duration = Duration::from_millis(100);
 /// A probe run's `timeout` when none is given.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a will probe watches that a clean DISCONNECT sends no will, on top of the will
+/// delay (`probe::will`). Mosquitto publishes a will within a millisecond of the socket
+/// closing, so a will that is coming comes well within it.
+pub const WILL_CLEAN_WATCH: Duration = Duration::from_secs(1);
+
+/// How late a broker may send a delayed will: brokers check delayed wills on a one-second
+/// tick (mosquitto 2.0.11 delivered `will_delay: 1s` in 1.7 s on average). A will probe's
+/// timeout must hold the delay, this and [`WILL_CLEAN_WATCH`].
+pub const WILL_DELAY_SLACK: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
     pub level: LogLevel,

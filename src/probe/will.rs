@@ -26,8 +26,8 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 /// How long the watcher waits for a will that must not come after a clean DISCONNECT, on top
-/// of the will delay. Mosquitto publishes a will within a millisecond of the socket closing.
-pub const CLEAN_WATCH: Duration = Duration::from_secs(1);
+/// of the will delay (config checks that a run has room for it).
+pub use crate::config::WILL_CLEAN_WATCH as CLEAN_WATCH;
 
 /// The `will` prober (see the module docs). Reports the delivery time: from closing the
 /// socket to the will's arrival in the watcher's Paho callback (the will delay included).
