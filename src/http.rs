@@ -416,6 +416,18 @@ async fn probe(req: &Request<Incoming>, st: &HttpState) -> Response<Full<Bytes>>
         Ok(d) => d,
         Err(msg) => return bad(StatusCode::INTERNAL_SERVER_ERROR, msg),
     };
+    // A run that cannot succeed in the time the scraper gives is a configuration error to
+    // show, not a failed probe of a healthy broker.
+    let needed = m.kind.shortest_run();
+    if within < needed {
+        return bad(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "module {module:?} needs at least {needed:?} for one run ({} probe), but the scrape timeout leaves {within:?}: raise the job's scrape_timeout",
+                m.kind.as_str()
+            ),
+        );
+    }
     let report = oneshot::run(url, m, 1, within).await;
     debug!(%target, %module, timeout_seconds = within.as_secs_f64(), success = report.success, reason = report.reason.as_str(), "one-shot probe");
     let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());

@@ -102,6 +102,21 @@ pub enum ProbeKind {
 }
 
 impl ProbeKind {
+    /// The shortest run that can succeed on a healthy broker: for a will probe with a delay,
+    /// the delay as sent (whole seconds, rounded up: §3.1.3.2.2) + [`WILL_DELAY_SLACK`] +
+    /// [`WILL_CLEAN_WATCH`]; zero for every other kind. A probe's `timeout`, and the deadline
+    /// `/probe` gets from the scrape timeout, must be at least this.
+    pub fn shortest_run(self) -> Duration {
+        match self {
+            ProbeKind::Will { delay: Some(d) } if !d.is_zero() => {
+                Duration::from_secs(d.as_secs_f64().ceil() as u64)
+                    + WILL_DELAY_SLACK
+                    + WILL_CLEAN_WATCH
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
     /// Every kind's config name, as `kind:` takes it (and `mqtt-sentinel probe --kind`).
     pub const NAMES: [&'static str; 5] = ["roundtrip", "connect", "retained", "session", "will"];
 

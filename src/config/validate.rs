@@ -425,8 +425,8 @@ impl Validator<'_> {
     /// [`WILL_CLEAN_WATCH`] (the watch that a clean DISCONNECT sends no will).
     fn will_delay_fits(&self, at: &str, delay: Duration, timeout: Duration) -> R<()> {
         let sent = Duration::from_secs(delay.as_secs_f64().ceil() as u64);
-        let needed = sent + WILL_DELAY_SLACK + WILL_CLEAN_WATCH;
-        if sent.is_zero() || needed <= timeout {
+        let needed = ProbeKind::Will { delay: Some(delay) }.shortest_run();
+        if needed <= timeout {
             return Ok(());
         }
         let sent_as = if sent == delay {

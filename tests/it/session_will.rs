@@ -220,7 +220,21 @@ fn one_shot_session_and_will_probes() {
     }
 
     let s = Sentinel::start(
-        "brokers: []\nprobe_modules:\n  will: {kind: will, timeout: 10s}\n  session: {kind: session, timeout: 10s}\n",
+        "brokers: []\nprobe_modules:\n  will: {kind: will, timeout: 10s}\n  session: {kind: session, timeout: 10s}\n  delayed: {kind: will, will_delay: 2s, timeout: 10s}\n",
+    );
+    // A scrape timeout too short for the will delay is the scrape config's fault, said as
+    // such: not a failed probe of a healthy broker.
+    let r = get(
+        s.addr,
+        &format!("/probe?target={}&module=delayed", broker.url()),
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "2")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.body.contains("needs at least 4s") && r.body.contains("scrape_timeout"),
+        "{}",
+        r.body
     );
     for module in ["will", "session"] {
         let r = get(
