@@ -53,23 +53,29 @@ fn log10(v: f64) -> f64 {
     go_log(v) * std::f64::consts::LOG10_E
 }
 
+/// ln 2 in two parts (`Ln2Hi`, `Ln2Lo` of `math/log.go` and `math/log1p.go`): `k · LN2_HI`
+/// is exact for the exponents `k` of a double.
+const LN2_HI: f64 = 0.6931471803691238;
+/// The low part of ln 2, see [`LN2_HI`].
+const LN2_LO: f64 = 1.9082149292705877e-10;
+/// The coefficients `L1`…`L7` (`Lp1`…`Lp7`) of fdlibm's log polynomial in `s²`, shared by
+/// `math/log.go` and `math/log1p.go`.
+const L: [f64; 7] = [
+    0.6666666666666735,
+    0.3999999999940942,
+    0.2857142874366239,
+    0.22222198432149784,
+    0.1818357216161805,
+    0.15313837699209373,
+    0.14798198605116586,
+];
+
 /// Go's `math.Log` on amd64 (`math/log_amd64.s`, the steps of `math/log.go`): fdlibm's
 /// `e_log.c` method (reduce to `f` in [√2/2−1, √2−1] and `k` with `v = 2^k (1 + f)`, then a
 /// degree-14 polynomial in `s = f / (2 + f)`), which differs from glibc's `log` in the last
 /// bit for some inputs (`ln 3`: Go …096, glibc …098). Written here because Go's functions
 /// built on it (`Log`, `Log10`, `Asinh`, `Acosh`) must agree to the bit.
 pub(super) fn go_log(v: f64) -> f64 {
-    const LN2_HI: f64 = 0.6931471803691238;
-    const LN2_LO: f64 = 1.9082149292705877e-10;
-    const L: [f64; 7] = [
-        0.6666666666666735,
-        0.3999999999940942,
-        0.2857142874366239,
-        0.22222198432149784,
-        0.1818357216161805,
-        0.15313837699209373,
-        0.14798198605116586,
-    ];
     if v.is_nan() || v == f64::INFINITY {
         return v;
     }
@@ -109,18 +115,8 @@ fn go_sin(v: f64) -> f64 {
     if v.is_infinite() {
         return f64::NAN;
     }
-    let (mut j, z) = go_trig_octant(v.abs());
-    let mut sign = v < 0.0;
-    if j > 3 {
-        sign = !sign;
-        j -= 4;
-    }
-    let y = if j == 1 || j == 2 {
-        go_cos_kernel(z)
-    } else {
-        go_sin_kernel(z)
-    };
-    if sign { -y } else { y }
+    let y = go_sin_cos(v.abs(), false);
+    if v < 0.0 { -y } else { y }
 }
 
 /// Go's `math.Cos` (`math/sin.go`, Cephes `cos.c`): the reduction of [`go_sin`], the sign
@@ -129,21 +125,28 @@ fn go_cos(v: f64) -> f64 {
     if v.is_nan() || v.is_infinite() {
         return f64::NAN;
     }
-    let (mut j, z) = go_trig_octant(v.abs());
-    let mut sign = false;
+    go_sin_cos(v.abs(), true)
+}
+
+/// The sine (`cosine` false) or cosine of finite `x ≥ 0` as `math/sin.go`'s `sin` and `cos`
+/// finish: octants 4 to 7 folded onto 0 to 3 with the sign flipped, in octants 1 and 2 the
+/// other polynomial, and for the cosine the sign flipped again from octant 2 on.
+fn go_sin_cos(x: f64, cosine: bool) -> f64 {
+    let (mut j, z) = go_trig_octant(x);
+    let mut negate = false;
     if j > 3 {
         j -= 4;
-        sign = !sign;
+        negate = true;
     }
-    if j > 1 {
-        sign = !sign;
+    if cosine && j > 1 {
+        negate = !negate;
     }
-    let y = if j == 1 || j == 2 {
-        go_sin_kernel(z)
-    } else {
+    let y = if (j == 1 || j == 2) != cosine {
         go_cos_kernel(z)
+    } else {
+        go_sin_kernel(z)
     };
-    if sign { -y } else { y }
+    if negate { -y } else { y }
 }
 
 /// Go's `math.Tan` (`math/tan.go`, Cephes `tan.c`): the reduction of [`go_sin`], then
@@ -511,17 +514,6 @@ fn go_log1p(x: f64) -> f64 {
     const SMALL: f64 = 1.0 / (1u64 << 29) as f64;
     const TINY: f64 = 1.0 / (1u64 << 54) as f64;
     const TWO53: f64 = (1u64 << 53) as f64;
-    const LN2_HI: f64 = 0.6931471803691238;
-    const LN2_LO: f64 = 1.9082149292705877e-10;
-    const LP: [f64; 7] = [
-        0.6666666666666735,
-        0.3999999999940942,
-        0.2857142874366239,
-        0.22222198432149784,
-        0.1818357216161805,
-        0.15313837699209373,
-        0.14798198605116586,
-    ];
     if x < -1.0 || x.is_nan() {
         return f64::NAN;
     }
@@ -590,8 +582,7 @@ fn go_log1p(x: f64) -> f64 {
     }
     let s = f / (2.0 + f);
     let z = s * s;
-    let r = z
-        * (LP[0] + z * (LP[1] + z * (LP[2] + z * (LP[3] + z * (LP[4] + z * (LP[5] + z * LP[6]))))));
+    let r = z * (L[0] + z * (L[1] + z * (L[2] + z * (L[3] + z * (L[4] + z * (L[5] + z * L[6]))))));
     if k == 0 {
         return f - (hfsq - s * (hfsq + r));
     }
