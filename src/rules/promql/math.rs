@@ -377,6 +377,43 @@ fn go_xatan(x: f64) -> f64 {
     x * z + x
 }
 
+/// Go's `math.Atan2` (`math/atan2.go`), Prometheus' `atan2` operator: the arctangent of
+/// `y/x` by [`go_atan`] moved into the quadrant of `(x, y)`, after Go's special cases for
+/// NaN, zeros and infinities (`atan2(±0, x ≥ +0) = ±0`, `atan2(±0, x ≤ -0) = ±π`, …).
+pub(super) fn go_atan2(y: f64, x: f64) -> f64 {
+    use std::f64::consts::{FRAC_PI_2, FRAC_PI_4, PI};
+    if y.is_nan() || x.is_nan() {
+        return f64::NAN;
+    }
+    if y == 0.0 {
+        if x >= 0.0 && x.is_sign_positive() {
+            return 0.0f64.copysign(y);
+        }
+        return PI.copysign(y);
+    }
+    if x == 0.0 {
+        return FRAC_PI_2.copysign(y);
+    }
+    if x.is_infinite() {
+        if x > 0.0 {
+            return if y.is_infinite() { FRAC_PI_4 } else { 0.0 }.copysign(y);
+        }
+        // 3·(π/4) rounds to the double nearest 3π/4, Go's constant `3*Pi/4`.
+        return if y.is_infinite() { 3.0 * FRAC_PI_4 } else { PI }.copysign(y);
+    }
+    if y.is_infinite() {
+        return FRAC_PI_2.copysign(y);
+    }
+    let q = go_atan(y / x);
+    if x < 0.0 {
+        if q <= 0.0 {
+            return q + PI;
+        }
+        return q - PI;
+    }
+    q
+}
+
 /// Go's `math.Sinh` (`math/sinh.go`): `Exp(x)·½` above 21, `(e - 1/e)·½` with `e = Exp(x)`
 /// above 0.5, else Hart & Cheney's rational function #2029; on `|v|`, sign restored.
 fn go_sinh(v: f64) -> f64 {
@@ -1016,6 +1053,43 @@ mod tests {
                     "{name}({v:e}) = {got:e}, promtool {want:e}"
                 );
             }
+        }
+    }
+
+    /// promtool 2.42's `y atan2 x`: Go's special cases for zeros and infinities, and
+    /// quotients where glibc's `atan2` differs from Go's `Atan` in the last bit.
+    #[test]
+    fn go_atan2_agrees_with_promtool_to_the_bit() {
+        let cases: &[(f64, f64, f64)] = &[
+            (0.0, 0.7, 0.0),
+            (-0.0, 0.7, -0.0),
+            (f64::INFINITY, 0.7, std::f64::consts::FRAC_PI_2),
+            (f64::NEG_INFINITY, 0.7, -std::f64::consts::FRAC_PI_2),
+            (1.0e-05, 0.7, 1.428571428474247e-05),
+            (-1.0e-05, 0.7, -1.428571428474247e-05),
+            (0.001, 0.7, 0.0014285704567553205),
+            (0.0, -2.0, std::f64::consts::PI),
+            (-0.0, -2.0, -std::f64::consts::PI),
+            (-5.0e-324, -2.0, std::f64::consts::PI),
+            (f64::INFINITY, -2.0, std::f64::consts::FRAC_PI_2),
+            (3.0e-09, -2.0, 3.141592652089793),
+            (-3.0e-09, -2.0, -3.141592652089793),
+            (3.8e-09, -2.0, 3.141592651689793),
+            (-3.0, 0.0, -std::f64::consts::FRAC_PI_2),
+            (-3.0, -0.0, -std::f64::consts::FRAC_PI_2),
+            (-3.0, f64::INFINITY, -0.0),
+            (-3.0, f64::NEG_INFINITY, -std::f64::consts::PI),
+            (-3.0, f64::NAN, f64::NAN),
+            (-3.0, 3.0e-09, -1.5707963257948965),
+            (-3.0, 3.8e-09, -1.5707963255282298),
+            (-3.0, 1.0e-08, -1.5707963234615632),
+        ];
+        for &(y, x, want) in cases {
+            let got = go_atan2(y, x);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "atan2({y:e}, {x:e}) = {got:e}, promtool {want:e}"
+            );
         }
     }
 }
