@@ -39,8 +39,9 @@ impl Evaluator<'_> {
             "ceil" => map(&f64::ceil),
             "floor" => map(&f64::floor),
             "sqrt" => map(&f64::sqrt),
-            "exp" => map(&f64::exp),
-            "ln" => map(&f64::ln),
+            // Go's amd64 assembly `Exp` and `Log`, not the C library's (last-bit differences).
+            "exp" => map(&super::math::go_exp),
+            "ln" => map(&super::math::go_log),
             "round" => {
                 let to = if c.args.args.len() > 1 {
                     self.scalar_arg(c, 1)?
