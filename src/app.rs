@@ -247,7 +247,7 @@ impl World {
             groups,
         }: Loaded,
     ) -> anyhow::Result<String> {
-        let rule_count: usize = groups.iter().map(|g| g.rules.len()).sum();
+        let rule_count = crate::rules::file::rule_count(&groups);
         let old = self.config.replace(new);
         let Some(new) = &self.config else {
             anyhow::bail!("no configuration"); // just set

@@ -62,7 +62,7 @@ fn rules(action: RulesAction) -> ExitCode {
             for f in &files {
                 match rules::file::load(f) {
                     Ok(groups) => {
-                        let n: usize = groups.iter().map(|g| g.rules.len()).sum();
+                        let n = rules::file::rule_count(&groups);
                         println!("{}: SUCCESS: {n} rules found", f.display());
                     }
                     Err(e) => {
@@ -93,7 +93,7 @@ fn rules(action: RulesAction) -> ExitCode {
 fn check(source: &str, loaded: Result<Loaded, ConfigError>) -> ExitCode {
     match loaded {
         Ok(Loaded { config, groups }) => {
-            let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
+            let rules = mqtt_sentinel::rules::file::rule_count(&groups);
             println!(
                 "{source}: configuration is valid\n{}rules loaded: {rules} in {} groups",
                 config.summary(),

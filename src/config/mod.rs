@@ -43,7 +43,7 @@ pub use types::{
 };
 pub use types::{
     DEFAULT_DEGRADED_RTT, DEFAULT_PAYLOAD_BYTES, DEFAULT_PROBE_TIMEOUT, MAX_PAYLOAD_BYTES,
-    MIN_PAYLOAD_BYTES, WILL_CLEAN_WATCH, WILL_DELAY_SLACK,
+    MIN_PAYLOAD_BYTES, WILL_CLEAN_WATCH, WILL_DELAY_SLACK, mqtt_seconds,
 };
 pub use validate::expand_env;
 use validate::{R, Validator, valid_name};

@@ -109,9 +109,7 @@ impl ProbeKind {
     pub fn shortest_run(self) -> Duration {
         match self {
             ProbeKind::Will { delay: Some(d) } if !d.is_zero() => {
-                Duration::from_secs(d.as_secs_f64().ceil() as u64)
-                    + WILL_DELAY_SLACK
-                    + WILL_CLEAN_WATCH
+                Duration::from_secs(mqtt_seconds(d).into()) + WILL_DELAY_SLACK + WILL_CLEAN_WATCH
             }
             _ => Duration::ZERO,
         }
@@ -195,6 +193,13 @@ pub const DEFAULT_PAYLOAD_BYTES: usize = 64;
 pub const DEFAULT_DEGRADED_RTT: Duration = Duration::from_millis(100);
 /// A probe run's `timeout` when none is given.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A duration as an MQTT interval in whole seconds (Will Delay Interval §3.1.3.2.2, Session
+/// Expiry Interval §3.1.2.11.2): rounded up, so a client never asks for less than configured,
+/// and capped at the four-byte maximum.
+pub fn mqtt_seconds(d: Duration) -> u32 {
+    d.as_secs_f64().ceil().min(f64::from(u32::MAX)) as u32
+}
 
 /// How long a will probe watches that a clean DISCONNECT sends no will, on top of the will
 /// delay (`probe::will`). Mosquitto publishes a will within a millisecond of the socket

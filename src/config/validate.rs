@@ -424,7 +424,7 @@ impl Validator<'_> {
     /// `will_delay: 1s` in 1.7 s on average, and failed 3 runs of 5 with a 1.5 s timeout), plus
     /// [`WILL_CLEAN_WATCH`] (the watch that a clean DISCONNECT sends no will).
     fn will_delay_fits(&self, at: &str, delay: Duration, timeout: Duration) -> R<()> {
-        let sent = Duration::from_secs(delay.as_secs_f64().ceil() as u64);
+        let sent = Duration::from_secs(mqtt_seconds(delay).into());
         let needed = ProbeKind::Will { delay: Some(delay) }.shortest_run();
         if needed <= timeout {
             return Ok(());

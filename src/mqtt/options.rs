@@ -113,7 +113,7 @@ pub fn persistent_session_options(
     if protocol == Protocol::V311 {
         b.clean_session(false);
     } else {
-        let secs = expiry.as_secs_f64().ceil().min(f64::from(u32::MAX)) as u32;
+        let secs = crate::config::mqtt_seconds(expiry);
         let mut props = paho::Properties::new();
         props.push_u32(paho::PropertyCode::SessionExpiryInterval, secs)?;
         b.clean_start(clean_start).properties(props);

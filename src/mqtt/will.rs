@@ -178,10 +178,6 @@ fn push_properties(out: &mut Vec<u8>, id: u8, value: Option<u32>) {
     }
 }
 
-fn seconds(d: Duration) -> u32 {
-    d.as_secs_f64().ceil().min(f64::from(u32::MAX)) as u32
-}
-
 /// The CONNECT packet (MQTT 5.0 §3.1, 3.1.1 §3.1): clean start, a QoS 1 will, the
 /// credentials, and in MQTT 5 the will delay with a session expiry of the same length.
 fn connect_packet(c: &Connect<'_>) -> Vec<u8> {
@@ -199,7 +195,11 @@ fn connect_packet(c: &Connect<'_>) -> Vec<u8> {
     body.push(flags);
     let keep_alive = c.keep_alive.as_secs().min(u64::from(u16::MAX)) as u16;
     body.extend_from_slice(&keep_alive.to_be_bytes());
-    let delay = c.will.delay.filter(|_| c.v5).map(seconds);
+    let delay = c
+        .will
+        .delay
+        .filter(|_| c.v5)
+        .map(crate::config::mqtt_seconds);
     if c.v5 {
         // Session Expiry Interval (0x11), as long as the will delay.
         push_properties(&mut body, 0x11, delay);

@@ -82,6 +82,11 @@ impl Rule {
     }
 }
 
+/// How many rules `groups` hold, as `rules check` and `check` report them.
+pub fn rule_count(groups: &[Group]) -> usize {
+    groups.iter().map(|g| g.rules.len()).sum()
+}
+
 /// The groups a configuration names: its `rules.files` in order, or the embedded default
 /// rules. Errors name the rule file, line and field (see [`parse`]).
 pub fn load_configured(cfg: &crate::config::RulesConfig) -> Result<Vec<Group>, ConfigError> {
