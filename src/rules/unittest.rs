@@ -259,7 +259,7 @@ fn run_group(
     }
     for t in &tg.promql_expr_test {
         let at = ms(parse_duration(&t.eval_time)?);
-        let got = match query(&t.expr, &storage, at) {
+        let got = match query(&t.expr, &storage, at, interval) {
             Ok(v) => v,
             Err(e) => {
                 errs.push(format!(
@@ -337,9 +337,11 @@ impl Input {
     }
 }
 
-fn query(expr: &str, storage: &Storage, at: i64) -> Result<Vec<(Labels, f64)>, String> {
+/// `expr` as an instant query at `at` (ms); a subquery without a step takes `step` (ms),
+/// the test file's `evaluation_interval`, as in promtool.
+fn query(expr: &str, storage: &Storage, at: i64, step: i64) -> Result<Vec<(Labels, f64)>, String> {
     let e = promql::parse(expr)?;
-    match promql::eval(&e, storage, at)? {
+    match promql::eval(&e, storage, at, step)? {
         Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.value)).collect()),
         Value::Scalar(v) => Ok(vec![(Labels::default(), v)]),
         other => Err(format!(
