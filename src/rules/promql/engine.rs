@@ -459,6 +459,142 @@ mod tests {
         );
     }
 
+    fn vector_with_step(q: &str, t: i64, default_step: i64) -> Vec<(String, f64)> {
+        let e = parse(q).expect("parse");
+        let Value::Vector(v) = eval(&e, &store(), t, default_step).expect("eval") else {
+            panic!("not a vector")
+        };
+        let mut out: Vec<_> = v
+            .into_iter()
+            .map(|s| (s.labels.to_string(), s.value))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn one(q: &str, t: i64) -> f64 {
+        let v = vector(q, t);
+        assert_eq!(v.len(), 1, "{q}: {v:?}");
+        v[0].1
+    }
+
+    /// `c{a="x"}` is 0, 1, … 10 at minutes 0 … 10.
+    #[test]
+    fn subquery_steps_are_multiples_of_the_step_and_both_ends_count() {
+        assert_eq!(one(r#"count_over_time(c{a="x"}[5m:1m])"#, 600_000), 6.0);
+        // Window 5m30s … 10m30s: steps 6m … 10m.
+        assert_eq!(one(r#"count_over_time(c{a="x"}[5m:1m])"#, 630_000), 5.0);
+        // The steps are multiples of 25s from the epoch, not from the window's start:
+        // 8m20s, 8m45s, 9m10s, 9m35s; each reads the sample at or before it.
+        assert_eq!(
+            one(r#"sum_over_time(c{a="x"}[100s:25s])"#, 590_000),
+            8.0 + 8.0 + 9.0 + 9.0
+        );
+        // Without a step: the default one (the evaluation interval), 2m here.
+        assert_eq!(
+            vector_with_step(r#"count_over_time(c{a="x"}[5m:])"#, 600_000, 120_000),
+            vec![(r#"{a="x"}"#.into(), 3.0)]
+        );
+    }
+
+    #[test]
+    fn subquery_offset_and_at_move_the_whole_window() {
+        assert_eq!(
+            one(r#"sum_over_time(c{a="x"}[2m:1m] offset 1m)"#, 600_000),
+            7.0 + 8.0 + 9.0
+        );
+        assert_eq!(
+            one(r#"sum_over_time(c{a="x"}[2m:1m] @ 300)"#, 600_000),
+            3.0 + 4.0 + 5.0
+        );
+        assert_eq!(
+            one(r#"sum_over_time(c{a="x"}[2m:1m] @ 300 offset 1m)"#, 600_000),
+            2.0 + 3.0 + 4.0
+        );
+        // A negative offset reads after the evaluation time.
+        assert_eq!(
+            one(r#"sum_over_time(c{a="x"}[2m:1m] offset -1m)"#, 480_000),
+            7.0 + 8.0 + 9.0
+        );
+    }
+
+    #[test]
+    fn subqueries_nest_and_steps_are_their_own_evaluation_times() {
+        // Inner at t: c(t - 1m) + c(t); outer at 8m, 9m, 10m.
+        assert_eq!(
+            one(
+                r#"sum_over_time(sum_over_time(c{a="x"}[1m:1m])[2m:1m])"#,
+                600_000
+            ),
+            (7.0 + 8.0) + (8.0 + 9.0) + (9.0 + 10.0)
+        );
+        // time() is each step's time; `@ start()` the query's.
+        assert_eq!(
+            one("sum_over_time(vector(time())[2m:1m])", 600_000),
+            480.0 + 540.0 + 600.0
+        );
+        assert_eq!(
+            one(
+                r#"sum_over_time(timestamp(c{a="x"} @ start())[2m:1m])"#,
+                600_000
+            ),
+            3.0 * 600.0
+        );
+    }
+
+    #[test]
+    fn range_functions_over_a_subquery_read_its_points() {
+        // Steps on the samples: the same points, the same window, the same rate.
+        assert_eq!(
+            vector("rate(c[5m:1m])", 600_000),
+            vector("rate(c[5m])", 600_000)
+        );
+        assert_eq!(
+            vector("deriv(c[5m:1m])", 600_000),
+            vector("deriv(c[5m])", 600_000)
+        );
+        assert_eq!(
+            vector(r#"quantile_over_time(0.5, c{a="y"}[4m:1m])"#, 600_000),
+            vec![(r#"{a="y"}"#.into(), 16.0)]
+        );
+        // last_over_time keeps the name; the others drop it.
+        assert_eq!(
+            vector(r#"last_over_time(c{a="x"}[2m:1m])"#, 600_000),
+            vec![(r#"c{a="x"}"#.into(), 10.0)]
+        );
+        // absent_over_time of a subquery invents no labels.
+        assert_eq!(
+            vector(r#"absent_over_time(nope{a="x"}[2m:1m])"#, 600_000),
+            vec![("{}".into(), 1.0)]
+        );
+        assert!(vector(r#"absent_over_time(c{a="x"}[2m:1m])"#, 600_000).is_empty());
+        // A bare subquery is a range vector.
+        let e = parse(r#"c{a="x"}[2m:1m]"#).expect("parse");
+        let Value::Matrix(m) = eval(&e, &store(), 600_000, 60_000).expect("eval") else {
+            panic!("not a matrix")
+        };
+        assert_eq!(
+            m[0].points,
+            vec![(480_000, 8.0), (540_000, 9.0), (600_000, 10.0)]
+        );
+    }
+
+    #[test]
+    fn retention_counts_subquery_windows() {
+        let back = |q: &str| {
+            let mut out = HashMap::new();
+            retention(&parse(q).expect("parse"), &mut out);
+            out[&Some("c".to_string())]
+        };
+        // The window (5m) and its offset (10m) before the lookback of the instant selector.
+        assert_eq!(back("rate(c[5m:1m] offset 10m)"), 20 * 60_000);
+        assert_eq!(back("max_over_time(rate(c[2m])[10m:])"), 12 * 60_000);
+        assert_eq!(
+            back("max_over_time(max_over_time(c[1m])[10m:1m])[1h:5m]"),
+            71 * 60_000
+        );
+    }
+
     #[test]
     fn rate_extrapolates_like_prometheus() {
         // 5 samples over 4m in a 5m window: extrapolated by half a step at each end... capped
