@@ -1,7 +1,8 @@
-//! The PromQL we evaluate (all of Prometheus 2.42's but native histograms, which 2.42 gates
-//! behind a flag, and the few later additions `promql-parser` also knows): [`check`]
-//! refuses, by name, every construct the evaluator does not implement, so a rule file that
-//! loads never fails for want of a feature.
+//! The PromQL we evaluate: all of Prometheus 2.42's. Refused: native histograms (2.42 gates
+//! them behind a flag) and what later Prometheus versions added that `promql-parser` also
+//! parses (`sort_by_label`, `limitk`, `mad_over_time`, …). [`check`] refuses, by name, every
+//! construct the evaluator does not implement, so a rule file that loads never fails for
+//! want of a feature.
 
 use promql_parser::parser::{Expr, VectorSelector};
 
