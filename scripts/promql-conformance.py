@@ -54,7 +54,10 @@ The traps
   our engine names a construct as not supported; refusals are counted, not compared, and the
   other columns count the cases we accept: *unstable* (promtool's own verdict or output varies),
   *stable*, of those *agree* (same verdict) and *disagree* (verdicts differ). *Same text* counts the failing
-  cases whose failure text is byte for byte promtool's (issue 17, class 4).
+  cases whose failure text is byte for byte promtool's (issue 17, class 4), on the same
+  streams: promtool writes `Unit Testing:` and an empty line per failure to stdout,
+  `FAILED:` and the failures to stderr; a failure of a run that splits its output otherwise
+  differs in text.
 
 `--check` exits 1 when an accepted case disagrees and is not listed in the expected
 disagreements file (`--expected`, lines `<file>:<line> <reason>`), or when a listed case no
@@ -372,8 +375,24 @@ def write_batch(path, interval, items):
 
 
 def run(cmd, cwd):
+    """(exit code, stdout, stderr)."""
     p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
-    return p.returncode, p.stdout + p.stderr
+    return p.returncode, p.stdout, p.stderr
+
+
+STREAMS_DIFFER = "\n[not on promtool's streams: stdout and stderr split differently]"
+
+
+def streams_as_promtool(name, stdout, stderr, blocks):
+    """Whether a run wrote what promtool 2.42 writes where it writes it: on stdout only
+    `Unit Testing:  <file>`, then `  SUCCESS` or an empty line per failure, and an empty
+    line; on stderr `  FAILED:` and the failures (`blocks`, by expression)."""
+    want = f"Unit Testing:  {name}\n" + ("\n" * len(blocks) if blocks else "  SUCCESS\n") + "\n"
+    if stdout != want:
+        return False
+    if not blocks:
+        return stderr == ""
+    return stderr.startswith("  FAILED:\n") and failures(stderr) == blocks
 
 
 def unquote(q):
@@ -411,12 +430,16 @@ def failures(output):
 
 def verdicts(cmd, path, exprs):
     """Runs `cmd path`; {expr: failure text or None (passed)} or None when not attributable."""
-    rc, out = run(cmd + [os.path.basename(path)], os.path.dirname(path))
-    blocks = failures(out)
+    rc, out, err = run(cmd + [os.path.basename(path)], os.path.dirname(path))
+    blocks = failures(out + err)
     if blocks is None or (rc != 0 and not blocks) or (rc == 0 and blocks):
         return None
     if any(b not in exprs for b in blocks):
         return None
+    # Text includes the streams: a failure written where promtool does not write it
+    # differs in text (the mark is never in promtool's own output).
+    if not streams_as_promtool(os.path.basename(path), out, err, blocks):
+        blocks = {e: b + STREAMS_DIFFER for e, b in blocks.items()}
     return {e: blocks.get(e) for e in exprs}
 
 
@@ -430,12 +453,12 @@ def judge(batch_path, interval, items, promtool, sentinel, runs):
         return [(c, [t[c.expr] for t in theirs], ours[c.expr], batch_path) for c, _ in items]
     if len(items) == 1:
         c = items[0][0]
-        _, p_out = run([promtool, "test", "rules", os.path.basename(batch_path)],
-                       os.path.dirname(batch_path))
-        _, o_out = run([sentinel, "rules", "test", os.path.basename(batch_path)],
-                       os.path.dirname(batch_path))
-        return [(c, ["unattributable:\n" + p_out] * runs, "unattributable:\n" + o_out,
-                 batch_path)]
+        _, p_out, p_err = run([promtool, "test", "rules", os.path.basename(batch_path)],
+                              os.path.dirname(batch_path))
+        _, o_out, o_err = run([sentinel, "rules", "test", os.path.basename(batch_path)],
+                              os.path.dirname(batch_path))
+        return [(c, ["unattributable:\n" + p_out + p_err] * runs,
+                 "unattributable:\n" + o_out + o_err, batch_path)]
     out = []
     for i, item in enumerate(items):
         out.extend(judge(f"{batch_path[:-4]}-{i}.yml", interval, [item], promtool, sentinel,

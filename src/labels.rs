@@ -166,9 +166,72 @@ impl fmt::Display for Labels {
     }
 }
 
+impl Labels {
+    /// Prometheus 2.42's `labels.Labels.String()`: every label, the metric name too, in
+    /// braces as `{__name__="x", a="b"}`, values quoted as Go's `strconv.Quote` does. The
+    /// form promtool prints samples and PromQL errors print series in.
+    pub fn braces(&self) -> Braces<impl Iterator<Item = (&str, &str)> + Clone> {
+        Braces(self.0.iter().map(|(k, v)| (&**k, &**v)))
+    }
+}
+
+/// The `{k="v", …}` form of labels (see [`Labels::braces`]): every pair of the iterator, in
+/// its order.
+pub struct Braces<I>(pub I);
+
+impl<'a, I: Iterator<Item = (&'a str, &'a str)> + Clone> fmt::Display for Braces<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, (k, v)) in self.0.clone().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{k}={}", go_quote(v))?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// Go's `strconv.Quote`: double quotes; `\a \b \f \n \r \t \v`, `\\` and `\"` escaped,
+/// other control characters as `\xXX` (below U+0080) or `\uXXXX`; the rest as is.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{07}' => out.push_str("\\a"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{0b}' => out.push_str("\\v"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn braces_are_prometheus_label_strings() {
+        let l = Labels::from_pairs([("__name__", "b"), ("i", "a\"b\\c\n\u{1}é")]);
+        assert_eq!(
+            l.braces().to_string(),
+            r#"{__name__="b", i="a\"b\\c\n\x01é"}"#
+        );
+        assert_eq!(Labels::default().braces().to_string(), "{}");
+    }
 
     #[test]
     fn labels_sorted_and_empty_values_absent() {

@@ -78,9 +78,10 @@ fn rules(action: RulesAction) -> ExitCode {
             }
         }
         RulesAction::Test { files } => {
-            let mut out = String::new();
-            let ok = rules::unittest::run_files(&files, &mut out);
+            let (mut out, mut err) = (String::new(), String::new());
+            let ok = rules::unittest::run_files(&files, &mut out, &mut err);
             print!("{out}");
+            eprint!("{err}");
             if ok {
                 ExitCode::SUCCESS
             } else {

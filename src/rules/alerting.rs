@@ -83,7 +83,7 @@ pub(super) fn alert(
     };
     let hold = hold.as_millis() as i64;
     let keep_firing_for = keep_firing_for.as_millis() as i64;
-    let samples = query(&r.rule.expr, storage, ts, &mut r.cursors)?;
+    let samples = query(&r.rule.expr, storage, ts, r.subquery_step, &mut r.cursors)?;
     let mut fresh: FxHashMap<Labels, Alert> =
         FxHashMap::with_capacity_and_hasher(samples.len(), Default::default());
     // Label templates without actions (`severity: warning`) and `alertname` are the same for

@@ -352,11 +352,11 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_group_and_rule() {
-        let text = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n      - alert: B\n        expr: rate(up[5m:1m])\n";
-        let e = parse(text, "r.yml").expect_err("subquery");
+        let text = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n      - alert: B\n        expr: histogram_count(up)\n";
+        let e = parse(text, "r.yml").expect_err("native histograms");
         assert_eq!(
             e.to_string(),
-            "r.yml:7:15: groups[0].rules[1].expr: group \"g\", alert \"B\": could not parse expression: function \"rate\" needs a range selector argument (subqueries are not supported)"
+            "r.yml:7:15: groups[0].rules[1].expr: group \"g\", alert \"B\": could not parse expression: function \"histogram_count\" is not supported"
         );
         let e = parse("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        fore: 1m\n", "r.yml")
             .expect_err("unknown key");

@@ -50,11 +50,14 @@ pub struct RuleState {
     pub(super) written: FxHashSet<Labels>,
     /// Where the windows of the rule's range selectors started last time.
     pub(super) cursors: promql::Cursors,
+    /// The step (ms) of a subquery without one: the engine's `evaluation_interval`, not the
+    /// group's own `interval` (as Prometheus takes its global one).
+    pub(super) subquery_step: i64,
 }
 
 impl RuleState {
     /// `rule` not evaluated yet: unknown health, no alerts.
-    fn new(rule: Arc<Rule>) -> Self {
+    fn new(rule: Arc<Rule>, subquery_step: i64) -> Self {
         RuleState {
             rule,
             health: Health::Unknown,
@@ -64,6 +67,7 @@ impl RuleState {
             active: FxHashMap::default(),
             written: FxHashSet::default(),
             cursors: promql::Cursors::default(),
+            subquery_step,
         }
     }
 }
@@ -157,7 +161,7 @@ impl GroupState {
             rules: self
                 .rules
                 .iter()
-                .map(|r| RuleState::new(Arc::clone(&r.rule)))
+                .map(|r| RuleState::new(Arc::clone(&r.rule), r.subquery_step))
                 .collect(),
             last_eval: None,
             eval_seconds: 0.0,
@@ -181,8 +185,9 @@ impl GroupState {
     }
 
     /// Fresh state for group `g`; without an `interval` of its own it is evaluated every
-    /// `default_interval`.
+    /// `default_interval`, which is also the step of its subqueries that name none.
     pub fn new(g: Group, default_interval: Duration) -> Self {
+        let subquery_step = default_interval.as_millis() as i64;
         GroupState {
             name: g.name,
             file: g.file,
@@ -191,7 +196,7 @@ impl GroupState {
             rules: g
                 .rules
                 .into_iter()
-                .map(|r| RuleState::new(Arc::new(r)))
+                .map(|r| RuleState::new(Arc::new(r), subquery_step))
                 .collect(),
             last_eval: None,
             eval_seconds: 0.0,
@@ -254,13 +259,17 @@ impl GroupState {
     }
 }
 
+/// A rule's expression at `ts` (ms) as a vector (a scalar becomes one sample without
+/// labels); `subquery_step` (ms) is the step of a subquery without one. Errors: the
+/// evaluation's, or a range vector (a bare subquery).
 pub(super) fn query(
     expr: &promql_parser::parser::Expr,
     storage: &Storage,
     ts: i64,
+    subquery_step: i64,
     cursors: &mut promql::Cursors,
 ) -> Result<Vec<promql::Sample>, String> {
-    match promql::eval_at_later(expr, storage, ts, cursors)? {
+    match promql::eval_at_later(expr, storage, ts, subquery_step, cursors)? {
         Value::Vector(v) => Ok(v),
         Value::Scalar(v) => Ok(vec![promql::Sample {
             labels: Labels::default(),

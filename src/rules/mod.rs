@@ -9,7 +9,7 @@
 //!   history (line cache, encoder thread);
 //! - `group` (`rules.Group`): a group's rules evaluated in order; `recording` and `alerting`
 //!   (`RecordingRule`, `AlertingRule`: pending, firing, resolved) one rule each;
-//! - `promql`: the PromQL subset (subset check, engine, functions, aggregation, binary
+//! - `promql`: PromQL 2.42 but native histograms (subset check, engine, functions, aggregation, binary
 //!   operators, quantile);
 //! - `labels`, `chunk`, `storage`: label sets, XOR chunks, the in-memory head the rules read;
 //! - `template`: annotation templates (parse, exec, Go's number formatting);

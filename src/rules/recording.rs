@@ -13,7 +13,7 @@ pub(super) fn record(
     ts: i64,
     limit: usize,
 ) -> Result<(), String> {
-    let samples = match query(&r.rule.expr, storage, ts, &mut r.cursors) {
+    let samples = match query(&r.rule.expr, storage, ts, r.subquery_step, &mut r.cursors) {
         Ok(s) => s,
         Err(e) => {
             mark_stale(r, storage, ts, &FxHashSet::default());

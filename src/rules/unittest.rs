@@ -49,6 +49,8 @@ struct TestGroup {
     external_labels: BTreeMap<String, String>,
     #[serde(default)]
     external_url: String,
+    /// Printed before each failed alert test of the group (promtool 2.42 does not print it
+    /// for expression tests).
     #[serde(default)]
     name: String,
 }
@@ -95,32 +97,38 @@ struct ExpSample {
     value: f64,
 }
 
-/// Runs every file; prints promtool-style results to `out`. Returns true when all passed.
-pub fn run_files(files: &[PathBuf], out: &mut String) -> bool {
+/// Runs every file and writes what promtool 2.42 writes where it writes it: to `out`
+/// (stdout) `Unit Testing:  <file>`, then `  SUCCESS` or, per failure, an empty line, and an
+/// empty line after each file; to `err` (stderr) `  FAILED:` and each failure (a file that
+/// cannot run at all fails with one), and a `  WARNING:` for a rule file pattern that
+/// matches nothing. Returns true when all passed.
+pub fn run_files(files: &[PathBuf], out: &mut String, err: &mut String) -> bool {
     let mut ok = true;
     for f in files {
         let _ = writeln!(out, "Unit Testing:  {}", f.display());
-        match run_file(f) {
-            Ok(errs) if errs.is_empty() => out.push_str("  SUCCESS\n\n"),
-            Ok(errs) => {
-                ok = false;
-                out.push_str("  FAILED:\n");
-                for e in errs {
-                    let _ = writeln!(out, "{e}");
-                }
+        let errs = match run_file(f, err) {
+            Ok(errs) => errs,
+            Err(e) => vec![e],
+        };
+        if errs.is_empty() {
+            out.push_str("  SUCCESS\n");
+        } else {
+            ok = false;
+            err.push_str("  FAILED:\n");
+            for e in errs {
+                let _ = writeln!(err, "{e}");
                 out.push('\n');
             }
-            Err(e) => {
-                ok = false;
-                let _ = writeln!(out, "  FAILED:\n    {e}\n");
-            }
         }
+        out.push('\n');
     }
     ok
 }
 
 /// Runs one test file: `Err` when it cannot run at all, otherwise the failures (empty = pass).
-pub fn run_file(path: &Path) -> Result<Vec<String>, String> {
+/// Warnings (a rule file pattern that matches nothing, which promtool only warns about) go
+/// to `warnings`, one line each.
+pub fn run_file(path: &Path, warnings: &mut String) -> Result<Vec<String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let tf: TestFile =
         serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -128,7 +136,15 @@ pub fn run_file(path: &Path) -> Result<Vec<String>, String> {
     let interval = dur(tf.evaluation_interval.as_deref(), Duration::from_secs(60))?;
     let mut rule_paths = vec![];
     for pattern in &tf.rule_files {
-        rule_paths.extend(crate::config::glob_files(&base.join(pattern))?);
+        let full = base.join(pattern);
+        let found = match crate::config::glob_files(&full) {
+            Err(_) if !full.exists() => vec![],
+            found => found?,
+        };
+        if found.is_empty() {
+            let _ = writeln!(warnings, "  WARNING: no file match pattern {pattern}");
+        }
+        rule_paths.extend(found);
     }
     let mut groups = vec![];
     for p in &rule_paths {
@@ -153,11 +169,7 @@ pub fn run_file(path: &Path) -> Result<Vec<String>, String> {
             .cloned()
             .map(|g| GroupState::new(g, interval))
             .collect();
-        let mut e = run_group(tg, states, interval)?;
-        if !tg.name.is_empty() && !e.is_empty() {
-            e.insert(0, format!("    name: {},", tg.name));
-        }
-        errs.extend(e);
+        errs.extend(run_group(tg, states, interval)?);
     }
     Ok(errs)
 }
@@ -245,8 +257,14 @@ fn run_group(
             got.sort();
             exp.sort();
             if got != exp {
+                // promtool names the test group in alert failures only.
+                let name = if tg.name.is_empty() {
+                    String::new()
+                } else {
+                    format!("    name: {},\n", tg.name)
+                };
                 errs.push(format!(
-                    "    alertname: {}, time: {}, \n        exp:{}, \n        got:{}",
+                    "{name}    alertname: {}, time: {}, \n        exp:{}, \n        got:{}",
                     test.alertname,
                     show_ms(t),
                     show_alerts(&exp),
@@ -259,7 +277,7 @@ fn run_group(
     }
     for t in &tg.promql_expr_test {
         let at = ms(parse_duration(&t.eval_time)?);
-        let got = match query(&t.expr, &storage, at) {
+        let got = match query(&t.expr, &storage, at, interval) {
             Ok(v) => v,
             Err(e) => {
                 errs.push(format!(
@@ -337,15 +355,15 @@ impl Input {
     }
 }
 
-fn query(expr: &str, storage: &Storage, at: i64) -> Result<Vec<(Labels, f64)>, String> {
+/// `expr` as an instant query at `at` (ms); a subquery without a step takes `step` (ms),
+/// the test file's `evaluation_interval`, as in promtool.
+fn query(expr: &str, storage: &Storage, at: i64, step: i64) -> Result<Vec<(Labels, f64)>, String> {
     let e = promql::parse(expr)?;
-    match promql::eval(&e, storage, at)? {
+    match promql::eval(&e, storage, at, step)? {
         Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.value)).collect()),
         Value::Scalar(v) => Ok(vec![(Labels::default(), v)]),
-        other => Err(format!(
-            "rule result is not a vector or scalar: {}",
-            other.type_name()
-        )),
+        // promtool's words, without the type.
+        _ => Err("rule result is not a vector or scalar".into()),
     }
 }
 
@@ -357,13 +375,33 @@ fn show_ms(t: i64) -> String {
 /// An alert as promtool compares it: labels and annotations.
 type LabelsAndAnnotations = (BTreeMap<String, String>, BTreeMap<String, String>);
 
+/// Alerts as promtool 2.42 prints them after `exp:`/`got:`: `[]` for none, otherwise
+/// `[`, then per alert its index, `Labels:{…}` and `Annotations:{…}` (Prometheus' label
+/// form, [`crate::labels::Braces`]), alerts separated by a comma, and `]`, every line after
+/// the first indented by 12 spaces.
 fn show_alerts(v: &[LabelsAndAnnotations]) -> String {
+    use crate::labels::Braces;
+    if v.is_empty() {
+        return "[]".into();
+    }
+    let pairs = |m: &BTreeMap<String, String>| {
+        Braces(m.iter().map(|(k, v)| (k.as_str(), v.as_str()))).to_string()
+    };
     let items: Vec<String> = v
         .iter()
         .enumerate()
-        .map(|(i, (l, a))| format!("{i}:\n            Labels:{l:?}\n            Annotations:{a:?}"))
+        .map(|(i, (l, a))| {
+            format!(
+                "{i}:\n              Labels:{}\n              Annotations:{}",
+                pairs(l),
+                pairs(a)
+            )
+        })
         .collect();
-    format!("[\n{}\n        ]", items.join("\n"))
+    format!(
+        "[\n            {}\n            ]",
+        items.join(",\n            ")
+    )
 }
 
 /// Samples as promtool 2.42 prints them: `{__name__="x", a="b"} 1E+02, …` (every label in
@@ -374,10 +412,7 @@ fn show_samples(v: &[(Labels, f64)]) -> String {
     }
     let items: Vec<String> = v
         .iter()
-        .map(|(l, x)| {
-            let pairs: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-            format!("{{{}}} {}", pairs.join(", "), go_upper_exp(*x))
-        })
+        .map(|(l, x)| format!("{} {}", l.braces(), go_upper_exp(*x)))
         .collect();
     items.join(", ")
 }

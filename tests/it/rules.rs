@@ -2,7 +2,8 @@
 //! `tests/fixtures/rules/agreement/` gets the same verdict from `promtool test rules` and from
 //! `mqtt-sentinel rules test`, and the verdict its name promises (`*.pass.yml` / `*.fail.yml`).
 //! A failing file must fail on its assertions, not on loading, and with the words its
-//! `# Fails with: …` lines name, if any.
+//! `# Fails with: …` lines name, if any; what each tool writes to stdout and to stderr is
+//! the same, byte for byte.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,14 +13,17 @@ fn dir() -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {
+    let (ok, stdout, stderr) = run_split(cmd);
+    (ok, format!("{stdout}{stderr}"))
+}
+
+/// Success, stdout and stderr.
+fn run_split(cmd: &mut Command) -> (bool, String, String) {
     let out = cmd.output().expect("runs");
     (
         out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
@@ -39,14 +43,24 @@ fn unit_test_verdicts_agree_with_promtool() {
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let want = name.ends_with(".pass.yml");
-        let (p_ok, p_out) = run(Command::new("promtool")
-            .args(["test", "rules"])
-            .arg(&name)
-            .current_dir(dir()));
-        let (o_ok, o_out) = run(Command::new(crate::support::sentinel::BIN)
-            .args(["rules", "test"])
-            .arg(&name)
-            .current_dir(dir()));
+        let (p_ok, p_stdout, p_stderr) = run_split(
+            Command::new("promtool")
+                .args(["test", "rules"])
+                .arg(&name)
+                .current_dir(dir()),
+        );
+        let (o_ok, o_stdout, o_stderr) = run_split(
+            Command::new(crate::support::sentinel::BIN)
+                .args(["rules", "test"])
+                .arg(&name)
+                .current_dir(dir()),
+        );
+        let (p_out, o_out) = (
+            format!("{p_stdout}{p_stderr}"),
+            format!("{o_stdout}{o_stderr}"),
+        );
+        assert_eq!(o_stdout, p_stdout, "stdout of {name}");
+        assert_eq!(o_stderr, p_stderr, "stderr of {name}");
         assert_eq!(p_ok, want, "promtool on {name}:\n{p_out}");
         assert_eq!(
             o_ok, want,

@@ -209,9 +209,9 @@ fn vector_vector(
             let side = if one_to_many { "left" } else { "right" };
             return Err(format!(
                 "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                sig_labels(&s.labels),
-                s.labels,
-                d.labels
+                sig_labels(&s.labels).braces(),
+                s.labels.braces(),
+                d.labels.braces()
             ));
         }
         right.insert(k, s);

@@ -7,8 +7,10 @@ use crate::rules::chunk::Cursor;
 use crate::rules::labels::{Labels, METRIC_NAME};
 use crate::rules::storage::{Series, Storage, is_stale};
 use promql_parser::label::{MatchOp, Matcher};
-use promql_parser::parser::{AtModifier, Call, Expr, MatrixSelector, Offset, VectorSelector};
-use rustc_hash::FxHashSet;
+use promql_parser::parser::{
+    AtModifier, Call, Expr, MatrixSelector, Offset, SubqueryExpr, VectorSelector,
+};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::UNIX_EPOCH;
@@ -20,9 +22,18 @@ pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
 /// instant selector). `None` as key: a selector without a fixed name (reads every series).
 /// A selector with `@ <timestamp>` reads at that fixed instant, which this does not count:
 /// it finds what the history still holds then, as Prometheus finds what its retention kept.
+/// A subquery `e[range:step] offset o` adds `range + o` to what `e` reads back.
 pub fn retention(expr: &Expr, out: &mut HashMap<Option<String>, i64>) {
+    retention_from(expr, 0, out)
+}
+
+/// [`retention`] of `expr` evaluated `before` ms before the evaluation time (inside
+/// subqueries).
+fn retention_from(expr: &Expr, before: i64, out: &mut HashMap<Option<String>, i64>) {
+    let retention =
+        |e: &Expr, out: &mut HashMap<Option<String>, i64>| retention_from(e, before, out);
     let mut put = |vs: &VectorSelector, range: i64| {
-        let back = range + offset_ms(vs).max(0);
+        let back = before + range + offset_ms(vs).max(0);
         let e = out
             .entry(selector_name(vs).map(str::to_string))
             .or_insert(0);
@@ -44,6 +55,10 @@ pub fn retention(expr: &Expr, out: &mut HashMap<Option<String>, i64>) {
             retention(&b.lhs, out);
             retention(&b.rhs, out);
         }
+        Expr::Subquery(sq) => {
+            let back = before + sq.range.as_millis() as i64 + offset(&sq.offset).max(0);
+            retention_from(&sq.expr, back, out)
+        }
         _ => {}
     }
 }
@@ -59,7 +74,12 @@ pub(super) fn selector_name(vs: &VectorSelector) -> Option<&str> {
 }
 
 pub(super) fn offset_ms(vs: &VectorSelector) -> i64 {
-    match &vs.offset {
+    offset(&vs.offset)
+}
+
+/// An `offset` in milliseconds (negative for `offset -5m`; 0 without one).
+fn offset(o: &Option<Offset>) -> i64 {
+    match o {
         Some(Offset::Pos(d)) => d.as_millis() as i64,
         Some(Offset::Neg(d)) => -(d.as_millis() as i64),
         None => 0,
@@ -128,11 +148,15 @@ impl Cursors {
     }
 }
 
-/// Evaluates `expr` as an instant query at `ts` (milliseconds).
-pub fn eval(expr: &Expr, storage: &Storage, ts: i64) -> Result<Value, String> {
+/// Evaluates `expr` as an instant query at `ts` (milliseconds). `default_step` (ms) is the
+/// step of a subquery that names none (`x[5m:]`): Prometheus takes its global
+/// `evaluation_interval`, promtool the test file's.
+pub fn eval(expr: &Expr, storage: &Storage, ts: i64, default_step: i64) -> Result<Value, String> {
     Evaluator {
         storage,
         ts,
+        query_ts: ts,
+        default_step,
         cursors: None,
     }
     .eval(expr)
@@ -144,12 +168,15 @@ pub fn eval_at_later(
     expr: &Expr,
     storage: &Storage,
     ts: i64,
+    default_step: i64,
     cursors: &mut Cursors,
 ) -> Result<Value, String> {
     let cell = RefCell::new(std::mem::take(cursors));
     let out = Evaluator {
         storage,
         ts,
+        query_ts: ts,
+        default_step,
         cursors: Some(&cell),
     }
     .eval(expr);
@@ -159,7 +186,14 @@ pub fn eval_at_later(
 
 pub(super) struct Evaluator<'a> {
     pub(super) storage: &'a Storage,
+    /// The instant evaluated (ms): the query's time, or inside a subquery one of its steps.
     pub(super) ts: i64,
+    /// The query's own time (ms), which `@ start()` and `@ end()` name even inside a
+    /// subquery (an instant query starts and ends at its time).
+    pub(super) query_ts: i64,
+    /// The step (ms) of a subquery without one.
+    pub(super) default_step: i64,
+    /// Only for the query's own instant: a subquery's steps read without cursors.
     pub(super) cursors: Option<&'a RefCell<Cursors>>,
 }
 impl Evaluator<'_> {
@@ -185,7 +219,8 @@ impl Evaluator<'_> {
             Expr::Call(c) => self.call(c),
             Expr::Aggregate(a) => self.aggregate(a),
             Expr::Binary(b) => self.binary(b),
-            Expr::Subquery(_) | Expr::Extension(_) => Err("unsupported expression".into()),
+            Expr::Subquery(sq) => Ok(Value::Matrix(self.subquery(sq)?.series)),
+            Expr::Extension(_) => Err("unsupported expression".into()),
         }
     }
 
@@ -210,9 +245,68 @@ impl Evaluator<'_> {
     pub(super) fn selector_time(&self, vs: &VectorSelector) -> i64 {
         let base = match &vs.at {
             None => self.ts,
-            Some(at) => at_ms(at, self.ts),
+            Some(at) => at_ms(at, self.query_ts),
         };
         base - offset_ms(vs)
+    }
+
+    /// Evaluates subquery `sq` (Prometheus 2.42's range evaluation of its expression): the
+    /// window ends at the `@` time (or the evaluation time) minus the `offset`, and spans
+    /// `range` back, both ends included as for a range selector; the expression is
+    /// evaluated at every multiple of the step (counted from the Unix epoch) in the window,
+    /// each series' values becoming its points. The step is the subquery's own or
+    /// [`Evaluator::default_step`]. Errors: those of the expression at any step, or a
+    /// step result that is neither an instant vector nor a scalar.
+    pub(super) fn subquery(&self, sq: &SubqueryExpr) -> Result<Window, String> {
+        let base = match &sq.at {
+            None => self.ts,
+            Some(at) => at_ms(at, self.query_ts),
+        };
+        let end = base - offset(&sq.offset);
+        let start = end - sq.range.as_millis() as i64;
+        let step = match sq.step {
+            Some(s) => s.as_millis() as i64,
+            None => self.default_step,
+        }
+        .max(1);
+        let mut series: Vec<RangeSeries> = Vec::new();
+        let mut place: FxHashMap<Labels, usize> = FxHashMap::default();
+        let mut push = |labels: Labels, t: i64, v: f64| match place.get(&labels) {
+            Some(&i) => series[i].points.push((t, v)),
+            None => {
+                place.insert(labels.clone(), series.len());
+                series.push(RangeSeries {
+                    labels,
+                    points: vec![(t, v)],
+                });
+            }
+        };
+        // The first multiple of the step at or after the window's start.
+        let mut t = start.div_euclid(step) * step;
+        if t < start {
+            t += step;
+        }
+        while t <= end {
+            let inner = Evaluator {
+                storage: self.storage,
+                ts: t,
+                query_ts: self.query_ts,
+                default_step: self.default_step,
+                cursors: None,
+            };
+            match inner.eval(&sq.expr)? {
+                Value::Vector(v) => v.into_iter().for_each(|s| push(s.labels, t, s.value)),
+                Value::Scalar(v) => push(Labels::default(), t, v),
+                other => {
+                    return Err(format!(
+                        "subquery of a {}: only instant vectors and scalars have steps",
+                        other.type_name()
+                    ));
+                }
+            }
+            t += step;
+        }
+        Ok(Window { start, end, series })
     }
 
     fn select(&self, vs: &VectorSelector) -> Vec<Sample> {
@@ -268,6 +362,13 @@ impl Evaluator<'_> {
     }
 }
 
+/// What a subquery yields: its window (ms, both ends included) and the series of its steps.
+pub(super) struct Window {
+    pub(super) start: i64,
+    pub(super) end: i64,
+    pub(super) series: Vec<RangeSeries>,
+}
+
 /// Prometheus refuses results with two identical label sets.
 pub(super) fn unique(v: Vec<Sample>) -> Result<Vec<Sample>, String> {
     let mut seen = FxHashSet::with_capacity_and_hasher(v.len(), Default::default());
@@ -285,6 +386,15 @@ pub(super) fn range_arg(e: &Expr) -> Option<&MatrixSelector> {
     match e {
         Expr::MatrixSelector(ms) => Some(ms),
         Expr::Paren(p) => range_arg(&p.expr),
+        _ => None,
+    }
+}
+
+/// The subquery an argument is, through any parentheses; `None` for anything else.
+pub(super) fn subquery_arg(e: &Expr) -> Option<&SubqueryExpr> {
+    match e {
+        Expr::Subquery(sq) => Some(sq),
+        Expr::Paren(p) => subquery_arg(&p.expr),
         _ => None,
     }
 }
@@ -310,7 +420,7 @@ mod tests {
     fn vector(q: &str, t: i64) -> Vec<(String, f64)> {
         let s = store();
         let e = parse(q).expect("parse");
-        let Value::Vector(v) = eval(&e, &s, t).expect("eval") else {
+        let Value::Vector(v) = eval(&e, &s, t, 60_000).expect("eval") else {
             panic!("not a vector")
         };
         let mut out: Vec<_> = v
@@ -329,10 +439,10 @@ mod tests {
             s.append(&d, i * 60_000, i as f64);
         }
         let e = parse(r#"rate({__name__=~"c|d"}[5m])"#).expect("parse");
-        let err = eval(&e, &s, 600_000).expect_err("c and d both become {a=\"x\"}");
+        let err = eval(&e, &s, 600_000, 60_000).expect_err("c and d both become {a=\"x\"}");
         assert_eq!(err, "vector cannot contain metrics with the same labelset");
         let e = parse(r#"rate({__name__=~"c|d", a="y"}[5m])"#).expect("parse");
-        assert!(eval(&e, &s, 600_000).is_ok());
+        assert!(eval(&e, &s, 600_000, 60_000).is_ok());
     }
 
     #[test]
@@ -346,6 +456,142 @@ mod tests {
         assert_eq!(
             vector(r#"absent(nope{job="j", a=~"x"})"#, 0),
             vec![(r#"{job="j"}"#.into(), 1.0)]
+        );
+    }
+
+    fn vector_with_step(q: &str, t: i64, default_step: i64) -> Vec<(String, f64)> {
+        let e = parse(q).expect("parse");
+        let Value::Vector(v) = eval(&e, &store(), t, default_step).expect("eval") else {
+            panic!("not a vector")
+        };
+        let mut out: Vec<_> = v
+            .into_iter()
+            .map(|s| (s.labels.to_string(), s.value))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn one(q: &str, t: i64) -> f64 {
+        let v = vector(q, t);
+        assert_eq!(v.len(), 1, "{q}: {v:?}");
+        v[0].1
+    }
+
+    /// `c{a="x"}` is 0, 1, … 10 at minutes 0 … 10.
+    #[test]
+    fn subquery_steps_are_multiples_of_the_step_and_both_ends_count() {
+        assert_eq!(one(r#"count_over_time(c{a="x"}[5m:1m])"#, 600_000), 6.0);
+        // Window 5m30s … 10m30s: steps 6m … 10m.
+        assert_eq!(one(r#"count_over_time(c{a="x"}[5m:1m])"#, 630_000), 5.0);
+        // The steps are multiples of 25s from the epoch, not from the window's start:
+        // 8m20s, 8m45s, 9m10s, 9m35s; each reads the sample at or before it.
+        assert_eq!(
+            one(r#"sum_over_time(c{a="x"}[100s:25s])"#, 590_000),
+            8.0 + 8.0 + 9.0 + 9.0
+        );
+        // Without a step: the default one (the evaluation interval), 2m here.
+        assert_eq!(
+            vector_with_step(r#"count_over_time(c{a="x"}[5m:])"#, 600_000, 120_000),
+            vec![(r#"{a="x"}"#.into(), 3.0)]
+        );
+    }
+
+    #[test]
+    fn subquery_offset_and_at_move_the_whole_window() {
+        assert_eq!(
+            one(r#"sum_over_time(c{a="x"}[2m:1m] offset 1m)"#, 600_000),
+            7.0 + 8.0 + 9.0
+        );
+        assert_eq!(
+            one(r#"sum_over_time(c{a="x"}[2m:1m] @ 300)"#, 600_000),
+            3.0 + 4.0 + 5.0
+        );
+        assert_eq!(
+            one(r#"sum_over_time(c{a="x"}[2m:1m] @ 300 offset 1m)"#, 600_000),
+            2.0 + 3.0 + 4.0
+        );
+        // A negative offset reads after the evaluation time.
+        assert_eq!(
+            one(r#"sum_over_time(c{a="x"}[2m:1m] offset -1m)"#, 480_000),
+            7.0 + 8.0 + 9.0
+        );
+    }
+
+    #[test]
+    fn subqueries_nest_and_steps_are_their_own_evaluation_times() {
+        // Inner at t: c(t - 1m) + c(t); outer at 8m, 9m, 10m.
+        assert_eq!(
+            one(
+                r#"sum_over_time(sum_over_time(c{a="x"}[1m:1m])[2m:1m])"#,
+                600_000
+            ),
+            (7.0 + 8.0) + (8.0 + 9.0) + (9.0 + 10.0)
+        );
+        // time() is each step's time; `@ start()` the query's.
+        assert_eq!(
+            one("sum_over_time(vector(time())[2m:1m])", 600_000),
+            480.0 + 540.0 + 600.0
+        );
+        assert_eq!(
+            one(
+                r#"sum_over_time(timestamp(c{a="x"} @ start())[2m:1m])"#,
+                600_000
+            ),
+            3.0 * 600.0
+        );
+    }
+
+    #[test]
+    fn range_functions_over_a_subquery_read_its_points() {
+        // Steps on the samples: the same points, the same window, the same rate.
+        assert_eq!(
+            vector("rate(c[5m:1m])", 600_000),
+            vector("rate(c[5m])", 600_000)
+        );
+        assert_eq!(
+            vector("deriv(c[5m:1m])", 600_000),
+            vector("deriv(c[5m])", 600_000)
+        );
+        assert_eq!(
+            vector(r#"quantile_over_time(0.5, c{a="y"}[4m:1m])"#, 600_000),
+            vec![(r#"{a="y"}"#.into(), 16.0)]
+        );
+        // last_over_time keeps the name; the others drop it.
+        assert_eq!(
+            vector(r#"last_over_time(c{a="x"}[2m:1m])"#, 600_000),
+            vec![(r#"c{a="x"}"#.into(), 10.0)]
+        );
+        // absent_over_time of a subquery invents no labels.
+        assert_eq!(
+            vector(r#"absent_over_time(nope{a="x"}[2m:1m])"#, 600_000),
+            vec![("{}".into(), 1.0)]
+        );
+        assert!(vector(r#"absent_over_time(c{a="x"}[2m:1m])"#, 600_000).is_empty());
+        // A bare subquery is a range vector.
+        let e = parse(r#"c{a="x"}[2m:1m]"#).expect("parse");
+        let Value::Matrix(m) = eval(&e, &store(), 600_000, 60_000).expect("eval") else {
+            panic!("not a matrix")
+        };
+        assert_eq!(
+            m[0].points,
+            vec![(480_000, 8.0), (540_000, 9.0), (600_000, 10.0)]
+        );
+    }
+
+    #[test]
+    fn retention_counts_subquery_windows() {
+        let back = |q: &str| {
+            let mut out = HashMap::new();
+            retention(&parse(q).expect("parse"), &mut out);
+            out[&Some("c".to_string())]
+        };
+        // The window (5m) and its offset (10m) before the lookback of the instant selector.
+        assert_eq!(back("rate(c[5m:1m] offset 10m)"), 20 * 60_000);
+        assert_eq!(back("max_over_time(rate(c[2m])[10m:])"), 12 * 60_000);
+        assert_eq!(
+            back("max_over_time(max_over_time(c[1m])[10m:1m])[1h:5m]"),
+            71 * 60_000
         );
     }
 

@@ -12,7 +12,7 @@ use crate::rules::chunk::{CLEAN, Cursor, RISING, Summary};
 use crate::rules::labels::{Labels, METRIC_NAME};
 use crate::rules::storage::is_stale;
 use promql_parser::label::MatchOp;
-use promql_parser::parser::{Call, Expr, MatrixSelector};
+use promql_parser::parser::{Call, Expr, MatrixSelector, SubqueryExpr};
 
 impl Evaluator<'_> {
     pub(super) fn call(&self, c: &Call) -> Result<Value, String> {
@@ -89,7 +89,10 @@ impl Evaluator<'_> {
     pub(super) fn range_function(&self, c: &Call) -> Result<Value, String> {
         let name = c.func.name;
         let Some(ms) = super::engine::range_arg(&c.args.args[0]) else {
-            return Err(format!("function {name:?} needs a range selector"));
+            return match super::engine::subquery_arg(&c.args.args[0]) {
+                Some(sq) => self.range_function_of_subquery(c, sq),
+                None => Err(format!("function {name:?} needs a range selector")),
+            };
         };
         let range_ms = ms.range.as_millis() as i64;
         let end = self.selector_time(&ms.vs);
@@ -166,38 +169,7 @@ impl Evaluator<'_> {
                 if p.is_empty() {
                     continue;
                 }
-                let p = &p[..];
-                match name {
-                    "rate" => extrapolated_rate(p, start, end, true, true),
-                    "increase" => extrapolated_rate(p, start, end, true, false),
-                    "delta" => extrapolated_rate(p, start, end, false, false),
-                    "irate" => instant_delta(p, true),
-                    "idelta" => instant_delta(p, false),
-                    "deriv" => (p.len() >= 2).then(|| linear_regression(p, p[0].0).0),
-                    "predict_linear" => (p.len() >= 2).then(|| {
-                        let (slope, intercept) = linear_regression(p, self.ts);
-                        slope * extra + intercept
-                    }),
-                    "avg_over_time" => Some(avg_over_time(p)),
-                    "min_over_time" => Some(
-                        p.iter()
-                            .fold(p[0].1, |m, &(_, v)| if v < m || m.is_nan() { v } else { m }),
-                    ),
-                    "max_over_time" => Some(
-                        p.iter()
-                            .fold(p[0].1, |m, &(_, v)| if v > m || m.is_nan() { v } else { m }),
-                    ),
-                    "sum_over_time" => Some(sum_over_time(p)),
-                    "count_over_time" => Some(p.len() as f64),
-                    "last_over_time" => Some(p[p.len() - 1].1),
-                    "changes" => Some(
-                        p.windows(2)
-                            .filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan()))
-                            .count() as f64,
-                    ),
-                    "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
-                    other => return Err(format!("function {other:?} is not supported")),
-                }
+                window_value(name, &p, start, end, extra, self.ts)?
             };
             if let Some(value) = value {
                 let labels = if name == "last_over_time" {
@@ -215,6 +187,90 @@ impl Evaluator<'_> {
         }
         Ok(Value::Vector(unique(out)?))
     }
+}
+
+impl Evaluator<'_> {
+    /// A range function over a subquery's points instead of stored samples: the same
+    /// window functions ([`window_value`]) over the subquery's window (see
+    /// [`Evaluator::subquery`]). `absent_over_time` of a subquery invents no labels (`{}`),
+    /// as in Prometheus 2.42.
+    fn range_function_of_subquery(&self, c: &Call, sq: &SubqueryExpr) -> Result<Value, String> {
+        let name = c.func.name;
+        let extra = if name == "predict_linear" {
+            self.scalar_arg(c, 1)?
+        } else {
+            0.0
+        };
+        let w = self.subquery(sq)?;
+        if name == "absent_over_time" {
+            return Ok(Value::Vector(if w.series.is_empty() {
+                vec![Sample {
+                    labels: Labels::default(),
+                    value: 1.0,
+                }]
+            } else {
+                vec![]
+            }));
+        }
+        let mut out = Vec::with_capacity(w.series.len());
+        for s in w.series {
+            if let Some(value) = window_value(name, &s.points, w.start, w.end, extra, self.ts)? {
+                let labels = if name == "last_over_time" {
+                    s.labels
+                } else {
+                    s.labels.without_name()
+                };
+                out.push(Sample { labels, value });
+            }
+        }
+        Ok(Value::Vector(unique(out)?))
+    }
+}
+
+/// The value of range function `name` over the points `p` (not empty, oldest first) of a
+/// window from `start` to `end` (ms); `extra` is `predict_linear`'s second argument, `ts`
+/// the evaluation time it extrapolates from. `None`: no result for this series (too few
+/// points).
+#[inline]
+fn window_value(
+    name: &str,
+    p: &[(i64, f64)],
+    start: i64,
+    end: i64,
+    extra: f64,
+    ts: i64,
+) -> Result<Option<f64>, String> {
+    Ok(match name {
+        "rate" => extrapolated_rate(p, start, end, true, true),
+        "increase" => extrapolated_rate(p, start, end, true, false),
+        "delta" => extrapolated_rate(p, start, end, false, false),
+        "irate" => instant_delta(p, true),
+        "idelta" => instant_delta(p, false),
+        "deriv" => (p.len() >= 2).then(|| linear_regression(p, p[0].0).0),
+        "predict_linear" => (p.len() >= 2).then(|| {
+            let (slope, intercept) = linear_regression(p, ts);
+            slope * extra + intercept
+        }),
+        "avg_over_time" => Some(avg_over_time(p)),
+        "min_over_time" => Some(
+            p.iter()
+                .fold(p[0].1, |m, &(_, v)| if v < m || m.is_nan() { v } else { m }),
+        ),
+        "max_over_time" => Some(
+            p.iter()
+                .fold(p[0].1, |m, &(_, v)| if v > m || m.is_nan() { v } else { m }),
+        ),
+        "sum_over_time" => Some(sum_over_time(p)),
+        "count_over_time" => Some(p.len() as f64),
+        "last_over_time" => Some(p[p.len() - 1].1),
+        "changes" => Some(
+            p.windows(2)
+                .filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan()))
+                .count() as f64,
+        ),
+        "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
+        other => return Err(format!("function {other:?} is not supported")),
+    })
 }
 
 /// Labels `absent()` invents from the equality matchers of its selector argument.
@@ -532,7 +588,8 @@ mod summary_tests {
                 .chain(back)
             {
                 for (name, range, range_ms, e, cursors) in &mut queries {
-                    let Value::Vector(got) = eval_at_later(e, &s, ts, cursors).expect("eval")
+                    let Value::Vector(got) =
+                        eval_at_later(e, &s, ts, 60_000, cursors).expect("eval")
                     else {
                         panic!("vector")
                     };

@@ -1,9 +1,11 @@
-//! A PromQL subset evaluated at one instant over a [`Storage`](super::storage::Storage), with
-//! Prometheus 2.42 semantics, laid out as Prometheus' `promql` package:
+//! PromQL 2.42 (all of it but the native histograms 2.42 gates behind a flag) evaluated at
+//! one instant over a [`Storage`](super::storage::Storage), with Prometheus 2.42 semantics,
+//! laid out as Prometheus' `promql` package:
 //!
 //! - [`subset`]: what we support; refuses everything else at load time, naming the construct;
-//! - [`engine`]: evaluation of the AST at one instant, selectors, the lookback, the cursors
-//!   a rule keeps between evaluations (`engine.go`);
+//! - [`engine`]: evaluation of the AST at one instant, selectors, the lookback, subqueries
+//!   (evaluated at each of their steps), the cursors a rule keeps between evaluations
+//!   (`engine.go`);
 //! - [`functions`]: the function calls, `extrapolatedRate` and the window fast paths
 //!   (`functions.go`);
 //! - [`aggregation`]: `sum`, `avg`, `topk`, … (`engine.go`'s `aggregation`);
