@@ -180,6 +180,8 @@ pub async fn run(
         .is_err()
     {
         warn!("some tasks did not stop within {STOP_GRACE:?}; exiting anyway");
+    } else {
+        info!("all tasks stopped");
     }
     Ok(())
 }

@@ -117,6 +117,18 @@ pub fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// Will delivery bounds (seconds): [`LATENCY_BUCKETS`], then up to 5 minutes. A will is
+/// published when its Will Delay Interval passes (MQTT 5.0 §3.1.3.2.2), which can be minutes;
+/// a delivery past the last latency bound (10 s) would otherwise only count in `+Inf`.
+pub const WILL_DELIVERY_BUCKETS: [f64; 21] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+fn will_delivery_histogram() -> Histogram {
+    Histogram::new(WILL_DELIVERY_BUCKETS)
+}
+
 type Histograms<L> = PerBroker<L, Histogram>;
 
 /// Broker health derived from the probes, exported as a state set (the `state` label).
@@ -304,7 +316,7 @@ impl Metrics {
         let will_delivery = r.family(
             "mqtt_will_delivery_seconds",
             "Will probe: from closing a client's socket without DISCONNECT to receiving its will (includes the will delay)",
-            latency_histogram,
+            will_delivery_histogram,
         );
         let health = r.family(
             "mqtt_probe_health",

@@ -217,6 +217,10 @@ const BAD: &[(&str, &str)] = &[
         r#"5:16: brokers[0].probes[0].kind: unknown probe kind "ping": expected roundtrip, connect, retained, session, will"#,
     ),
     (
+        "probe-client-id-clash.yaml",
+        r#"6:16: brokers[0].probes[1].name: probe "x-session" (connect) would connect as client id <id>-x-session, which probes[0] "x" (session) also uses: rename one of them"#,
+    ),
+    (
         "probe-duplicate-name.yaml",
         r#"6:16: brokers[0].probes[1].name: duplicate probe name "x" (also probes[0])"#,
     ),

@@ -115,6 +115,22 @@ impl ProbeKind {
         }
     }
 
+    /// The client ids a scheduled probe of this kind connects with, as suffixes of
+    /// `<watching client id>-<probe name>` ([`ClientRole`]); empty for the round trip, which
+    /// runs on the watching session. Probe names may contain `-`, so config refuses two
+    /// probes of one broker whose ids would meet (a `session` probe `x` connects as
+    /// `…-x-session`, exactly what a `connect` probe named `x-session` uses): a broker
+    /// disconnects the older of two clients with one id (MQTT 5.0 §3.1.4-3).
+    pub fn client_roles(self) -> &'static [ClientRole] {
+        match self {
+            ProbeKind::Roundtrip { .. } => &[],
+            ProbeKind::Connect => &[ClientRole::Own],
+            ProbeKind::Retained => &[ClientRole::Publisher, ClientRole::Subscriber],
+            ProbeKind::Session => &[ClientRole::Session, ClientRole::Publisher],
+            ProbeKind::Will { .. } => &[ClientRole::Watcher, ClientRole::Will, ClientRole::Clean],
+        }
+    }
+
     /// Every kind's config name, as `kind:` takes it (and `mqtt-sentinel probe --kind`).
     pub const NAMES: [&'static str; 5] = ["roundtrip", "connect", "retained", "session", "will"];
 
@@ -126,6 +142,46 @@ impl ProbeKind {
             ProbeKind::Session => "session",
             ProbeKind::Will { .. } => "will",
         }
+    }
+}
+
+/// One of the clients a probe run connects: its id is the probe's id (`<watching client
+/// id>-<probe name>`, random for one-shot probes) with [`Self::suffix`] appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRole {
+    /// The probe's id itself (the connect probe's one client).
+    Own,
+    /// Publishes the run's message (retained and session probes): `-pub`.
+    Publisher,
+    /// Receives the retained value: `-sub`.
+    Subscriber,
+    /// The persistent session of the session probe: `-session`.
+    Session,
+    /// Subscribes to the will probe's topic: `-watch`.
+    Watcher,
+    /// Connects with a will and is dropped without DISCONNECT: `-will`.
+    Will,
+    /// Connects with a will and leaves with DISCONNECT: `-clean`.
+    Clean,
+}
+
+impl ClientRole {
+    /// What this role appends to the probe's id.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            ClientRole::Own => "",
+            ClientRole::Publisher => "-pub",
+            ClientRole::Subscriber => "-sub",
+            ClientRole::Session => "-session",
+            ClientRole::Watcher => "-watch",
+            ClientRole::Will => "-will",
+            ClientRole::Clean => "-clean",
+        }
+    }
+
+    /// The client id of this role in the run of a probe whose id is `probe_id`.
+    pub fn id(self, probe_id: &str) -> String {
+        format!("{probe_id}{}", self.suffix())
     }
 }
 

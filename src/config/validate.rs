@@ -508,6 +508,9 @@ impl Validator<'_> {
                     format!("duplicate probe name {name:?} (also probes[{j}])"),
                 ));
             }
+            if let Some(clash) = client_id_clash(&out, &name, kind) {
+                return Err(self.err(&p("name"), clash));
+            }
             let default_interval = Duration::from_secs(match kind {
                 ProbeKind::Roundtrip { .. } => 10,
                 ProbeKind::Connect => 30,
@@ -789,6 +792,30 @@ impl Validator<'_> {
             profiles: profiles.clone(),
         })
     }
+}
+
+/// Why a probe `name` of `kind` cannot join `earlier` (the broker's probes before it): one of
+/// its clients would connect with an id one of theirs uses ([`ProbeKind::client_roles`]), and
+/// a broker closes the older connection of two with one client id (MQTT 5.0 §3.1.4-3,
+/// 3.1.1 §3.1.4-2), failing both probes. Ids are compared without the watching session's
+/// id, which all of a broker's probes share.
+fn client_id_clash(earlier: &[ProbeConfig], name: &str, kind: ProbeKind) -> Option<String> {
+    for (j, o) in earlier.iter().enumerate() {
+        for mine in kind.client_roles() {
+            for theirs in o.kind.client_roles() {
+                if mine.id(name) == theirs.id(&o.name) {
+                    return Some(format!(
+                        "probe {name:?} ({}) would connect as client id <id>-{}, which probes[{j}] {:?} ({}) also uses: rename one of them",
+                        kind.as_str(),
+                        mine.id(name),
+                        o.name,
+                        o.kind.as_str(),
+                    ));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Names of probes and modules: safe in topics, labels and URLs.

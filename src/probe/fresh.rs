@@ -3,7 +3,7 @@
 //! Both have the one shape of [`super::FreshProber`]; [`run`] schedules any of them.
 
 use super::{FreshProber, Run};
-use crate::config::{BrokerConfig, ProbeConfig};
+use crate::config::{BrokerConfig, ClientRole, ProbeConfig};
 use crate::metrics::{ProbeMetrics, Reason};
 use crate::mqtt::fresh::{Failure, connect};
 use crate::mqtt::negotiate::Negotiated;
@@ -18,6 +18,11 @@ use tokio_util::sync::CancellationToken;
 /// bounded by the probe's timeout and missed ticks are skipped. A run that reports a duration
 /// (the connect probe's connect time, the will probe's delivery time) observes it in
 /// `duration` when given.
+///
+/// `shutdown` (SIGTERM, or a reload that stops or changes the broker) ends a run in flight
+/// at once, recording nothing: a will or session run can last minutes, and neither the
+/// process's stop grace nor a reload should wait for it. Dropping the run closes its clients
+/// and deletes a session probe's session (see `session`'s `Session`).
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     cfg: BrokerConfig,
@@ -46,7 +51,7 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
         }
         run_no += 1;
-        let outcome = prober(Run {
+        let run = prober(Run {
             cfg: &cfg,
             negotiated: &negotiated,
             id: &id,
@@ -55,8 +60,14 @@ pub async fn run(
             run_no,
             timeout: probe.timeout,
             kind: probe.kind,
-        })
-        .await;
+        });
+        let outcome = tokio::select! {
+            outcome = run => outcome,
+            _ = shutdown.cancelled() => {
+                tracing::debug!(broker = %cfg.name, probe = %probe.name, "probe run cancelled: stopping");
+                return;
+            }
+        };
         match outcome {
             Ok(measured) => {
                 if let (Some(h), Some(d)) = (&duration, measured) {
@@ -94,7 +105,7 @@ pub fn connect_once<'a>(
     r: Run<'a>,
 ) -> Pin<Box<dyn Future<Output = Result<Option<Duration>, Failure>> + Send + 'a>> {
     Box::pin(async move {
-        let c = connect(r.cfg, r.negotiated, r.id, r.timeout).await?;
+        let c = connect(r.cfg, r.negotiated, &ClientRole::Own.id(r.id), r.timeout).await?;
         let d = c.connect_time;
         c.close().await;
         Ok(Some(d))
@@ -125,12 +136,12 @@ async fn retained_value(
 ) -> Result<(), Failure> {
     let deadline = super::deadline_after(Instant::now(), timeout);
     let left = || deadline.saturating_duration_since(Instant::now());
-    let publisher = connect(cfg, negotiated, &format!("{id}-pub"), left()).await?;
+    let publisher = connect(cfg, negotiated, &ClientRole::Publisher.id(id), left()).await?;
     let result = async {
         publisher
             .publish(paho::Message::new_retained(topic, value, 1), left())
             .await?;
-        let mut sub = connect(cfg, negotiated, &format!("{id}-sub"), left()).await?;
+        let mut sub = connect(cfg, negotiated, &ClientRole::Subscriber.id(id), left()).await?;
         let got = async {
             sub.subscribe(topic, 1, left()).await?;
             match tokio::time::timeout(left(), sub.messages.recv()).await {

@@ -17,7 +17,7 @@
 
 use super::Run;
 use super::fresh::receive;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, ClientRole};
 use crate::metrics::Reason;
 use crate::mqtt::fresh::{Failure, connect, connect_persistent};
 use crate::mqtt::negotiate::Negotiated;
@@ -35,7 +35,7 @@ pub fn session_once<'a>(
         let session = Session {
             cfg: r.cfg.clone(),
             negotiated: r.negotiated.clone(),
-            id: format!("{}-session", r.id),
+            id: ClientRole::Session.id(r.id),
         };
         let result = queued_once(&r, &session.id).await;
         session.delete().await;
@@ -95,7 +95,7 @@ async fn queued_once(r: &Run<'_>, id: &str) -> Result<Option<Duration>, Failure>
     c.close().await;
     subscribed?;
 
-    let publisher = connect(r.cfg, r.negotiated, &format!("{}-pub", r.id), left()).await?;
+    let publisher = connect(r.cfg, r.negotiated, &ClientRole::Publisher.id(r.id), left()).await?;
     let published = publisher
         .publish(paho::Message::new(r.topic, payload.as_bytes(), 1), left())
         .await;

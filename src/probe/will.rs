@@ -5,8 +5,9 @@
 //! 1. a fresh watcher subscribes at QoS 1 to the probe's topic;
 //! 2. a client of [`crate::mqtt::will`] connects with a QoS 1 will on that topic (a payload
 //!    unique to the run; the MQTT 5 Will Delay Interval when `will_delay` is set) and its
-//!    socket is closed without DISCONNECT: the watcher must receive the will (`timeout`
-//!    when it does not by the deadline);
+//!    socket is closed without DISCONNECT: the watcher must receive the will
+//!    (`not_delivered` when it does not by the deadline: the broker answered the watcher's
+//!    SUBSCRIBE, so a missing will is the broker dropping it, e.g. an ACL on its topic);
 //! 3. a second client connects with another unique will and leaves with DISCONNECT: no
 //!    will may arrive (`unexpected_will`). This step is a bounded observation, not a proof:
 //!    the watcher waits [`CLEAN_WATCH`] plus the will delay (at most the time left of the
@@ -17,7 +18,7 @@
 
 use super::Run;
 use super::fresh::receive;
-use crate::config::ProbeKind;
+use crate::config::{ClientRole, ProbeKind};
 use crate::metrics::Reason;
 use crate::mqtt::fresh::{Failure, connect};
 use crate::mqtt::will::{self, Will};
@@ -41,14 +42,15 @@ pub fn will_once<'a>(
             ProbeKind::Will { delay } => delay,
             _ => None,
         };
-        let mut watcher = connect(r.cfg, r.negotiated, &format!("{}-watch", r.id), left()).await?;
+        let mut watcher =
+            connect(r.cfg, r.negotiated, &ClientRole::Watcher.id(r.id), left()).await?;
         let result = async {
             watcher.subscribe(r.topic, 1, left()).await?;
             // The will clients speak what the watcher negotiated.
             let protocol = watcher.protocol;
             let payload = |how: &str| format!("mqs-will {:016x} {} {how}", r.nonce, r.run_no);
-            let client = |name: &'static str, payload: String| {
-                let id = format!("{}-{name}", r.id);
+            let client = |role: ClientRole, payload: String| {
+                let id = role.id(r.id);
                 async move {
                     let will = Will {
                         topic: r.topic,
@@ -59,19 +61,23 @@ pub fn will_once<'a>(
                 }
             };
             let dropped = payload("dropped");
-            let c = client("will", dropped.clone()).await?;
+            let c = client(ClientRole::Will, dropped.clone()).await?;
             drop(c);
             let closed = Instant::now();
             let Some(at) = receive(&mut watcher.messages, dropped.as_bytes(), deadline).await
             else {
+                // The broker answered the watcher's SUBSCRIBE, so this is `not_delivered`
+                // as for a round trip the broker dropped, not `timeout` (a silent broker):
+                // a will the broker's ACL denies (mosquitto drops it at publish time) or
+                // never publishes looks exactly like this.
                 return Err(Failure::new(
-                    Reason::Timeout,
-                    "the will of a client dropped without DISCONNECT was not delivered",
+                    Reason::NotDelivered,
+                    "the will of a client dropped without DISCONNECT was not delivered (broker down, will not published, or its topic denied by an ACL)",
                 ));
             };
             let delivery = at.saturating_duration_since(closed);
             let clean = payload("clean");
-            let c = client("clean", clean.clone()).await?;
+            let c = client(ClientRole::Clean, clean.clone()).await?;
             c.disconnect().await?;
             let watch = (CLEAN_WATCH + delay.unwrap_or_default()).min(left());
             let until = super::deadline_after(Instant::now(), watch);

@@ -405,3 +405,59 @@ fn an_abandoned_one_shot_session_probe_leaves_no_session() {
         count(c, "total").as_deref() == Some("1") && count(c, "connected").as_deref() == Some("1")
     });
 }
+
+/// SIGTERM during a will run that waits out a long will delay ends the run at once: every
+/// task stops within the stop grace (10 s) instead of the process waiting for it and exiting
+/// with "some tasks did not stop". The same token stops a broker's probes on a reload that
+/// removes or changes the broker.
+#[test]
+fn sigterm_cancels_a_will_run_in_flight() {
+    use crate::support::wait::wait_until;
+    let broker = Mosquitto::start();
+    let mut s = Sentinel::start(&format!(
+        "brokers:\n  - {{name: m, url: {}, protocol: v5, client_id: wl, sys: {{enabled: false}}, probes: [{{kind: will, will_delay: 60s, interval: 1h, timeout: 90s}}]}}\n",
+        broker.url()
+    ));
+    // The dropped client connects, then the run waits a minute for its will.
+    wait_until(Duration::from_secs(30), "the will client connected", || {
+        broker.log().contains(" as wl-will-will ").then_some(())
+    });
+    let status = s.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{status}");
+    s.wait_log("all tasks stopped");
+    assert!(!s.logs().contains("did not stop"), "{}", s.logs());
+}
+
+/// A will whose topic the broker's ACL denies is never published (mosquitto accepts the
+/// CONNECT and drops the will when it would publish it): the watcher's SUBSCRIBE was
+/// answered, so the run fails `not_delivered`, as a round trip the broker drops does, never
+/// `timeout` (which says the broker went silent).
+#[test]
+fn an_acl_denied_will_is_not_delivered() {
+    let broker = Mosquitto::builder().acl("topic read #\n").start();
+    let s = Sentinel::start(&format!(
+        "brokers:\n  - {{name: m, url: {}, protocol: v5, client_id: wa, sys: {{enabled: false}}, probes: [{{kind: will, interval: 200ms, timeout: 3s}}]}}\n",
+        broker.url()
+    ));
+    let sc = s.wait_scrape(Duration::from_secs(60), "a failed will run", |sc| {
+        errors(sc, "m", "will") >= 1.0
+    });
+    let reasons = sc.find(
+        "mqtt_probe_errors_total",
+        &[("broker", "m"), ("probe", "will")],
+    );
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.labels.get("reason").map(String::as_str) == Some("not_delivered")),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        v(
+            &sc,
+            "mqtt_probe_success",
+            &[("broker", "m"), ("probe", "will")]
+        ),
+        0.0
+    );
+}
