@@ -150,7 +150,11 @@ pub(super) fn alert(
         match r.active.get_mut(&k) {
             Some(old) if old.state != AlertState::Inactive => {
                 old.value = a.value;
-                old.annotations = a.annotations;
+                // Unchanged text keeps the map readers already share: no second copy of
+                // every alert's annotations lives until the group is published.
+                if old.annotations != a.annotations {
+                    old.annotations = a.annotations;
+                }
             }
             _ => {
                 r.active.insert(k, a);

@@ -8,7 +8,7 @@
 //! ticks and reloads and hands each cycle (snapshot, evaluation, state file) and each reload
 //! to tokio's blocking pool, so `$SYS` ingestion, probes and `/metrics` go on meanwhile. The
 //! engine owns its groups; readers (the HTTP API, [`AlertsCollector`]) see a copy,
-//! [`SharedGroups`], that the engine replaces group by group at the end of an evaluation,
+//! [`SharedGroups`], into which the engine copies each group as soon as it is evaluated,
 //! under a std `Mutex` held only for that copy and never across an `.await`.
 
 use super::alerting::{Alert, AlertState};
@@ -161,34 +161,37 @@ const TRIM_EVERY_MS: i64 = 60_000;
 
 /// Evaluates read-only groups on up to `workers` threads, each taking groups largest first
 /// onto the least loaded thread (by rule count); the calling thread is one of them.
+/// A group to evaluate: its index in the engine's groups (and in the readers' copy), its
+/// state, and where its failure count goes.
+type Due<'a> = (usize, &'a mut GroupState, &'a mut usize);
+
 fn evaluate_side_by_side(
-    mut groups: Vec<(&mut GroupState, &mut usize)>,
+    mut groups: Vec<Due<'_>>,
     workers: usize,
     storage: &Storage,
     now: i64,
     ctx: &Context,
+    published: &Publish<'_>,
 ) {
     let workers = workers.clamp(1, groups.len().max(1));
-    if workers == 1 {
-        for (g, f) in groups {
+    let run = |share: Vec<Due<'_>>| {
+        for (i, g, f) in share {
             *f = g.eval_alerts(storage, now, ctx);
-        }
-        return;
-    }
-    groups.sort_by_key(|(g, _)| std::cmp::Reverse(g.rules.len()));
-    let mut shares: Vec<(usize, Vec<(&mut GroupState, &mut usize)>)> =
-        (0..workers).map(|_| (0, Vec::new())).collect();
-    for (g, f) in groups {
-        if let Some(least) = shares.iter_mut().min_by_key(|(load, _)| *load) {
-            least.0 += g.rules.len();
-            least.1.push((g, f));
-        }
-    }
-    let run = |share: Vec<(&mut GroupState, &mut usize)>| {
-        for (g, f) in share {
-            *f = g.eval_alerts(storage, now, ctx);
+            published.group(i, g);
         }
     };
+    if workers == 1 {
+        run(groups);
+        return;
+    }
+    groups.sort_by_key(|(_, g, _)| std::cmp::Reverse(g.rules.len()));
+    let mut shares: Vec<(usize, Vec<Due<'_>>)> = (0..workers).map(|_| (0, Vec::new())).collect();
+    for (i, g, f) in groups {
+        if let Some(least) = shares.iter_mut().min_by_key(|(load, _)| *load) {
+            least.0 += g.rules.len();
+            least.1.push((i, g, f));
+        }
+    }
     std::thread::scope(|scope| {
         let mut shares = shares.into_iter().map(|(_, share)| share);
         let mine = shares.next();
@@ -199,6 +202,26 @@ fn evaluate_side_by_side(
             run(share);
         }
     });
+}
+
+/// Publishes one evaluated group into the readers' copy ([`SharedGroups`]), under its lock
+/// for that group's copy only.
+struct Publish<'a> {
+    readers: &'a SharedGroups,
+    /// How many groups the engine has: the readers' copy holds the same ones in the same
+    /// order (the engine replaces it wholesale on reload, before evaluating).
+    groups: usize,
+}
+
+impl Publish<'_> {
+    fn group(&self, i: usize, g: &GroupState) {
+        let mut readers = self.readers.lock();
+        if readers.len() == self.groups
+            && let Some(r) = readers.get_mut(i)
+        {
+            g.publish_into(r);
+        }
+    }
 }
 
 impl Engine {
@@ -298,22 +321,9 @@ impl Engine {
         self.storage.sample_count()
     }
 
-    /// Readers' copy of the groups: replaced wholesale, or (`due`) only the groups evaluated.
-    fn publish(&self, due: Option<&[bool]>) {
-        let mut readers = self.published.lock();
-        match due {
-            Some(due) if readers.len() == self.groups.len() => {
-                for ((r, g), _) in readers
-                    .iter_mut()
-                    .zip(&self.groups)
-                    .zip(due)
-                    .filter(|(_, due)| **due)
-                {
-                    g.publish_into(r);
-                }
-            }
-            _ => *readers = self.groups.iter().map(GroupState::published).collect(),
-        }
+    /// Readers' copy of the groups, replaced wholesale (after a reload).
+    fn publish(&self) {
+        *self.published.lock() = self.groups.iter().map(GroupState::published).collect();
     }
 
     /// Evaluates the due groups at `now`, publishes them to readers and dispatches
@@ -329,20 +339,41 @@ impl Engine {
             })
             .collect();
         let mut failures = vec![0; groups.len()];
+        // Each group is published as soon as it is evaluated, so readers see this
+        // evaluation before its counts (a scrape that shows them shows it), and the alerts'
+        // previous annotations (re-rendered every evaluation) are freed group by group
+        // rather than all living beside the new ones until the cycle ends.
+        let published = Publish {
+            readers: &self.published,
+            groups: groups.len(),
+        };
         // Groups that record write the history: one after the other, first, so this cycle's
         // alerts see this cycle's recorded series. The others only read it and run side by
         // side (Prometheus too evaluates groups concurrently, with no order between them).
         let mut readers = Vec::new();
-        for ((g, f), due) in groups.iter_mut().zip(failures.iter_mut()).zip(&due) {
+        for (i, ((g, f), due)) in groups
+            .iter_mut()
+            .zip(failures.iter_mut())
+            .zip(&due)
+            .enumerate()
+        {
             match (*due, g.writes()) {
                 (false, _) => {}
-                (true, true) => *f = g.eval(&mut self.storage, now, &self.ctx),
-                (true, false) => readers.push((g, f)),
+                (true, true) => {
+                    *f = g.eval(&mut self.storage, now, &self.ctx);
+                    published.group(i, g);
+                }
+                (true, false) => readers.push((i, g, f)),
             }
         }
-        evaluate_side_by_side(readers, self.workers, &self.storage, now, &self.ctx);
-        // Readers see this evaluation before its counts: a scrape that shows them shows it.
-        self.publish(Some(&due));
+        evaluate_side_by_side(
+            readers,
+            self.workers,
+            &self.storage,
+            now,
+            &self.ctx,
+            &published,
+        );
         let groups = &self.groups;
         for ((g, failures), due) in groups.iter().zip(failures).zip(&due) {
             if !due {
@@ -457,7 +488,7 @@ impl Engine {
         // The line cache says which lines no rule reads: after a reload some may be read.
         self.scraper.forget_lines();
         self.groups = new;
-        self.publish(None);
+        self.publish();
         self.ctx = Context {
             external_labels: cfg.external_labels.clone().into(),
             external_url: cfg.external_url.clone().into(),
