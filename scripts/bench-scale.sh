@@ -133,7 +133,10 @@ PY
     threads=$(ls /proc/"$spid"/task | wc -l)
     fds=$(ls /proc/"$spid"/fd | wc -l)
     echo "$n $upn $c0 $c1 $t0 $t1 $(mem "$spid" VmRSS) $(mem "$spid" VmHWM) $threads $fds $scrape" >>"$results"
+    # SIGTERM, and SIGKILL if it has not exited 10 s later (a process stuck in Paho does not).
     kill "$spid"
+    for _ in $(seq 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$spid" 2>/dev/null || true
     wait "$spid" 2>/dev/null || true
 done
 
