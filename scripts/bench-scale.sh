@@ -17,7 +17,7 @@
 #   - /metrics: the median and the worst of the scrapes taken every 2 s (Prometheus'
 #     OpenMetrics Accept header, a new connection each), and the body size.
 # Each figure is printed with its ratio to N = 1, and the cost per broker added as
-# (value at the largest N − value at N = 1) / (largest N − 1).
+# (value at the largest N where every broker came up − value at N = 1) / (that N − 1).
 # Loopback only; everything started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -162,7 +162,11 @@ for r in rows:
         ratio = r[k] / base[k] if base[k] else float("inf")
         cells.append(f.format(r[k]) + ("" if r is base else f" ({ratio:.1f}×)"))
     print(f"| {r['n']} | {r['up']} | " + " | ".join(cells) + " |")
-top = rows[-1]
+# The cost per broker comes from the largest N at which every broker came up.
+top = [r for r in rows if r["up"] == r["n"]][-1]
+for r in rows:
+    if r["up"] < r["n"]:
+        print(f"N={r['n']}: only {r['up']} brokers up: its figures are of a process that did not start")
 if top["n"] > base["n"]:
     d = top["n"] - base["n"]
     print(f"per broker added (N={base['n']}→{top['n']}): "
