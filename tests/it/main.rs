@@ -12,6 +12,7 @@ mod dashboards;
 mod docs;
 mod examples;
 mod faults;
+mod fleet;
 mod http;
 mod liveness;
 mod offthread;
