@@ -38,8 +38,9 @@ use locate::Locator;
 use raw::RawConfig;
 use std::path::Path;
 pub use types::{
-    Backoff, BrokerConfig, Capacity, Config, LogConfig, LogFormat, LogLevel, ProbeConfig,
-    ProbeKind, ProbeModule, Protocol, Qos, Secret, SecretSource, TlsConfig, WebSettings,
+    Backoff, BridgeProbeConfig, BrokerConfig, Capacity, Config, LogConfig, LogFormat, LogLevel,
+    ProbeConfig, ProbeKind, ProbeModule, Protocol, Qos, Secret, SecretSource, TlsConfig,
+    WebSettings,
 };
 pub use types::{
     DEFAULT_DEGRADED_RTT, DEFAULT_PAYLOAD_BYTES, DEFAULT_PROBE_TIMEOUT, MAX_PAYLOAD_BYTES,
