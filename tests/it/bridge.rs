@@ -3,6 +3,8 @@
 
 use crate::support::scrape::Scrape;
 use crate::support::{Mosquitto, Sentinel};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -76,6 +78,30 @@ fn a_bridge_probe_crosses_a_remapping_bridge() {
     );
     assert!(sent - received <= 1.0, "sent {sent}, received {received}");
     assert_eq!(bridge(&sc, "mqtt_bridge_probe_lost_total"), 0.0);
+    // the new families pass promtool's lint with series in them
+    let body = s.get("/metrics").body;
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (Debian package prometheus)");
+    p.stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write");
+    let out = p.wait_with_output().expect("promtool");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool: {report}"
+    );
 }
 
 #[test]
