@@ -879,6 +879,10 @@ mod tests {
         m.connect_duration(broker).observe(0.01);
         m.will_delivery(broker, "will").observe(0.01);
         m.probe(broker, "retained").record_failure(Reason::Mismatch);
+        let br = m.bridge(broker, "remote", "up");
+        br.record_failure(Reason::NotDelivered);
+        br.record_ignored(Reason::Late);
+        br.delivery.observe(0.01);
     }
 
     #[test]
@@ -896,9 +900,10 @@ mod tests {
                 .collect()
         };
         // A histogram family is three sample names (`_bucket`, `_sum`, `_count`).
-        assert_eq!(families(&before, "gone").len(), m.per_broker.len() + 2 * 4);
+        assert_eq!(families(&before, "gone").len(), m.per_broker.len() + 2 * 5);
 
         let late = (m.broker("gone", &Capacity::default()), m.probe("gone", "p"));
+        let late_bridge = m.bridge("gone", "remote", "up");
         m.forget_broker("gone");
         // A task of the removed broker still finishing brings nothing back.
         late.0.record_connect(Reason::Timeout);
@@ -906,6 +911,8 @@ mod tests {
         late.0.set_protocol(MqttVersion::V5);
         late.1.record_failure(Reason::Timeout);
         late.1.record_ignored(Reason::Foreign);
+        late_bridge.record_failure(Reason::Timeout);
+        late_bridge.record_ignored(Reason::Foreign);
         let after = text(&reg).unwrap_or_default();
         assert!(families(&after, "gone").is_empty(), "{after}");
         assert_eq!(families(&after, "kept"), families(&before, "kept"));
