@@ -122,6 +122,7 @@ impl BridgeRoutes {
             table: self.table.subscribe(),
             routes: Vec::new(),
             requested: BTreeSet::new(),
+            granted: BTreeSet::new(),
             subacks: FuturesUnordered::new(),
         };
         i.refresh();
@@ -140,6 +141,9 @@ pub struct Inbound {
     routes: Vec<Route>,
     /// Topics subscribed (or asked for) in the current session.
     requested: BTreeSet<String>,
+    /// Topics whose SUBACK granted the subscription in the current session: a route added
+    /// later on one of them (its publishing broker restarted) is subscribed at once.
+    granted: BTreeSet<String>,
     subacks: FuturesUnordered<SubackFuture>,
 }
 
@@ -170,6 +174,12 @@ impl Inbound {
         // The table may have changed while the session was down.
         self.refresh();
         for r in &self.routes {
+            if self.granted.contains(&r.topic) {
+                if r.state.current().is_none() {
+                    r.state.set(true);
+                }
+                continue;
+            }
             if self.requested.insert(r.topic.clone()) {
                 let (client, topic, qos) = (client.clone(), r.topic.clone(), r.qos.as_i32());
                 self.subacks.push(Box::pin(async move {
@@ -206,6 +216,7 @@ impl Inbound {
     fn on_suback(&mut self, topic: &str, granted: Result<i32, Reason>) {
         match granted {
             Ok(_) => {
+                self.granted.insert(topic.to_owned());
                 for r in self.routes.iter().filter(|r| r.topic == topic) {
                     r.state.set(true);
                 }
@@ -222,6 +233,7 @@ impl Inbound {
     pub fn session_ended(&mut self) {
         self.subacks = FuturesUnordered::new();
         self.requested.clear();
+        self.granted.clear();
         for r in &self.routes {
             r.state.set(false);
         }

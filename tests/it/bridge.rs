@@ -165,3 +165,54 @@ fn a_full_bridge_queue_fails_the_probe_until_the_remote_thaws() {
         delivering(sc, received + 2.0)
     });
 }
+
+#[test]
+fn a_reload_that_restarts_either_side_keeps_the_bridge_probe_working() {
+    let central = Mosquitto::start();
+    let edge = edge(&central, &["topic probe out 1 edge/ site1/"], &[]);
+    let s = sentinel(&edge, &central);
+    let write = |edge_timeout: &str, central_keep_alive: &str| {
+        std::fs::write(
+            &s.config_path,
+            format!(
+                "listen: \"127.0.0.1:0\"\nbrokers:\n  - name: edge\n    url: {}\n    probes:\n      - {{kind: bridge, name: up, to: central, topic: edge/probe, remote_topic: site1/probe, interval: 1s, timeout: {edge_timeout}}}\n  - name: central\n    url: {}\n    keep_alive: {central_keep_alive}\n",
+                edge.url(),
+                central.url()
+            ),
+        )
+        .expect("write config");
+    };
+    s.wait_scrape(WAIT, "delivered", |sc| delivering(sc, 2.0));
+    // both restarted (edge's probes changed, central's keep_alive)
+    write("3s", "20s");
+    assert_eq!(s.post("/-/reload").status, 200);
+    s.wait_scrape(WAIT, "delivered after both restarted", |sc| {
+        delivering(sc, 2.0)
+            && sc
+                .value("mqtt_probe_success", &[("broker", "edge")])
+                .is_none()
+    });
+    // only the receiving side restarted: the publishing side's routes are still followed
+    let received = bridge(&s.scrape(), "mqtt_bridge_probe_received_total");
+    write("3s", "25s");
+    let r = s.post("/-/reload");
+    assert!(
+        r.status == 200 && r.body.contains("restarted broker central") && !r.body.contains("edge"),
+        "{}",
+        r.body
+    );
+    s.wait_scrape(WAIT, "delivered after central restarted", |sc| {
+        delivering(sc, received + 3.0)
+    });
+    // only the publishing side restarted: its series start again at 0, and deliver
+    write("4s", "25s");
+    let r = s.post("/-/reload");
+    assert!(
+        r.status == 200 && r.body.contains("restarted broker edge") && !r.body.contains("central"),
+        "{}",
+        r.body
+    );
+    s.wait_scrape(WAIT, "delivered after edge restarted", |sc| {
+        delivering(sc, 2.0)
+    });
+}
