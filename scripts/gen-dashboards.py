@@ -172,6 +172,11 @@ probes = [
          desc="Will probe: from closing a client's socket without DISCONNECT to its will arriving, will_delay included: how long presence logic waits to learn a device is gone. Whether wills and persistent sessions work at all: Probe success and Probe failures by reason (session_not_present, duplicate, unexpected_will).",
          exprs=[(f"histogram_quantile(0.5, sum by (broker, probe, le) (rate(mqtt_will_delivery_seconds_bucket{{{SEL}}}{R})))", "{{broker}} {{probe}} p50"),
                 (f"histogram_quantile(0.99, sum by (broker, probe, le) (rate(mqtt_will_delivery_seconds_bucket{{{SEL}}}{R})))", "{{broker}} {{probe}} p99")]),
+    dict(type="timeseries", title="Bridge probes", unit="s", legend="{{broker}} to {{remote}} {{probe}}",
+         desc="Bridge probes: one-way time from a publish on broker to its arrival on remote (p50, p99), and failed runs by reason (not_delivered: the bridge carried nothing, whatever mqtt_broker_bridge_up says; remote_not_connected: our session to remote was down). Empty without bridge probes.",
+         exprs=[(f"histogram_quantile(0.5, sum by (broker, remote, probe, le) (rate(mqtt_bridge_delivery_seconds_bucket{{{SEL}}}{R})))", "{{broker}} to {{remote}} {{probe}} p50"),
+                (f"histogram_quantile(0.99, sum by (broker, remote, probe, le) (rate(mqtt_bridge_delivery_seconds_bucket{{{SEL}}}{R})))", "{{broker}} to {{remote}} {{probe}} p99"),
+                (f"sum by (broker, remote, probe, reason) (increase(mqtt_bridge_probe_errors_total{{{SEL}}}{R}))", "{{broker}} to {{remote}} {{probe}} failed: {{reason}}")]),
 ]
 selfdash = [
     dict(type="stat", title="Firing alerts", unit="short", w=8, legend="{{alertname}}",

@@ -19,6 +19,7 @@ use crate::http::{self, BrokerView, HttpState, Live, ReloadRequest};
 use crate::metrics::{Metrics, RulesMetrics};
 use crate::mqtt::negotiate::Negotiated;
 use crate::notify;
+use crate::probe::bridge::{BridgeRoutes, Bridges};
 use crate::probe::runner::Probes;
 use crate::probe::{Prober, fresh};
 use crate::rules::manager::{AlertsCollector, Engine, SharedGroups, Update};
@@ -60,6 +61,8 @@ struct World {
     /// Cancels the current generation of notification workers (they flush, bounded).
     notify_stop: CancellationToken,
     engine: mpsc::Sender<Update>,
+    /// Where bridge probes that publish on one broker are received on another.
+    bridge_routes: BridgeRoutes,
 }
 
 /// A configuration and the rule groups it names, both read and checked: what start-up and
@@ -130,6 +133,7 @@ pub async fn run(
         http_client: None,
         notify_stop: shutdown.child_token(),
         engine: engine_tx,
+        bridge_routes: BridgeRoutes::default(),
     };
     world.apply(loaded).await?;
 
@@ -289,6 +293,7 @@ impl World {
         });
         for (name, stop) in &removed {
             stop.cancel();
+            self.bridge_routes.remove_from(name);
             self.metrics.forget_broker(name);
             let still = new.brokers.iter().any(|b| &b.name == name);
             changes.push(format!(
@@ -304,7 +309,13 @@ impl World {
                 if !first && !existed {
                     changes.push(format!("added broker {}", b.name));
                 }
-                let task = start_broker(b, &self.metrics, &self.tracker, &self.shutdown);
+                let task = start_broker(
+                    b,
+                    &self.metrics,
+                    &self.tracker,
+                    &self.shutdown,
+                    &self.bridge_routes,
+                );
                 self.brokers.insert(b.name.clone(), task);
             }
         }
@@ -388,6 +399,7 @@ fn start_broker(
     metrics: &Metrics,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
+    bridge_routes: &BridgeRoutes,
 ) -> BrokerTask {
     let stop = shutdown.child_token();
     let bm = metrics.broker(&b.name, &b.capacity);
@@ -408,6 +420,10 @@ fn start_broker(
         bm,
         ingest,
         |cfg, client_id| Probes::new(cfg, client_id, metrics, health),
+        (
+            Bridges::new(b, metrics, bridge_routes),
+            bridge_routes.inbound(&b.name),
+        ),
     );
     for p in &b.probes {
         if let Prober::Fresh(prober) = crate::probe::prober(p.kind) {

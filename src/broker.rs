@@ -22,6 +22,7 @@ use crate::mqtt::{
     self, Control, Inbox, Queues, Received, SUBACK_TIMEOUT, generated_client_id, options, reason,
     session_version, subscribe_one,
 };
+use crate::probe::bridge::{Bridges, Inbound};
 use crate::probe::runner::{LIVENESS_GRACE, Probes};
 use crate::sys::Ingest;
 use futures_util::StreamExt;
@@ -56,6 +57,9 @@ pub struct Connection {
     metrics: BrokerMetrics,
     ingest: Option<Ingest>,
     probes: Probes,
+    /// Bridge probes that publish here, and the receiving side of those that end here.
+    bridges: Bridges,
+    inbound: Inbound,
     /// Callback time of the last message of any kind in this session.
     last_rx: Instant,
     /// A `$SYS` message arrived in this session / ever.
@@ -76,6 +80,7 @@ impl Connection {
         metrics: BrokerMetrics,
         ingest: Option<Ingest>,
         make_probes: impl FnOnce(&BrokerConfig, &str) -> Probes,
+        (bridges, inbound): (Bridges, Inbound),
     ) -> Self {
         let client_id = cfg.client_id.clone().unwrap_or_else(generated_client_id);
         let probes = make_probes(&cfg, &client_id);
@@ -90,6 +95,8 @@ impl Connection {
             metrics,
             ingest,
             probes,
+            bridges,
+            inbound,
             last_rx: Instant::now(),
             sys_seen: (false, false),
             sys_silence_noted: false,
@@ -192,12 +199,16 @@ impl Connection {
                     self.sys_seen.0 = false;
                     self.subscribe(&client).await;
                     self.probes.session_started(Instant::now());
+                    self.bridges.session_started(Instant::now());
+                    self.inbound.subscribe(&client);
                     let end = self.session(&client, &mut rx, &mut ctl_rx, &shutdown).await;
                     self.metrics.up.set(0);
                     // No fallback outlives its session.
                     negotiation.reset();
                     self.negotiated.set_v311(false);
                     self.probes.session_ended();
+                    self.bridges.session_ended();
+                    self.inbound.session_ended();
                     if let Some(ing) = &mut self.ingest {
                         ing.session_ended();
                     }
@@ -343,9 +354,10 @@ impl Connection {
             let watch_silence =
                 self.ingest.is_some() && !self.sys_seen.0 && !self.sys_silence_noted;
             // A far-away instant stands in for "no probe work scheduled".
-            let wake = self
-                .probes
-                .next_wakeup()
+            let wake = [self.probes.next_wakeup(), self.bridges.next_wakeup()]
+                .into_iter()
+                .flatten()
+                .min()
                 .unwrap_or_else(|| Instant::now() + far);
             let acks_pending = !self.probes.acks().is_empty();
             let answers_pending = !answers.is_empty();
@@ -385,6 +397,12 @@ impl Connection {
                     }
                     self.probes.on_ack(done);
                 }
+                e = self.bridges.next_event() => {
+                    if let Some(at) = self.bridges.on_event(e) {
+                        self.last_rx = self.last_rx.max(at);
+                    }
+                }
+                e = self.inbound.next_event() => self.inbound.on_event(e, client),
                 Some(answer) = answers.next(), if answers_pending => {
                     if let Some(at) = answer {
                         self.last_rx = self.last_rx.max(at);
@@ -406,6 +424,7 @@ impl Connection {
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {
                     let now = Instant::now();
+                    self.bridges.on_timer(now, client);
                     let t = self.probes.on_timer(now, self.last_rx, client);
                     if let Some((sent, judge)) = t.silent {
                         suspect = Some(suspect.map_or((sent, judge), |(s, j)| (s.min(sent), j.min(judge))));
@@ -423,6 +442,16 @@ impl Connection {
         self.last_rx = self.last_rx.max(r.at);
         let topic = r.msg.topic();
         if self.probes.on_message(topic, r.msg.payload(), r.at) {
+            return;
+        }
+        let mut dropped = false;
+        if self
+            .inbound
+            .on_message(topic, r.msg.payload(), r.at, &mut dropped)
+        {
+            if dropped {
+                self.metrics.messages_dropped.inc();
+            }
             return;
         }
         if let Some(ing) = self.ingest.as_mut().filter(|i| i.wants(topic)) {

@@ -74,6 +74,22 @@ pub struct ReasonLabels {
     pub reason: Reason,
 }
 
+/// A bridge probe's series: `broker` publishes, `remote` receives.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BridgeLabels {
+    pub broker: String,
+    pub remote: String,
+    pub probe: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BridgeReasonLabels {
+    pub broker: String,
+    pub remote: String,
+    pub probe: String,
+    pub reason: Reason,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HealthLabels {
     pub broker: String,
@@ -98,6 +114,8 @@ broker_labelled!(
     ProbeLabels,
     ReasonLabels,
     HealthLabels,
+    BridgeLabels,
+    BridgeReasonLabels,
 );
 
 /// `"0"`, `"1"` or `"2"`, as [`Qos::label`] says.
@@ -178,6 +196,7 @@ pub struct Metrics {
     connect_duration: Histograms<BrokerLabels>,
     will_delivery: Histograms<ProbeLabels>,
     health: PerBroker<HealthLabels, Gauge>,
+    bridge: BridgeFamilies,
     /// Every per-broker family above, for [`Self::forget_broker`].
     per_broker: Vec<Arc<dyn ForgetBroker>>,
     /// The marker of the handles made for each broker (see [`Retired`]).
@@ -323,6 +342,53 @@ impl Metrics {
             "Broker health from the probes as a state set: healthy, degraded (round trip above degraded_rtt) or down",
             Gauge::default,
         );
+        let bridge = BridgeFamilies {
+            success: r.family(
+                "mqtt_bridge_probe_success",
+                "1 if the bridge probe's last message published on broker arrived on remote in time, 0 otherwise",
+                Gauge::default,
+            ),
+            sent: r.family(
+                "mqtt_bridge_probe_sent",
+                "Bridge probe messages published on broker",
+                Counter::default,
+            ),
+            received: r.family(
+                "mqtt_bridge_probe_received",
+                "Bridge probe messages that arrived on remote in time",
+                Counter::default,
+            ),
+            lost: r.family(
+                "mqtt_bridge_probe_lost",
+                "Bridge probe messages not on remote within their timeout (or when broker's session ended)",
+                Counter::default,
+            ),
+            duplicates: r.family(
+                "mqtt_bridge_probe_duplicates",
+                "Bridge probe messages that arrived on remote more than once",
+                Counter::default,
+            ),
+            out_of_order: r.family(
+                "mqtt_bridge_probe_out_of_order",
+                "Bridge probe messages that arrived on remote after a newer one",
+                Counter::default,
+            ),
+            ignored: r.family(
+                "mqtt_bridge_probe_ignored",
+                "Messages on a bridge probe's remote topic that were not counted: foreign (other sender or run) or late (after their timeout)",
+                Counter::default,
+            ),
+            errors: r.family(
+                "mqtt_bridge_probe_errors",
+                "Failed bridge probe runs by reason (not_delivered, remote_not_connected, timeout, v5 reason-code name of a refused publish)",
+                Counter::default,
+            ),
+            delivery: r.family(
+                "mqtt_bridge_delivery_seconds",
+                "Bridge probe: publish call on broker to receipt in remote's MQTT callback (one way, one clock)",
+                latency_histogram,
+            ),
+        };
         let m = Self {
             up,
             connection_info,
@@ -349,6 +415,7 @@ impl Metrics {
             connect_duration,
             will_delivery,
             health,
+            bridge,
             per_broker: r.families,
             retired: Mutex::default(),
             reload_successful: Gauge::default(),
@@ -465,6 +532,83 @@ pub struct RoundtripMetrics {
     pub lost: Counter,
     pub duplicates: Counter,
     pub out_of_order: Counter,
+}
+
+/// The families of bridge probes (`mqtt_bridge_*`), apart from `mqtt_probe_*`: a bridge
+/// probe is about the path between two brokers, not the health of the one it publishes on.
+#[derive(Debug)]
+struct BridgeFamilies {
+    success: PerBroker<BridgeLabels, Gauge>,
+    sent: PerBroker<BridgeLabels, Counter>,
+    received: PerBroker<BridgeLabels, Counter>,
+    lost: PerBroker<BridgeLabels, Counter>,
+    duplicates: PerBroker<BridgeLabels, Counter>,
+    out_of_order: PerBroker<BridgeLabels, Counter>,
+    ignored: PerBroker<BridgeReasonLabels, Counter>,
+    errors: PerBroker<BridgeReasonLabels, Counter>,
+    delivery: Histograms<BridgeLabels>,
+}
+
+/// Handles of one bridge probe (`broker` publishes, `remote` receives); created at 0.
+#[derive(Debug, Clone)]
+pub struct BridgeMetrics {
+    labels: BridgeLabels,
+    retired: Retired,
+    pub success: Gauge,
+    pub sent: Counter,
+    pub received: Counter,
+    pub lost: Counter,
+    pub duplicates: Counter,
+    pub out_of_order: Counter,
+    /// One-way time: publish call on `broker` to the callback on `remote`.
+    pub delivery: Histogram,
+    ignored: PerBroker<BridgeReasonLabels, Counter>,
+    errors: PerBroker<BridgeReasonLabels, Counter>,
+}
+
+impl BridgeMetrics {
+    fn labels(&self, reason: Reason) -> BridgeReasonLabels {
+        BridgeReasonLabels {
+            broker: self.labels.broker.clone(),
+            remote: self.labels.remote.clone(),
+            probe: self.labels.probe.clone(),
+            reason,
+        }
+    }
+    /// A failed run: success 0 and the reason counted.
+    pub fn record_failure(&self, reason: Reason) {
+        self.success.set(0);
+        self.errors.inc(&self.labels(reason), &self.retired);
+    }
+    /// A message on the remote topic that was not counted (`late`, `foreign`).
+    pub fn record_ignored(&self, reason: Reason) {
+        self.ignored.inc(&self.labels(reason), &self.retired);
+    }
+}
+
+impl Metrics {
+    /// Handles of bridge probe `probe` from `broker` to `remote`.
+    pub fn bridge(&self, broker: &str, remote: &str, probe: &str) -> BridgeMetrics {
+        let l = BridgeLabels {
+            broker: broker.to_owned(),
+            remote: remote.to_owned(),
+            probe: probe.to_owned(),
+        };
+        let f = &self.bridge;
+        BridgeMetrics {
+            retired: self.retired(broker),
+            success: f.success.get_or_create(&l),
+            sent: f.sent.get_or_create(&l),
+            received: f.received.get_or_create(&l),
+            lost: f.lost.get_or_create(&l),
+            duplicates: f.duplicates.get_or_create(&l),
+            out_of_order: f.out_of_order.get_or_create(&l),
+            delivery: f.delivery.get_or_create(&l),
+            ignored: f.ignored.clone(),
+            errors: f.errors.clone(),
+            labels: l,
+        }
+    }
 }
 
 /// The broker's health state set: exactly one of the three gauges is 1.
@@ -747,6 +891,10 @@ mod tests {
         m.connect_duration(broker).observe(0.01);
         m.will_delivery(broker, "will").observe(0.01);
         m.probe(broker, "retained").record_failure(Reason::Mismatch);
+        let br = m.bridge(broker, "remote", "up");
+        br.record_failure(Reason::NotDelivered);
+        br.record_ignored(Reason::Late);
+        br.delivery.observe(0.01);
     }
 
     #[test]
@@ -764,9 +912,10 @@ mod tests {
                 .collect()
         };
         // A histogram family is three sample names (`_bucket`, `_sum`, `_count`).
-        assert_eq!(families(&before, "gone").len(), m.per_broker.len() + 2 * 4);
+        assert_eq!(families(&before, "gone").len(), m.per_broker.len() + 2 * 5);
 
         let late = (m.broker("gone", &Capacity::default()), m.probe("gone", "p"));
+        let late_bridge = m.bridge("gone", "remote", "up");
         m.forget_broker("gone");
         // A task of the removed broker still finishing brings nothing back.
         late.0.record_connect(Reason::Timeout);
@@ -774,6 +923,8 @@ mod tests {
         late.0.set_protocol(MqttVersion::V5);
         late.1.record_failure(Reason::Timeout);
         late.1.record_ignored(Reason::Foreign);
+        late_bridge.record_failure(Reason::Timeout);
+        late_bridge.record_ignored(Reason::Foreign);
         let after = text(&reg).unwrap_or_default();
         assert!(families(&after, "gone").is_empty(), "{after}");
         assert_eq!(families(&after, "kept"), families(&before, "kept"));

@@ -38,7 +38,8 @@ use locate::Locator;
 use raw::RawConfig;
 use std::path::Path;
 pub use types::{
-    Backoff, BrokerConfig, Capacity, ClientRole, Config, LogConfig, LogFormat, LogLevel,
+    Backoff, BridgeProbeConfig, BrokerConfig, Capacity, ClientRole, Config, LogConfig, LogFormat,
+    LogLevel,
     ProbeConfig, ProbeKind, ProbeModule, Protocol, Qos, Secret, SecretSource, TlsConfig,
     WebSettings,
 };

@@ -119,6 +119,12 @@ pub struct RawProbe {
     pub payload_bytes: Option<usize>,
     /// Will probes only: the MQTT 5 Will Delay Interval.
     pub will_delay: Option<DurationText>,
+    /// Bridge probes only: the configured name of the broker that receives.
+    pub to: Option<String>,
+    /// Bridge probes only: the topic published on this broker (the bridge forwards it).
+    pub topic: Option<String>,
+    /// Bridge probes only: the topic the message arrives on at `to` (default: `topic`).
+    pub remote_topic: Option<String>,
 }
 
 /// A `/probe` module: how to reach and probe an arbitrary target.

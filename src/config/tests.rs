@@ -214,7 +214,27 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "probe-bad-kind.yaml",
-        r#"5:16: brokers[0].probes[0].kind: unknown probe kind "ping": expected roundtrip, connect, retained, session, will"#,
+        r#"5:16: brokers[0].probes[0].kind: unknown probe kind "ping": expected roundtrip, connect, retained, session, will, bridge"#,
+    ),
+    (
+        "probe-bridge-unknown-broker.yaml",
+        r#"5:28: brokers[0].probes[0].to: unknown broker "cloud": expected one of edge, central"#,
+    ),
+    (
+        "probe-bridge-same-broker.yaml",
+        r#"7:13: brokers[0].probes[1].to: a bridge probe goes from one broker to another: "edge" is the broker it is configured under"#,
+    ),
+    (
+        "probe-bridge-wildcard.yaml",
+        r#"8:23: brokers[0].probes[0].remote_topic: invalid topic "site/+/sentinel/bridge": a topic name, not a filter (no + or #), 1-65535 bytes"#,
+    ),
+    (
+        "probe-bridge-no-topic.yaml",
+        r#"5:9: brokers[0].probes[0]: a bridge probe needs `topic`: the topic it publishes here, one the bridge forwards"#,
+    ),
+    (
+        "probe-topic-on-roundtrip.yaml",
+        r#"5:34: brokers[0].probes[0].topic: topic applies to bridge probes only, not roundtrip"#,
     ),
     (
         "probe-client-id-clash.yaml",
@@ -376,6 +396,43 @@ fn probe_defaults_and_modules() {
             .brokers[0]
             .probes
             .is_empty()
+    );
+}
+
+#[test]
+fn bridge_probes_are_read_apart_with_their_defaults() {
+    let c = p("brokers:\n  - name: edge\n    url: mqtt://h\n    probes:\n      - {kind: roundtrip}\n      - {kind: bridge, to: central, topic: up/sentinel, remote_topic: site1/up/sentinel, qos: 2, interval: 2s}\n  - name: central\n    url: mqtt://c\n    probes:\n      - {kind: bridge, name: down, to: edge, topic: down/sentinel}\n").unwrap();
+    let edge = &c.brokers[0];
+    assert_eq!(
+        edge.probes.len(),
+        1,
+        "the bridge probe is not a probe of the session"
+    );
+    let b = &edge.bridge_probes[0];
+    assert_eq!(
+        (b.name.as_str(), b.index, b.remote.as_str()),
+        ("bridge", 1, "central")
+    );
+    assert_eq!(
+        (b.topic.as_str(), b.remote_topic.as_str()),
+        ("up/sentinel", "site1/up/sentinel")
+    );
+    assert_eq!(b.qos, Qos::ExactlyOnce);
+    assert_eq!(b.payload_bytes, 64);
+    assert_eq!(b.interval, Duration::from_secs(2));
+    assert_eq!(b.timeout, Duration::from_secs(5));
+    let back = &c.brokers[1].bridge_probes[0];
+    assert_eq!(
+        back.remote_topic, "down/sentinel",
+        "remote_topic defaults to topic"
+    );
+    assert_eq!(back.qos, Qos::AtLeastOnce);
+    let dup = p("brokers:\n  - name: a\n    url: mqtt://h\n    probes:\n      - {kind: connect, name: x}\n      - {kind: bridge, name: x, to: b, topic: t}\n  - name: b\n    url: mqtt://c\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        dup.contains("duplicate probe name \"x\" (also probes[0])"),
+        "{dup}"
     );
 }
 

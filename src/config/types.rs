@@ -84,6 +84,29 @@ pub struct ProbeConfig {
     pub timeout: Duration,
 }
 
+/// A bridge probe (`kind: bridge` in `brokers[].probes`): publish on the broker it is
+/// configured under, receive on broker `remote` (both through their watching sessions), and
+/// account for each message as a round trip does (`probe::bridge`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeProbeConfig {
+    /// Unique per broker, shared with its other probes; the `probe` label.
+    pub name: String,
+    /// Position in the broker's `probes:` list (for errors found after every broker is read).
+    pub index: usize,
+    /// The configured name of the receiving broker: never the publishing one, and it exists
+    /// (checked once all brokers are read).
+    pub remote: String,
+    /// Published on this broker; a topic name (no `+` or `#`).
+    pub topic: String,
+    /// Subscribed on `remote`: `topic` as the bridge maps it (`topic` unless configured).
+    pub remote_topic: String,
+    /// QoS of the publish on this broker and of the subscription on `remote`.
+    pub qos: Qos,
+    pub payload_bytes: usize,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeKind {
     /// Publish to ourselves on the watching session and wait for it to come back.
@@ -318,6 +341,8 @@ pub struct BrokerConfig {
     pub capacity: Capacity,
     pub sys: SysConfig,
     pub probes: Vec<ProbeConfig>,
+    /// Bridge probes that publish on this broker (`probes:` entries of `kind: bridge`).
+    pub bridge_probes: Vec<BridgeProbeConfig>,
     /// Probe topics are `<prefix>/<client-id>/<probe-name>`.
     pub probe_topic_prefix: String,
     /// A round trip slower than this makes the broker `degraded`.
@@ -446,6 +471,7 @@ impl BrokerConfig {
                 profiles: Arc::new(ProfileSet::builtin()),
             },
             probes: Vec::new(),
+            bridge_probes: Vec::new(),
             probe_topic_prefix: "mqtt-sentinel".into(),
             degraded_rtt: m.degraded_rtt,
         }
@@ -510,6 +536,20 @@ impl Config {
                     s,
                     "      probe {}: {what} every {:?}, timeout {:?}",
                     pr.name, pr.interval, pr.timeout
+                );
+            }
+            for br in &b.bridge_probes {
+                let _ = writeln!(
+                    s,
+                    "      probe {}: bridge qos {} payload {} B, {:?} here -> {:?} on {} every {:?}, timeout {:?}",
+                    br.name,
+                    br.qos.label(),
+                    br.payload_bytes,
+                    br.topic,
+                    br.remote_topic,
+                    br.remote,
+                    br.interval,
+                    br.timeout
                 );
             }
         }

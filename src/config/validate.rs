@@ -146,6 +146,7 @@ impl Validator<'_> {
             }
             brokers.push(b);
         }
+        self.bridge_remotes(&brokers)?;
         let mut probe_modules = BTreeMap::new();
         probe_modules.insert("default".to_owned(), ProbeModule::default());
         for (name, rm) in raw.probe_modules.unwrap_or_default() {
@@ -385,8 +386,10 @@ impl Validator<'_> {
                 return Err(self.err(
                     &p("kind"),
                     format!(
-                        "unknown probe kind {k:?}: expected {}",
-                        ProbeKind::NAMES.join(", ")
+                        "unknown probe kind {k:?}: expected {}{}",
+                        ProbeKind::NAMES.join(", "),
+                        // A bridge probe spans two brokers: not a `/probe` module kind.
+                        if module { "" } else { ", bridge" }
                     ),
                 ));
             }
@@ -453,29 +456,67 @@ impl Validator<'_> {
         Ok(())
     }
 
+    /// A broker's `probes:`: the bridge probes (`kind: bridge`) apart from the others, whose
+    /// names are unique across both.
     pub(super) fn probes(
         &self,
         at: &str,
         raw: Option<Vec<RawProbe>>,
         url: &BrokerUrl,
         protocol: Protocol,
-    ) -> R<Vec<ProbeConfig>> {
+    ) -> R<(Vec<ProbeConfig>, Vec<BridgeProbeConfig>)> {
         let Some(raw) = raw else {
             // The embedded default: one QoS 1 round trip every 10 s.
-            return Ok(vec![ProbeConfig {
-                name: "rtt-qos1".into(),
-                kind: ProbeKind::Roundtrip {
-                    qos: Qos::AtLeastOnce,
-                    payload_bytes: DEFAULT_PAYLOAD_BYTES,
-                },
-                interval: Duration::from_secs(10),
-                timeout: Duration::from_secs(5),
-            }]);
+            return Ok((
+                vec![ProbeConfig {
+                    name: "rtt-qos1".into(),
+                    kind: ProbeKind::Roundtrip {
+                        qos: Qos::AtLeastOnce,
+                        payload_bytes: DEFAULT_PAYLOAD_BYTES,
+                    },
+                    interval: Duration::from_secs(10),
+                    timeout: Duration::from_secs(5),
+                }],
+                Vec::new(),
+            ));
         };
         let mut out: Vec<ProbeConfig> = Vec::with_capacity(raw.len());
+        let mut bridges: Vec<BridgeProbeConfig> = Vec::new();
         for (i, rp) in raw.into_iter().enumerate() {
             let at = format!("{at}[{i}]");
             let p = |field: &str| format!("{at}.{field}");
+            let taken = |name: &str| {
+                out.iter()
+                    .map(|o| &o.name)
+                    .chain(bridges.iter().map(|b| &b.name))
+                    .position(|n| n == name)
+            };
+            if rp.kind.as_deref() == Some("bridge") {
+                let b = self.bridge_probe(&at, i, rp)?;
+                if let Some(j) = taken(&b.name) {
+                    return Err(self.err(
+                        &p("name"),
+                        format!("duplicate probe name {:?} (also probes[{j}])", b.name),
+                    ));
+                }
+                bridges.push(b);
+                continue;
+            }
+            for (field, set) in [
+                ("to", rp.to.is_some()),
+                ("topic", rp.topic.is_some()),
+                ("remote_topic", rp.remote_topic.is_some()),
+            ] {
+                if set {
+                    return Err(self.err(
+                        &p(field),
+                        format!(
+                            "{field} applies to bridge probes only, not {}",
+                            rp.kind.as_deref().unwrap_or("roundtrip")
+                        ),
+                    ));
+                }
+            }
             let kind = self.probe_kind(
                 &at,
                 rp.kind.as_deref(),
@@ -502,7 +543,7 @@ impl Validator<'_> {
                     other => other.as_str().to_owned(),
                 },
             };
-            if let Some(j) = out.iter().position(|o| o.name == name) {
+            if let Some(j) = taken(&name) {
                 return Err(self.err(
                     &p("name"),
                     format!("duplicate probe name {name:?} (also probes[{j}])"),
@@ -527,7 +568,112 @@ impl Validator<'_> {
                 )?,
             });
         }
-        Ok(out)
+        Ok((out, bridges))
+    }
+
+    /// One `kind: bridge` entry of a broker's `probes:` (entry `index`). `to` is checked
+    /// against the other brokers by [`Self::bridge_remotes`] once all are read.
+    fn bridge_probe(&self, at: &str, index: usize, rp: RawProbe) -> R<BridgeProbeConfig> {
+        let p = |field: &str| format!("{at}.{field}");
+        if rp.will_delay.is_some() {
+            return Err(self.err(
+                &p("will_delay"),
+                "will_delay applies to will probes only, not bridge",
+            ));
+        }
+        let name = match &rp.name {
+            Some(n) if valid_name(n) => n.clone(),
+            Some(n) => {
+                return Err(self.err(
+                    &p("name"),
+                    format!("invalid probe name {n:?}: use 1-64 characters from A-Z a-z 0-9 - _"),
+                ));
+            }
+            None => "bridge".to_owned(),
+        };
+        let remote = match &rp.to {
+            Some(t) => self.expand(&p("to"), t, false)?,
+            None => {
+                return Err(self.err(
+                    at,
+                    "a bridge probe needs `to`: the name of the configured broker the bridge delivers to",
+                ));
+            }
+        };
+        let topic = match &rp.topic {
+            Some(t) => self.topic_name(&p("topic"), t)?,
+            None => {
+                return Err(self.err(
+                    at,
+                    "a bridge probe needs `topic`: the topic it publishes here, one the bridge forwards",
+                ));
+            }
+        };
+        let remote_topic = match &rp.remote_topic {
+            Some(t) => self.topic_name(&p("remote_topic"), t)?,
+            None => topic.clone(),
+        };
+        Ok(BridgeProbeConfig {
+            name,
+            index,
+            remote,
+            topic,
+            remote_topic,
+            qos: self.qos(&p("qos"), rp.qos, Qos::AtLeastOnce)?,
+            payload_bytes: self.payload_bytes(&p("payload_bytes"), rp.payload_bytes)?,
+            interval: self.duration(
+                &p("interval"),
+                rp.interval.as_ref(),
+                Duration::from_secs(10),
+            )?,
+            timeout: self.duration(&p("timeout"), rp.timeout.as_ref(), DEFAULT_PROBE_TIMEOUT)?,
+        })
+    }
+
+    /// An MQTT topic name to publish to or subscribe to exactly: not empty, no wildcard
+    /// (`+`, `#`: MQTT 5.0 §4.7.1, a topic name has none), no NUL, at most 65535 bytes.
+    fn topic_name(&self, path: &str, t: &str) -> R<String> {
+        let t = self.expand(path, t, false)?;
+        if t.is_empty() || t.len() > 65_535 || t.contains(['+', '#', '\0']) {
+            return Err(self.err(
+                path,
+                format!(
+                    "invalid topic {t:?}: a topic name, not a filter (no + or #), 1-65535 bytes"
+                ),
+            ));
+        }
+        Ok(t)
+    }
+
+    /// Every bridge probe's `to` names another configured broker (`brokers[i].probes[k].to`
+    /// in the error otherwise).
+    pub(super) fn bridge_remotes(&self, brokers: &[BrokerConfig]) -> R<()> {
+        for (i, b) in brokers.iter().enumerate() {
+            for br in &b.bridge_probes {
+                let at = format!("brokers[{i}].probes[{}].to", br.index);
+                if br.remote == b.name {
+                    return Err(self.err(
+                        &at,
+                        format!(
+                            "a bridge probe goes from one broker to another: {:?} is the broker it is configured under",
+                            br.remote
+                        ),
+                    ));
+                }
+                if !brokers.iter().any(|o| o.name == br.remote) {
+                    let names: Vec<&str> = brokers.iter().map(|o| o.name.as_str()).collect();
+                    return Err(self.err(
+                        &at,
+                        format!(
+                            "unknown broker {:?}: expected one of {}",
+                            br.remote,
+                            names.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn log(&self, raw: raw::RawLog) -> R<LogConfig> {
@@ -674,7 +820,7 @@ impl Validator<'_> {
             max_heap_bytes: rc.max_heap_bytes,
         };
         let sys = self.sys(&p("sys"), raw.sys.unwrap_or_default(), profiles)?;
-        let probes = self.probes(&p("probes"), raw.probes, &url, protocol)?;
+        let (probes, bridge_probes) = self.probes(&p("probes"), raw.probes, &url, protocol)?;
         let probe_topic_prefix = match &raw.probe_topic_prefix {
             None => "mqtt-sentinel".to_owned(),
             Some(t) => {
@@ -711,6 +857,7 @@ impl Validator<'_> {
             capacity,
             sys,
             probes,
+            bridge_probes,
             probe_topic_prefix,
             degraded_rtt,
         })

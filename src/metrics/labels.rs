@@ -164,6 +164,10 @@ closed_set! {
         NotDelivered => "not_delivered",
         /// A scheduled probe found its session down.
         NotConnected => "not_connected",
+        /// A bridge probe's message did not arrive while the receiving broker's watching
+        /// session was not subscribed to the remote topic (that broker down or just
+        /// reconnecting): the run says nothing about the bridge.
+        RemoteNotConnected => "remote_not_connected",
         /// A retained probe's fresh subscriber received a value other than the one published.
         Mismatch => "mismatch",
         /// A session probe reconnected to its persistent session and the broker answered

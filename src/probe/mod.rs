@@ -4,13 +4,17 @@
 //! * `runner` scheduled round trips on each broker's watching session;
 //! * `fresh` connect and retained probes, each run on fresh clients, and their schedule;
 //! * `session` the persistent-session probe and `will` the last-will probe, on fresh clients;
-//! * `oneshot` the `/probe` endpoint and `mqtt-sentinel probe`.
+//! * `oneshot` the `/probe` endpoint and `mqtt-sentinel probe`;
+//! * `bridge` bridge probes: published on one broker's watching session, received on
+//!   another's (not in [`PROBERS`]: a bridge probe spans two brokers, so it has no `/probe`
+//!   form).
 //!
 //! [`PROBERS`] is the table of probe kinds (blackbox_exporter's `Probers` map: kind name →
 //! prober): a kind runs either on the watching session or as a [`FreshProber`], one shape for
 //! every probe on clients of its own. The transport (sessions, fresh clients) is `mqtt`; the
 //! task that runs a broker's session with its probes is `broker`.
 
+pub mod bridge;
 pub mod fresh;
 pub mod oneshot;
 pub mod runner;

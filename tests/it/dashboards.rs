@@ -155,6 +155,10 @@ fn dashboards_are_what_the_generator_writes() {
 const EMPTY_HERE: &[(&str, &str)] = &[
     ("Bridges", "no bridge is configured on the test broker"),
     (
+        "Bridge probes",
+        "no bridge probe is configured here (tests/it/bridge.rs checks the series)",
+    ),
+    (
         "Outbound backlog",
         "the test broker is Debian's mosquitto 2.0, which has no packet/out topics",
     ),

@@ -64,6 +64,9 @@ fn readme_metric_table_matches_the_code() {
     rt.base.record_ignored(Reason::Late);
     m.connect_duration("x").observe(0.1);
     m.will_delivery("x", "will").observe(0.1);
+    let br = m.bridge("x", "y", "up");
+    br.record_failure(Reason::NotDelivered);
+    br.record_ignored(Reason::Late);
     let rm = mqtt_sentinel::metrics::RulesMetrics::register(&mut reg);
     let g = mqtt_sentinel::metrics::RuleGroupLabels {
         rule_group: "f;g".into(),
@@ -100,6 +103,10 @@ fn readme_metric_table_matches_the_code() {
             n if n.starts_with("mqtt_sentinel_rule_evaluation") => "rule_group",
             "mqtt_sentinel_notifications_total" => "receiver,result",
             "mqtt_sentinel_notification_queue_length" => "receiver",
+            "mqtt_bridge_probe_ignored_total" | "mqtt_bridge_probe_errors_total" => {
+                "remote,probe,reason"
+            }
+            n if n.starts_with("mqtt_bridge_") => "remote,probe",
             n if n.starts_with("mqtt_probe_") => "probe",
             n if n.starts_with("mqtt_sentinel_file_") => "field",
             _ => "",

@@ -3,6 +3,7 @@
 
 mod addresses;
 mod alerts;
+mod bridge;
 mod brokers;
 mod cli;
 mod collector;

@@ -1,0 +1,218 @@
+//! Bridge probes through a real mosquitto bridge: published on the edge broker's watching
+//! session, received on the central broker's (`probe::bridge`).
+
+use crate::support::scrape::Scrape;
+use crate::support::{Mosquitto, Sentinel};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// An edge mosquitto bridged to `central` with the given `topic` lines.
+fn edge(central: &Mosquitto, topics: &[&str], extra: &[&str]) -> Mosquitto {
+    let mut b = Mosquitto::builder()
+        .conf("connection uplink")
+        .conf(&format!("address 127.0.0.1:{}", central.port()))
+        .conf("remote_clientid uplink")
+        .conf("restart_timeout 1")
+        .conf("keepalive_interval 5");
+    for t in topics.iter().chain(extra) {
+        b = b.conf(t);
+    }
+    b.start()
+}
+
+/// Both brokers watched; one bridge probe from edge to central, `edge/probe` here and
+/// `site1/probe` there, every second.
+fn sentinel(edge: &Mosquitto, central: &Mosquitto) -> Sentinel {
+    Sentinel::start(&format!(
+        "brokers:\n  - name: edge\n    url: {}\n    probes:\n      - {{kind: roundtrip, interval: 1s, timeout: 10s}}\n      - {{kind: bridge, name: up, to: central, topic: edge/probe, remote_topic: site1/probe, interval: 1s, timeout: 3s}}\n  - name: central\n    url: {}\n    probes:\n      - {{kind: roundtrip, interval: 1s, timeout: 10s}}\n",
+        edge.url(),
+        central.url()
+    ))
+}
+
+const PROBE: [(&str, &str); 3] = [("broker", "edge"), ("remote", "central"), ("probe", "up")];
+
+fn bridge(sc: &Scrape, name: &str) -> f64 {
+    sc.value(name, &PROBE).unwrap_or(0.0)
+}
+
+fn errors(sc: &Scrape, reason: &str) -> f64 {
+    let mut l = PROBE.to_vec();
+    l.push(("reason", reason));
+    sc.value("mqtt_bridge_probe_errors_total", &l)
+        .unwrap_or(0.0)
+}
+
+fn healthy(sc: &Scrape, broker: &str) -> bool {
+    sc.value(
+        "mqtt_probe_health",
+        &[("broker", broker), ("state", "healthy")],
+    ) == Some(1.0)
+}
+
+fn delivering(sc: &Scrape, at_least: f64) -> bool {
+    bridge(sc, "mqtt_bridge_probe_success") == 1.0
+        && bridge(sc, "mqtt_bridge_probe_received_total") >= at_least
+        && bridge(sc, "mqtt_bridge_delivery_seconds_count") >= at_least
+}
+
+#[test]
+fn a_bridge_probe_crosses_a_remapping_bridge() {
+    let central = Mosquitto::start();
+    let edge = edge(&central, &["topic probe out 1 edge/ site1/"], &[]);
+    let s = sentinel(&edge, &central);
+    let sc = s.wait_scrape(WAIT, "bridge probe delivered", |sc| delivering(sc, 3.0));
+    assert_eq!(bridge(&sc, "mqtt_bridge_probe_duplicates_total"), 0.0);
+    assert!(
+        healthy(&sc, "edge") && healthy(&sc, "central"),
+        "{}",
+        s.logs()
+    );
+    // every message sent was received, apart from one still in flight
+    let (sent, received) = (
+        bridge(&sc, "mqtt_bridge_probe_sent_total"),
+        bridge(&sc, "mqtt_bridge_probe_received_total"),
+    );
+    assert!(sent - received <= 1.0, "sent {sent}, received {received}");
+    assert_eq!(bridge(&sc, "mqtt_bridge_probe_lost_total"), 0.0);
+    // the new families pass promtool's lint with series in them
+    let body = s.get("/metrics").body;
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (Debian package prometheus)");
+    p.stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write");
+    let out = p.wait_with_output().expect("promtool");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool: {report}"
+    );
+}
+
+#[test]
+fn a_connected_bridge_that_does_not_carry_the_topic_fails_the_probe_not_the_flag() {
+    let central = Mosquitto::start();
+    // connected, but forwards only sensors/#: the probe's topic is not mapped
+    let edge = edge(&central, &["topic sensors/# out 1"], &[]);
+    let s = sentinel(&edge, &central);
+    let flag = [("broker", "edge"), ("bridge", "uplink")];
+    let sc = s.wait_scrape(WAIT, "flag up, probe not delivered", |sc| {
+        sc.value("mqtt_broker_bridge_up", &flag) == Some(1.0) && errors(sc, "not_delivered") >= 2.0
+    });
+    assert_eq!(bridge(&sc, "mqtt_bridge_probe_success"), 0.0);
+    assert_eq!(bridge(&sc, "mqtt_bridge_probe_received_total"), 0.0);
+    assert!(bridge(&sc, "mqtt_bridge_probe_lost_total") >= 2.0);
+    // the failing bridge makes neither broker down
+    assert!(
+        healthy(&sc, "edge") && healthy(&sc, "central"),
+        "{}",
+        s.logs()
+    );
+}
+
+#[test]
+fn remote_killed_loses_bridge_probes_then_recovers() {
+    let mut central = Mosquitto::start();
+    let edge = edge(&central, &["topic probe out 1 edge/ site1/"], &[]);
+    let s = sentinel(&edge, &central);
+    s.wait_scrape(WAIT, "delivered", |sc| delivering(sc, 2.0));
+    central.kill();
+    let sc = s.wait_scrape(WAIT, "lost with the remote down", |sc| {
+        bridge(sc, "mqtt_bridge_probe_lost_total") >= 1.0
+            && bridge(sc, "mqtt_bridge_probe_success") == 0.0
+    });
+    assert!(errors(&sc, "remote_not_connected") + errors(&sc, "not_delivered") >= 1.0);
+    assert!(healthy(&sc, "edge"), "{}", s.logs());
+    let received = bridge(&sc, "mqtt_bridge_probe_received_total");
+    central.restart();
+    s.wait_scrape(WAIT, "delivered again", |sc| delivering(sc, received + 2.0));
+}
+
+#[test]
+fn a_full_bridge_queue_fails_the_probe_until_the_remote_thaws() {
+    let central = Mosquitto::start();
+    let edge = edge(
+        &central,
+        &["topic probe out 1 edge/ site1/"],
+        &["max_queued_messages 2"],
+    );
+    let s = sentinel(&edge, &central);
+    s.wait_scrape(WAIT, "delivered", |sc| delivering(sc, 2.0));
+    central.freeze();
+    let sc = s.wait_scrape(WAIT, "failing while the remote is frozen", |sc| {
+        bridge(sc, "mqtt_bridge_probe_success") == 0.0
+            && bridge(sc, "mqtt_bridge_probe_lost_total") >= 3.0
+    });
+    assert!(healthy(&sc, "edge"), "{}", s.logs());
+    let received = bridge(&sc, "mqtt_bridge_probe_received_total");
+    central.thaw();
+    s.wait_scrape(WAIT, "delivered after the thaw", |sc| {
+        delivering(sc, received + 2.0)
+    });
+}
+
+#[test]
+fn a_reload_that_restarts_either_side_keeps_the_bridge_probe_working() {
+    let central = Mosquitto::start();
+    let edge = edge(&central, &["topic probe out 1 edge/ site1/"], &[]);
+    let s = sentinel(&edge, &central);
+    let write = |edge_timeout: &str, central_keep_alive: &str| {
+        std::fs::write(
+            &s.config_path,
+            format!(
+                "listen: \"127.0.0.1:0\"\nbrokers:\n  - name: edge\n    url: {}\n    probes:\n      - {{kind: bridge, name: up, to: central, topic: edge/probe, remote_topic: site1/probe, interval: 1s, timeout: {edge_timeout}}}\n  - name: central\n    url: {}\n    keep_alive: {central_keep_alive}\n",
+                edge.url(),
+                central.url()
+            ),
+        )
+        .expect("write config");
+    };
+    s.wait_scrape(WAIT, "delivered", |sc| delivering(sc, 2.0));
+    // both restarted (edge's probes changed, central's keep_alive)
+    write("3s", "20s");
+    assert_eq!(s.post("/-/reload").status, 200);
+    s.wait_scrape(WAIT, "delivered after both restarted", |sc| {
+        delivering(sc, 2.0)
+            && sc
+                .value("mqtt_probe_success", &[("broker", "edge")])
+                .is_none()
+    });
+    // only the receiving side restarted: the publishing side's routes are still followed
+    let received = bridge(&s.scrape(), "mqtt_bridge_probe_received_total");
+    write("3s", "25s");
+    let r = s.post("/-/reload");
+    assert!(
+        r.status == 200 && r.body.contains("restarted broker central") && !r.body.contains("edge"),
+        "{}",
+        r.body
+    );
+    s.wait_scrape(WAIT, "delivered after central restarted", |sc| {
+        delivering(sc, received + 3.0)
+    });
+    // only the publishing side restarted: its series start again at 0, and deliver
+    write("4s", "25s");
+    let r = s.post("/-/reload");
+    assert!(
+        r.status == 200 && r.body.contains("restarted broker edge") && !r.body.contains("central"),
+        "{}",
+        r.body
+    );
+    s.wait_scrape(WAIT, "delivered after edge restarted", |sc| {
+        delivering(sc, 2.0)
+    });
+}
