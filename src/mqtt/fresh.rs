@@ -123,6 +123,7 @@ async fn connect_as(
     // A client that fails to be created has no tokens yet: a plain drop is safe.
     let client = paho::AsyncClient::new(options::create_options(cfg, protocol, client_id))
         .map_err(|e| Failure::new(Reason::Error, e.to_string()))?;
+    super::wakeup::unblock();
     let (tx, messages) = mpsc::channel(64);
     client.set_message_callback(move |_, m| {
         let at = Instant::now();

@@ -14,7 +14,8 @@
 //! * `reconnect` the delay before the next connect, pure (the random draw is a parameter);
 //! * `reason` bounded labels for connect results and reason codes;
 //! * `fresh` a client of its own for one run (connect and retained probes, one-shot probes);
-//! * `will` a client that speaks CONNECT with a will itself, to leave without DISCONNECT.
+//! * `will` a client that speaks CONNECT with a will itself, to leave without DISCONNECT;
+//! * `wakeup` Paho C's internal wake-up pair made non-blocking (a process-wide hang otherwise).
 
 mod backoff;
 pub mod fresh;
@@ -22,6 +23,7 @@ pub mod negotiate;
 pub mod options;
 pub mod reason;
 pub mod reconnect;
+pub mod wakeup;
 pub mod will;
 
 use crate::config::{BrokerConfig, Protocol};
@@ -89,7 +91,10 @@ pub fn new_client(
 ) -> Option<(paho::AsyncClient, paho::ConnectOptions)> {
     let broker = &cfg.name;
     let client = match paho::AsyncClient::new(options::create_options(cfg, protocol, client_id)) {
-        Ok(c) => c,
+        Ok(c) => {
+            wakeup::unblock();
+            c
+        }
         Err(e) => {
             tracing::error!(%broker, error = %e, "cannot create MQTT client; this broker is not watched");
             return None;
