@@ -179,10 +179,13 @@ pub async fn run(
         }
     }
     info!("shutting down");
-    if tokio::time::timeout(STOP_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
+    let cleanups = &crate::probe::session::CLEANUPS;
+    cleanups.close();
+    let stopped = async {
+        tracker.wait().await;
+        cleanups.wait().await;
+    };
+    if tokio::time::timeout(STOP_GRACE, stopped).await.is_err() {
         warn!("some tasks did not stop within {STOP_GRACE:?}; exiting anyway");
     } else {
         info!("all tasks stopped");

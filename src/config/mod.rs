@@ -39,8 +39,7 @@ use raw::RawConfig;
 use std::path::Path;
 pub use types::{
     Backoff, BridgeProbeConfig, BrokerConfig, Capacity, ClientRole, Config, LogConfig, LogFormat,
-    LogLevel,
-    ProbeConfig, ProbeKind, ProbeModule, Protocol, Qos, Secret, SecretSource, TlsConfig,
+    LogLevel, ProbeConfig, ProbeKind, ProbeModule, Protocol, Qos, Secret, SecretSource, TlsConfig,
     WebSettings,
 };
 pub use types::{

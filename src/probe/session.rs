@@ -44,9 +44,10 @@ pub fn session_once<'a>(
 }
 
 /// The run's session on the broker, deleted at the end of the run whatever happened; a run
-/// cut short (the `/probe` request's client went away, which drops the run) deletes it from
-/// a task of its own when dropped. A 3.1.1 session has no expiry, and one-shot client ids
-/// are random: nothing else would ever delete it.
+/// cut short (the `/probe` request's client went away, SIGTERM or a reload, which drop the
+/// run) deletes it from a task of its own when dropped, on [`CLEANUPS`], which shutdown
+/// waits for. A 3.1.1 session has no expiry, and one-shot client ids are random: nothing
+/// else would ever delete it.
 struct Session {
     cfg: BrokerConfig,
     negotiated: Negotiated,
@@ -71,10 +72,17 @@ impl Drop for Session {
             std::mem::take(&mut self.id),
         );
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move { delete(&cfg, &negotiated, &id).await });
+            rt.spawn(CLEANUPS.track_future(async move { delete(&cfg, &negotiated, &id).await }));
         }
     }
 }
+
+/// Deletions of sessions whose run was dropped. The process waits for them (within its stop
+/// grace) before it exits: a run cancelled by SIGTERM drops its `Session` just before the
+/// probe task ends, and a deletion the runtime dropped unstarted would leave a 3.1.1 session,
+/// subscribed and holding the run's message, on the broker for good.
+pub static CLEANUPS: std::sync::LazyLock<tokio_util::task::TaskTracker> =
+    std::sync::LazyLock::new(tokio_util::task::TaskTracker::new);
 
 /// Connect clean with the session's id and leave: Clean Start 1 / Clean Session 1 discards
 /// the session (MQTT 5.0 §3.1.2.4, 3.1.1 §3.1.2.4).

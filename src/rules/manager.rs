@@ -204,8 +204,8 @@ fn evaluate_side_by_side(
     });
 }
 
-/// Publishes one evaluated group into the readers' copy ([`SharedGroups`]), under its lock
-/// for that group's copy only.
+/// Publishes one evaluated group into the readers' copy ([`SharedGroups`]), holding that
+/// copy's one lock only while this group is copied.
 struct Publish<'a> {
     readers: &'a SharedGroups,
     /// How many groups the engine has: the readers' copy holds the same ones in the same
@@ -216,10 +216,13 @@ struct Publish<'a> {
 impl Publish<'_> {
     fn group(&self, i: usize, g: &GroupState) {
         let mut readers = self.readers.lock();
-        if readers.len() == self.groups
-            && let Some(r) = readers.get_mut(i)
-        {
-            g.publish_into(r);
+        let len = readers.len();
+        match readers.get_mut(i) {
+            Some(r) if len == self.groups => g.publish_into(r),
+            _ => error!(
+                group = %g.name,
+                "the readers' copy of the rule groups does not match the engine's; the API shows the last evaluation that did"
+            ),
         }
     }
 }
