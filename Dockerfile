@@ -19,7 +19,14 @@ ENV MQTT_SENTINEL_REVISION=${MQTT_SENTINEL_REVISION}
 RUN cargo build --release --locked --features vendored-ssl \
     && install -m 0755 target/release/mqtt-sentinel /mqtt-sentinel
 
+# scripts/build-image.sh builds this stage without Docker or a registry (buildah from scratch
+# with the same contents and settings); tests/it/container.rs fails when the two disagree.
 FROM gcr.io/distroless/cc-debian12:nonroot
+ARG MQTT_SENTINEL_REVISION=unknown
+LABEL org.opencontainers.image.title="mqtt-sentinel" \
+      org.opencontainers.image.description="Watches MQTT brokers and exports their health as Prometheus metrics" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.revision="${MQTT_SENTINEL_REVISION}"
 COPY --from=build /mqtt-sentinel /usr/local/bin/mqtt-sentinel
 USER nonroot:nonroot
 EXPOSE 10883

@@ -19,6 +19,12 @@ have_pkg libssl-dev || need+=(libssl-dev)     # Paho C with TLS
 have_cmd curl || need+=(curl)                 # scripts/demo.sh and the benchmark
 have_cmd nats-server || need+=(nats-server)   # the NATS (MQTT 3.1.1 fallback) test
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)  # QoS 2 unsupported test
+# the container image (scripts/build-image.sh) and the test that runs it (tests/it/container.rs);
+# runc, not crun (which refuses these VMs' hybrid cgroups), so crun is not installed
+have_cmd buildah || need+=(buildah)
+have_cmd podman || need+=(podman)
+have_cmd runc || need+=(runc)
+[ -r /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)  # the image's CA bundle
 have_cmd node || need+=(nodejs)               # aedes, a Node.js broker (below)
 have_cmd npm || need+=(npm)
 

@@ -9,6 +9,7 @@ mod cli;
 mod collector;
 mod conformance;
 mod connection;
+mod container;
 mod dashboards;
 mod docs;
 mod examples;

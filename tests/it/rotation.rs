@@ -7,56 +7,14 @@
 
 use crate::support::certs::{self, Pki};
 use crate::support::mosquitto::ListenerTls;
+use crate::support::secretdir::SecretDir;
 use crate::support::sink::{Request, Sink};
 use crate::support::{Mosquitto, Sentinel, wait_until};
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// A directory laid out as the kubelet lays out a Secret volume: `name -> ..data/name`,
-/// `..data -> ..<version>`; [`SecretDir::rotate`] swaps `..data` atomically.
-struct SecretDir {
-    dir: tempfile::TempDir,
-    version: u32,
-}
-
-impl SecretDir {
-    fn new(files: &[(&str, &[u8])]) -> SecretDir {
-        let mut s = SecretDir {
-            dir: tempfile::tempdir().unwrap(),
-            version: 0,
-        };
-        s.rotate(files);
-        for (name, _) in files {
-            std::os::unix::fs::symlink(format!("..data/{name}"), s.dir.path().join(name)).unwrap();
-        }
-        s
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// A new `..2026_11_30_<n>` directory with `files`, then `..data_tmp` renamed over
-    /// `..data` (atomic), then the old directory removed, as the kubelet does.
-    fn rotate(&mut self, files: &[(&str, &[u8])]) {
-        let d = self.dir.path();
-        let old = format!("..2026_11_30_{}", self.version);
-        self.version += 1;
-        let new = format!("..2026_11_30_{}", self.version);
-        std::fs::create_dir(d.join(&new)).unwrap();
-        for (name, content) in files {
-            std::fs::write(d.join(&new).join(name), content).unwrap();
-        }
-        std::os::unix::fs::symlink(&new, d.join("..data_tmp")).unwrap();
-        std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
-        if self.version > 1 {
-            std::fs::remove_dir_all(d.join(old)).unwrap();
-        }
-    }
-}
 
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap()

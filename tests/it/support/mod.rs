@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod mosquitto;
 pub mod proxy;
 pub mod scrape;
+pub mod secretdir;
 pub mod sentinel;
 pub mod sink;
 pub mod wait;

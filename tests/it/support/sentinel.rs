@@ -52,10 +52,20 @@ impl Sentinel {
 
     /// Start with the working directory `cwd`.
     pub fn start_in(yaml: &str, cwd: Option<&Path>) -> Sentinel {
+        Self::spawn(Path::new(BIN), yaml, cwd)
+    }
+
+    /// Start `program` (another build of mqtt-sentinel, e.g. the release binary the
+    /// container image holds) instead of the test build.
+    pub fn start_program(program: &Path, yaml: &str) -> Sentinel {
+        Self::spawn(program, yaml, None)
+    }
+
+    fn spawn(program: &Path, yaml: &str, cwd: Option<&Path>) -> Sentinel {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("sentinel.yaml");
         std::fs::write(&config_path, format!("listen: \"127.0.0.1:0\"\n{yaml}")).expect("write");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(program);
         cmd.arg("--config")
             .arg(&config_path)
             .env_remove("RUST_LOG")
