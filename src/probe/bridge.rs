@@ -15,6 +15,7 @@
 //! A bridge probe never touches `mqtt_probe_health` of either broker: a failing bridge says
 //! nothing about A or B answering their clients (`README` "Bridges").
 
+use super::runner::AckDone;
 use super::tracker::{Arrival as Seen, Tracker};
 use crate::config::{BrokerConfig, Qos};
 use crate::metrics::{BridgeMetrics, Metrics, Reason};
@@ -275,27 +276,6 @@ pub enum InboundEvent {
     Changed,
 }
 
-/// The delivery token of one bridge publish, done.
-pub struct AckDone {
-    probe: usize,
-    seq: u64,
-    at: Instant,
-    qos0: bool,
-    result: Result<(), paho::Error>,
-}
-
-impl AckDone {
-    /// When the publishing broker answered (PUBACK/PUBCOMP, any reason code); `None` at QoS 0
-    /// or when the token ended without an answer.
-    pub fn answered_at(&self) -> Option<Instant> {
-        match &self.result {
-            _ if self.qos0 => None,
-            Ok(()) | Err(paho::Error::ReasonCode(..)) => Some(self.at),
-            Err(_) => None,
-        }
-    }
-}
-
 #[derive(Debug)]
 struct Run {
     seq: u64,
@@ -476,16 +456,8 @@ impl Bridges {
                 remote_epoch,
                 acked: qos0,
             });
-            self.acks.push(Box::pin(async move {
-                let result = token.await;
-                AckDone {
-                    probe: i,
-                    seq,
-                    at: Instant::now(),
-                    qos0,
-                    result,
-                }
-            }));
+            self.acks
+                .push(Box::pin(AckDone::wait(i, seq, sent, qos0, token)));
         }
     }
 

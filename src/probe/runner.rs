@@ -17,18 +17,39 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-/// The outcome of one publish's delivery token.
+/// The outcome of one publish's delivery token (round-trip and bridge probes).
 pub struct AckDone {
-    probe: usize,
-    seq: u64,
-    sent: Instant,
-    at: Instant,
+    /// The probe's index in its table.
+    pub(super) probe: usize,
+    pub(super) seq: u64,
+    pub(super) sent: Instant,
+    pub(super) at: Instant,
     /// QoS 0 tokens complete when Paho has written the PUBLISH: no answer from the broker.
     qos0: bool,
-    result: Result<(), paho::Error>,
+    pub(super) result: Result<(), paho::Error>,
 }
 
 impl AckDone {
+    /// Waits for the delivery `token` of the publish `seq` of probe `probe`, sent at `sent`
+    /// at QoS 0 or not, and notes when it ended.
+    pub(super) async fn wait(
+        probe: usize,
+        seq: u64,
+        sent: Instant,
+        qos0: bool,
+        token: paho::DeliveryToken,
+    ) -> AckDone {
+        let result = token.await;
+        AckDone {
+            probe,
+            seq,
+            sent,
+            at: Instant::now(),
+            qos0,
+            result,
+        }
+    }
+
     /// When the broker answered this publish (PUBACK or PUBCOMP, with any reason code);
     /// `None` when the token ended without an answer (connection lost, not sent) or the
     /// publish was at QoS 0, whose token Paho completes once the packet is written.
@@ -339,17 +360,8 @@ impl Probes {
                     deadline,
                     ask_at: Some(sent + LIVENESS_ASK_AFTER.min(r.timeout / 2)),
                 });
-                self.acks.push(Box::pin(async move {
-                    let result = token.await;
-                    AckDone {
-                        probe: i,
-                        seq,
-                        sent,
-                        at: Instant::now(),
-                        qos0,
-                        result,
-                    }
-                }));
+                self.acks
+                    .push(Box::pin(AckDone::wait(i, seq, sent, qos0, token)));
             }
         }
         if expired {
