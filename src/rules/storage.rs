@@ -25,7 +25,7 @@ pub fn is_stale(v: f64) -> bool {
 }
 /// Asks the CPU to bring the cache line at `p` in: a hint, for memory read soon.
 #[inline(always)]
-#[allow(unsafe_code)] // the one unsafe block of the crate (lib.rs denies the rest)
+#[allow(unsafe_code)] // lib.rs denies the rest; the others are in mqtt::wakeup
 fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch never faults and reads nothing into the program, whatever `p` is.
