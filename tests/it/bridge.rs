@@ -273,3 +273,55 @@ fn a_reload_that_restarts_either_side_keeps_the_bridge_probe_working() {
         delivering(sc, 2.0)
     });
 }
+
+/// A reload that removes the last bridge probe ending on central restarts only the edge's
+/// task; central's watching session, still the same one, unsubscribes from the remote topic.
+/// Seen in central's own log (`log_type unsubscribe` writes `<client id> <topic>`).
+#[test]
+fn a_reload_that_removes_the_bridge_probe_unsubscribes_the_remote_topic() {
+    let central = Mosquitto::builder().conf("log_type unsubscribe").start();
+    let edge = edge(&central, &["topic probe out 1 edge/ site1/"], &[]);
+    let config = |edge_probes: &str| {
+        format!(
+            "brokers:\n  - name: edge\n    url: {}\n{edge_probes}  - name: central\n    url: {}\n    client_id: sentinel-central\n",
+            edge.url(),
+            central.url()
+        )
+    };
+    let s = Sentinel::start(&config(
+        "    probes:\n      - {kind: bridge, name: up, to: central, topic: edge/probe, remote_topic: site1/probe, interval: 1s, timeout: 3s}\n",
+    ));
+    s.wait_scrape(WAIT, "delivered", |sc| delivering(sc, 2.0));
+    let unsubscribed = || {
+        central
+            .log()
+            .lines()
+            .any(|l| l.ends_with(": sentinel-central site1/probe"))
+    };
+    assert!(!unsubscribed(), "{}", central.log());
+    std::fs::write(
+        &s.config_path,
+        format!("listen: \"127.0.0.1:0\"\n{}", config("")),
+    )
+    .expect("write config");
+    let r = s.post("/-/reload");
+    assert!(
+        r.status == 200 && r.body.contains("restarted broker edge") && !r.body.contains("central"),
+        "{}",
+        r.body
+    );
+    crate::support::wait_until(WAIT, "central unsubscribed from site1/probe", || {
+        unsubscribed().then_some(())
+    });
+    // the same session did it: central's task was not restarted
+    let sc = s.scrape();
+    assert_eq!(
+        sc.value(
+            "mqtt_connects_total",
+            &[("broker", "central"), ("result", "success")]
+        ),
+        Some(1.0),
+        "{}",
+        s.logs()
+    );
+}
