@@ -417,7 +417,7 @@ impl Bridges {
         self.connected = false;
         self.acks = FuturesUnordered::new();
         for it in &mut self.items {
-            it.metrics.success.set(0);
+            it.metrics.base.success.set(0);
         }
     }
 
@@ -458,7 +458,7 @@ impl Bridges {
                 } else {
                     Reason::NotDelivered
                 };
-                it.metrics.record_failure(why);
+                it.metrics.base.record_failure(why);
                 it.in_flight = None;
             }
             if now < it.next_run {
@@ -475,7 +475,7 @@ impl Bridges {
                 // Start-up: the remote's session has not subscribed yet. Wait for it, for one
                 // timeout; after that the run fails without sending.
                 if now.saturating_duration_since(it.waiting_since) >= it.timeout {
-                    it.metrics.record_failure(Reason::RemoteNotConnected);
+                    it.metrics.base.record_failure(Reason::RemoteNotConnected);
                 }
                 continue;
             }
@@ -548,7 +548,7 @@ impl Bridges {
                 if mine.is_some() {
                     it.in_flight = None;
                 }
-                it.metrics.record_failure(reason::reason_name(rc));
+                it.metrics.base.record_failure(reason::reason_name(rc));
             }
             Err(e) => {
                 tracing::debug!(probe = %it.name, error = %e, "bridge probe delivery did not complete");
@@ -572,13 +572,13 @@ impl Bridges {
                 }
                 it.metrics.received.inc();
                 it.metrics.delivery.observe(rtt.as_secs_f64());
-                it.metrics.success.set(1);
+                it.metrics.base.success.set(1);
             }
             Seen::Duplicate { .. } => {
                 it.metrics.duplicates.inc();
             }
-            Seen::Late { .. } => it.metrics.record_ignored(Reason::Late),
-            Seen::Foreign => it.metrics.record_ignored(Reason::Foreign),
+            Seen::Late { .. } => it.metrics.base.record_ignored(Reason::Late),
+            Seen::Foreign => it.metrics.base.record_ignored(Reason::Foreign),
         }
         tracing::trace!(probe = %it.name, remote = %it.remote, ?seen, "bridge probe arrival");
     }
