@@ -146,21 +146,23 @@ fn remote_killed_loses_bridge_probes_then_recovers() {
 /// Only the bridge's link stalls: a fault proxy between the edge's bridge `address` and the
 /// central broker stops forwarding, while both brokers and both watching sessions stay
 /// healthy. The bridge (keepalive 60 s: neither end notices) keeps taking the edge's
-/// messages: one in flight on the stalled socket and two queued (`max_inflight_messages 1`,
-/// `max_queued_messages 2`) arrive late once the link resumes (`ignored{reason="late"}`);
-/// the rest are dropped by the full queue. The flag reads connected throughout: this is
-/// the case only the probe sees.
-#[test]
-fn a_stalled_bridge_link_delivers_its_queue_late_and_loses_the_rest() {
+/// messages, one in flight on the stalled socket (`max_inflight_messages 1`) and up to
+/// `queue` more queued (`max_queued_messages`); the rest are dropped. Checks what holds
+/// whatever the queue: while stalled, runs fail with `not_delivered` (never
+/// `remote_not_connected`) and the flag reads connected; no session to either broker ends;
+/// after the stall the probe delivers again. Returns the runs lost during the stall and how
+/// many of them arrived late (`ignored{reason="late"}`) once the link resumed.
+fn stall_the_bridge_link(queue: u32) -> (f64, f64) {
     let central = Mosquitto::start();
     let link = Proxy::start(central.addr());
+    let queued = format!("max_queued_messages {queue}");
     let edge = Mosquitto::bridge_edge(
         link.addr,
         60,
         &[
             "topic probe out 1 edge/ site1/",
             "max_inflight_messages 1",
-            "max_queued_messages 2",
+            &queued,
         ],
     );
     let s = sentinel(&edge, &central);
@@ -171,7 +173,7 @@ fn a_stalled_bridge_link_delivers_its_queue_late_and_loses_the_rest() {
     });
     let lost_before = bridge(&before, "mqtt_bridge_probe_lost_total");
     link.set(Mode::Stall);
-    // more runs than the bridge can hold (1 in flight + 2 queued), each failing
+    // more runs than a two-message queue holds, each failing
     let sc = s.wait_scrape(WAIT, "failing while the link is stalled", |sc| {
         bridge(sc, "mqtt_bridge_probe_success") == 0.0
             && errors(sc, "not_delivered") >= 6.0
@@ -189,19 +191,15 @@ fn a_stalled_bridge_link_delivers_its_queue_late_and_loses_the_rest() {
     }
     let received = bridge(&sc, "mqtt_bridge_probe_received_total");
     link.set(Mode::Pass);
+    // the bridge sends what it kept in order, before the runs after the stall
     let sc = s.wait_scrape(WAIT, "delivered after the link resumed", |sc| {
         delivering(sc, received + 2.0)
     });
     let late = late(&sc);
     let lost = bridge(&sc, "mqtt_bridge_probe_lost_total") - lost_before;
     eprintln!(
-        "stalled bridge link: {lost} runs lost, {late} of them arrived late, {} never",
+        "stalled bridge link, max_queued_messages {queue}: {lost} runs lost, {late} of them arrived late, {} never",
         lost - late
-    );
-    // the queue arrived after the stall, the runs beyond it never did
-    assert!(
-        late >= 1.0 && lost - late >= 1.0,
-        "lost {lost}, late {late}"
     );
     // no session to either broker ever ended: neither read down at any time
     for b in ["edge", "central"] {
@@ -221,6 +219,24 @@ fn a_stalled_bridge_link_delivers_its_queue_late_and_loses_the_rest() {
         );
         assert!(healthy(&sc, b), "{b}: {}", s.logs());
     }
+    (lost, late)
+}
+
+/// A two-message queue: what it holds arrives late once the link resumes, the rest never.
+#[test]
+fn a_stalled_bridge_link_delivers_its_queue_late_and_loses_the_rest() {
+    let (lost, late) = stall_the_bridge_link(2);
+    assert!(
+        late >= 1.0 && lost - late >= 1.0,
+        "lost {lost}, late {late}"
+    );
+}
+
+/// A queue larger than the stall: every run lost during it arrives late, none is dropped.
+#[test]
+fn a_stalled_bridge_link_with_a_large_queue_delivers_every_run_late() {
+    let (lost, late) = stall_the_bridge_link(1000);
+    assert!(lost >= 6.0 && late == lost, "lost {lost}, late {late}");
 }
 
 #[test]
