@@ -198,7 +198,8 @@ impl Inbound {
         unwanted
     }
 
-    /// A new session: ask for every remote topic (the SUBACKs arrive through [`Self::subacks`]).
+    /// A new session: ask for every remote topic (the SUBACKs arrive through
+    /// [`Self::next_event`]).
     pub fn subscribe(&mut self, client: &paho::AsyncClient) {
         // The table may have changed while the session was down.
         self.refresh();
