@@ -26,6 +26,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
@@ -490,35 +491,84 @@ impl Metrics {
     }
 }
 
-/// Handles every probe kind has.
-#[derive(Debug, Clone)]
-pub struct ProbeMetrics {
-    broker: String,
-    probe: String,
-    retired: Retired,
-    pub success: Gauge,
-    ignored: PerBroker<ReasonLabels, Counter>,
-    errors: PerBroker<ReasonLabels, Counter>,
+/// A probe's label set, which names one probe's series, and the same with a `reason` label
+/// for its failed runs and ignored messages.
+pub trait WithReason: Clone + Hash + Eq + std::fmt::Debug {
+    /// The label set of `*_errors_total` and `*_ignored_total`: these labels + `reason`.
+    type Reasoned: Clone + Hash + Eq + std::fmt::Debug;
+    /// These labels with `reason`.
+    fn with_reason(&self, reason: Reason) -> Self::Reasoned;
 }
 
-impl ProbeMetrics {
-    fn labels(&self, reason: Reason) -> ReasonLabels {
+impl WithReason for ProbeLabels {
+    type Reasoned = ReasonLabels;
+    fn with_reason(&self, reason: Reason) -> ReasonLabels {
         ReasonLabels {
             broker: self.broker.clone(),
             probe: self.probe.clone(),
             reason,
         }
     }
+}
+
+impl WithReason for BridgeLabels {
+    type Reasoned = BridgeReasonLabels;
+    fn with_reason(&self, reason: Reason) -> BridgeReasonLabels {
+        BridgeReasonLabels {
+            broker: self.broker.clone(),
+            remote: self.remote.clone(),
+            probe: self.probe.clone(),
+            reason,
+        }
+    }
+}
+
+/// Handles every probe has, over its label set `L`: the success gauge, and failed runs and
+/// ignored messages counted by reason (`mqtt_probe_*` with [`ProbeLabels`],
+/// `mqtt_bridge_probe_*` with [`BridgeLabels`]). Reason series are made on first use, and
+/// never once the broker is forgotten ([`Retired`]).
+#[derive(Debug, Clone)]
+pub struct ProbeCounters<L: WithReason> {
+    labels: L,
+    retired: Retired,
+    pub success: Gauge,
+    ignored: PerBroker<L::Reasoned, Counter>,
+    errors: PerBroker<L::Reasoned, Counter>,
+}
+
+impl<L: WithReason> ProbeCounters<L> {
+    /// The handles of `labels` in the families `success`, `ignored` and `errors`.
+    fn new(
+        labels: L,
+        retired: Retired,
+        success: &PerBroker<L, Gauge>,
+        ignored: &PerBroker<L::Reasoned, Counter>,
+        errors: &PerBroker<L::Reasoned, Counter>,
+    ) -> Self {
+        Self {
+            success: success.get_or_create(&labels),
+            ignored: ignored.clone(),
+            errors: errors.clone(),
+            labels,
+            retired,
+        }
+    }
     /// A failed run: success 0 and the reason counted.
     pub fn record_failure(&self, reason: Reason) {
         self.success.set(0);
-        self.errors.inc(&self.labels(reason), &self.retired);
+        self.errors
+            .inc(&self.labels.with_reason(reason), &self.retired);
     }
     /// A message on the probe's topic that was not counted (`late`, `foreign`).
     pub fn record_ignored(&self, reason: Reason) {
-        self.ignored.inc(&self.labels(reason), &self.retired);
+        self.ignored
+            .inc(&self.labels.with_reason(reason), &self.retired);
     }
 }
+
+/// Handles every probe kind on one broker has (`mqtt_probe_success`, `_errors_total`,
+/// `_ignored_total`).
+pub type ProbeMetrics = ProbeCounters<ProbeLabels>;
 
 /// Handles of a round-trip probe.
 #[derive(Debug, Clone)]
@@ -552,9 +602,8 @@ struct BridgeFamilies {
 /// Handles of one bridge probe (`broker` publishes, `remote` receives); created at 0.
 #[derive(Debug, Clone)]
 pub struct BridgeMetrics {
-    labels: BridgeLabels,
-    retired: Retired,
-    pub success: Gauge,
+    /// `mqtt_bridge_probe_success`, `_errors_total`, `_ignored_total`.
+    pub base: ProbeCounters<BridgeLabels>,
     pub sent: Counter,
     pub received: Counter,
     pub lost: Counter,
@@ -562,28 +611,6 @@ pub struct BridgeMetrics {
     pub out_of_order: Counter,
     /// One-way time: publish call on `broker` to the callback on `remote`.
     pub delivery: Histogram,
-    ignored: PerBroker<BridgeReasonLabels, Counter>,
-    errors: PerBroker<BridgeReasonLabels, Counter>,
-}
-
-impl BridgeMetrics {
-    fn labels(&self, reason: Reason) -> BridgeReasonLabels {
-        BridgeReasonLabels {
-            broker: self.labels.broker.clone(),
-            remote: self.labels.remote.clone(),
-            probe: self.labels.probe.clone(),
-            reason,
-        }
-    }
-    /// A failed run: success 0 and the reason counted.
-    pub fn record_failure(&self, reason: Reason) {
-        self.success.set(0);
-        self.errors.inc(&self.labels(reason), &self.retired);
-    }
-    /// A message on the remote topic that was not counted (`late`, `foreign`).
-    pub fn record_ignored(&self, reason: Reason) {
-        self.ignored.inc(&self.labels(reason), &self.retired);
-    }
 }
 
 impl Metrics {
@@ -596,17 +623,13 @@ impl Metrics {
         };
         let f = &self.bridge;
         BridgeMetrics {
-            retired: self.retired(broker),
-            success: f.success.get_or_create(&l),
             sent: f.sent.get_or_create(&l),
             received: f.received.get_or_create(&l),
             lost: f.lost.get_or_create(&l),
             duplicates: f.duplicates.get_or_create(&l),
             out_of_order: f.out_of_order.get_or_create(&l),
             delivery: f.delivery.get_or_create(&l),
-            ignored: f.ignored.clone(),
-            errors: f.errors.clone(),
-            labels: l,
+            base: ProbeCounters::new(l, self.retired(broker), &f.success, &f.ignored, &f.errors),
         }
     }
 }
@@ -646,14 +669,13 @@ impl Metrics {
             broker: broker.to_owned(),
             probe: probe.to_owned(),
         };
-        ProbeMetrics {
-            broker: broker.to_owned(),
-            probe: probe.to_owned(),
-            retired: self.retired(broker),
-            success: self.probe_success.get_or_create(&pl),
-            ignored: self.probe_ignored.clone(),
-            errors: self.probe_errors.clone(),
-        }
+        ProbeCounters::new(
+            pl,
+            self.retired(broker),
+            &self.probe_success,
+            &self.probe_ignored,
+            &self.probe_errors,
+        )
     }
 
     /// Remove every series of broker `name` (a reload removed or replaced it): no stale
@@ -892,8 +914,8 @@ mod tests {
         m.will_delivery(broker, "will").observe(0.01);
         m.probe(broker, "retained").record_failure(Reason::Mismatch);
         let br = m.bridge(broker, "remote", "up");
-        br.record_failure(Reason::NotDelivered);
-        br.record_ignored(Reason::Late);
+        br.base.record_failure(Reason::NotDelivered);
+        br.base.record_ignored(Reason::Late);
         br.delivery.observe(0.01);
     }
 
@@ -923,8 +945,8 @@ mod tests {
         late.0.set_protocol(MqttVersion::V5);
         late.1.record_failure(Reason::Timeout);
         late.1.record_ignored(Reason::Foreign);
-        late_bridge.record_failure(Reason::Timeout);
-        late_bridge.record_ignored(Reason::Foreign);
+        late_bridge.base.record_failure(Reason::Timeout);
+        late_bridge.base.record_ignored(Reason::Foreign);
         let after = text(&reg).unwrap_or_default();
         assert!(families(&after, "gone").is_empty(), "{after}");
         assert_eq!(families(&after, "kept"), families(&before, "kept"));
@@ -950,6 +972,9 @@ mod tests {
             r#"mqtt_probe_ignored_total{broker="x",probe="rtt-2",reason="late"} 1"#,
             r#"mqtt_probe_health{broker="x",state="degraded"} 0"#,
             r#"mqtt_probe_rtt_seconds_count{broker="x",qos="0"} 1"#,
+            r#"mqtt_bridge_probe_errors_total{broker="x",remote="remote",probe="up",reason="not_delivered"} 1"#,
+            r#"mqtt_bridge_probe_ignored_total{broker="x",remote="remote",probe="up",reason="late"} 1"#,
+            r#"mqtt_bridge_probe_success{broker="x",remote="remote",probe="up"} 0"#,
         ] {
             assert!(t.lines().any(|l| l == line), "{line} in\n{t}");
         }

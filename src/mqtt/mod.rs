@@ -173,6 +173,21 @@ pub async fn subscribe_one(
     }
 }
 
+/// Unsubscribe from `topic` and wait for the UNSUBACK within `within`: `Err` carries a bounded
+/// reason label (a v5 reason code such as 0x11 *No subscription existed* is an answer, and
+/// `Ok`: the session has no subscription on `topic` either way).
+pub async fn unsubscribe_one(
+    client: &paho::AsyncClient,
+    topic: &str,
+    within: Duration,
+) -> Result<(), Reason> {
+    match tokio::time::timeout(within, client.unsubscribe(topic)).await {
+        Ok(Ok(_) | Err(paho::Error::ReasonCode(..))) => Ok(()),
+        Ok(Err(e)) => Err(reason::label(&e)),
+        Err(_) => Err(Reason::Timeout),
+    }
+}
+
 /// The queues from the Paho thread to the broker task: probe replies have their own, so a
 /// flood on `$SYS` (or anything else we subscribe to) cannot crowd them out.
 #[derive(Clone)]

@@ -19,7 +19,7 @@ use super::runner::AckDone;
 use super::tracker::{Arrival as Seen, Tracker};
 use crate::config::{BrokerConfig, Qos};
 use crate::metrics::{BridgeMetrics, Metrics, Reason};
-use crate::mqtt::{SUBACK_TIMEOUT, reason, subscribe_one};
+use crate::mqtt::{SUBACK_TIMEOUT, reason, subscribe_one, unsubscribe_one};
 use futures_util::stream::FuturesUnordered;
 use paho_mqtt as paho;
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,14 +124,15 @@ impl BridgeRoutes {
             routes: Vec::new(),
             requested: BTreeSet::new(),
             granted: BTreeSet::new(),
-            subacks: FuturesUnordered::new(),
+            pending: FuturesUnordered::new(),
         };
         i.refresh();
         i
     }
 }
 
-type SubackFuture = Pin<Box<dyn Future<Output = (String, Result<i32, Reason>)> + Send>>;
+/// A SUBSCRIBE or UNSUBSCRIBE of the receiving session, resolving to its answer.
+type PendingFuture = Pin<Box<dyn Future<Output = InboundEvent> + Send>>;
 
 /// The receiving side of one broker: subscribes its watching session to the remote topics of
 /// the bridge probes that end on it and forwards what arrives there.
@@ -145,7 +146,8 @@ pub struct Inbound {
     /// Topics whose SUBACK granted the subscription in the current session: a route added
     /// later on one of them (its publishing broker restarted) is subscribed at once.
     granted: BTreeSet<String>,
-    subacks: FuturesUnordered<SubackFuture>,
+    /// SUBACKs and UNSUBACKs awaited (each bounded by [`SUBACK_TIMEOUT`]).
+    pending: FuturesUnordered<PendingFuture>,
 }
 
 impl Inbound {
@@ -162,15 +164,42 @@ impl Inbound {
         }
     }
 
-    /// Take the new table, and subscribe the session to topics it has not asked for yet. A
-    /// topic no route wants any more stays subscribed until the session ends; what arrives
-    /// on it is not forwarded.
+    /// Take the new table: unsubscribe the session from the remote topics no route wants any
+    /// more (their last bridge probe was removed, or its publishing broker's task stopped),
+    /// and subscribe it to those it has not asked for yet. Paho sends both in order on the one
+    /// session, so a topic dropped and wanted again is subscribed in the end.
     fn table_changed(&mut self, client: &paho::AsyncClient) {
         self.refresh();
+        for topic in self.forget_unwanted() {
+            let client = client.clone();
+            self.pending.push(Box::pin(async move {
+                let done = unsubscribe_one(&client, &topic, SUBACK_TIMEOUT).await;
+                InboundEvent::Unsuback(topic, done)
+            }));
+        }
         self.subscribe(client);
     }
 
-    /// A new session: ask for every remote topic (the SUBACKs arrive through [`Self::subacks`]).
+    /// Forget the topics subscribed (or asked for) in this session that no route wants any
+    /// more, and return them, sorted, for the caller to unsubscribe. Pure bookkeeping: a SUBACK
+    /// still to come for one of them no longer counts ([`Self::on_suback`]).
+    fn forget_unwanted(&mut self) -> Vec<String> {
+        let wanted: BTreeSet<&str> = self.routes.iter().map(|r| r.topic.as_str()).collect();
+        let unwanted: Vec<String> = self
+            .requested
+            .iter()
+            .filter(|t| !wanted.contains(t.as_str()))
+            .cloned()
+            .collect();
+        for t in &unwanted {
+            self.requested.remove(t);
+            self.granted.remove(t);
+        }
+        unwanted
+    }
+
+    /// A new session: ask for every remote topic (the SUBACKs arrive through
+    /// [`Self::next_event`]).
     pub fn subscribe(&mut self, client: &paho::AsyncClient) {
         // The table may have changed while the session was down.
         self.refresh();
@@ -183,22 +212,21 @@ impl Inbound {
             }
             if self.requested.insert(r.topic.clone()) {
                 let (client, topic, qos) = (client.clone(), r.topic.clone(), r.qos.as_i32());
-                self.subacks.push(Box::pin(async move {
+                self.pending.push(Box::pin(async move {
                     let granted = subscribe_one(&client, &topic, qos, SUBACK_TIMEOUT).await;
-                    (topic, granted)
+                    InboundEvent::Suback(topic, granted)
                 }));
             }
         }
     }
 
-    /// The next SUBACK or change of the route table, for the session loop to wait on.
+    /// The next SUBACK, UNSUBACK or change of the route table, for the session loop to wait
+    /// on.
     pub async fn next_event(&mut self) -> InboundEvent {
         use futures_util::StreamExt;
-        let subacks_pending = !self.subacks.is_empty();
+        let pending = !self.pending.is_empty();
         tokio::select! {
-            Some((topic, granted)) = self.subacks.next(), if subacks_pending => {
-                InboundEvent::Suback(topic, granted)
-            }
+            Some(e) = self.pending.next(), if pending => e,
             () = Self::changed(&mut self.table) => InboundEvent::Changed,
         }
     }
@@ -208,13 +236,22 @@ impl Inbound {
     pub fn on_event(&mut self, e: InboundEvent, client: &paho::AsyncClient) {
         match e {
             InboundEvent::Suback(topic, granted) => self.on_suback(&topic, granted),
+            InboundEvent::Unsuback(topic, Err(why)) => {
+                tracing::debug!(broker = %self.name, %topic, reason = why.as_str(),
+                    "no UNSUBACK for a remote topic no bridge probe wants any more; its messages are not forwarded");
+            }
+            InboundEvent::Unsuback(_, Ok(())) => {}
             InboundEvent::Changed => self.table_changed(client),
         }
     }
 
     /// The SUBACK of `topic`: on success the routes on it count as subscribed. A refusal is
-    /// logged; their runs fail with `remote_not_connected`.
+    /// logged; their runs fail with `remote_not_connected`. The SUBACK of a topic forgotten
+    /// since it was asked for ([`Self::forget_unwanted`]) changes nothing.
     fn on_suback(&mut self, topic: &str, granted: Result<i32, Reason>) {
+        if !self.requested.contains(topic) {
+            return;
+        }
         match granted {
             Ok(_) => {
                 self.granted.insert(topic.to_owned());
@@ -232,7 +269,7 @@ impl Inbound {
 
     /// The session ended: nothing is subscribed any more.
     pub fn session_ended(&mut self) {
-        self.subacks = FuturesUnordered::new();
+        self.pending = FuturesUnordered::new();
         self.requested.clear();
         self.granted.clear();
         for r in &self.routes {
@@ -272,6 +309,8 @@ pub enum Event {
 pub enum InboundEvent {
     /// The SUBACK of a remote topic.
     Suback(String, Result<i32, Reason>),
+    /// The UNSUBACK of a remote topic no route wants any more.
+    Unsuback(String, Result<(), Reason>),
     /// The route table changed.
     Changed,
 }
@@ -379,7 +418,7 @@ impl Bridges {
         self.connected = false;
         self.acks = FuturesUnordered::new();
         for it in &mut self.items {
-            it.metrics.success.set(0);
+            it.metrics.base.success.set(0);
         }
     }
 
@@ -420,7 +459,7 @@ impl Bridges {
                 } else {
                     Reason::NotDelivered
                 };
-                it.metrics.record_failure(why);
+                it.metrics.base.record_failure(why);
                 it.in_flight = None;
             }
             if now < it.next_run {
@@ -437,7 +476,7 @@ impl Bridges {
                 // Start-up: the remote's session has not subscribed yet. Wait for it, for one
                 // timeout; after that the run fails without sending.
                 if now.saturating_duration_since(it.waiting_since) >= it.timeout {
-                    it.metrics.record_failure(Reason::RemoteNotConnected);
+                    it.metrics.base.record_failure(Reason::RemoteNotConnected);
                 }
                 continue;
             }
@@ -510,7 +549,7 @@ impl Bridges {
                 if mine.is_some() {
                     it.in_flight = None;
                 }
-                it.metrics.record_failure(reason::reason_name(rc));
+                it.metrics.base.record_failure(reason::reason_name(rc));
             }
             Err(e) => {
                 tracing::debug!(probe = %it.name, error = %e, "bridge probe delivery did not complete");
@@ -534,14 +573,87 @@ impl Bridges {
                 }
                 it.metrics.received.inc();
                 it.metrics.delivery.observe(rtt.as_secs_f64());
-                it.metrics.success.set(1);
+                it.metrics.base.success.set(1);
             }
             Seen::Duplicate { .. } => {
                 it.metrics.duplicates.inc();
             }
-            Seen::Late { .. } => it.metrics.record_ignored(Reason::Late),
-            Seen::Foreign => it.metrics.record_ignored(Reason::Foreign),
+            Seen::Late { .. } => it.metrics.base.record_ignored(Reason::Late),
+            Seen::Foreign => it.metrics.base.record_ignored(Reason::Foreign),
         }
         tracing::trace!(probe = %it.name, remote = %it.remote, ?seen, "bridge probe arrival");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(from: &str, topic: &str, tx: &mpsc::Sender<Arrival>) -> Route {
+        Route {
+            from: from.to_owned(),
+            probe: 0,
+            topic: topic.to_owned(),
+            qos: Qos::AtLeastOnce,
+            tx: tx.clone(),
+            state: Arc::default(),
+        }
+    }
+
+    fn set(topics: &[&str]) -> BTreeSet<String> {
+        topics.iter().map(|t| (*t).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_remote_topic_is_forgotten_when_its_last_route_goes_and_not_before() {
+        let routes = BridgeRoutes::default();
+        let (tx, _rx) = mpsc::channel(1);
+        routes.add("b", route("a1", "x/1", &tx));
+        routes.add("b", route("a2", "x/1", &tx));
+        routes.add("b", route("a2", "x/2", &tx));
+        routes.add("c", route("a1", "x/3", &tx));
+        let mut i = routes.inbound("b");
+        assert_eq!(i.routes.len(), 3);
+        // as `subscribe` and `on_suback` leave them: both asked, x/1 granted
+        i.requested = set(&["x/1", "x/2"]);
+        i.granted = set(&["x/1"]);
+
+        // a1 stops: x/1 is still a2's, x/3 ends on another broker
+        routes.remove_from("a1");
+        i.refresh();
+        assert!(i.forget_unwanted().is_empty());
+        assert_eq!(i.requested, set(&["x/1", "x/2"]));
+
+        // a2 stops: both topics go, sorted, and nothing is left to unsubscribe twice
+        routes.remove_from("a2");
+        i.refresh();
+        assert!(i.routes.is_empty());
+        assert_eq!(i.forget_unwanted(), ["x/1", "x/2"]);
+        assert!(i.requested.is_empty() && i.granted.is_empty());
+        assert!(i.forget_unwanted().is_empty());
+
+        // the SUBACK of x/2, still on its way, counts no more
+        i.on_suback("x/2", Ok(1));
+        assert!(i.granted.is_empty());
+
+        // wanted again: asked for again (it is no longer in `requested`)
+        routes.add("b", route("a2", "x/2", &tx));
+        i.refresh();
+        assert!(i.forget_unwanted().is_empty());
+        assert!(i.routes.iter().all(|r| !i.requested.contains(&r.topic)));
+    }
+
+    #[test]
+    fn the_suback_of_a_topic_asked_for_marks_its_routes_subscribed() {
+        let routes = BridgeRoutes::default();
+        let (tx, _rx) = mpsc::channel(1);
+        routes.add("b", route("a", "x/1", &tx));
+        let mut i = routes.inbound("b");
+        i.requested = set(&["x/1"]);
+        i.on_suback("x/1", Ok(1));
+        assert_eq!(i.granted, set(&["x/1"]));
+        assert!(i.routes[0].state.current().is_some());
+        i.session_ended();
+        assert!(i.routes[0].state.current().is_none() && i.requested.is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! Bridge probes through a real mosquitto bridge: published on the edge broker's watching
 //! session, received on the central broker's (`probe::bridge`).
 
+use crate::support::proxy::{Mode, Proxy};
 use crate::support::scrape::Scrape;
 use crate::support::{Mosquitto, Sentinel};
 use std::io::Write;
@@ -11,16 +12,8 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// An edge mosquitto bridged to `central` with the given `topic` lines.
 fn edge(central: &Mosquitto, topics: &[&str], extra: &[&str]) -> Mosquitto {
-    let mut b = Mosquitto::builder()
-        .conf("connection uplink")
-        .conf(&format!("address 127.0.0.1:{}", central.port()))
-        .conf("remote_clientid uplink")
-        .conf("restart_timeout 1")
-        .conf("keepalive_interval 5");
-    for t in topics.iter().chain(extra) {
-        b = b.conf(t);
-    }
-    b.start()
+    let lines: Vec<&str> = topics.iter().chain(extra).copied().collect();
+    Mosquitto::bridge_edge(central.addr(), 5, &lines)
 }
 
 /// Both brokers watched; one bridge probe from edge to central, `edge/probe` here and
@@ -43,6 +36,13 @@ fn errors(sc: &Scrape, reason: &str) -> f64 {
     let mut l = PROBE.to_vec();
     l.push(("reason", reason));
     sc.value("mqtt_bridge_probe_errors_total", &l)
+        .unwrap_or(0.0)
+}
+
+fn late(sc: &Scrape) -> f64 {
+    let mut l = PROBE.to_vec();
+    l.push(("reason", "late"));
+    sc.value("mqtt_bridge_probe_ignored_total", &l)
         .unwrap_or(0.0)
 }
 
@@ -143,27 +143,100 @@ fn remote_killed_loses_bridge_probes_then_recovers() {
     s.wait_scrape(WAIT, "delivered again", |sc| delivering(sc, received + 2.0));
 }
 
-#[test]
-fn a_full_bridge_queue_fails_the_probe_until_the_remote_thaws() {
+/// Only the bridge's link stalls: a fault proxy between the edge's bridge `address` and the
+/// central broker stops forwarding, while both brokers and both watching sessions stay
+/// healthy. The bridge (keepalive 60 s: neither end notices) keeps taking the edge's
+/// messages, one in flight on the stalled socket (`max_inflight_messages 1`) and up to
+/// `queue` more queued (`max_queued_messages`); the rest are dropped. Checks what holds
+/// whatever the queue: while stalled, runs fail with `not_delivered` (never
+/// `remote_not_connected`) and the flag reads connected; no session to either broker ends;
+/// after the stall the probe delivers again. Returns the runs lost during the stall and how
+/// many of them arrived late (`ignored{reason="late"}`) once the link resumed.
+fn stall_the_bridge_link(queue: u32) -> (f64, f64) {
     let central = Mosquitto::start();
-    let edge = edge(
-        &central,
-        &["topic probe out 1 edge/ site1/"],
-        &["max_queued_messages 2"],
+    let link = Proxy::start(central.addr());
+    let queued = format!("max_queued_messages {queue}");
+    let edge = Mosquitto::bridge_edge(
+        link.addr,
+        60,
+        &[
+            "topic probe out 1 edge/ site1/",
+            "max_inflight_messages 1",
+            &queued,
+        ],
     );
     let s = sentinel(&edge, &central);
-    s.wait_scrape(WAIT, "delivered", |sc| delivering(sc, 2.0));
-    central.freeze();
-    let sc = s.wait_scrape(WAIT, "failing while the remote is frozen", |sc| {
-        bridge(sc, "mqtt_bridge_probe_success") == 0.0
-            && bridge(sc, "mqtt_bridge_probe_lost_total") >= 3.0
+    let flag = [("broker", "edge"), ("bridge", "uplink")];
+    let flag_up = |sc: &Scrape| sc.value("mqtt_broker_bridge_up", &flag) == Some(1.0);
+    let before = s.wait_scrape(WAIT, "delivered, flag up", |sc| {
+        delivering(sc, 2.0) && flag_up(sc)
     });
-    assert!(healthy(&sc, "edge"), "{}", s.logs());
+    let lost_before = bridge(&before, "mqtt_bridge_probe_lost_total");
+    link.set(Mode::Stall);
+    // more runs than a two-message queue holds, each failing
+    let sc = s.wait_scrape(WAIT, "failing while the link is stalled", |sc| {
+        bridge(sc, "mqtt_bridge_probe_success") == 0.0
+            && errors(sc, "not_delivered") >= 6.0
+            && bridge(sc, "mqtt_bridge_probe_lost_total") >= lost_before + 6.0
+    });
+    // the remote's session stayed subscribed throughout; the flag and both brokers are fine
+    assert_eq!(errors(&sc, "remote_not_connected"), 0.0);
+    assert!(
+        flag_up(&sc),
+        "the bridge flag reads connected while the link is stalled"
+    );
+    for b in ["edge", "central"] {
+        assert_eq!(sc.value("mqtt_up", &[("broker", b)]), Some(1.0), "{b}");
+        assert!(healthy(&sc, b), "{b}: {}", s.logs());
+    }
     let received = bridge(&sc, "mqtt_bridge_probe_received_total");
-    central.thaw();
-    s.wait_scrape(WAIT, "delivered after the thaw", |sc| {
+    link.set(Mode::Pass);
+    // the bridge sends what it kept in order, before the runs after the stall
+    let sc = s.wait_scrape(WAIT, "delivered after the link resumed", |sc| {
         delivering(sc, received + 2.0)
     });
+    let late = late(&sc);
+    let lost = bridge(&sc, "mqtt_bridge_probe_lost_total") - lost_before;
+    eprintln!(
+        "stalled bridge link, max_queued_messages {queue}: {lost} runs lost, {late} of them arrived late, {} never",
+        lost - late
+    );
+    // no session to either broker ever ended: neither read down at any time
+    for b in ["edge", "central"] {
+        assert_eq!(
+            sc.value(
+                "mqtt_connects_total",
+                &[("broker", b), ("result", "success")]
+            ),
+            Some(1.0),
+            "{b}: {}",
+            s.logs()
+        );
+        assert!(
+            sc.find("mqtt_disconnects_total", &[("broker", b)])
+                .is_empty(),
+            "{b}"
+        );
+        assert!(healthy(&sc, b), "{b}: {}", s.logs());
+    }
+    (lost, late)
+}
+
+/// A two-message queue: what it holds arrives late once the link resumes, the rest never.
+#[test]
+fn a_stalled_bridge_link_delivers_its_queue_late_and_loses_the_rest() {
+    let (lost, late) = stall_the_bridge_link(2);
+    assert!(
+        late >= 1.0 && lost - late >= 1.0,
+        "lost {lost}, late {late}"
+    );
+}
+
+/// A queue larger than the stall: every run lost during it arrives late, none is dropped.
+#[test]
+fn a_stalled_bridge_link_with_a_large_queue_delivers_every_run_late() {
+    let (lost, late) = stall_the_bridge_link(1000);
+    assert!(lost >= 6.0 && late == lost, "lost {lost}, late {late}");
 }
 
 #[test]
@@ -215,4 +288,56 @@ fn a_reload_that_restarts_either_side_keeps_the_bridge_probe_working() {
     s.wait_scrape(WAIT, "delivered after edge restarted", |sc| {
         delivering(sc, 2.0)
     });
+}
+
+/// A reload that removes the last bridge probe ending on central restarts only the edge's
+/// task; central's watching session, still the same one, unsubscribes from the remote topic.
+/// Seen in central's own log (`log_type unsubscribe` writes `<client id> <topic>`).
+#[test]
+fn a_reload_that_removes_the_bridge_probe_unsubscribes_the_remote_topic() {
+    let central = Mosquitto::builder().conf("log_type unsubscribe").start();
+    let edge = edge(&central, &["topic probe out 1 edge/ site1/"], &[]);
+    let config = |edge_probes: &str| {
+        format!(
+            "brokers:\n  - name: edge\n    url: {}\n{edge_probes}  - name: central\n    url: {}\n    client_id: sentinel-central\n",
+            edge.url(),
+            central.url()
+        )
+    };
+    let s = Sentinel::start(&config(
+        "    probes:\n      - {kind: bridge, name: up, to: central, topic: edge/probe, remote_topic: site1/probe, interval: 1s, timeout: 3s}\n",
+    ));
+    s.wait_scrape(WAIT, "delivered", |sc| delivering(sc, 2.0));
+    let unsubscribed = || {
+        central
+            .log()
+            .lines()
+            .any(|l| l.ends_with(": sentinel-central site1/probe"))
+    };
+    assert!(!unsubscribed(), "{}", central.log());
+    std::fs::write(
+        &s.config_path,
+        format!("listen: \"127.0.0.1:0\"\n{}", config("")),
+    )
+    .expect("write config");
+    let r = s.post("/-/reload");
+    assert!(
+        r.status == 200 && r.body.contains("restarted broker edge") && !r.body.contains("central"),
+        "{}",
+        r.body
+    );
+    crate::support::wait_until(WAIT, "central unsubscribed from site1/probe", || {
+        unsubscribed().then_some(())
+    });
+    // the same session did it: central's task was not restarted
+    let sc = s.scrape();
+    assert_eq!(
+        sc.value(
+            "mqtt_connects_total",
+            &[("broker", "central"), ("result", "success")]
+        ),
+        Some(1.0),
+        "{}",
+        s.logs()
+    );
 }

@@ -153,11 +153,6 @@ fn dashboards_are_what_the_generator_writes() {
 
 /// Panels that show nothing in this test, and why.
 const EMPTY_HERE: &[(&str, &str)] = &[
-    ("Bridges", "no bridge is configured on the test broker"),
-    (
-        "Bridge probes",
-        "no bridge probe is configured here (tests/it/bridge.rs checks the series)",
-    ),
     (
         "Outbound backlog",
         "the test broker is Debian's mosquitto 2.0, which has no packet/out topics",
@@ -190,6 +185,10 @@ fn query(p: &Daemon, expr: &str) -> Value {
 #[test]
 fn every_panel_query_runs_on_real_data() {
     let broker = Mosquitto::start();
+    // An edge broker bridged to it, mapping edge/probe to site1/probe only: a bridge probe on
+    // that topic delivers, one on another topic fails (not_delivered), so every target of the
+    // bridge panels has data.
+    let edge = Mosquitto::bridge_edge(broker.addr(), 5, &["topic probe out 1 edge/ site1/"]);
     // The shipped rules plus one that always fires, notified to a real HTTP sink: the
     // alerting panels then have data too.
     let sink = Sink::start(&[], false);
@@ -204,7 +203,8 @@ fn every_panel_query_runs_on_real_data() {
     let s = Sentinel::watching(
         &broker,
         &format!(
-            "    capacity: {{max_connections: 100}}\n    probes:\n      - {{qos: 1, interval: 250ms}}\n      - {{qos: 2, interval: 250ms}}\n      - {{kind: connect, interval: 500ms}}\n      - {{kind: will, interval: 500ms}}\n      - {{kind: session, interval: 500ms}}\nrules:\n  files: [{:?}, {:?}]\n  evaluation_interval: 1s\nnotify:\n  receivers:\n    - {{name: sink, type: webhook, url: {:?}}}\n",
+            "    capacity: {{max_connections: 100}}\n    probes:\n      - {{qos: 1, interval: 250ms}}\n      - {{qos: 2, interval: 250ms}}\n      - {{kind: connect, interval: 500ms}}\n      - {{kind: will, interval: 500ms}}\n      - {{kind: session, interval: 500ms}}\n  - name: edge\n    url: {}\n    probes:\n      - {{kind: bridge, name: up, to: m, topic: edge/probe, remote_topic: site1/probe, interval: 500ms, timeout: 1s}}\n      - {{kind: bridge, name: unmapped, to: m, topic: edge/other, interval: 500ms, timeout: 1s}}\nrules:\n  files: [{:?}, {:?}]\n  evaluation_interval: 1s\nnotify:\n  receivers:\n    - {{name: sink, type: webhook, url: {:?}}}\n",
+            edge.url(),
             rules.display().to_string(),
             always.display().to_string(),
             sink.url("/hook")
@@ -213,11 +213,11 @@ fn every_panel_query_runs_on_real_data() {
     let prom = start_prometheus(s.addr);
     wait_until(
         Duration::from_secs(30),
-        "prometheus has rates of probes and $SYS",
+        "prometheus has rates of probes, bridge probes and $SYS",
         || {
             let r = query(
                 &prom,
-                "increase(mqtt_connect_duration_seconds_count[15s]) > 0 and on() increase(mqtt_will_delivery_seconds_count[15s]) > 0 and on() increase(mqtt_probe_rtt_seconds_count[15s]) > 0 and on() mqtt_broker_uptime_seconds > 0 and on() mqtt_sentinel_notifications_total > 0",
+                "increase(mqtt_connect_duration_seconds_count[15s]) > 0 and on() increase(mqtt_will_delivery_seconds_count[15s]) > 0 and on() increase(mqtt_probe_rtt_seconds_count[15s]) > 0 and on() mqtt_broker_uptime_seconds > 0 and on() mqtt_sentinel_notifications_total > 0 and on() increase(mqtt_bridge_delivery_seconds_count[15s]) > 0 and on() increase(mqtt_bridge_probe_errors_total[15s]) > 0 and on() mqtt_broker_bridge_up > 0",
             );
             r["data"]["result"]
                 .as_array()

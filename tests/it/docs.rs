@@ -65,8 +65,8 @@ fn readme_metric_table_matches_the_code() {
     m.connect_duration("x").observe(0.1);
     m.will_delivery("x", "will").observe(0.1);
     let br = m.bridge("x", "y", "up");
-    br.record_failure(Reason::NotDelivered);
-    br.record_ignored(Reason::Late);
+    br.base.record_failure(Reason::NotDelivered);
+    br.base.record_ignored(Reason::Late);
     let rm = mqtt_sentinel::metrics::RulesMetrics::register(&mut reg);
     let g = mqtt_sentinel::metrics::RuleGroupLabels {
         rule_group: "f;g".into(),

@@ -130,6 +130,24 @@ impl Mosquitto {
         MosquittoBuilder::default()
     }
 
+    /// An edge broker with one bridge, `connection uplink` (remote client id `uplink`, so its
+    /// `$SYS` flag is `connection/uplink/state`), to `address`: the central broker, or a fault
+    /// proxy in front of it. `keepalive_s` is the bridge's keepalive: how long a stalled link
+    /// goes unnoticed by the edge (and 1.5× that by the central broker). `lines` are more
+    /// configuration lines after the bridge's: its `topic` mappings, queue limits.
+    pub fn bridge_edge(address: SocketAddr, keepalive_s: u32, lines: &[&str]) -> Mosquitto {
+        let mut b = Self::builder()
+            .conf("connection uplink")
+            .conf(&format!("address {address}"))
+            .conf("remote_clientid uplink")
+            .conf("restart_timeout 1")
+            .conf(&format!("keepalive_interval {keepalive_s}"));
+        for l in lines {
+            b = b.conf(l);
+        }
+        b.start()
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
