@@ -15,8 +15,9 @@
 #   floor  scripts/bridge_floor.py: raw sockets, publish on edge, receive on central,
 #          one message at a time
 #   ours   `mqtt-sentinel probe --kind bridge --count N --json`, one message at a time
-#   svc    the service's mqtt_bridge_delivery_seconds histogram (bridge probes every 20 ms),
-#          next to the floor at that pace (paced)
+#   svc    the service's mqtt_bridge_delivery_seconds histogram (one bridge probe every
+#          20 ms), next to the floor at that pace (paced); then QoS 0 and 1 probes together
+#          on the one bridge (a QoS 0 forward delays the next one: the remote's delayed ACK)
 #
 #   scripts/bench-probe.sh [--roundtrip-only | --bridge-only] [messages]
 #                                             (default 500, bounded to 50..1000)
@@ -69,11 +70,15 @@ ours_row() {
 
 # The service on config $2 (listening on port $1) for n x 20 ms + 1 s; its /metrics in $3.
 service_metrics() {
+    local sp
     "$bin" --config "$2" 2>"$2.log" &
-    pids+=($!)
+    sp=$!
+    pids+=("$sp")
     wait_port "$1" || { cat "$2.log"; exit 1; }
     sleep "$(python3 -c "print($n * 0.02 + 1)")"
     curl -fsS "http://127.0.0.1:$1/metrics" >"$3"
+    kill "$sp"
+    wait "$sp" 2>/dev/null || true
 }
 
 # What both tables share: their rows by (who, key, qos), and histogram_quantile over the
@@ -197,28 +202,34 @@ bridge() {
             --topic edge/bench/ours --remote-topic site1/bench/ours --qos "$q" --count "$n" --json |
             ours_row bridge "$q" >>"$out" || true
     done
-    # The service: bridge probes at every QoS every 20 ms (staggered), for the histogram.
-    hport=$(free_port)
-    {
-        printf 'listen: "127.0.0.1:%s"\nlog: {level: warn}\nbrokers:\n' "$hport"
-        printf '  - name: edge\n    url: mqtt://127.0.0.1:%s\n    sys: {enabled: false}\n    probes:\n' "$edge"
-        for q in 0 1 2; do
-            printf '      - {kind: bridge, name: q%s, to: central, topic: edge/bench/svc%s, remote_topic: site1/bench/svc%s, qos: %s, interval: 20ms, timeout: 2s}\n' "$q" "$q" "$q" "$q"
-        done
-        printf '  - name: central\n    url: mqtt://127.0.0.1:%s\n    sys: {enabled: false}\n' "$central"
-    } >"$tmp/sb.yaml"
-    service_metrics "$hport" "$tmp/sb.yaml" "$tmp/bmetrics.txt"
+    # The service: one bridge probe every 20 ms per run (each QoS alone, as the paced floor),
+    # then QoS 0 and 1 together on the same bridge: what a QoS 0 message does to the next one
+    # on the bridge's link (Nagle on its outgoing socket, the remote's delayed ACK).
+    local mix
+    for mix in 0 1 2 "0 1"; do
+        hport=$(free_port)
+        {
+            printf 'listen: "127.0.0.1:%s"\nlog: {level: warn}\nbrokers:\n' "$hport"
+            printf '  - name: edge\n    url: mqtt://127.0.0.1:%s\n    sys: {enabled: false}\n    probes:\n' "$edge"
+            for q in $mix; do
+                printf '      - {kind: bridge, name: q%s, to: central, topic: edge/bench/svc%s, remote_topic: site1/bench/svc%s, qos: %s, interval: 20ms, timeout: 2s}\n' "$q" "$q" "$q" "$q"
+            done
+            printf '  - name: central\n    url: mqtt://127.0.0.1:%s\n    sys: {enabled: false}\n' "$central"
+        } >"$tmp/sb.yaml"
+        service_metrics "$hport" "$tmp/sb.yaml" "$tmp/bmetrics-${mix// /}.txt"
+    done
 
-    python3 - "$out" "$tmp/bmetrics.txt" "$tmp" <<'PY'
+    python3 - "$out" "$tmp" <<'PY'
 import sys
-sys.path.insert(0, sys.argv[3])
+sys.path.insert(0, sys.argv[2])
 from tables import rows, buckets, hq, NAN
 by = rows(sys.argv[1])
-svc = buckets(sys.argv[2], "mqtt_bridge_delivery_seconds", lambda l: l["probe"])
+def svc(mix):
+    return buckets(f"{sys.argv[2]}/bmetrics-{mix}.txt", "mqtt_bridge_delivery_seconds", lambda l: l["probe"])
 print()
 print("bridge edge -> central (one way; loopback; both listeners set_tcp_nodelay true):")
 print("floor and ours: exact percentiles, one message at a time; svc: the service's")
-print("mqtt_bridge_delivery_seconds (bucket-interpolated), each probe every 20 ms; paced: the floor every 20 ms")
+print("mqtt_bridge_delivery_seconds (bucket-interpolated), one bridge probe every 20 ms; paced: the floor every 20 ms")
 print(f"{'QoS':>4}{'floor p50':>11}{'ours p50':>10}{'overhead':>10}{'ratio':>7}{'floor p99':>11}{'ours p99':>10}{'overhead':>10}{'ratio':>7}{'paced p50':>11}{'svc p50~':>10}{'paced p99':>11}{'svc p99~':>10}{'svc n':>7}   (microseconds)")
 ok = True
 for q in (0, 1, 2):
@@ -227,11 +238,16 @@ for q in (0, 1, 2):
         print(f"{q:>4}   missing measurement"); ok = False; continue
     if o["state"] != "healthy" or o["lost"] or o["duplicates"]:
         print(f"{q:>4}   ours: {o}"); ok = False
-    s50, sn = hq(0.5, svc.get(f"q{q}", []))
-    s99, _ = hq(0.99, svc.get(f"q{q}", []))
+    s50, sn = hq(0.5, svc(q).get(f"q{q}", []))
+    s99, _ = hq(0.99, svc(q).get(f"q{q}", []))
     print(f"{q:>4}{f['p50']:11.0f}{o['p50']:10.0f}{o['p50'] - f['p50']:10.0f}{o['p50'] / f['p50']:7.2f}"
           f"{f['p99']:11.0f}{o['p99']:10.0f}{o['p99'] - f['p99']:10.0f}{o['p99'] / f['p99']:7.2f}"
           f"{pc['p50']:11.0f}{s50:10.0f}{pc['p99']:11.0f}{s99:10.0f}{sn:7.0f}")
+both = svc("01")
+for q in (0, 1):
+    s50, sn = hq(0.5, both.get(f"q{q}", []))
+    s99, _ = hq(0.99, both.get(f"q{q}", []))
+    print(f"svc QoS {q} beside a QoS {1 - q} bridge probe on the same bridge: p50~ {s50:.0f} p99~ {s99:.0f} n {sn:.0f}")
 sys.exit(0 if ok else 1)
 PY
 }
