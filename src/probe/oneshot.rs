@@ -507,5 +507,38 @@ mod tests {
         assert_eq!(r.health(ms(1)), Health::Degraded);
         r.sent = 5; // one lost
         assert_eq!(r.health(ms(100)), Health::Degraded);
+        assert_eq!(r.lost(), 1);
+        // a bridge run is judged as a round trip: by what arrived
+        r.kind = "bridge";
+        assert!(r.counted());
+        assert_eq!(r.health(ms(100)), Health::Degraded);
+        r.rtts.clear();
+        assert_eq!(r.health(ms(100)), Health::Down);
+        r.kind = "session";
+        r.success = true;
+        assert!(!r.counted());
+        assert_eq!(r.health(ms(100)), Health::Healthy);
+    }
+
+    #[test]
+    fn duplicates_and_reordering_are_tallied() {
+        let mut r = Report::failed(
+            &crate::config::parse_broker_url("mqtt://h").unwrap(),
+            Qos::AtLeastOnce,
+            Instant::now(),
+            &Failure::new(Reason::Success, ""),
+        );
+        let rtt = Duration::from_millis(1);
+        for seen in [
+            Arrival::Fresh { seq: 1, rtt },
+            Arrival::OutOfOrder { seq: 0, rtt },
+            Arrival::Duplicate { seq: 1 },
+            Arrival::Duplicate { seq: 0 },
+            Arrival::Late { seq: 2 },
+            Arrival::Foreign,
+        ] {
+            tally(&mut r, seen);
+        }
+        assert_eq!((r.duplicates, r.out_of_order), (2, 1));
     }
 }
