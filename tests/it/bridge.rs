@@ -220,16 +220,37 @@ fn a_reload_that_restarts_either_side_keeps_the_bridge_probe_working() {
     });
 }
 
-/// Wait until the edge's bridge is connected to `central` (central logs its client `uplink`).
-fn bridge_connected(central: &Mosquitto) {
+/// A central mosquitto and an edge bridged to it with the `topics` lines, once the bridge is
+/// connected (central logs its client `uplink`): (central, edge).
+fn bridged(topics: &[&str]) -> (Mosquitto, Mosquitto) {
+    let central = Mosquitto::start();
+    let edge = edge(&central, topics, &[]);
     wait_until(WAIT, "the bridge connected to central", || {
         central.log().contains(" as uplink").then_some(())
     });
+    (central, edge)
 }
 
-/// `mqtt-sentinel probe --kind bridge <edge> --to <central> <args>` with a module `b` whose
-/// `degraded_rtt` is out of reach (so the exit code says what arrived, never how fast):
-/// (exit code, the JSON object, the whole output).
+/// `mqtt-sentinel probe --kind bridge <edge> --to <central> --topic edge/probe
+/// --remote-topic site1/probe`, without the environment's config.
+fn bridge_probe_command(edge: &Mosquitto, central: &Mosquitto) -> Command {
+    let mut c = Command::new(BIN);
+    c.args([
+        "probe",
+        "--kind",
+        "bridge",
+        &edge.url(),
+        "--to",
+        &central.url(),
+    ])
+    .args(["--topic", "edge/probe", "--remote-topic", "site1/probe"])
+    .env_remove("MQTT_SENTINEL_CONFIG");
+    c
+}
+
+/// `mqtt-sentinel probe --kind bridge <edge> --to <central>` from `edge/probe` to
+/// `site1/probe` with `args`, and a module `b` whose `degraded_rtt` is out of reach (so the
+/// exit code says what arrived, never how fast): (exit code, the JSON object, the output).
 fn probe_bridge(
     edge: &Mosquitto,
     central: &Mosquitto,
@@ -242,20 +263,11 @@ fn probe_bridge(
         "probe_modules:\n  b: {timeout: 3s, degraded_rtt: 1h}\n",
     )
     .expect("write config");
-    let out = Command::new(BIN)
-        .args([
-            "probe",
-            "--kind",
-            "bridge",
-            &edge.url(),
-            "--to",
-            &central.url(),
-        ])
+    let out = bridge_probe_command(edge, central)
         .args(["--module", "b", "--json"])
         .args(args)
         .arg("--config")
         .arg(&config)
-        .env_remove("MQTT_SENTINEL_CONFIG")
         .output()
         .expect("run mqtt-sentinel probe");
     let text =
@@ -267,20 +279,8 @@ fn probe_bridge(
 
 #[test]
 fn the_bridge_probe_cli_crosses_a_remapping_bridge() {
-    let central = Mosquitto::start();
-    let edge = edge(&central, &["topic probe out 1 edge/ site1/"], &[]);
-    bridge_connected(&central);
-    let args = [
-        "--topic",
-        "edge/probe",
-        "--remote-topic",
-        "site1/probe",
-        "--qos",
-        "1",
-        "--count",
-        "5",
-    ];
-    let (code, j, text) = probe_bridge(&edge, &central, &args);
+    let (central, edge) = bridged(&["topic probe out 1 edge/ site1/"]);
+    let (code, j, text) = probe_bridge(&edge, &central, &["--qos", "1", "--count", "5"]);
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(j["kind"], "bridge", "{text}");
     assert_eq!(j["state"], "healthy", "{text}");
@@ -298,24 +298,8 @@ fn the_bridge_probe_cli_crosses_a_remapping_bridge() {
     assert_eq!(samples.len(), 5, "{text}");
     assert!(samples.iter().all(|s| s.as_f64().is_some_and(|x| x >= 0.0)));
     // the same run without --json prints one line naming both brokers
-    let line = Command::new(BIN)
-        .args([
-            "probe",
-            "--kind",
-            "bridge",
-            &edge.url(),
-            "--to",
-            &central.url(),
-        ])
-        .args([
-            "--topic",
-            "edge/probe",
-            "--remote-topic",
-            "site1/probe",
-            "--count",
-            "2",
-        ])
-        .env_remove("MQTT_SENTINEL_CONFIG")
+    let line = bridge_probe_command(&edge, &central)
+        .args(["--count", "2"])
         .output()
         .expect("run mqtt-sentinel probe");
     let stdout = String::from_utf8_lossy(&line.stdout);
@@ -329,19 +313,9 @@ fn the_bridge_probe_cli_crosses_a_remapping_bridge() {
 
 #[test]
 fn the_bridge_probe_cli_fails_when_the_bridge_does_not_carry_the_topic() {
-    let central = Mosquitto::start();
     // connected, but forwards only sensors/#: the probe's topic is not mapped
-    let edge = edge(&central, &["topic sensors/# out 1"], &[]);
-    bridge_connected(&central);
-    let args = [
-        "--topic",
-        "edge/probe",
-        "--remote-topic",
-        "site1/probe",
-        "--count",
-        "3",
-    ];
-    let (code, j, text) = probe_bridge(&edge, &central, &args);
+    let (central, edge) = bridged(&["topic sensors/# out 1"]);
+    let (code, j, text) = probe_bridge(&edge, &central, &["--count", "3"]);
     assert_eq!(code, Some(2), "{text}");
     assert_eq!(j["state"], "down", "{text}");
     // edge acknowledged the publish; the bridge did not deliver it
