@@ -1,6 +1,6 @@
 //! Command line (clap). `run` is the default when no subcommand is given.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -36,26 +36,10 @@ pub enum Command {
     /// Probe one broker now: publish-to-self round trips on a fresh connection, or one run
     /// of another probe kind (--kind). Exit 0 healthy, 1 degraded (some lost, or median round
     /// trip above the module's degraded_rtt), 2 down (for other kinds: the run failed).
+    /// `--kind bridge URL --to URL2` publishes on URL and receives on URL2 through a bridge
+    /// between them (one-way times, lost, duplicates, out of order; exit codes as roundtrip).
     /// Usable as a Kubernetes exec probe or from cron.
-    Probe {
-        /// Broker URL, e.g. mqtt://127.0.0.1:1883 or mqtts://broker:8883
-        url: String,
-        /// Probe kind [default: the module's, roundtrip]; --qos and --count apply to roundtrip
-        #[arg(long, value_parser = ["roundtrip", "connect", "retained", "session", "will"])]
-        kind: Option<String>,
-        /// QoS of the round trips [default: the module's, 1]
-        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
-        qos: Option<u8>,
-        /// Number of round trips
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
-        count: u32,
-        /// Probe module from the config file (credentials, TLS, timeout, degraded_rtt)
-        #[arg(long, default_value = "default")]
-        module: String,
-        /// Print one JSON object instead of a line of text
-        #[arg(long)]
-        json: bool,
-    },
+    Probe(ProbeArgs),
     /// Prometheus rule files: check them, or run promtool-format unit tests on our engine.
     Rules {
         #[command(subcommand)]
@@ -75,4 +59,37 @@ pub enum RulesAction {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
+}
+
+/// `mqtt-sentinel probe`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// Broker URL, e.g. mqtt://127.0.0.1:1883 or mqtts://broker:8883 (for bridge: the
+    /// broker published on)
+    pub url: String,
+    /// Probe kind [default: the module's, roundtrip]; --qos and --count apply to
+    /// roundtrip and bridge
+    #[arg(long, value_parser = ["roundtrip", "connect", "retained", "session", "will", "bridge"])]
+    pub kind: Option<String>,
+    /// bridge: URL of the broker the bridge forwards to (subscribed on)
+    #[arg(long)]
+    pub to: Option<String>,
+    /// bridge: topic published on URL [default: mqtt-sentinel/oneshot-<random>/bridge]
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// bridge: the topic as the bridge maps it on --to [default: --topic]
+    #[arg(long)]
+    pub remote_topic: Option<String>,
+    /// QoS of the round trips [default: the module's, 1]
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: Option<u8>,
+    /// Number of round trips
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub count: u32,
+    /// Probe module from the config file (credentials, TLS, timeout, degraded_rtt)
+    #[arg(long, default_value = "default")]
+    pub module: String,
+    /// Print one JSON object instead of a line of text
+    #[arg(long)]
+    pub json: bool,
 }

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use mqtt_sentinel::app::Loaded;
-use mqtt_sentinel::cli::{Cli, Command, RulesAction};
+use mqtt_sentinel::cli::{Cli, Command, ProbeArgs, RulesAction};
 use mqtt_sentinel::config::{self, Config, ConfigError, LogConfig, LogFormat};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
@@ -30,15 +30,8 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Probe {
-            url,
-            kind,
-            qos,
-            count,
-            module,
-            json,
-        } => match loaded {
-            Ok(cfg) => probe(&cfg, &url, kind.as_deref(), qos, count, &module, json),
+        Command::Probe(args) => match loaded {
+            Ok(cfg) => probe(&cfg, &args),
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(2)
@@ -126,116 +119,180 @@ fn healthcheck(cfg: &Config, url: Option<&str>) -> ExitCode {
 }
 
 /// `mqtt-sentinel probe`: 0 healthy, 1 degraded, 2 down (or cannot probe).
-fn probe(
-    cfg: &Config,
-    url: &str,
-    kind: Option<&str>,
-    qos: Option<u8>,
-    count: u32,
-    module: &str,
-    json: bool,
-) -> ExitCode {
+fn probe(cfg: &Config, args: &ProbeArgs) -> ExitCode {
     use mqtt_sentinel::config::Qos;
     use mqtt_sentinel::metrics::Health;
-    let target = match config::parse_broker_url(url) {
+    let usage = |m: &str| {
+        eprintln!("error: {m}");
+        ExitCode::from(2)
+    };
+    let target = match config::parse_broker_url(&args.url) {
         Ok(u) => u,
-        Err(m) => {
-            eprintln!("error: {m}");
-            return ExitCode::from(2);
-        }
+        Err(m) => return usage(&m),
     };
-    let Some(mut m) = cfg.probe_modules.get(module).cloned() else {
-        eprintln!("error: unknown probe module {module:?}");
-        return ExitCode::from(2);
+    let Some(mut m) = cfg.probe_modules.get(&args.module).cloned() else {
+        return usage(&format!("unknown probe module {:?}", args.module));
     };
-    if let Some(q) = qos.and_then(Qos::from_u8) {
+    if let Some(q) = args.qos.and_then(Qos::from_u8) {
         m.qos = q;
     }
     // The module's kind, or --kind, with the module's (and --qos's) settings.
-    let kind = kind.unwrap_or(m.kind.as_str());
-    let Some(k) = m.kind_named(kind) else {
-        eprintln!("error: unknown probe kind {kind:?}");
-        return ExitCode::from(2);
+    let kind = args.kind.as_deref().unwrap_or(m.kind.as_str());
+    let bridge = kind == "bridge";
+    let to = match (bridge, &args.to) {
+        (true, Some(to)) => match config::parse_broker_url(to) {
+            Ok(u) => Some(u),
+            Err(e) => return usage(&format!("--to: {e}")),
+        },
+        (true, None) => return usage("--kind bridge needs --to <URL of the receiving broker>"),
+        (false, _) if args.to.is_some() || args.topic.is_some() || args.remote_topic.is_some() => {
+            return usage("--to, --topic and --remote-topic go with --kind bridge");
+        }
+        (false, _) => None,
     };
-    m.kind = k;
-    let roundtrip = matches!(k, config::ProbeKind::Roundtrip { .. });
+    // As for the scheduled bridge probe: both are topic names, not filters.
+    for (flag, t) in [
+        ("--topic", &args.topic),
+        ("--remote-topic", &args.remote_topic),
+    ] {
+        if let Some(t) = t
+            && (t.is_empty() || t.contains(['+', '#', '\0']))
+        {
+            return usage(&format!("{flag} {t:?} must be a topic name (no + or #)"));
+        }
+    }
+    if !bridge {
+        let Some(k) = m.kind_named(kind) else {
+            return usage(&format!("unknown probe kind {kind:?}"));
+        };
+        m.kind = k;
+    }
+    let counted = bridge || matches!(m.kind, config::ProbeKind::Roundtrip { .. });
     let rt = match runtime(2) {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    // Each round trip is bounded by the module timeout; connect and subscribe get one each.
-    // Any other kind is one run, bounded by the timeout.
-    let within = if roundtrip {
-        m.timeout.saturating_mul(count + 2)
+    // Each round trip is bounded by the module timeout; connect and subscribe get one each
+    // (a bridge run connects twice). Any other kind is one run, bounded by the timeout.
+    let within = if counted {
+        m.timeout
+            .saturating_mul(args.count + if bridge { 3 } else { 2 })
     } else {
         m.timeout
     };
-    let report = rt.block_on(mqtt_sentinel::probe::oneshot::run(
-        target,
-        &m,
-        count as usize,
-        within,
-    ));
-    let health = report.health(m.degraded_rtt);
-    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-    let p50_max = report.rtt_p50_max();
-    if json {
-        let v = serde_json::json!({
-            "target": report.target,
-            "kind": report.kind,
-            "state": health.as_str(),
-            "qos": report.qos,
-            "sent": report.sent,
-            "received": report.rtts.len(),
-            "rtt_p50_seconds": p50_max.map(|(p, _)| p.as_secs_f64()),
-            "rtt_max_seconds": p50_max.map(|(_, x)| x.as_secs_f64()),
-            "rtt_min_seconds": report.rtt_quantile(0.0).map(|d| d.as_secs_f64()),
-            "rtt_p90_seconds": report.rtt_quantile(0.9).map(|d| d.as_secs_f64()),
-            "rtt_p99_seconds": report.rtt_quantile(0.99).map(|d| d.as_secs_f64()),
-            "connect_seconds": report.connect.map(|d| d.as_secs_f64()),
-            "reason": report.reason,
-            "detail": (!report.detail.is_empty()).then_some(&report.detail),
-        });
-        println!("{v}");
-    } else {
-        let rtt = match p50_max {
-            Some((p, x)) => format!("rtt p50 {:.3} ms max {:.3} ms", ms(p), ms(x)),
-            None => "no round trip".to_owned(),
-        };
-        let detail = if report.detail.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", report.detail)
-        };
-        let connect = report
-            .connect
-            .map(|d| format!(", connect {:.3} ms", ms(d)))
-            .unwrap_or_default();
-        if !roundtrip {
-            println!(
-                "{} {}: {} probe{connect}, reason {}{detail}",
-                report.target,
-                health.as_str(),
-                report.kind,
-                report.reason,
-            );
-        } else {
-            println!(
-                "{} {}: {}/{} round trips at QoS {}, {rtt}{connect}, reason {}{detail}",
-                report.target,
-                health.as_str(),
-                report.rtts.len(),
-                report.sent,
-                report.qos,
-                report.reason,
-            );
+    let count = args.count as usize;
+    let report = rt.block_on(async {
+        use mqtt_sentinel::probe::oneshot;
+        match to {
+            Some(to) => {
+                let (topic, remote) = (args.topic.as_deref(), args.remote_topic.as_deref());
+                oneshot::run_bridge(target, to, &m, topic, remote, count, within).await
+            }
+            None => oneshot::run(target, &m, count, within).await,
         }
+    });
+    let health = report.health(m.degraded_rtt);
+    if args.json {
+        println!("{}", probe_json(&report, health));
+    } else {
+        println!("{}", probe_line(&report, health));
     }
     ExitCode::from(match health {
         Health::Healthy => 0,
         Health::Degraded => 1,
         Health::Down => 2,
     })
+}
+
+/// `mqtt-sentinel probe --json`: one object. For `roundtrip` and `bridge` it has every
+/// sample (`rtt_samples_seconds`, in order; for `bridge` one-way times) and the accounting;
+/// for `bridge` also `to`, `topic` and `remote_topic`.
+fn probe_json(
+    report: &mqtt_sentinel::probe::oneshot::Report,
+    health: mqtt_sentinel::metrics::Health,
+) -> serde_json::Value {
+    let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64());
+    let mut v = serde_json::json!({
+        "target": report.target,
+        "kind": report.kind,
+        "state": health.as_str(),
+        "qos": report.qos,
+        "sent": report.sent,
+        "received": report.rtts.len(),
+        "rtt_p50_seconds": secs(report.rtt_quantile(0.5)),
+        "rtt_max_seconds": secs(report.rtt_quantile(1.0)),
+        "rtt_min_seconds": secs(report.rtt_quantile(0.0)),
+        "rtt_p90_seconds": secs(report.rtt_quantile(0.9)),
+        "rtt_p99_seconds": secs(report.rtt_quantile(0.99)),
+        "connect_seconds": secs(report.connect),
+        "reason": report.reason,
+        "detail": (!report.detail.is_empty()).then_some(&report.detail),
+    });
+    if report.counted() {
+        v["lost"] = report.lost().into();
+        v["duplicates"] = report.duplicates.into();
+        v["out_of_order"] = report.out_of_order.into();
+        v["rtt_samples_seconds"] = report.rtts.iter().map(|d| d.as_secs_f64()).collect();
+    }
+    if let Some(b) = &report.bridge {
+        v["to"] = b.to.clone().into();
+        v["topic"] = b.topic.clone().into();
+        v["remote_topic"] = b.remote_topic.clone().into();
+    }
+    v
+}
+
+/// `mqtt-sentinel probe`'s line of text.
+fn probe_line(
+    report: &mqtt_sentinel::probe::oneshot::Report,
+    health: mqtt_sentinel::metrics::Health,
+) -> String {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let detail = if report.detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", report.detail)
+    };
+    let connect = report
+        .connect
+        .map(|d| format!(", connect {:.3} ms", ms(d)))
+        .unwrap_or_default();
+    let (target, state, reason) = (&report.target, health.as_str(), report.reason);
+    let p50_max = report.rtt_p50_max();
+    if let Some(b) = &report.bridge {
+        let one_way = match (p50_max, report.rtt_quantile(0.99)) {
+            (Some((p, _)), Some(p99)) => {
+                format!("one-way p50 {:.3} ms p99 {:.3} ms", ms(p), ms(p99))
+            }
+            _ => "nothing arrived".to_owned(),
+        };
+        return format!(
+            "{target} -> {} {state}: {}/{} messages across at QoS {}, {one_way}, lost {}, duplicates {}, out of order {}{connect}, reason {reason}{detail}",
+            b.to,
+            report.rtts.len(),
+            report.sent,
+            report.qos,
+            report.lost(),
+            report.duplicates,
+            report.out_of_order,
+        );
+    }
+    if !report.counted() {
+        return format!(
+            "{target} {state}: {} probe{connect}, reason {reason}{detail}",
+            report.kind
+        );
+    }
+    let rtt = match p50_max {
+        Some((p, x)) => format!("rtt p50 {:.3} ms max {:.3} ms", ms(p), ms(x)),
+        None => "no round trip".to_owned(),
+    };
+    format!(
+        "{target} {state}: {}/{} round trips at QoS {}, {rtt}{connect}, reason {reason}{detail}",
+        report.rtts.len(),
+        report.sent,
+        report.qos,
+    )
 }
 
 fn run(loaded: Loaded, path: Option<std::path::PathBuf>) -> ExitCode {

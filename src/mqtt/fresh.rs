@@ -179,6 +179,22 @@ impl FreshClient {
             .unwrap_or_else(|| unreachable!("client taken before drop"))
     }
 
+    /// The client to publish on and the queue of what it receives, borrowed together (a
+    /// round trip publishes and receives on one client; a bridge run publishes on one and
+    /// receives on another's queue).
+    pub fn parts(
+        &mut self,
+    ) -> (
+        &paho::AsyncClient,
+        &mut mpsc::Receiver<(paho::Message, Instant)>,
+    ) {
+        let client = self
+            .client
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("client taken before drop"));
+        (client, &mut self.messages)
+    }
+
     /// Disconnect, bounded; a broker that does not answer is not waited for.
     pub async fn close(self) {
         let opts = paho::DisconnectOptionsBuilder::new()

@@ -1,8 +1,11 @@
 //! Bridge probes through a real mosquitto bridge: published on the edge broker's watching
-//! session, received on the central broker's (`probe::bridge`).
+//! session, received on the central broker's (`probe::bridge`); and the one-shot
+//! `mqtt-sentinel probe --kind bridge` over the same bridges (`probe::oneshot::run_bridge`).
 
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::scrape::Scrape;
+use crate::support::sentinel::BIN;
+use crate::support::wait::wait_until;
 use crate::support::{Mosquitto, Sentinel};
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -340,4 +343,140 @@ fn a_reload_that_removes_the_bridge_probe_unsubscribes_the_remote_topic() {
         "{}",
         s.logs()
     );
+}
+/// A central mosquitto and an edge bridged to it with the `topics` lines, once the bridge is
+/// connected (central logs its client `uplink`): (central, edge).
+fn bridged(topics: &[&str]) -> (Mosquitto, Mosquitto) {
+    let central = Mosquitto::start();
+    let edge = edge(&central, topics, &[]);
+    wait_until(WAIT, "the bridge connected to central", || {
+        central.log().contains(" as uplink").then_some(())
+    });
+    (central, edge)
+}
+
+/// `mqtt-sentinel probe --kind bridge <edge> --to <central> --topic edge/probe
+/// --remote-topic site1/probe`, without the environment's config.
+fn bridge_probe_command(edge: &Mosquitto, central: &Mosquitto) -> Command {
+    let mut c = Command::new(BIN);
+    c.args([
+        "probe",
+        "--kind",
+        "bridge",
+        &edge.url(),
+        "--to",
+        &central.url(),
+    ])
+    .args(["--topic", "edge/probe", "--remote-topic", "site1/probe"])
+    .env_remove("MQTT_SENTINEL_CONFIG");
+    c
+}
+
+/// `mqtt-sentinel probe --kind bridge <edge> --to <central>` from `edge/probe` to
+/// `site1/probe` with `args`, and a module `b` whose `degraded_rtt` is out of reach (so the
+/// exit code says what arrived, never how fast): (exit code, the JSON object, the output).
+fn probe_bridge(
+    edge: &Mosquitto,
+    central: &Mosquitto,
+    args: &[&str],
+) -> (Option<i32>, serde_json::Value, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        "probe_modules:\n  b: {timeout: 3s, degraded_rtt: 1h}\n",
+    )
+    .expect("write config");
+    let out = bridge_probe_command(edge, central)
+        .args(["--module", "b", "--json"])
+        .args(args)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run mqtt-sentinel probe");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let j =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"));
+    (out.status.code(), j, text)
+}
+
+#[test]
+fn the_bridge_probe_cli_crosses_a_remapping_bridge() {
+    let (central, edge) = bridged(&["topic probe out 1 edge/ site1/"]);
+    let (code, j, text) = probe_bridge(&edge, &central, &["--qos", "1", "--count", "5"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(j["kind"], "bridge", "{text}");
+    assert_eq!(j["state"], "healthy", "{text}");
+    assert_eq!(j["reason"], "success", "{text}");
+    assert_eq!(j["to"], central.url().as_str(), "{text}");
+    assert_eq!(j["remote_topic"], "site1/probe", "{text}");
+    assert_eq!(
+        (j["sent"].as_u64(), j["received"].as_u64()),
+        (Some(5), Some(5))
+    );
+    assert_eq!(j["lost"], 0, "{text}");
+    assert_eq!(j["duplicates"], 0, "{text}");
+    assert_eq!(j["out_of_order"], 0, "{text}");
+    let samples = j["rtt_samples_seconds"].as_array().expect("samples");
+    assert_eq!(samples.len(), 5, "{text}");
+    assert!(samples.iter().all(|s| s.as_f64().is_some_and(|x| x >= 0.0)));
+    // the same run without --json prints one line naming both brokers
+    let line = bridge_probe_command(&edge, &central)
+        .args(["--count", "2"])
+        .output()
+        .expect("run mqtt-sentinel probe");
+    let stdout = String::from_utf8_lossy(&line.stdout);
+    assert!(
+        stdout.contains(&format!("{} -> {} ", edge.url(), central.url()))
+            && stdout.contains("2/2 messages across at QoS 1"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&line.stderr)
+    );
+}
+
+#[test]
+fn the_bridge_probe_cli_fails_when_the_bridge_does_not_carry_the_topic() {
+    // connected, but forwards only sensors/#: the probe's topic is not mapped
+    let (central, edge) = bridged(&["topic sensors/# out 1"]);
+    let (code, j, text) = probe_bridge(&edge, &central, &["--count", "3"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert_eq!(j["state"], "down", "{text}");
+    // edge acknowledged the publish; the bridge did not deliver it
+    assert_eq!(j["reason"], "not_delivered", "{text}");
+    assert_eq!(j["received"], 0, "{text}");
+    assert!(j["lost"].as_u64().is_some_and(|n| n >= 1), "{text}");
+}
+
+#[test]
+fn the_bridge_probe_cli_refuses_incomplete_arguments() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("probe")
+            .args(args)
+            .env_remove("MQTT_SENTINEL_CONFIG")
+            .output()
+            .expect("run mqtt-sentinel probe");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--kind", "bridge", "mqtt://127.0.0.1:1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.starts_with("error: --kind bridge needs --to"), "{err}");
+    let (code, err) = run(&["mqtt://127.0.0.1:1", "--to", "mqtt://127.0.0.1:2"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("go with --kind bridge"), "{err}");
+    let (code, err) = run(&[
+        "--kind",
+        "bridge",
+        "mqtt://127.0.0.1:1",
+        "--to",
+        "mqtt://127.0.0.1:2",
+        "--topic",
+        "a/#",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("must be a topic name"), "{err}");
 }
