@@ -113,6 +113,84 @@ fn rules_check_names_file_line_group_and_construct() {
     );
 }
 
+/// Each expression of `tests/fixtures/rules/parse-errors/corpus.yml` (all refused by promtool
+/// 2.42) in its own rule file: `rules check` words the parse error as `promtool check rules`
+/// does, byte for byte, except for the expressions `known-differences.yml` lists, which must
+/// still differ (so that list stays honest). Two processes in all (one per tool, every file
+/// on one command line).
+#[test]
+fn parse_errors_read_as_promtools() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/parse-errors");
+    let read = |name: &str| std::fs::read_to_string(fixtures.join(name)).unwrap();
+    let corpus: Vec<String> = serde_yaml::from_str(&read("corpus.yml")).unwrap();
+    let known: Vec<std::collections::BTreeMap<String, String>> =
+        serde_yaml::from_str(&read("known-differences.yml")).unwrap();
+    let known: Vec<&str> = known.iter().map(|k| k["expr"].as_str()).collect();
+    for k in &known {
+        assert!(
+            corpus.iter().any(|e| e == k),
+            "known difference not in the corpus: {k:?}"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let files: Vec<String> = (0..corpus.len()).map(|i| format!("e{i}.yml")).collect();
+    for (f, e) in files.iter().zip(&corpus) {
+        let rule = format!(
+            "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: {}\n",
+            serde_json::to_string(e).unwrap()
+        );
+        std::fs::write(tmp.path().join(f), rule).unwrap();
+    }
+    // `eN.yml<anything>could not parse expression: <message>`, by N.
+    let messages = |out: &str| {
+        let mut by_file = vec![None; corpus.len()];
+        for line in out.lines() {
+            let Some(rest) = line.strip_prefix('e') else {
+                continue;
+            };
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let (Ok(i), Some((_, m))) = (
+                digits.parse::<usize>(),
+                line.split_once("could not parse expression: "),
+            ) else {
+                continue;
+            };
+            by_file[i] = Some(m.to_string());
+        }
+        by_file
+    };
+    let (_, p_out) = run(Command::new("promtool")
+        .args(["check", "rules"])
+        .args(&files)
+        .current_dir(tmp.path()));
+    let (o_ok, o_out) = run(Command::new(crate::support::sentinel::BIN)
+        .args(["rules", "check"])
+        .args(&files)
+        .current_dir(tmp.path()));
+    assert!(!o_ok);
+    let (p, o) = (messages(&p_out), messages(&o_out));
+    let mut agree = 0;
+    let mut wrong = Vec::new();
+    for (i, e) in corpus.iter().enumerate() {
+        let want = p[i]
+            .as_ref()
+            .unwrap_or_else(|| panic!("promtool accepts {e:?}: not for this corpus"));
+        let same = o[i].as_ref() == Some(want);
+        agree += usize::from(same);
+        if same == known.contains(&e.as_str()) {
+            wrong.push(format!("{e:?}\n  promtool: {want}\n  ours:     {:?}", o[i]));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} expressions against the lists (differ but not known, or known but agreeing):\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert_eq!(agree, corpus.len() - known.len());
+    assert!(corpus.len() >= 400, "corpus of {}", corpus.len());
+}
+
 use crate::support::daemon::Daemon;
 use crate::support::scrape::get;
 use crate::support::sink::Sink;

@@ -97,10 +97,17 @@ const MORE_FUNCTIONS: &[(&str, Option<usize>)] = &[
 ];
 
 /// Parses `text` and refuses constructs outside the subset.
+///
+/// When `promql-parser` refuses `text`, the error is Prometheus 2.42's first parse error
+/// (`"<line>:<col>: parse error: <message>"`, [`super::parse_error::describe`]), or
+/// `promql-parser`'s own message where that checker finds none.
 pub fn parse(text: &str) -> Result<Expr, String> {
     register_holt_winters();
-    let expr = promql_parser::parser::parse(text)?;
-    check(&expr)?;
+    let expr = promql_parser::parser::parse(text)
+        .map_err(|e| super::parse_error::describe(text).unwrap_or(e))?;
+    // What `promql-parser` knows from later Prometheus versions (`sort_by_label`, `limitk`,
+    // …) is an error of 2.42's own when it reports one ("unknown function with name …").
+    check(&expr).map_err(|e| super::parse_error::describe(text).unwrap_or(e))?;
     Ok(expr)
 }
 
@@ -199,10 +206,16 @@ mod tests {
             ("histogram_count(c)", "\"histogram_count\" is not supported"),
             (
                 "sort_by_label(c, \"a\")",
-                "\"sort_by_label\" is not supported",
+                "1:1: parse error: unknown function with name \"sort_by_label\"",
             ),
-            ("mad_over_time(c[5m])", "\"mad_over_time\" is not supported"),
-            ("limitk(2, c)", "\"limitk\" is not supported"),
+            (
+                "mad_over_time(c[5m])",
+                "1:1: parse error: unknown function with name \"mad_over_time\"",
+            ),
+            (
+                "limitk(2, c)",
+                "1:1: parse error: unknown function with name \"limitk\"",
+            ),
         ] {
             let err = parse(q).expect_err(q);
             assert!(err.contains(want), "{q}: {err}");
