@@ -116,8 +116,9 @@ fn rules_check_names_file_line_group_and_construct() {
 /// Each expression of `tests/fixtures/rules/parse-errors/corpus.yml` (all refused by promtool
 /// 2.42) in its own rule file: `rules check` words the parse error as `promtool check rules`
 /// does, byte for byte, except for the expressions `known-differences.yml` lists, which must
-/// still differ (so that list stays honest). Two processes in all (one per tool, every file
-/// on one command line).
+/// still differ (so that list stays honest). And each expression of `valid.yml` (all accepted
+/// by promtool) loads, but those listed as `refused` there, which must still be refused. Four
+/// processes in all (one per tool and list, every file on one command line).
 #[test]
 fn parse_errors_read_as_promtools() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/parse-errors");
@@ -142,8 +143,8 @@ fn parse_errors_read_as_promtools() {
         std::fs::write(tmp.path().join(f), rule).unwrap();
     }
     // `eN.yml<anything>could not parse expression: <message>`, by N.
-    let messages = |out: &str| {
-        let mut by_file = vec![None; corpus.len()];
+    let messages = |out: &str, n: usize| {
+        let mut by_file = vec![None; n];
         for line in out.lines() {
             let Some(rest) = line.strip_prefix('e') else {
                 continue;
@@ -168,7 +169,7 @@ fn parse_errors_read_as_promtools() {
         .args(&files)
         .current_dir(tmp.path()));
     assert!(!o_ok);
-    let (p, o) = (messages(&p_out), messages(&o_out));
+    let (p, o) = (messages(&p_out, files.len()), messages(&o_out, files.len()));
     let mut agree = 0;
     let mut wrong = Vec::new();
     for (i, e) in corpus.iter().enumerate() {
@@ -188,7 +189,64 @@ fn parse_errors_read_as_promtools() {
         wrong.join("\n")
     );
     assert_eq!(agree, corpus.len() - known.len());
-    assert!(corpus.len() >= 400, "corpus of {}", corpus.len());
+    assert!(corpus.len() >= 600, "corpus of {}", corpus.len());
+
+    #[derive(serde::Deserialize)]
+    struct Valid {
+        accepted: Vec<String>,
+        refused: Vec<std::collections::BTreeMap<String, String>>,
+    }
+    let valid: Valid = serde_yaml::from_str(&read("valid.yml")).unwrap();
+    let refused: Vec<&str> = valid.refused.iter().map(|k| k["expr"].as_str()).collect();
+    let all: Vec<&str> = valid
+        .accepted
+        .iter()
+        .map(String::as_str)
+        .chain(refused.iter().copied())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let files: Vec<String> = (0..all.len()).map(|i| format!("e{i}.yml")).collect();
+    for (f, e) in files.iter().zip(&all) {
+        let rule = format!(
+            "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: {}\n",
+            serde_json::to_string(e).unwrap()
+        );
+        std::fs::write(tmp.path().join(f), rule).unwrap();
+    }
+    let (p_ok, p_out) = run(Command::new("promtool")
+        .args(["check", "rules"])
+        .args(&files)
+        .current_dir(tmp.path()));
+    assert!(p_ok, "promtool refuses some of valid.yml:\n{p_out}");
+    let (_, o_out) = run(Command::new(crate::support::sentinel::BIN)
+        .args(["rules", "check"])
+        .args(&files)
+        .current_dir(tmp.path()));
+    // Our refusals, by file (`eN.yml:…` lines that are not `SUCCESS`).
+    let mut ours = vec![None; all.len()];
+    for line in o_out.lines().filter(|l| !l.contains(": SUCCESS: ")) {
+        let digits: String = line
+            .strip_prefix('e')
+            .unwrap_or("")
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let Ok(i) = digits.parse::<usize>() {
+            ours[i] = Some(line.to_string());
+        }
+    }
+    let wrong: Vec<String> = all
+        .iter()
+        .zip(&ours)
+        .filter(|(e, o)| o.is_some() != refused.contains(e))
+        .map(|(e, o)| format!("{e:?}: {o:?}"))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "valid.yml: refused but not listed, or listed but loading:\n{}",
+        wrong.join("\n")
+    );
+    assert!(valid.accepted.len() >= 800, "{}", valid.accepted.len());
 }
 
 use crate::support::daemon::Daemon;

@@ -2,7 +2,7 @@
 //! rules`), for the expressions `promql-parser` refuses.
 //!
 //! `promql-parser` gives its errors as plain strings, without positions and in other words
-//! than Prometheus. [`describe`] reads the expression again with its own lexer and a
+//! than Prometheus. [`describe`] reads the expression with its own lexer and a
 //! recursive-descent checker written to report the *first* error the way Prometheus 2.42's
 //! generated (yacc) parser does, then, if the syntax is sound, the type checks Prometheus runs
 //! after parsing (`checkAST`). Only the first error is reported, as Prometheus' `ParseErrors`
@@ -14,13 +14,16 @@
 //! and `col` is 1 + the byte offset from the start of the line (Prometheus counts bytes, not
 //! characters).
 //!
-//! Used only on the error path of [`super::subset::parse`]: evaluation never depends on it.
+//! [`super::subset::parse`] asks it first, for every expression: what 2.42 refuses is refused
+//! (also what `promql-parser` would accept from later Prometheus versions); what it lets
+//! through goes on to `promql-parser`, whose AST alone is evaluated.
+//! `tests/fixtures/rules/parse-errors/valid.yml` holds the expressions promtool accepts that
+//! it must let through.
 
 use std::fmt::Write as _;
 
 /// The first parse error of `text` as promtool 2.42 words it,
-/// `"<line>:<col>: parse error: <message>"`, or `None` when this checker finds no error
-/// (then the caller keeps `promql-parser`'s own message).
+/// `"<line>:<col>: parse error: <message>"`, or `None` when this checker finds no error.
 pub fn describe(text: &str) -> Option<String> {
     let toks = lex(text);
     let mut p = Parser {

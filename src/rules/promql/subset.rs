@@ -98,16 +98,19 @@ const MORE_FUNCTIONS: &[(&str, Option<usize>)] = &[
 
 /// Parses `text` and refuses constructs outside the subset.
 ///
-/// When `promql-parser` refuses `text`, the error is Prometheus 2.42's first parse error
-/// (`"<line>:<col>: parse error: <message>"`, [`super::parse_error::describe`]), or
-/// `promql-parser`'s own message where that checker finds none.
+/// Prometheus 2.42's verdict comes first: what it refuses is refused with its first parse
+/// error in its words (`"<line>:<col>: parse error: <message>"`,
+/// [`super::parse_error::describe`]), including what `promql-parser` accepts from later
+/// Prometheus versions (a bare `5m` as a number, quoted label names, functions 2.42 does not
+/// know). Then `promql-parser` gives the AST (its own message where it refuses what the
+/// checker let through) and [`check`] refuses what we do not evaluate.
 pub fn parse(text: &str) -> Result<Expr, String> {
     register_holt_winters();
-    let expr = promql_parser::parser::parse(text)
-        .map_err(|e| super::parse_error::describe(text).unwrap_or(e))?;
-    // What `promql-parser` knows from later Prometheus versions (`sort_by_label`, `limitk`,
-    // …) is an error of 2.42's own when it reports one ("unknown function with name …").
-    check(&expr).map_err(|e| super::parse_error::describe(text).unwrap_or(e))?;
+    if let Some(e) = super::parse_error::describe(text) {
+        return Err(e);
+    }
+    let expr = promql_parser::parser::parse(text)?;
+    check(&expr)?;
     Ok(expr)
 }
 
