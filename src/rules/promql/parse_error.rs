@@ -30,8 +30,10 @@ pub fn describe(text: &str) -> Option<String> {
         toks,
         i: 0,
         agg_depth: 0,
+        depth: 0,
     };
     let err = match p.start() {
+        Err(e) if e.pos == TOO_DEEP => return None,
         Err(e) => e,
         Ok(node) => {
             let mut errs = Vec::new();
@@ -933,7 +935,15 @@ struct Parser {
     /// How many aggregations we are inside of: their `error` rule names the context
     /// ("in aggregation") of a token no deeper rule expected.
     agg_depth: usize,
+    /// Nesting of expressions being parsed, bounded by [`MAX_DEPTH`].
+    depth: usize,
 }
+
+/// Deeper nesting than this is left to `promql-parser` (`describe` gives `None`): the
+/// checker recurses once per level, and rule loading may run on a thread with a small stack.
+const MAX_DEPTH: usize = 200;
+/// The position that marks "too deeply nested" in an [`Err`].
+const TOO_DEEP: usize = usize::MAX;
 
 type R<T> = Result<T, Err>;
 
@@ -986,7 +996,25 @@ impl Parser {
     }
 
     fn expr(&mut self, min_prec: u8) -> R<Node> {
+        if self.depth >= MAX_DEPTH {
+            return err(TOO_DEEP, "");
+        }
+        self.depth += 1;
+        let e = self.expr_inner(min_prec);
+        self.depth -= 1;
+        e
+    }
+
+    fn expr_inner(&mut self, min_prec: u8) -> R<Node> {
         let mut lhs = self.unary()?;
+        // Each operator nests the tree one level deeper (the checks recurse through it).
+        let outer = self.depth;
+        let e = self.binary_chain(&mut lhs, min_prec);
+        self.depth = outer;
+        e.map(|()| lhs)
+    }
+
+    fn binary_chain(&mut self, lhs: &mut Node, min_prec: u8) -> R<()> {
         loop {
             let t = self.peek()?;
             let (op, prec) = match t.kind {
@@ -997,12 +1025,17 @@ impl Parser {
                 _ => break,
             };
             let op_pos = t.pos;
+            self.depth += 1;
+            if self.depth >= MAX_DEPTH {
+                return err(TOO_DEEP, "");
+            }
             self.bump()?;
             let (bool_, card, on, matching, include) = self.bin_modifier()?;
             let next = if op == Op::Pow { prec } else { prec + 1 };
             let rhs = self.expr(next)?;
-            lhs = Node::Binary {
-                lhs: Box::new(lhs),
+            let left = std::mem::replace(lhs, Node::Num(0));
+            *lhs = Node::Binary {
+                lhs: Box::new(left),
                 rhs: Box::new(rhs),
                 op,
                 op_pos,
@@ -1013,7 +1046,7 @@ impl Parser {
                 include,
             };
         }
-        Ok(lhs)
+        Ok(())
     }
 
     #[allow(clippy::type_complexity)]
@@ -2212,5 +2245,17 @@ mod tests {
             assert_eq!(describe(q).as_deref(), Some(want), "{q}");
         }
         assert_eq!(describe("sum(rate(foo[5m])) by (a)"), None);
+        // Nesting beyond the checker's bound is left to promql-parser, without a crash.
+        let deep = format!("{}foo{}", "(".repeat(5000), ")".repeat(5000));
+        assert_eq!(describe(&deep), None);
+        let deep_bad = format!("{}foo bar{}", "(".repeat(5000), ")".repeat(5000));
+        assert_eq!(describe(&deep_bad), None);
+        let long = vec!["foo"; 5000].join(" + ");
+        assert_eq!(describe(&long), None);
+        assert_eq!(describe(&vec!["foo"; 100].join(" + ")), None);
+        assert_eq!(
+            describe(&format!("{} +", vec!["foo"; 100].join(" + "))).as_deref(),
+            Some("1:600: parse error: unexpected end of input")
+        );
     }
 }
