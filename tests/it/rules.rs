@@ -108,14 +108,15 @@ fn rules_check_names_file_line_group_and_construct() {
         .arg(&f));
     assert!(!ok);
     assert!(
-        out.contains("bad.yml:5:15: groups[0].rules[0].expr: group \"g\", alert \"Count\": could not parse expression: function \"histogram_count\" is not supported"),
+        out.contains("bad.yml: 5:15: group \"g\", rule 1, \"Count\": could not parse expression: function \"histogram_count\" is not supported"),
         "{out}"
     );
 }
 
 /// Each expression of `tests/fixtures/rules/parse-errors/corpus.yml` (all refused by promtool
-/// 2.42) in its own rule file: `rules check` words the parse error as `promtool check rules`
-/// does, byte for byte, except for the expressions `known-differences.yml` lists, which must
+/// 2.42) in its own rule file: `rules check` prints the parse error's line as `promtool check
+/// rules` does (`e1.yml: 5:15: group "g", rule 1, "r": could not parse expression: 1:7: parse
+/// error: …`), byte for byte, except for the expressions `known-differences.yml` lists, which must
 /// still differ (so that list stays honest). And each expression of `valid.yml` (all accepted
 /// by promtool) loads, but those listed as `refused` there, which must still be refused. Four
 /// processes in all (one per tool and list, every file on one command line).
@@ -142,7 +143,8 @@ fn parse_errors_read_as_promtools() {
         );
         std::fs::write(tmp.path().join(f), rule).unwrap();
     }
-    // `eN.yml<anything>could not parse expression: <message>`, by N.
+    // The whole `eN.yml: 5:15: group "g", rule 1, "r": could not parse expression: …` line,
+    // by N: promtool's framing too.
     let messages = |out: &str, n: usize| {
         let mut by_file = vec![None; n];
         for line in out.lines() {
@@ -150,13 +152,13 @@ fn parse_errors_read_as_promtools() {
                 continue;
             };
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            let (Ok(i), Some((_, m))) = (
+            let (Ok(i), true) = (
                 digits.parse::<usize>(),
-                line.split_once("could not parse expression: "),
+                line.contains(": could not parse expression: "),
             ) else {
                 continue;
             };
-            by_file[i] = Some(m.to_string());
+            by_file[i] = Some(line.to_string());
         }
         by_file
     };
