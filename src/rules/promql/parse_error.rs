@@ -1095,11 +1095,20 @@ impl Parser {
         }
         loop {
             let t = self.peek()?;
+            // 2.42's `maybe_label`: every keyword but `without`.
             let label_like = matches!(
                 t.kind,
                 Kind::Ident
                     | Kind::MetricIdent
-                    | Kind::Kw(_)
+                    | Kind::Kw(
+                        Kw::Bool
+                            | Kw::By
+                            | Kw::GroupLeft
+                            | Kw::GroupRight
+                            | Kw::Ignoring
+                            | Kw::Offset
+                            | Kw::On
+                    )
                     | Kind::Aggr
                     | Kind::Start
                     | Kind::End
@@ -1982,40 +1991,96 @@ fn matches_empty((_, op, v): &(String, MatchOp, String)) -> bool {
     }
 }
 
-/// Go's `regexp.Compile` error for the anchored pattern Prometheus compiles (`^(?:re)$`),
-/// for the common classes: parentheses, brackets, repetitions, escapes, Perl groups.
-/// `None` when none of those is found.
+/// Go's error for a label matcher's regular expression, as Prometheus 2.42 builds it: first
+/// `regexp.Compile("^(?:" + re + ")$")`, then `syntax.Parse(re, Perl)` of the bare pattern.
+///
+/// Only what this is sure of is reported. Where Rust's `regex` (RE2 syntax, as Go's) accepts
+/// the pattern, only what Go refuses and Rust does not counts: stacked repetitions (`a**`),
+/// repeat counts above 1000, Perl groups Go lacks (`(?<name>…)`, `(?x)`), unknown POSIX
+/// classes (`[[:foo:]]`). `None` when no error is found.
 fn go_regexp_error(re: &str) -> Option<String> {
     let full = format!("^(?:{re})$");
-    let bad = |code: &str, text: &str| Some(format!("error parsing regexp: {code}: `{text}`"));
-    let cs: Vec<(usize, char)> = full.char_indices().collect();
+    let go_only = |e: &GoRe| {
+        matches!(
+            e.code,
+            "invalid nested repetition operator"
+                | "invalid repeat count"
+                | "invalid or unsupported Perl syntax"
+                | "invalid character class range"
+        )
+    };
+    for pattern in [full.as_str(), re] {
+        if let Some(e) = scan_go_regexp(pattern) {
+            let rust_ok = regex::Regex::new(pattern).is_ok();
+            if !rust_ok || go_only(&e) {
+                return Some(format!("error parsing regexp: {}: `{}`", e.code, e.text));
+            }
+            return None;
+        }
+    }
+    None
+}
+
+struct GoRe {
+    code: &'static str,
+    text: String,
+}
+
+const POSIX_CLASSES: &[&str] = &[
+    "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph", "lower", "print", "punct",
+    "space", "upper", "word", "xdigit",
+];
+
+/// The first error Go's `regexp/syntax` (Perl flags) reports for `pattern`, for the classes
+/// it knows: parentheses, brackets, repetitions, escapes, Perl groups, POSIX classes.
+fn scan_go_regexp(pattern: &str) -> Option<GoRe> {
+    let cs: Vec<(usize, char)> = pattern.char_indices().collect();
     let at = |i: usize| cs.get(i).map(|c| c.1);
-    let from = |i: usize| cs.get(i).map_or(full.len(), |c| c.0);
+    let from = |i: usize| cs.get(i).map_or(pattern.len(), |c| c.0);
+    let text = |a: usize, b: usize| pattern[from(a)..from(b)].to_string();
+    let bad = |code: &'static str, text: String| Some(GoRe { code, text });
     let (mut i, mut depth) = (0usize, 0usize);
-    // What precedes: 0 nothing repeatable, 1 an atom, 2 a repetition (its start index).
-    let (mut prev, mut rep_start) = (0u8, 0usize);
+    // Whether the last thing parsed can be repeated, and where the repetition right before
+    // (if any) started: Go refuses a repetition of a repetition (`a**`).
+    let (mut can_repeat, mut last_repeat): (bool, Option<usize>) = (false, None);
     while let Some(c) = at(i) {
         match c {
             '\\' => {
                 let Some(e) = at(i + 1) else {
-                    return bad("trailing backslash at end of expression", "");
+                    return bad("trailing backslash at end of expression", String::new());
                 };
                 let mut j = i + 2;
                 match e {
+                    'Q' => {
+                        // Literal text up to `\E` or the end.
+                        while at(j).is_some() && !(at(j) == Some('\\') && at(j + 1) == Some('E')) {
+                            j += 1;
+                        }
+                        if at(j).is_some() {
+                            j += 2;
+                        }
+                    }
                     'p' | 'P' => {
                         if at(j) == Some('{') {
+                            let open = j;
                             while at(j).is_some_and(|c| c != '}') {
                                 j += 1;
                             }
                             if at(j).is_none() {
-                                return bad("invalid character class range", &full[from(i)..]);
+                                return bad("invalid character class range", text(i, j));
                             }
                             j += 1;
-                        } else if at(j).is_some_and(|c| c.is_ascii_alphabetic()) {
+                            let name: String = cs[open + 1..j - 1].iter().map(|c| c.1).collect();
+                            let name = name.strip_prefix('^').unwrap_or(&name);
+                            if !name.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
+                                || name.is_empty()
+                            {
+                                return bad("invalid character class range", text(i, j));
+                            }
+                        } else if at(j).is_some_and(|c| "CLMNPSZ".contains(c)) {
                             j += 1;
                         } else {
-                            let end = from(j + 1).min(full.len());
-                            return bad("invalid character class range", &full[from(i)..end]);
+                            return bad("invalid character class range", text(i, j + 1));
                         }
                     }
                     'x' => {
@@ -2028,25 +2093,22 @@ fn go_regexp_error(re: &str) -> Option<String> {
                             j += 2;
                         }
                     }
+                    '1'..='7' if !at(j).is_some_and(|c| ('0'..='7').contains(&c)) => {
+                        return bad("invalid escape sequence", text(i, j));
+                    }
                     '0'..='7' => {
-                        if e != '0' && !at(j).is_some_and(|c| ('0'..='7').contains(&c)) {
-                            return bad("invalid escape sequence", &full[from(i)..from(j)]);
-                        }
                         while j < i + 4 && at(j).is_some_and(|c| ('0'..='7').contains(&c)) {
                             j += 1;
                         }
                     }
                     c if c.is_ascii_alphanumeric() && !"aAbBdDfnrsStvwWz".contains(c) => {
-                        return bad("invalid escape sequence", &full[from(i)..from(j)]);
+                        return bad("invalid escape sequence", text(i, j));
                     }
                     _ => {}
                 }
                 i = j;
-                prev = if matches!(e, 'b' | 'B' | 'A' | 'z') {
-                    0
-                } else {
-                    1
-                };
+                can_repeat = true;
+                last_repeat = None;
                 continue;
             }
             '(' => {
@@ -2064,16 +2126,13 @@ fn go_regexp_error(re: &str) -> Option<String> {
                         match at(j) {
                             Some(':') => i = j + 1,
                             Some(')') => {
+                                // Flags only: nothing to repeat is added or removed.
                                 i = j + 1;
-                                prev = 0;
+                                last_repeat = None;
                                 continue;
                             }
                             _ => {
-                                let end = from(j + 1).min(full.len());
-                                return bad(
-                                    "invalid or unsupported Perl syntax",
-                                    &full[from(i)..end],
-                                );
+                                return bad("invalid or unsupported Perl syntax", text(i, j + 1));
                             }
                         }
                     }
@@ -2081,15 +2140,17 @@ fn go_regexp_error(re: &str) -> Option<String> {
                     i += 1;
                 }
                 depth += 1;
-                prev = 0;
+                can_repeat = false;
+                last_repeat = None;
                 continue;
             }
             ')' => {
                 if depth == 0 {
-                    return bad("unexpected )", &full);
+                    return bad("unexpected )", pattern.to_string());
                 }
                 depth -= 1;
-                prev = 1;
+                can_repeat = true;
+                last_repeat = None;
             }
             '[' => {
                 let start = i;
@@ -2101,16 +2162,49 @@ fn go_regexp_error(re: &str) -> Option<String> {
                 let mut last: Option<char> = None;
                 loop {
                     match at(j) {
-                        None => return bad("missing closing ]", &full[from(start)..]),
+                        None => {
+                            return bad("missing closing ]", pattern[from(start)..].to_string());
+                        }
                         Some(']') if !first => break,
                         Some('[') if at(j + 1) == Some(':') => {
-                            while at(j).is_some_and(|c| c != ']') {
-                                j += 1;
+                            let rest: String = cs[j..].iter().map(|c| c.1).collect();
+                            if let Some(end) = rest[2..].find(":]") {
+                                let name = &rest[2..2 + end];
+                                let name = name.strip_prefix('^').unwrap_or(name);
+                                let len = rest[..end + 4].chars().count();
+                                if !POSIX_CLASSES.contains(&name) {
+                                    return bad("invalid character class range", text(j, j + len));
+                                }
+                                j += len - 1;
+                                last = None;
+                            } else {
+                                last = Some('[');
                             }
-                            last = None;
                         }
                         Some('\\') => {
-                            last = at(j + 1);
+                            let e = at(j + 1);
+                            let bad_escape = match e {
+                                // `\pL` or `\p{Name}`: one letter or braces, else refused.
+                                Some('p' | 'P') => {
+                                    !at(j + 2).is_some_and(|c| c == '{' || "CLMNPSZ".contains(c))
+                                }
+                                Some('1'..='7') => {
+                                    !at(j + 2).is_some_and(|c| ('0'..='7').contains(&c))
+                                }
+                                Some(c) => {
+                                    c.is_ascii_alphanumeric() && !"0dDsSwWafnrtvx".contains(c)
+                                }
+                                None => false,
+                            };
+                            if bad_escape {
+                                let (code, t) = if matches!(e, Some('p' | 'P')) {
+                                    ("invalid character class range", text(j, j + 3))
+                                } else {
+                                    ("invalid escape sequence", text(j, j + 2))
+                                };
+                                return bad(code, t);
+                            }
+                            last = e;
                             j += 1;
                         }
                         Some('-') if last.is_some() && at(j + 1).is_some_and(|c| c != ']') => {
@@ -2122,10 +2216,7 @@ fn go_regexp_error(re: &str) -> Option<String> {
                                 hi = at(k).unwrap_or('-');
                             }
                             if hi < lo {
-                                return bad(
-                                    "invalid character class range",
-                                    &full[from(j - 1)..from(k + 1)],
-                                );
+                                return bad("invalid character class range", text(j - 1, k + 1));
                             }
                             j = k;
                             last = None;
@@ -2136,7 +2227,8 @@ fn go_regexp_error(re: &str) -> Option<String> {
                     j += 1;
                 }
                 i = j + 1;
-                prev = 1;
+                can_repeat = true;
+                last_repeat = None;
                 continue;
             }
             '*' | '+' | '?' | '{' => {
@@ -2145,8 +2237,7 @@ fn go_regexp_error(re: &str) -> Option<String> {
                     // `{n}`, `{n,}`, `{n,m}`; anything else is a literal `{`.
                     let rest: String = cs[i..].iter().map(|c| c.1).collect();
                     let close = rest.find('}');
-                    let inner = close.map(|k| &rest[1..k]);
-                    let parsed = inner.and_then(|s| {
+                    let parsed = close.map(|k| &rest[1..k]).and_then(|s| {
                         let (a, b) = match s.split_once(',') {
                             Some((a, b)) => (a, Some(b)),
                             None => (s, None),
@@ -2165,45 +2256,42 @@ fn go_regexp_error(re: &str) -> Option<String> {
                     });
                     let Some((lo, hi)) = parsed else {
                         i += 1;
-                        prev = 1;
+                        can_repeat = true;
+                        last_repeat = None;
                         continue;
                     };
                     let len = close.unwrap_or(0) + 1;
                     j = i + rest[..len].chars().count();
                     if lo > 1000 || hi.is_some_and(|h| h > 1000 || h < lo) {
-                        return bad("invalid repeat count", &full[from(i)..from(j)]);
+                        return bad("invalid repeat count", text(i, j));
                     }
                 }
                 if at(j) == Some('?') {
                     j += 1;
                 }
-                match prev {
-                    0 => {
-                        return bad(
-                            "missing argument to repetition operator",
-                            &full[from(i)..from(j)],
-                        );
-                    }
-                    2 => {
-                        return bad(
-                            "invalid nested repetition operator",
-                            &full[from(rep_start)..from(j)],
-                        );
-                    }
-                    _ => {}
+                if let Some(r) = last_repeat {
+                    return bad("invalid nested repetition operator", text(r, j));
                 }
-                prev = 2;
-                rep_start = i;
+                if !can_repeat {
+                    return bad("missing argument to repetition operator", text(i, j));
+                }
+                last_repeat = Some(i);
                 i = j;
                 continue;
             }
-            '|' => prev = 0,
-            _ => prev = 1,
+            '|' => {
+                can_repeat = false;
+                last_repeat = None;
+            }
+            _ => {
+                can_repeat = true;
+                last_repeat = None;
+            }
         }
         i += 1;
     }
     if depth > 0 {
-        return bad("missing closing )", &full);
+        return bad("missing closing )", pattern.to_string());
     }
     None
 }
