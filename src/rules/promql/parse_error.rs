@@ -46,19 +46,19 @@ pub fn describe(text: &str) -> Option<String> {
 
 /// An error at a byte offset of the expression.
 #[derive(Debug)]
-struct Err {
+struct ParseErr {
     pos: usize,
     msg: String,
 }
 
-fn err<T>(pos: usize, msg: impl Into<String>) -> Result<T, Err> {
-    Err(Err {
+fn err<T>(pos: usize, msg: impl Into<String>) -> Result<T, ParseErr> {
+    Err(ParseErr {
         pos,
         msg: msg.into(),
     })
 }
 
-fn render(text: &str, e: &Err) -> String {
+fn render(text: &str, e: &ParseErr) -> String {
     if e.pos > text.len() {
         return format!("invalid position: parse error: {}", e.msg);
     }
@@ -942,10 +942,10 @@ struct Parser {
 /// Deeper nesting than this is left to `promql-parser` (`describe` gives `None`): the
 /// checker recurses once per level, and rule loading may run on a thread with a small stack.
 const MAX_DEPTH: usize = 200;
-/// The position that marks "too deeply nested" in an [`Err`].
+/// The position that marks "too deeply nested" in an [`ParseErr`].
 const TOO_DEEP: usize = usize::MAX;
 
-type R<T> = Result<T, Err>;
+type R<T> = Result<T, ParseErr>;
 
 impl Parser {
     /// The next token; a lexer error surfaces as soon as the parser looks at it.
@@ -1204,7 +1204,7 @@ impl Parser {
             Kind::LBrace => self.selector(None),
             Kind::Number => {
                 self.bump()?;
-                number(&t.val).map_err(|m| Err { pos: t.pos, msg: m })?;
+                number(&t.val).map_err(|m| ParseErr { pos: t.pos, msg: m })?;
                 Ok(Node::Num(t.pos))
             }
             Kind::Str => {
@@ -1513,7 +1513,7 @@ impl Parser {
                                 return self.unexpected(&num, "@", "timestamp");
                             }
                             self.bump()?;
-                            let mut ts = number(&num.val).map_err(|m| Err {
+                            let mut ts = number(&num.val).map_err(|m| ParseErr {
                                 pos: num.pos,
                                 msg: m,
                             })?;
@@ -1743,8 +1743,8 @@ fn parse_duration(s: &str) -> Result<i64, String> {
 // ---------------------------------------------------------------------------------------
 // Type checks after a clean parse (Prometheus' `checkAST`), errors in its order.
 
-fn check(n: &Node, errs: &mut Vec<Err>) -> Type {
-    let add = |errs: &mut Vec<Err>, pos: usize, msg: String| errs.push(Err { pos, msg });
+fn check(n: &Node, errs: &mut Vec<ParseErr>) -> Type {
+    let add = |errs: &mut Vec<ParseErr>, pos: usize, msg: String| errs.push(ParseErr { pos, msg });
     match n {
         Node::Num(_) | Node::Str(_) => {}
         Node::Paren(_, e) => {
@@ -1753,7 +1753,7 @@ fn check(n: &Node, errs: &mut Vec<Err>) -> Type {
         Node::Unary(pos, e) => {
             let t = check(e, errs);
             if t != Type::Scalar && t != Type::Vector {
-                errs.push(Err {
+                errs.push(ParseErr {
                     pos: *pos,
                     msg: format!(
                         "unary expression only allowed on expressions of type scalar or instant vector, got {}",
@@ -1796,7 +1796,7 @@ fn check(n: &Node, errs: &mut Vec<Err>) -> Type {
         Node::Subquery { expr, .. } => {
             let t = check(expr, errs);
             if t != Type::Vector {
-                errs.push(Err {
+                errs.push(ParseErr {
                     pos: n.pos(),
                     msg: format!(
                         "subquery is only allowed on instant vector, got {} instead",
@@ -1810,7 +1810,7 @@ fn check(n: &Node, errs: &mut Vec<Err>) -> Type {
                 let nargs = types.len();
                 if variadic == 0 {
                     if nargs != args.len() {
-                        errs.push(Err {
+                        errs.push(ParseErr {
                             pos: n.pos(),
                             msg: format!(
                                 "expected {nargs} argument(s) in call to {}, got {}",
@@ -1822,7 +1822,7 @@ fn check(n: &Node, errs: &mut Vec<Err>) -> Type {
                 } else {
                     let na = nargs - 1;
                     if na > args.len() {
-                        errs.push(Err {
+                        errs.push(ParseErr {
                             pos: n.pos(),
                             msg: format!(
                                 "expected at least {na} argument(s) in call to {}, got {}",
@@ -1831,7 +1831,7 @@ fn check(n: &Node, errs: &mut Vec<Err>) -> Type {
                             ),
                         });
                     } else if variadic > 0 && na + (variadic as usize) < args.len() {
-                        errs.push(Err {
+                        errs.push(ParseErr {
                             pos: n.pos(),
                             msg: format!(
                                 "expected at most {} argument(s) in call to {}, got {}",
@@ -1853,7 +1853,7 @@ fn check(n: &Node, errs: &mut Vec<Err>) -> Type {
                     };
                     let t = check(a, errs);
                     if t != types[i] {
-                        errs.push(Err {
+                        errs.push(ParseErr {
                             pos: a.pos(),
                             msg: format!(
                                 "expected type {} in call to function {}, got {}",
@@ -1892,7 +1892,7 @@ fn check(n: &Node, errs: &mut Vec<Err>) -> Type {
         } => {
             let lt = check(lhs, errs);
             let rt = check(rhs, errs);
-            let mut add = |pos: usize, msg: String| errs.push(Err { pos, msg });
+            let mut add = |pos: usize, msg: String| errs.push(ParseErr { pos, msg });
             if *bool_ && !op.is_comparison() {
                 add(
                     *op_pos,
@@ -1962,10 +1962,10 @@ fn check(n: &Node, errs: &mut Vec<Err>) -> Type {
     n.typ()
 }
 
-fn expect(n: &Node, want: Type, context: &str, errs: &mut Vec<Err>) {
+fn expect(n: &Node, want: Type, context: &str, errs: &mut Vec<ParseErr>) {
     let t = check(n, errs);
     if t != want {
-        errs.push(Err {
+        errs.push(ParseErr {
             pos: n.pos(),
             msg: format!(
                 "expected type {} in {context}, got {}",
