@@ -2346,4 +2346,18 @@ mod tests {
             Some("1:600: parse error: unexpected end of input")
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// Any text, the odd characters included (escapes, quotes, `@`, `#`, non-ASCII):
+        /// an answer, never a panic; and a regular expression likewise.
+        #[test]
+        fn never_panics(
+            text in "[a-z_:(){}\\[\\]=~!<>+\\-*/^%,.0-9 \"'`$@#\\\\\n\té☺]{0,80}",
+            re in "[a-z(){}\\[\\]?*+|^$.:\\-0-9,\\\\PQEpxbz☺]{0,30}",
+        ) {
+            let _ = describe(&text);
+            let _ = describe(&format!("foo{{a=~{re:?}}}"));
+        }
+    }
 }
