@@ -103,7 +103,8 @@ pub fn load_configured(cfg: &crate::config::RulesConfig) -> Result<Vec<Group>, C
     }
 }
 
-/// An error of [`load`] as `rules check` prints it, in `promtool check rules`' framing:
+/// An error of [`load`] as `rules check` (and `rules test`, for its `rule_files`) prints it,
+/// in promtool's framing:
 /// `<file>: <line>:<col>: <message>` (no field path; `r.yml: 5:15: group "g", rule 1, "r":
 /// could not parse expression: 1:7: parse error: …`), or `<file>: <message>` without a
 /// position. The sidecar's own configuration errors keep [`ConfigError`]'s

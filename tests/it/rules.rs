@@ -251,6 +251,40 @@ fn parse_errors_read_as_promtools() {
     assert!(valid.accepted.len() >= 800, "{}", valid.accepted.len());
 }
 
+/// `rules test` with a rule file whose expression does not parse: the same stdout and stderr
+/// as `promtool test rules`, byte for byte (promtool's framing of the rule file's error).
+#[test]
+fn rules_test_reports_a_rule_file_that_does_not_parse_as_promtool() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("bad.yml"),
+        "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: foo * * bar\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("t.yml"),
+        "rule_files: [bad.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series: []\n    promql_expr_test:\n      - expr: up\n        eval_time: 1m\n        exp_samples: []\n",
+    )
+    .unwrap();
+    let (p_ok, p_stdout, p_stderr) = run_split(
+        Command::new("promtool")
+            .args(["test", "rules", "t.yml"])
+            .current_dir(tmp.path()),
+    );
+    let (o_ok, o_stdout, o_stderr) = run_split(
+        Command::new(crate::support::sentinel::BIN)
+            .args(["rules", "test", "t.yml"])
+            .current_dir(tmp.path()),
+    );
+    assert!(!p_ok && !o_ok);
+    assert!(
+        p_stderr.contains("bad.yml: 5:15: group \"g\", rule 1, \"r\": could not parse expression: 1:7: parse error: unexpected <op:*>"),
+        "{p_stderr}"
+    );
+    assert_eq!(o_stdout, p_stdout);
+    assert_eq!(o_stderr, p_stderr);
+}
+
 use crate::support::daemon::Daemon;
 use crate::support::scrape::get;
 use crate::support::sink::Sink;
