@@ -807,6 +807,16 @@ enum Card {
     OneToMany,
 }
 
+/// What follows a binary operator: `bool`, `on`/`ignoring (…)`, `group_left`/`group_right (…)`.
+#[derive(Debug)]
+struct Modifier {
+    bool_: bool,
+    card: Card,
+    on: bool,
+    matching: Vec<String>,
+    include: Vec<String>,
+}
+
 #[derive(Debug)]
 enum MatchOp {
     Eq,
@@ -843,11 +853,7 @@ enum Node {
         rhs: Box<Node>,
         op: Op,
         op_pos: usize,
-        bool_: bool,
-        card: Card,
-        on: bool,
-        matching: Vec<String>,
-        include: Vec<String>,
+        m: Modifier,
     },
     Call {
         pos: usize,
@@ -1030,7 +1036,7 @@ impl Parser {
                 return err(TOO_DEEP, "");
             }
             self.bump()?;
-            let (bool_, card, on, matching, include) = self.bin_modifier()?;
+            let m = self.bin_modifier()?;
             let next = if op == Op::Pow { prec } else { prec + 1 };
             let rhs = self.expr(next)?;
             let left = std::mem::replace(lhs, Node::Num(0));
@@ -1039,18 +1045,13 @@ impl Parser {
                 rhs: Box::new(rhs),
                 op,
                 op_pos,
-                bool_,
-                card,
-                on,
-                matching,
-                include,
+                m,
             };
         }
         Ok(())
     }
 
-    #[allow(clippy::type_complexity)]
-    fn bin_modifier(&mut self) -> R<(bool, Card, bool, Vec<String>, Vec<String>)> {
+    fn bin_modifier(&mut self) -> R<Modifier> {
         let mut bool_ = false;
         if self.peek()?.is(&Kind::Kw(Kw::Bool)) {
             self.bump()?;
@@ -1078,7 +1079,13 @@ impl Parser {
                 }
             }
         }
-        Ok((bool_, card, on, matching, include))
+        Ok(Modifier {
+            bool_,
+            card,
+            on,
+            matching,
+            include,
+        })
     }
 
     /// `( label, … )` after `by`, `without`, `on`, `ignoring`, `group_left`, `group_right`.
@@ -1884,11 +1891,14 @@ fn check(n: &Node, errs: &mut Vec<ParseErr>) -> Type {
             rhs,
             op,
             op_pos,
-            bool_,
-            card,
-            on,
-            matching,
-            include,
+            m:
+                Modifier {
+                    bool_,
+                    card,
+                    on,
+                    matching,
+                    include,
+                },
         } => {
             let lt = check(lhs, errs);
             let rt = check(rhs, errs);
