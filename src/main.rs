@@ -59,7 +59,7 @@ fn rules(action: RulesAction) -> ExitCode {
                         println!("{}: SUCCESS: {n} rules found", f.display());
                     }
                     Err(e) => {
-                        eprintln!("{e}");
+                        eprintln!("{}", rules::file::check_line(&e));
                         ok = false;
                     }
                 }

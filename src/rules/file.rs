@@ -103,6 +103,19 @@ pub fn load_configured(cfg: &crate::config::RulesConfig) -> Result<Vec<Group>, C
     }
 }
 
+/// An error of [`load`] as `rules check` (and `rules test`, for its `rule_files`) prints it,
+/// in promtool's framing:
+/// `<file>: <line>:<col>: <message>` (no field path; `r.yml: 5:15: group "g", rule 1, "r":
+/// could not parse expression: 1:7: parse error: …`), or `<file>: <message>` without a
+/// position. The sidecar's own configuration errors keep [`ConfigError`]'s
+/// `<file>:<line>:<col>: <path>: <message>`.
+pub fn check_line(e: &ConfigError) -> String {
+    match (e.line, e.column) {
+        (Some(l), Some(c)) => format!("{}: {l}:{c}: {}", e.source_name, e.message),
+        _ => format!("{}: {}", e.source_name, e.message),
+    }
+}
+
 /// Reads and validates one rule file.
 pub fn load(path: &Path) -> Result<Vec<Group>, ConfigError> {
     let (name, text) = crate::config::read_text(path, "rule file")?;
@@ -151,9 +164,11 @@ pub fn parse(text: &str, source_name: &str) -> Result<Vec<Group>, ConfigError> {
         let mut rules = Vec::with_capacity(g.rules.len());
         for (ri, r) in g.rules.into_iter().enumerate() {
             let rpath = format!("{gpath}.rules[{ri}]");
+            // promtool's words for a rule: `group "g", rule 2, "name"`.
             let what = match (&r.alert, &r.record) {
-                (Some(a), None) => format!("group {:?}, alert {a:?}", g.name),
-                (None, Some(n)) => format!("group {:?}, record {n:?}", g.name),
+                (Some(n), None) | (None, Some(n)) => {
+                    format!("group {:?}, rule {}, {n:?}", g.name, ri + 1)
+                }
                 (Some(_), Some(_)) => {
                     return Err(err(
                         rpath,
@@ -356,7 +371,7 @@ mod tests {
         let e = parse(text, "r.yml").expect_err("native histograms");
         assert_eq!(
             e.to_string(),
-            "r.yml:7:15: groups[0].rules[1].expr: group \"g\", alert \"B\": could not parse expression: function \"histogram_count\" is not supported"
+            "r.yml:7:15: groups[0].rules[1].expr: group \"g\", rule 2, \"B\": could not parse expression: function \"histogram_count\" is not supported"
         );
         let e = parse("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        fore: 1m\n", "r.yml")
             .expect_err("unknown key");

@@ -148,7 +148,7 @@ pub fn run_file(path: &Path, warnings: &mut String) -> Result<Vec<String>, Strin
     }
     let mut groups = vec![];
     for p in &rule_paths {
-        groups.extend(file::load(p).map_err(|e| e.to_string())?);
+        groups.extend(file::load(p).map_err(|e| file::check_line(&e))?);
     }
     if !tf.group_eval_order.is_empty() {
         let pos = |n: &str| tf.group_eval_order.iter().position(|g| g == n);

@@ -108,9 +108,181 @@ fn rules_check_names_file_line_group_and_construct() {
         .arg(&f));
     assert!(!ok);
     assert!(
-        out.contains("bad.yml:5:15: groups[0].rules[0].expr: group \"g\", alert \"Count\": could not parse expression: function \"histogram_count\" is not supported"),
+        out.contains("bad.yml: 5:15: group \"g\", rule 1, \"Count\": could not parse expression: function \"histogram_count\" is not supported"),
         "{out}"
     );
+}
+
+/// Each expression of `tests/fixtures/rules/parse-errors/corpus.yml` (all refused by promtool
+/// 2.42) in its own rule file: `rules check` prints the parse error's line as `promtool check
+/// rules` does (`e1.yml: 5:15: group "g", rule 1, "r": could not parse expression: 1:7: parse
+/// error: …`), byte for byte, except for the expressions `known-differences.yml` lists, which must
+/// still differ (so that list stays honest). And each expression of `valid.yml` (all accepted
+/// by promtool) loads, but those listed as `refused` there, which must still be refused. Four
+/// processes in all (one per tool and list, every file on one command line).
+#[test]
+fn parse_errors_read_as_promtools() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/parse-errors");
+    let read = |name: &str| std::fs::read_to_string(fixtures.join(name)).unwrap();
+    let corpus: Vec<String> = serde_yaml::from_str(&read("corpus.yml")).unwrap();
+    let known: Vec<std::collections::BTreeMap<String, String>> =
+        serde_yaml::from_str(&read("known-differences.yml")).unwrap();
+    let known: Vec<&str> = known.iter().map(|k| k["expr"].as_str()).collect();
+    for k in &known {
+        assert!(
+            corpus.iter().any(|e| e == k),
+            "known difference not in the corpus: {k:?}"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let files: Vec<String> = (0..corpus.len()).map(|i| format!("e{i}.yml")).collect();
+    for (f, e) in files.iter().zip(&corpus) {
+        let rule = format!(
+            "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: {}\n",
+            serde_json::to_string(e).unwrap()
+        );
+        std::fs::write(tmp.path().join(f), rule).unwrap();
+    }
+    // The whole `eN.yml: 5:15: group "g", rule 1, "r": could not parse expression: …` line,
+    // by N: promtool's framing too.
+    let messages = |out: &str, n: usize| {
+        let mut by_file = vec![None; n];
+        for line in out.lines() {
+            let Some(rest) = line.strip_prefix('e') else {
+                continue;
+            };
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            let (Ok(i), true) = (
+                digits.parse::<usize>(),
+                line.contains(": could not parse expression: "),
+            ) else {
+                continue;
+            };
+            by_file[i] = Some(line.to_string());
+        }
+        by_file
+    };
+    let (_, p_out) = run(Command::new("promtool")
+        .args(["check", "rules"])
+        .args(&files)
+        .current_dir(tmp.path()));
+    let (o_ok, o_out) = run(Command::new(crate::support::sentinel::BIN)
+        .args(["rules", "check"])
+        .args(&files)
+        .current_dir(tmp.path()));
+    assert!(!o_ok);
+    let (p, o) = (messages(&p_out, files.len()), messages(&o_out, files.len()));
+    let mut agree = 0;
+    let mut wrong = Vec::new();
+    for (i, e) in corpus.iter().enumerate() {
+        let want = p[i]
+            .as_ref()
+            .unwrap_or_else(|| panic!("promtool accepts {e:?}: not for this corpus"));
+        let same = o[i].as_ref() == Some(want);
+        agree += usize::from(same);
+        if same == known.contains(&e.as_str()) {
+            wrong.push(format!("{e:?}\n  promtool: {want}\n  ours:     {:?}", o[i]));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} expressions against the lists (differ but not known, or known but agreeing):\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert_eq!(agree, corpus.len() - known.len());
+    assert!(corpus.len() >= 600, "corpus of {}", corpus.len());
+
+    #[derive(serde::Deserialize)]
+    struct Valid {
+        accepted: Vec<String>,
+        refused: Vec<std::collections::BTreeMap<String, String>>,
+    }
+    let valid: Valid = serde_yaml::from_str(&read("valid.yml")).unwrap();
+    let refused: Vec<&str> = valid.refused.iter().map(|k| k["expr"].as_str()).collect();
+    let all: Vec<&str> = valid
+        .accepted
+        .iter()
+        .map(String::as_str)
+        .chain(refused.iter().copied())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let files: Vec<String> = (0..all.len()).map(|i| format!("e{i}.yml")).collect();
+    for (f, e) in files.iter().zip(&all) {
+        let rule = format!(
+            "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: {}\n",
+            serde_json::to_string(e).unwrap()
+        );
+        std::fs::write(tmp.path().join(f), rule).unwrap();
+    }
+    let (p_ok, p_out) = run(Command::new("promtool")
+        .args(["check", "rules"])
+        .args(&files)
+        .current_dir(tmp.path()));
+    assert!(p_ok, "promtool refuses some of valid.yml:\n{p_out}");
+    let (_, o_out) = run(Command::new(crate::support::sentinel::BIN)
+        .args(["rules", "check"])
+        .args(&files)
+        .current_dir(tmp.path()));
+    // Our refusals, by file (`eN.yml:…` lines that are not `SUCCESS`).
+    let mut ours = vec![None; all.len()];
+    for line in o_out.lines().filter(|l| !l.contains(": SUCCESS: ")) {
+        let digits: String = line
+            .strip_prefix('e')
+            .unwrap_or("")
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let Ok(i) = digits.parse::<usize>() {
+            ours[i] = Some(line.to_string());
+        }
+    }
+    let wrong: Vec<String> = all
+        .iter()
+        .zip(&ours)
+        .filter(|(e, o)| o.is_some() != refused.contains(e))
+        .map(|(e, o)| format!("{e:?}: {o:?}"))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "valid.yml: refused but not listed, or listed but loading:\n{}",
+        wrong.join("\n")
+    );
+    assert!(valid.accepted.len() >= 800, "{}", valid.accepted.len());
+}
+
+/// `rules test` with a rule file whose expression does not parse: the same stdout and stderr
+/// as `promtool test rules`, byte for byte (promtool's framing of the rule file's error).
+#[test]
+fn rules_test_reports_a_rule_file_that_does_not_parse_as_promtool() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("bad.yml"),
+        "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: foo * * bar\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("t.yml"),
+        "rule_files: [bad.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series: []\n    promql_expr_test:\n      - expr: up\n        eval_time: 1m\n        exp_samples: []\n",
+    )
+    .unwrap();
+    let (p_ok, p_stdout, p_stderr) = run_split(
+        Command::new("promtool")
+            .args(["test", "rules", "t.yml"])
+            .current_dir(tmp.path()),
+    );
+    let (o_ok, o_stdout, o_stderr) = run_split(
+        Command::new(crate::support::sentinel::BIN)
+            .args(["rules", "test", "t.yml"])
+            .current_dir(tmp.path()),
+    );
+    assert!(!p_ok && !o_ok);
+    assert!(
+        p_stderr.contains("bad.yml: 5:15: group \"g\", rule 1, \"r\": could not parse expression: 1:7: parse error: unexpected <op:*>"),
+        "{p_stderr}"
+    );
+    assert_eq!(o_stdout, p_stdout);
+    assert_eq!(o_stderr, p_stderr);
 }
 
 use crate::support::daemon::Daemon;

@@ -3,6 +3,7 @@
 //! laid out as Prometheus' `promql` package:
 //!
 //! - [`subset`]: what we support; refuses everything else at load time, naming the construct;
+//! - [`parse_error`]: the first parse error of a refused expression, worded as promtool 2.42's;
 //! - [`engine`]: evaluation of the AST at one instant, selectors, the lookback, subqueries
 //!   (evaluated at each of their steps), the cursors a rule keeps between evaluations
 //!   (`engine.go`);
@@ -29,6 +30,7 @@ pub mod engine;
 pub mod functions;
 pub mod functions_more;
 pub mod math;
+pub mod parse_error;
 pub mod quantile;
 pub mod stats;
 pub mod subset;

@@ -97,8 +97,18 @@ const MORE_FUNCTIONS: &[(&str, Option<usize>)] = &[
 ];
 
 /// Parses `text` and refuses constructs outside the subset.
+///
+/// Prometheus 2.42's verdict comes first: what it refuses is refused with its first parse
+/// error in its words (`"<line>:<col>: parse error: <message>"`,
+/// [`super::parse_error::describe`]), including what `promql-parser` accepts from later
+/// Prometheus versions (a bare `5m` as a number, quoted label names, functions 2.42 does not
+/// know). Then `promql-parser` gives the AST (its own message where it refuses what the
+/// checker let through) and [`check`] refuses what we do not evaluate.
 pub fn parse(text: &str) -> Result<Expr, String> {
     register_holt_winters();
+    if let Some(e) = super::parse_error::describe(text) {
+        return Err(e);
+    }
     let expr = promql_parser::parser::parse(text)?;
     check(&expr)?;
     Ok(expr)
@@ -199,10 +209,16 @@ mod tests {
             ("histogram_count(c)", "\"histogram_count\" is not supported"),
             (
                 "sort_by_label(c, \"a\")",
-                "\"sort_by_label\" is not supported",
+                "1:1: parse error: unknown function with name \"sort_by_label\"",
             ),
-            ("mad_over_time(c[5m])", "\"mad_over_time\" is not supported"),
-            ("limitk(2, c)", "\"limitk\" is not supported"),
+            (
+                "mad_over_time(c[5m])",
+                "1:1: parse error: unknown function with name \"mad_over_time\"",
+            ),
+            (
+                "limitk(2, c)",
+                "1:1: parse error: unknown function with name \"limitk\"",
+            ),
         ] {
             let err = parse(q).expect_err(q);
             assert!(err.contains(want), "{q}: {err}");
