@@ -51,23 +51,42 @@ fn rules(action: RulesAction) -> ExitCode {
     use mqtt_sentinel::rules;
     match action {
         RulesAction::Check { files } => {
-            let mut ok = true;
+            // promtool 2.42's `check rules`: a missing path stops everything before any file
+            // is checked (kingpin's words, with our name).
+            if let Some(f) = files.iter().find(|f| !f.exists()) {
+                eprintln!(
+                    "mqtt-sentinel: error: path '{}' does not exist, try --help",
+                    f.display()
+                );
+                return ExitCode::from(1);
+            }
+            // Every file in turn, each followed by a blank line; stdout and stderr as promtool
+            // writes them. Duplicate rules are a lint warning: `FAILED:` but exit 0.
+            let mut hard = false;
             for f in &files {
-                match rules::file::load(f) {
-                    Ok(groups) => {
-                        let n = rules::file::rule_count(&groups);
-                        println!("{}: SUCCESS: {n} rules found", f.display());
-                    }
-                    Err(e) => {
-                        eprintln!("{}", rules::file::check_line(&e));
-                        ok = false;
+                println!("Checking {}", f.display());
+                match rules::file::check_file(f) {
+                    Ok(groups) => match rules::file::duplicate_warning(&groups) {
+                        Some(w) => eprintln!("  FAILED:\n{w}"),
+                        None => {
+                            let n = rules::file::rule_count(&groups);
+                            println!("  SUCCESS: {n} rules found");
+                        }
+                    },
+                    Err(errs) => {
+                        eprintln!("  FAILED:");
+                        for e in errs {
+                            eprintln!("{}", e.promtool);
+                        }
+                        hard = true;
                     }
                 }
+                println!();
             }
-            if ok {
-                ExitCode::SUCCESS
-            } else {
+            if hard {
                 ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             }
         }
         RulesAction::Test { files } => {

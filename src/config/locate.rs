@@ -20,6 +20,8 @@ pub struct Position {
 #[derive(Debug, Default)]
 pub struct Locator {
     positions: HashMap<String, Position>,
+    /// Mapping path → position of its first key (where go-yaml places a block mapping node).
+    starts: HashMap<String, Position>,
 }
 
 impl Locator {
@@ -33,7 +35,19 @@ impl Locator {
         }
         Self {
             positions: walker.positions,
+            starts: walker.starts,
         }
+    }
+
+    /// The position of `path` if it was written (no fallback to a parent).
+    pub fn get(&self, path: &str) -> Option<Position> {
+        self.positions.get(path).copied()
+    }
+
+    /// The position of the first key of the mapping at `path` (`  - name: g` → the `n`), as
+    /// go-yaml (and so Prometheus' `rulefmt`) positions a block mapping.
+    pub fn start(&self, path: &str) -> Option<Position> {
+        self.starts.get(path).copied()
     }
 
     /// The position of `path`, or of its closest written ancestor (a missing field is reported
@@ -59,6 +73,7 @@ enum Frame {
 struct Walker {
     stack: Vec<Frame>,
     positions: HashMap<String, Position>,
+    starts: HashMap<String, Position>,
 }
 
 impl Walker {
@@ -102,6 +117,7 @@ impl MarkedEventReceiver for Walker {
                             format!("{path}.{value}")
                         };
                         self.positions.entry(full).or_insert(pos);
+                        self.starts.entry(path.clone()).or_insert(pos);
                         *key = Some(value);
                     }
                 }

@@ -116,85 +116,176 @@ pub fn check_line(e: &ConfigError) -> String {
     }
 }
 
-/// Reads and validates one rule file.
-pub fn load(path: &Path) -> Result<Vec<Group>, ConfigError> {
-    let (name, text) = crate::config::read_text(path, "rule file")?;
-    parse(&text, &name)
+/// One error of a rule file, in both framings: `error` for the sidecar (`file:line:col:
+/// path: message`, via [`ConfigError`]'s `Display`), `promtool` for `rules check` / `rules
+/// test`: the whole line `promtool check rules` 2.42 prints for it (Prometheus' `rulefmt`
+/// wording and positions: `r.yml: 8:17: 9:16: group "g", rule 1, "b": only one of 'record'
+/// and 'alert' must be set`, `r.yml: 0:0: …` for a field not written, no position for
+/// label and annotation names and templates). Learnt from real promtool 2.42 runs
+/// (`tests/it/rules.rs`, `rules_check_prints_what_promtool_prints`).
+#[derive(Debug, Clone)]
+pub struct FileError {
+    pub error: ConfigError,
+    pub promtool: String,
 }
 
-/// Validates a rule file's text; `source_name` names it in errors.
+/// Reads and validates one rule file; `Err` holds EVERY error, in promtool's order (by group,
+/// then rule; within a rule: record/alert, expr, recording-rule fields, label names,
+/// annotation names, templates). A file that cannot be read or is not YAML gives one error.
+pub fn check_file(path: &Path) -> Result<Vec<Group>, Vec<FileError>> {
+    let one = |e: ConfigError| {
+        vec![FileError {
+            promtool: check_line(&e),
+            error: e,
+        }]
+    };
+    let (name, text) = crate::config::read_text(path, "rule file").map_err(one)?;
+    check(&text, &name)
+}
+
+/// Reads and validates one rule file; the first error of [`check_file`].
+pub fn load(path: &Path) -> Result<Vec<Group>, ConfigError> {
+    check_file(path).map_err(first)
+}
+
+/// Validates a rule file's text; `source_name` names it in errors. The first error of
+/// [`check`].
 pub fn parse(text: &str, source_name: &str) -> Result<Vec<Group>, ConfigError> {
+    check(text, source_name).map_err(first)
+}
+
+fn first(mut errs: Vec<FileError>) -> ConfigError {
+    errs.swap_remove(0).error
+}
+
+/// Validates a rule file's text; `source_name` names it in errors. `Err` holds every error
+/// (never empty), as [`check_file`].
+pub fn check(text: &str, source_name: &str) -> Result<Vec<Group>, Vec<FileError>> {
     let raw: RawFile = if text.trim().is_empty() {
         RawFile { groups: vec![] }
     } else {
-        serde_yaml::from_str(text).map_err(|e| crate::config::yaml_error(source_name, &e))?
+        serde_yaml::from_str(text).map_err(|e| {
+            let e = crate::config::yaml_error(source_name, &e);
+            vec![FileError {
+                promtool: check_line(&e),
+                error: e,
+            }]
+        })?
     };
     let locator = Locator::new(text);
-    let err = |path: String, message: String| {
+    let mut errors: Vec<FileError> = vec![];
+    // `path`: where the sidecar's error points; `promtool`: the line after `<file>: `.
+    let mut push = |path: String, message: String, promtool: String| {
         let pos = locator.find(&path);
-        ConfigError {
-            source_name: source_name.to_string(),
-            line: pos.map(|p| p.line),
-            column: pos.map(|p| p.column),
-            path,
-            message,
-        }
+        errors.push(FileError {
+            error: ConfigError {
+                source_name: source_name.to_string(),
+                line: pos.map(|p| p.line),
+                column: pos.map(|p| p.column),
+                path,
+                message,
+            },
+            promtool: format!("{source_name}: {promtool}"),
+        });
+    };
+    // promtool's `line:col: ` of a node: where its value was written, `0:0: ` if it was not.
+    let at = |path: &str| match locator.get(path) {
+        Some(p) => format!("{}:{}: ", p.line, p.column),
+        None => "0:0: ".to_string(),
+    };
+    let start = |path: &str| match locator.start(path) {
+        Some(p) => format!("{}:{}: ", p.line, p.column),
+        None => "0:0: ".to_string(),
     };
     let mut names = HashSet::new();
     let mut groups = Vec::with_capacity(raw.groups.len());
     for (gi, g) in raw.groups.into_iter().enumerate() {
         let gpath = format!("groups[{gi}]");
         if g.name.is_empty() {
-            return Err(err(
+            push(
                 format!("{gpath}.name"),
                 "group name must not be empty".into(),
-            ));
+                format!("{}Groupname must not be empty", start(&gpath)),
+            );
         }
         if !names.insert(g.name.clone()) {
-            return Err(err(
+            push(
                 format!("{gpath}.name"),
                 format!("group name {:?} is repeated in the same file", g.name),
-            ));
+                format!(
+                    "{}groupname: \"{}\" is repeated in the same file",
+                    start(&gpath),
+                    g.name
+                ),
+            );
         }
         let interval = match &g.interval {
-            Some(t) => Some(parse_duration(t).map_err(|m| err(format!("{gpath}.interval"), m))?)
-                .filter(|d| !d.is_zero()),
+            Some(t) => match parse_duration(t) {
+                Ok(d) => Some(d).filter(|d| !d.is_zero()),
+                Err(m) => {
+                    let path = format!("{gpath}.interval");
+                    let promtool = format!("{}{m}", at(&path));
+                    push(path, m, promtool);
+                    None
+                }
+            },
             None => None,
         };
         let mut rules = Vec::with_capacity(g.rules.len());
         for (ri, r) in g.rules.into_iter().enumerate() {
             let rpath = format!("{gpath}.rules[{ri}]");
-            // promtool's words for a rule: `group "g", rule 2, "name"`.
-            let what = match (&r.alert, &r.record) {
-                (Some(n), None) | (None, Some(n)) => {
-                    format!("group {:?}, rule {}, {n:?}", g.name, ri + 1)
+            // promtool's words for a rule: `group "g", rule 2, "name"` (the alert's name if
+            // set, else the record's).
+            let shown = r
+                .alert
+                .as_deref()
+                .filter(|a| !a.is_empty())
+                .or(r.record.as_deref())
+                .unwrap_or("");
+            let what = format!("group {:?}, rule {}, {shown:?}", g.name, ri + 1);
+            let set = |n: &Option<String>| n.as_deref().is_some_and(|n| !n.is_empty());
+            match (set(&r.alert), set(&r.record)) {
+                (true, true) => push(
+                    rpath.clone(),
+                    format!(
+                        "group {:?}, rule {}: only one of 'record' and 'alert' may be set",
+                        g.name,
+                        ri + 1
+                    ),
+                    format!(
+                        "{}{}{what}: only one of 'record' and 'alert' must be set",
+                        at(&format!("{rpath}.record")),
+                        at(&format!("{rpath}.alert"))
+                    ),
+                ),
+                (false, false) => push(
+                    rpath.clone(),
+                    format!(
+                        "group {:?}, rule {}: one of 'record' or 'alert' must be set",
+                        g.name,
+                        ri + 1
+                    ),
+                    format!(
+                        "{}{what}: one of 'record' or 'alert' must be set",
+                        at(&format!("{rpath}.record"))
+                    ),
+                ),
+                _ => {}
+            }
+            match rule(r) {
+                Ok(rule) => rules.push(rule),
+                Err(errs) => {
+                    for e in errs {
+                        let path = format!("{rpath}.{}", e.field);
+                        let pos = match e.at {
+                            Some(f) => at(&format!("{rpath}.{f}")),
+                            None => String::new(),
+                        };
+                        let promtool = format!("{pos}{what}: {}", e.promtool);
+                        push(path, format!("{what}: {}", e.message), promtool);
+                    }
                 }
-                (Some(_), Some(_)) => {
-                    return Err(err(
-                        rpath,
-                        format!(
-                            "group {:?}, rule {}: only one of 'record' and 'alert' may be set",
-                            g.name,
-                            ri + 1
-                        ),
-                    ));
-                }
-                (None, None) => {
-                    return Err(err(
-                        rpath,
-                        format!(
-                            "group {:?}, rule {}: one of 'record' or 'alert' must be set",
-                            g.name,
-                            ri + 1
-                        ),
-                    ));
-                }
-            };
-            rules.push(
-                rule(r).map_err(|(field, m)| {
-                    err(format!("{rpath}.{field}"), format!("{what}: {m}"))
-                })?,
-            );
+            }
         }
         groups.push(Group {
             name: g.name,
@@ -204,83 +295,192 @@ pub fn parse(text: &str, source_name: &str) -> Result<Vec<Group>, ConfigError> {
             rules,
         });
     }
-    Ok(groups)
+    if errors.is_empty() {
+        Ok(groups)
+    } else {
+        Err(errors)
+    }
 }
 
-type FieldError = (String, String);
+/// What `promtool check rules` 2.42 warns about in a file that is otherwise valid: rules
+/// with the same name (alert or record) and the same labels, anywhere in the file. The
+/// lines after `  FAILED:` (on stderr; the exit code stays 0): `lint error N duplicate
+/// rule(s) found.`, then `Metric: <name>` and `Label(s):` with one `\t<name>: <value>` line
+/// per label for each repeated rule, then `Might cause inconsistency while recording
+/// expressions`. `None` without duplicates.
+pub fn duplicate_warning(groups: &[Group]) -> Option<String> {
+    let mut rules: Vec<(&str, Vec<(&str, &str)>)> = groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .map(|r| {
+            let mut labels: Vec<(&str, &str)> = r
+                .labels
+                .iter()
+                .map(|(k, v, _)| (k.as_str(), v.as_str()))
+                .collect();
+            labels.sort();
+            (r.name.as_str(), labels)
+        })
+        .collect();
+    rules.sort();
+    // Each repeated (name, labels) once, however often it is repeated.
+    let mut dups: Vec<&(&str, Vec<(&str, &str)>)> = vec![];
+    for w in rules.windows(2) {
+        if w[0] == w[1] && dups.last() != Some(&&w[1]) {
+            dups.push(&w[1]);
+        }
+    }
+    if dups.is_empty() {
+        return None;
+    }
+    let mut m = format!("lint error {} duplicate rule(s) found.\n", dups.len());
+    for (name, labels) in dups {
+        m.push_str(&format!("Metric: {name}\nLabel(s):\n"));
+        for (k, v) in labels {
+            m.push_str(&format!("\t{k}: {v}\n"));
+        }
+    }
+    m.push_str("Might cause inconsistency while recording expressions");
+    Some(m)
+}
 
-fn rule(r: RawRule) -> Result<Rule, FieldError> {
-    let field = |f: &str, m: String| (f.to_string(), m);
-    if r.expr.trim().is_empty() {
-        return Err(field("expr", "field 'expr' must be set".into()));
-    }
-    let expr = promql::parse(&r.expr)
-        .map_err(|e| field("expr", format!("could not parse expression: {e}")))?;
-    let mut labels = Vec::with_capacity(r.labels.len());
-    for (k, v) in &r.labels {
-        if !valid_label_name(k) || k == "__name__" {
-            return Err((format!("labels.{k}"), format!("invalid label name: {k:?}")));
-        }
-        let t =
-            Template::parse(v).map_err(|e| (format!("labels.{k}"), format!("template: {e}")))?;
-        labels.push((k.clone(), v.clone(), t));
-    }
-    if let Some(name) = r.record {
-        if !valid_metric_name(&name) {
-            return Err(field(
-                "record",
-                format!("invalid recording rule name: {name}"),
-            ));
-        }
-        for (f, set) in [
-            ("annotations", !r.annotations.is_empty()),
-            ("for", r.for_.is_some()),
-            ("keep_firing_for", r.keep_firing_for.is_some()),
-        ] {
-            if set {
-                return Err(field(f, format!("invalid field '{f}' in recording rule")));
+/// An error of one rule field: `field` is where the sidecar's error points, `message` our
+/// words, `promtool` promtool's, `at` the field promtool's position is that of (`None`: no
+/// position).
+struct FieldError {
+    field: String,
+    message: String,
+    promtool: String,
+    at: Option<&'static str>,
+}
+
+/// Every error of one rule, in promtool's order (see [`check`]).
+fn rule(r: RawRule) -> Result<Rule, Vec<FieldError>> {
+    let mut errs = vec![];
+    let mut fail = |field: &str, message: String, promtool: String, at: Option<&'static str>| {
+        errs.push(FieldError {
+            field: field.to_string(),
+            message,
+            promtool,
+            at,
+        })
+    };
+    let expr = if r.expr.trim().is_empty() {
+        fail(
+            "expr",
+            "field 'expr' must be set".into(),
+            "field 'expr' must be set in rule".into(),
+            Some("expr"),
+        );
+        None
+    } else {
+        match promql::parse(&r.expr) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                let m = format!("could not parse expression: {e}");
+                fail("expr", m.clone(), m, Some("expr"));
+                None
             }
         }
-        return Ok(Rule {
-            name,
-            expr,
-            expr_text: r.expr,
-            labels,
-            kind: RuleKind::Record,
-        });
-    }
-    let name = r.alert.unwrap_or_default();
-    if name.is_empty() {
-        return Err(field("alert", "alert name must not be empty".into()));
-    }
-    let dur = |f: &str, t: &Option<String>| match t {
-        Some(t) => parse_duration(t).map_err(|m| field(f, m)),
-        None => Ok(Duration::ZERO),
     };
-    let hold = dur("for", &r.for_)?;
-    let keep_firing_for = dur("keep_firing_for", &r.keep_firing_for)?;
-    let mut annotations = Vec::with_capacity(r.annotations.len());
-    for (k, v) in &r.annotations {
-        if !valid_label_name(k) {
-            return Err((
-                format!("annotations.{k}"),
-                format!("invalid annotation name: {k:?}"),
-            ));
+    let mut dur = |f: &'static str, t: &Option<String>| match t {
+        Some(t) => parse_duration(t).unwrap_or_else(|m| {
+            fail(f, m.clone(), m, Some(f));
+            Duration::ZERO
+        }),
+        None => Duration::ZERO,
+    };
+    let hold = dur("for", &r.for_);
+    let keep_firing_for = dur("keep_firing_for", &r.keep_firing_for);
+    let record = r.record.as_deref().filter(|n| !n.is_empty());
+    if let Some(name) = record {
+        for (f, set) in [
+            ("annotations", !r.annotations.is_empty()),
+            ("for", !hold.is_zero()),
+            ("keep_firing_for", !keep_firing_for.is_zero()),
+        ] {
+            if set {
+                let m = format!("invalid field '{f}' in recording rule");
+                fail(f, m.clone(), m, Some("record"));
+            }
         }
-        let t = Template::parse(v)
-            .map_err(|e| (format!("annotations.{k}"), format!("template: {e}")))?;
-        annotations.push((k.clone(), v.clone(), t));
+        if !valid_metric_name(name) {
+            let m = format!("invalid recording rule name: {name}");
+            fail("record", m.clone(), m, Some("record"));
+        }
     }
+    for k in r.labels.keys() {
+        if !valid_label_name(k) || k == "__name__" {
+            fail(
+                &format!("labels.{k}"),
+                format!("invalid label name: {k:?}"),
+                format!("invalid label name: {k}"),
+                None,
+            );
+        }
+    }
+    for k in r.annotations.keys() {
+        if !valid_label_name(k) {
+            fail(
+                &format!("annotations.{k}"),
+                format!("invalid annotation name: {k:?}"),
+                format!("invalid annotation name: {k}"),
+                None,
+            );
+        }
+    }
+    // Go's `template: <name>:<line>: …`, where promtool names an alert's template
+    // `__alert_<alert>`; a line we only know for one-line texts.
+    let alert = r.alert.as_deref().filter(|a| !a.is_empty());
+    let mut templates = |what: &str, map: &BTreeMap<String, String>| {
+        let mut out = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            match Template::parse(v) {
+                Ok(t) => out.push((k.clone(), v.clone(), t)),
+                Err(e) => fail(
+                    &format!("{what}s.{k}"),
+                    format!("template: {e}"),
+                    match alert {
+                        Some(a) if !v.contains('\n') => {
+                            format!("{what} {k:?}: template: __alert_{a}:1: {e}")
+                        }
+                        _ => format!("{what} {k:?}: template: {e}"),
+                    },
+                    None,
+                ),
+            }
+        }
+        out
+    };
+    let labels = templates("label", &r.labels);
+    let annotations = templates("annotation", &r.annotations);
+    let (Some(expr), true) = (expr, errs.is_empty()) else {
+        return Err(errs);
+    };
+    let kind = match (record, r.alert.filter(|a| !a.is_empty())) {
+        (Some(_), None) => RuleKind::Record,
+        (None, Some(a)) => {
+            return Ok(Rule {
+                name: a,
+                expr,
+                expr_text: r.expr,
+                labels,
+                kind: RuleKind::Alert {
+                    hold,
+                    keep_firing_for,
+                    annotations,
+                },
+            });
+        }
+        // Neither or both: [`check`] reports it.
+        _ => return Err(errs),
+    };
     Ok(Rule {
-        name,
+        name: r.record.unwrap_or_default(),
         expr,
         expr_text: r.expr,
         labels,
-        kind: RuleKind::Alert {
-            hold,
-            keep_firing_for,
-            annotations,
-        },
+        kind,
     })
 }
 

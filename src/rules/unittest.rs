@@ -108,7 +108,9 @@ pub fn run_files(files: &[PathBuf], out: &mut String, err: &mut String) -> bool 
         let _ = writeln!(out, "Unit Testing:  {}", f.display());
         let errs = match run_file(f, err) {
             Ok(errs) => errs,
-            Err(e) => vec![e],
+            // A file that cannot run: one failure per line of its error (a rule file's
+            // errors, as promtool lists them).
+            Err(e) => e.lines().map(str::to_owned).collect(),
         };
         if errs.is_empty() {
             out.push_str("  SUCCESS\n");
@@ -148,7 +150,13 @@ pub fn run_file(path: &Path, warnings: &mut String) -> Result<Vec<String>, Strin
     }
     let mut groups = vec![];
     for p in &rule_paths {
-        groups.extend(file::load(p).map_err(|e| file::check_line(&e))?);
+        // Every error of the file, one per line (run_files prints each as its own failure).
+        groups.extend(file::check_file(p).map_err(|errs| {
+            errs.into_iter()
+                .map(|e| e.promtool)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?);
     }
     if !tf.group_eval_order.is_empty() {
         let pos = |n: &str| tf.group_eval_order.iter().position(|g| g == n);
