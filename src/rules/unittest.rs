@@ -338,8 +338,8 @@ impl Input {
     fn new(input: &[InputSeries], step: i64) -> Result<Self, String> {
         let mut series = Vec::with_capacity(input.len());
         for s in input {
-            let labels = parse_series(&s.series)?;
-            let points = expand_values(&s.values)?
+            let (labels, values) = parse_input_series(&s.series, &s.values)?;
+            let points = values
                 .into_iter()
                 .enumerate()
                 .filter_map(|(i, v)| Some((i as i64 * step, v?)))
@@ -447,6 +447,166 @@ pub fn parse_series(text: &str) -> Result<Labels, String> {
         pairs.push((m.name, m.value));
     }
     Ok(Labels::new(pairs))
+}
+
+/// An `input_series` entry as promtool 2.42 reads it: `series + " " + values` is ONE series
+/// description (so `series: 'foo{a="b"} 1+1x10'` with `values: '1'` is 12 values), parsed
+/// with PromQL's lexer. Errors are promtool's `1:<col>: parse error: …` (col: 1 + byte offset
+/// in that joined text) for the cases learnt from real promtool runs (`tests/it/rules.rs`,
+/// `rules_test_input_series_errors_read_as_promtools`): a selector that does not parse
+/// ([`crate::rules::promql::parse_error`], with "label set" for "label matching"), a matcher
+/// other than `=`, `{}` (`empty labelset: invalid sample`), a character or identifier that is
+/// no value, an `x` at the end; other bad values keep our `bad value "…" in "…"`.
+pub fn parse_input_series(
+    series: &str,
+    values: &str,
+) -> Result<(Labels, Vec<Option<f64>>), String> {
+    use crate::rules::promql::parse_error::describe;
+    let text = format!("{series} {values}");
+    let cut = selector_end(&text);
+    let (sel, vals) = text.split_at(cut);
+    let at = |i: usize, m: &str| format!("1:{}: parse error: {m}", i + 1);
+    if text.trim().is_empty() {
+        return Ok((Labels::default(), vec![]));
+    }
+    // No series (`series: ''`): promtool points at the start.
+    if sel.trim().is_empty()
+        && let Some(tok) = vals.split_whitespace().next()
+        && tok.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(at(
+            0,
+            &format!("unexpected number {tok:?} in series values"),
+        ));
+    }
+    // What 2.42 refuses in a selector (also what `promql-parser` accepts from later
+    // versions, like quoted label names); positions are those in `text` (`sel` starts it).
+    if let Some(d) = describe(if cut == text.len() {
+        text.trim_end()
+    } else {
+        sel
+    }) {
+        return Err(d.replace(" in label matching", " in label set"));
+    }
+    let labels = match parse_series(sel) {
+        Ok(l) => l,
+        Err(ours) => {
+            // A valid selector with `=~`, `!=` or `!~`: the first such operator.
+            let b = sel.as_bytes();
+            let mut quote = None;
+            for i in 0..b.len() {
+                match (quote, b[i]) {
+                    (Some(q), c) if c == q && b[i - 1] != b'\\' => quote = None,
+                    (Some(_), _) => {}
+                    (None, c @ (b'"' | b'\'' | b'`')) => quote = Some(c),
+                    (None, b'=' | b'!')
+                        if matches!(b.get(i + 1), Some(b'~' | b'=')) || b[i] == b'!' =>
+                    {
+                        let op = &sel[i..(i + 2).min(sel.len())];
+                        return Err(at(
+                            i,
+                            &format!("unexpected <op:{op}> in label set, expected \"=\""),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            return Err(ours);
+        }
+    };
+    if labels.is_empty() {
+        return Err("empty labelset: invalid sample".into());
+    }
+    let toks: Vec<&str> = vals.split_whitespace().collect();
+    let mut from = 0;
+    for (n, tok) in toks.iter().enumerate() {
+        let i = cut + from + vals[from..].find(tok).unwrap_or(0);
+        from = i - cut + tok.len();
+        if let Some(j) =
+            tok.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.')))
+        {
+            let c = &tok[j..].chars().next().unwrap_or(' ');
+            return Err(at(
+                i + j,
+                &format!("unexpected character in series sequence: {c:?}"),
+            ));
+        }
+        let ident = tok.starts_with(|c: char| c.is_ascii_alphabetic())
+            && !["stale", "Inf", "inf", "NaN", "nan"].contains(tok)
+            && !tok.contains(['+', '-', '.']);
+        if *tok == "x" {
+            return Err(at(i, "unexpected \"x\""));
+        }
+        if ident {
+            return Err(at(
+                i,
+                &format!(
+                    "unexpected identifier {tok:?} in series values, expected number or \"stale\""
+                ),
+            ));
+        }
+        // `1x-3`: a sign right after the `x` of a repetition.
+        if let Some(k) = tok.find(['x']).filter(|&k| k > 0)
+            && let Some(op @ ('+' | '-')) = tok[k + 1..].chars().next()
+        {
+            return Err(at(
+                i + k + 1,
+                &format!("unexpected <op:{op}> in series values"),
+            ));
+        }
+        // `1+1y10`: a number run into a letter (not `x`, nor an exponent's `e`).
+        let tb = tok.as_bytes();
+        if !ident
+            && !tok.contains(['I', 'N', 'n', 's'])
+            && let Some(k) = (1..tb.len()).find(|&k| {
+                tb[k].is_ascii_alphabetic()
+                    && !matches!(tb[k], b'x' | b'e' | b'E')
+                    && tb[k - 1].is_ascii_digit()
+            })
+        {
+            let num_start = tok[..k].rfind(['+', '-', 'x']).map_or(0, |p| p + 1);
+            return Err(at(
+                i + num_start,
+                &format!("bad number syntax: {:?}", &tok[num_start..k]),
+            ));
+        }
+        if tok.ends_with('x') && n + 1 == toks.len() {
+            return Err(at(text.len(), "unexpected end of input in series values"));
+        }
+    }
+    Ok((labels, expand_values(vals)?))
+}
+
+/// Where the selector of a series description ends: after the metric name and its `{…}`
+/// (quotes respected), or the whole text if a brace is not closed.
+fn selector_end(text: &str) -> usize {
+    let b = text.as_bytes();
+    let start = b.len() - text.trim_start().len();
+    let mut i = start;
+    while i < b.len()
+        && (b[i].is_ascii_alphabetic()
+            || b[i] == b'_'
+            || b[i] == b':'
+            || (i > start && b[i].is_ascii_digit()))
+    {
+        i += 1;
+    }
+    if b.get(i) != Some(&b'{') {
+        return i;
+    }
+    let mut quote = None;
+    while i < b.len() {
+        match (quote, b[i]) {
+            (Some(_), b'\\') => i += 1,
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, c @ (b'"' | b'\'' | b'`')) => quote = Some(c),
+            (None, b'}') => return i + 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    text.len()
 }
 
 /// promtool's expanding notation: `1 2 3`, `1+2x3` (4 values), `5x2`, `_`, `_x3` (3 gaps),
