@@ -285,6 +285,155 @@ fn rules_test_reports_a_rule_file_that_does_not_parse_as_promtool() {
     assert_eq!(o_stderr, p_stderr);
 }
 
+/// stdout, stderr and exit code of `promtool <args>` and `mqtt-sentinel rules <args>` (the
+/// same subcommand and files), run in `dir`.
+fn both(dir: &Path, check_or_test: &str, files: &[&str]) -> [(String, String, Option<i32>); 2] {
+    let run = |cmd: &mut Command| {
+        let out = cmd.current_dir(dir).output().expect("runs");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status.code(),
+        )
+    };
+    let (p_args, o_args) = match check_or_test {
+        "check" => (["check", "rules"], ["rules", "check"]),
+        _ => (["test", "rules"], ["rules", "test"]),
+    };
+    [
+        run(Command::new("promtool").args(p_args).args(files)),
+        run(Command::new(crate::support::sentinel::BIN)
+            .args(o_args)
+            .args(files)),
+    ]
+}
+
+/// `rules check` prints what `promtool check rules` 2.42 prints, byte for byte on stdout and
+/// on stderr, with the same exit code: `Checking <file>`, `  SUCCESS: N rules found` or
+/// `  FAILED:` and EVERY error of the file (structure, names, fields, expressions,
+/// templates; `tests/fixtures/rules/check/`), a blank line after each file, the next file
+/// checked after a failing one, the duplicate-rule lint (exit 0). A missing path: promtool's
+/// words with our name, nothing checked.
+#[test]
+fn rules_check_prints_what_promtool_prints() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/check");
+    let runs: [&[&str]; 9] = [
+        &["ok.yml"],
+        &["exprs.yml"],
+        &["structure.yml"],
+        &["fields.yml"],
+        &["duplicates.yml"],
+        &["duplicates-labels.yml"],
+        &["ok.yml", "exprs.yml", "ok.yml"],
+        &["duplicates.yml", "ok.yml", "structure.yml", "exprs.yml"],
+        &["ok.yml", "duplicates-labels.yml"],
+    ];
+    for files in runs {
+        let [p, o] = both(&dir, "check", files);
+        assert_eq!(o.0, p.0, "stdout of {files:?}");
+        assert_eq!(o.1, p.1, "stderr of {files:?}");
+        assert_eq!(o.2, p.2, "exit code of {files:?}");
+    }
+    // The files say what they are for: every error listed, lint warnings exit 0.
+    let [p, _] = both(&dir, "check", &["exprs.yml"]);
+    assert_eq!(
+        p.1.lines().filter(|l| l.starts_with("exprs.yml: ")).count(),
+        4
+    );
+    let [p, _] = both(&dir, "check", &["duplicates.yml"]);
+    assert!(
+        p.1.contains("lint error 1 duplicate rule(s) found."),
+        "{}",
+        p.1
+    );
+    assert_eq!(p.2, Some(0));
+
+    let [p, o] = both(&dir, "check", &["missing.yml", "ok.yml"]);
+    assert_eq!((o.0.as_str(), p.0.as_str()), ("", ""));
+    assert_eq!(o.1, p.1.replacen("promtool", "mqtt-sentinel", 1));
+    assert_eq!(o.2, p.2);
+}
+
+/// `rules test` with a rule file of several errors lists them all, as promtool does.
+#[test]
+fn rules_test_lists_every_error_of_a_rule_file_as_promtool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/check");
+    std::fs::copy(src.join("exprs.yml"), tmp.path().join("exprs.yml")).unwrap();
+    std::fs::write(
+        tmp.path().join("t.yml"),
+        "rule_files: [exprs.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series: []\n    promql_expr_test:\n      - expr: up\n        eval_time: 1m\n        exp_samples: []\n",
+    )
+    .unwrap();
+    let [p, o] = both(tmp.path(), "test", &["t.yml"]);
+    assert_eq!(
+        p.1.lines().filter(|l| l.starts_with("exprs.yml: ")).count(),
+        4
+    );
+    assert_eq!(o, p);
+}
+
+/// Parse errors inside a unit-test file, as `promtool test rules` 2.42 prints them: the
+/// `input_series` description (`series` and `values` read as one text: a selector that does
+/// not parse, a matcher other than `=`, values that are no values) and a `promql_expr_test`
+/// expression that does not parse. One test file per case, all on one command line per tool;
+/// stdout, stderr and exit code byte for byte.
+#[test]
+fn rules_test_input_series_errors_read_as_promtools() {
+    let cases: &[(&str, &str, &str)] = &[
+        (r#"foo{a="b""#, "1 2", "up"),
+        (r#"foo{a="b""#, "", "up"),
+        ("foo{a=b}", "1 2", "up"),
+        (r#"foo{a=~"b"}"#, "1", "up"),
+        (r#"foo{a!="b"}"#, "1", "up"),
+        (r#"foo{"a"="b"}"#, "1", "up"),
+        ("rate(foo[5m])", "1", "up"),
+        ("foo bar", "1", "up"),
+        ("", "1", "up"),
+        ("", "", "up"),
+        ("foo", "abc", "up"),
+        ("foo", "1 2 x", "up"),
+        ("foo", "1x", "up"),
+        (r#"foo{a="b"} 1+1x10"#, "2x", "up"),
+        ("foo", "1x-3", "up"),
+        ("foo", "1+1y10", "up"),
+        ("foo", "5 1+2x3y", "up"),
+        ("foo", "1 2 3", "sum(foo"),
+        ("foo", "1 2 3", "foo{a=}"),
+        // Valid: the series' own values run on into `values`, and every value form.
+        (r#"foo{a="b"} 1+1x10"#, "1", "foo"),
+        (
+            r#"foo:bar_1{a="x\"}y",}"#,
+            "1 stale 2 _ _x3 1-1x2 Inf -Inf NaN +Inf 1e3 -1e-3+2e2x2",
+            "foo:bar_1",
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let mut files = vec![];
+    for (i, (series, values, expr)) in cases.iter().enumerate() {
+        let q = |s: &str| serde_json::to_string(s).unwrap();
+        let f = format!("t{i}.yml");
+        std::fs::write(
+            tmp.path().join(&f),
+            format!(
+                "rule_files: []\ntests:\n  - interval: 1m\n    input_series:\n      - series: {}\n        values: {}\n    promql_expr_test:\n      - expr: {}\n        eval_time: 1m\n        exp_samples: []\n",
+                q(series),
+                q(values),
+                q(expr)
+            ),
+        )
+        .unwrap();
+        files.push(f);
+    }
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let [p, o] = both(tmp.path(), "test", &files);
+    // Most cases are refused, by name of the error.
+    assert!(p.1.matches("parse error: ").count() >= 17, "{}", p.1);
+    assert_eq!(o.0, p.0, "stdout");
+    assert_eq!(o.1, p.1, "stderr");
+    assert_eq!(o.2, p.2, "exit code");
+}
+
 use crate::support::daemon::Daemon;
 use crate::support::scrape::get;
 use crate::support::sink::Sink;
