@@ -566,6 +566,40 @@ mod tests {
     }
 
     #[test]
+    fn check_lists_every_error_in_promtools_words() {
+        let text = "groups:\n  - name: g\n    rules:\n      - record: a\n        expr: up +\n      - expr: up\n  - name: g\n    rules: []\n";
+        let errs = check(text, "r.yml").expect_err("three errors");
+        let lines: Vec<&str> = errs.iter().map(|e| e.promtool.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "r.yml: 5:15: group \"g\", rule 1, \"a\": could not parse expression: 1:5: parse error: unexpected end of input",
+                "r.yml: 0:0: group \"g\", rule 2, \"\": one of 'record' or 'alert' must be set",
+                "r.yml: 7:5: groupname: \"g\" is repeated in the same file",
+            ]
+        );
+        // The sidecar's framing of the first one, with its field path.
+        assert!(
+            errs[0]
+                .error
+                .to_string()
+                .starts_with("r.yml:5:15: groups[0].rules[0].expr: ")
+        );
+        let dup = "groups:\n  - name: g\n    rules:\n      - record: a\n        expr: up\n      - record: a\n        expr: up\n        labels: {x: y}\n      - alert: b\n        expr: up\n";
+        assert_eq!(
+            duplicate_warning(&parse(dup, "d.yml").expect("valid")),
+            None
+        );
+        let dup = dup.replace("labels: {x: y}", "labels: {}");
+        assert_eq!(
+            duplicate_warning(&parse(&dup, "d.yml").expect("valid")).as_deref(),
+            Some(
+                "lint error 1 duplicate rule(s) found.\nMetric: a\nLabel(s):\nMight cause inconsistency while recording expressions"
+            )
+        );
+    }
+
+    #[test]
     fn errors_name_file_line_group_and_rule() {
         let text = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n      - alert: B\n        expr: histogram_count(up)\n";
         let e = parse(text, "r.yml").expect_err("native histograms");

@@ -695,4 +695,20 @@ mod tests {
         assert_eq!(l.to_string(), r#"up{instance="b:1", job="a"}"#);
         assert!(parse_series(r#"up{job=~"a"}"#).is_err());
     }
+
+    #[test]
+    fn input_series_is_series_and_values_in_one_text() {
+        // promtool joins them: the series' own values run on into `values`.
+        let (l, v) = parse_input_series(r#"foo{a="b"} 1+1x2"#, "7").expect("joined");
+        assert_eq!(l.to_string(), r#"foo{a="b"}"#);
+        assert_eq!(v, vec![Some(1.0), Some(2.0), Some(3.0), Some(7.0)]);
+        assert_eq!(
+            parse_input_series("foo{a=b}", "1").expect_err("label set"),
+            "1:7: parse error: unexpected identifier \"b\" in label set, expected string"
+        );
+        assert_eq!(
+            parse_input_series("foo", "1 2x").expect_err("x at the end"),
+            "1:9: parse error: unexpected end of input in series values"
+        );
+    }
 }
