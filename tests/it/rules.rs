@@ -27,8 +27,29 @@ fn run_split(cmd: &mut Command) -> (bool, String, String) {
     )
 }
 
+/// `text` with the two series of each many-to-many error (`…operation: [A, B];many-to-many…`)
+/// in sorted order. promtool's order there is not stable from run to run: it names the series
+/// in the order its test storage created them, and its `load` command keeps a test's
+/// `input_series` in a Go map, whose iteration order is random (seen: 3 of 12 runs of
+/// `manytomany.fail.yml` say `[i="1", i="2"]`, 9 say the reverse). Ours is stable; the
+/// words and both series must still be promtool's.
+fn pair_order_free(text: &str) -> String {
+    let re =
+        regex::Regex::new(r"(operation: \[)(\{[^}]*\}), (\{[^}]*\})(\];many-to-many)").unwrap();
+    re.replace_all(text, |c: &regex::Captures| {
+        let (a, b) = (&c[2], &c[3]);
+        let (a, b) = if a <= b { (a, b) } else { (b, a) };
+        format!("{}{a}, {b}{}", &c[1], &c[4])
+    })
+    .into_owned()
+}
+
 #[test]
 fn unit_test_verdicts_agree_with_promtool() {
+    assert_eq!(
+        pair_order_free(r#"operation: [{i="2"}, {i="1"}];many-to-many"#),
+        r#"operation: [{i="1"}, {i="2"}];many-to-many"#
+    );
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -60,7 +81,11 @@ fn unit_test_verdicts_agree_with_promtool() {
             format!("{o_stdout}{o_stderr}"),
         );
         assert_eq!(o_stdout, p_stdout, "stdout of {name}");
-        assert_eq!(o_stderr, p_stderr, "stderr of {name}");
+        assert_eq!(
+            pair_order_free(&o_stderr),
+            pair_order_free(&p_stderr),
+            "stderr of {name}"
+        );
         assert_eq!(p_ok, want, "promtool on {name}:\n{p_out}");
         assert_eq!(
             o_ok, want,
