@@ -28,7 +28,10 @@ impl Locator {
     /// Index `text`. A text the YAML parser refuses yields an empty index: serde_yaml will have
     /// reported that error with its own position already.
     pub fn new(text: &str) -> Self {
-        let mut walker = Walker::default();
+        let mut walker = Walker {
+            lines: text.lines().collect(),
+            ..Walker::default()
+        };
         let mut parser = Parser::new_from_str(text);
         if parser.load(&mut walker, false).is_err() {
             return Self::default();
@@ -65,24 +68,115 @@ impl Locator {
 }
 
 enum Frame {
-    Map { path: String, key: Option<String> },
-    Seq { path: String, index: usize },
+    /// `key_at`: where the current key was written.
+    Map {
+        path: String,
+        key: Option<String>,
+        key_at: Option<Position>,
+    },
+    Seq {
+        path: String,
+        index: usize,
+    },
 }
 
 #[derive(Default)]
-struct Walker {
+struct Walker<'t> {
+    /// The text's lines, to find where a value node starts (see [`Walker::node_start`]).
+    lines: Vec<&'t str>,
     stack: Vec<Frame>,
     positions: HashMap<String, Position>,
     starts: HashMap<String, Position>,
 }
 
-impl Walker {
+impl Walker<'_> {
+    /// Where a mapping value starts as go-yaml (and so promtool) places it: at its first
+    /// character after `key:` on the key's line, properties and indicators included. The
+    /// scanner's mark is the scalar's content: past an anchor (`&a x`), a tag (`!!str x`)
+    /// or a block scalar's indicator (`expr: |`, content on the next line), where go-yaml
+    /// points at the `&`, `!` or `|`. A value that starts on a later line keeps its mark.
+    fn node_start(&self, key_at: Option<Position>, mark: Position) -> Position {
+        let Some(key) = key_at else { return mark };
+        let Some(line) = self.lines.get(key.line.wrapping_sub(1)) else {
+            return mark;
+        };
+        let chars: Vec<char> = line.chars().collect();
+        let mut i = key.column.saturating_sub(1);
+        // Past the key: a quoted key to its closing quote, a plain one to `: ` or the end.
+        match chars.get(i) {
+            Some(&q) if q == '"' || q == '\'' => {
+                i += 1;
+                while i < chars.len() {
+                    if chars[i] == '\\' && q == '"' {
+                        i += 2;
+                        continue;
+                    }
+                    if chars[i] == q {
+                        if q == '\'' && chars.get(i + 1) == Some(&'\'') {
+                            i += 2;
+                            continue;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    i += 1;
+                }
+                while i < chars.len() && chars[i] != ':' {
+                    i += 1;
+                }
+            }
+            _ => {
+                while i < chars.len()
+                    && !(chars[i] == ':' && chars.get(i + 1).is_none_or(|c| c.is_whitespace()))
+                {
+                    i += 1;
+                }
+            }
+        }
+        if chars.get(i) != Some(&':') {
+            return mark;
+        }
+        i += 1;
+        while chars.get(i).is_some_and(|c| *c == ' ' || *c == '\t') {
+            i += 1;
+        }
+        match chars.get(i) {
+            Some(c) if *c != '#' => {
+                let at = Position {
+                    line: key.line,
+                    column: i + 1,
+                };
+                // Never past the mark (a value the scan misread stays where the scanner saw it).
+                if (at.line, at.column) <= (mark.line, mark.column) {
+                    at
+                } else {
+                    mark
+                }
+            }
+            _ => mark,
+        }
+    }
+
+    /// Where the current mapping key was written, if the node about to start is its value.
+    fn key_at(&self) -> Option<Position> {
+        match self.stack.last() {
+            Some(Frame::Map {
+                key: Some(_),
+                key_at,
+                ..
+            }) => *key_at,
+            _ => None,
+        }
+    }
+
     /// Path of the node about to start, or `None` if the node is a mapping key.
     fn child_path(&mut self) -> Option<String> {
         match self.stack.last_mut() {
             None => Some(String::new()),
             Some(Frame::Map { key: None, .. }) => None,
-            Some(Frame::Map { path, key: Some(k) }) => Some(if path.is_empty() {
+            Some(Frame::Map {
+                path, key: Some(k), ..
+            }) => Some(if path.is_empty() {
                 k.clone()
             } else {
                 format!("{path}.{k}")
@@ -94,14 +188,17 @@ impl Walker {
     /// A value node finished: the parent map now expects a key, the sequence the next item.
     fn value_done(&mut self) {
         match self.stack.last_mut() {
-            Some(Frame::Map { key, .. }) => *key = None,
+            Some(Frame::Map { key, key_at, .. }) => {
+                *key = None;
+                *key_at = None;
+            }
             Some(Frame::Seq { index, .. }) => *index += 1,
             None => {}
         }
     }
 }
 
-impl MarkedEventReceiver for Walker {
+impl MarkedEventReceiver for Walker<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let pos = Position {
             line: mark.line(),
@@ -110,7 +207,7 @@ impl MarkedEventReceiver for Walker {
         match ev {
             Event::Scalar(value, ..) => match self.child_path() {
                 None => {
-                    if let Some(Frame::Map { path, key }) = self.stack.last_mut() {
+                    if let Some(Frame::Map { path, key, key_at }) = self.stack.last_mut() {
                         let full = if path.is_empty() {
                             value.clone()
                         } else {
@@ -119,16 +216,19 @@ impl MarkedEventReceiver for Walker {
                         self.positions.entry(full).or_insert(pos);
                         self.starts.entry(path.clone()).or_insert(pos);
                         *key = Some(value);
+                        *key_at = Some(pos);
                     }
                 }
                 Some(p) => {
-                    self.positions.insert(p, pos);
+                    let at = self.node_start(self.key_at(), pos);
+                    self.positions.insert(p, at);
                     self.value_done();
                 }
             },
             Event::Alias(_) => {
                 if let Some(p) = self.child_path() {
-                    self.positions.insert(p, pos);
+                    let at = self.node_start(self.key_at(), pos);
+                    self.positions.insert(p, at);
                 }
                 self.value_done();
             }
@@ -138,7 +238,11 @@ impl MarkedEventReceiver for Walker {
                 let path = self.child_path().unwrap_or_default();
                 self.positions.entry(path.clone()).or_insert(pos);
                 self.stack.push(if matches!(ev, Event::MappingStart(..)) {
-                    Frame::Map { path, key: None }
+                    Frame::Map {
+                        path,
+                        key: None,
+                        key_at: None,
+                    }
                 } else {
                     Frame::Seq { path, index: 0 }
                 });
@@ -166,5 +270,18 @@ mod tests {
         // a field that was not written is reported at its closest written parent
         assert_eq!(l.find("brokers[1].name").map(|p| p.line), Some(6));
         assert_eq!(l.find("nothing"), None);
+    }
+
+    #[test]
+    fn a_value_starts_where_go_yaml_starts_it() {
+        let text = "a: |\n  x\nb: &n y\nc: !!str z\n\"d:e\": 'w'\nf:   v # c\ng:\n  u\n";
+        let l = Locator::new(text);
+        let at = |p: &str| l.get(p).map(|p| (p.line, p.column));
+        assert_eq!(at("a"), Some((1, 4)), "a block scalar: its indicator");
+        assert_eq!(at("b"), Some((3, 4)), "an anchor");
+        assert_eq!(at("c"), Some((4, 4)), "a tag");
+        assert_eq!(at("d:e"), Some((5, 8)), "after a quoted key");
+        assert_eq!(at("f"), Some((6, 6)), "past the blanks");
+        assert_eq!(at("g"), Some((8, 3)), "on its own line: the scanner's mark");
     }
 }

@@ -374,8 +374,13 @@ pub async fn run_bridge(
 /// `count` trips one after another (at least one), each bounded by the module's `timeout`
 /// and all by `deadline`: publish on `publisher` to `topic`, wait for the message on
 /// `messages` (and, at QoS 1 and 2, its acknowledgement). The first failure's reason is
-/// kept; a failure other than `timeout` ends the run (the next would fail the same way).
-/// Sets `success` when every message came back.
+/// kept. A failure other than `timeout` ends the run (the next would fail the same way), and
+/// so does a `timeout` before any message came back: the path carries nothing (an ACL that
+/// drops QoS 0, a bridge that does not map the topic), and waiting the module's `timeout`
+/// for each of `count` messages would keep `mqtt-sentinel probe` busy for `count` ×
+/// `timeout` to say the same thing. A timeout after earlier messages came back is loss and
+/// the run goes on, so `--count` still measures intermittent loss. Sets `success` when every
+/// message came back.
 async fn trips(
     publisher: &paho::AsyncClient,
     messages: &mut mpsc::Receiver<(paho::Message, Instant)>,
@@ -408,8 +413,9 @@ async fn trips(
             if report.reason == Reason::Success {
                 report.reason = why;
             }
-            // After a refusal the next attempt would fail the same way.
-            if why != Reason::Timeout {
+            // After a refusal, or a silence from the start, the next attempt would fail the
+            // same way.
+            if why != Reason::Timeout || report.rtts.is_empty() {
                 break;
             }
         }

@@ -446,6 +446,16 @@ fn the_bridge_probe_cli_fails_when_the_bridge_does_not_carry_the_topic() {
     assert_eq!(j["reason"], "not_delivered", "{text}");
     assert_eq!(j["received"], 0, "{text}");
     assert!(j["lost"].as_u64().is_some_and(|n| n >= 1), "{text}");
+    // At QoS 0 nothing says "not delivered" but the silence: the first timeout with nothing
+    // arrived ends the run (one module timeout, not one per message of --count).
+    let (code, j, text) = probe_bridge(&edge, &central, &["--qos", "0", "--count", "3"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert_eq!(j["reason"], "timeout", "{text}");
+    assert_eq!(
+        (j["sent"].as_u64(), j["received"].as_u64()),
+        (Some(1), Some(0)),
+        "{text}"
+    );
 }
 
 #[test]

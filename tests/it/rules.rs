@@ -342,8 +342,9 @@ fn both(dir: &Path, check_or_test: &str, files: &[&str]) -> [(String, String, Op
 #[test]
 fn rules_check_prints_what_promtool_prints() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules/check");
-    let runs: [&[&str]; 9] = [
+    let runs: [&[&str]; 10] = [
         &["ok.yml"],
+        &["positions.yml"],
         &["exprs.yml"],
         &["structure.yml"],
         &["fields.yml"],
