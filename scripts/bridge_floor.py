@@ -297,8 +297,17 @@ def main():
         ap.error("loopback only: --host 127.0.0.1")
     if not 1 <= args.in_flight <= 100:
         ap.error("--in-flight must be 1..100")
+    if args.n < 1 or args.warmup < 0:
+        ap.error("-n must be >= 1 and --warmup >= 0")
+    if args.qos not in ("0", "1", "2", "all"):
+        ap.error("--qos must be 0, 1, 2 or all")
     for q in [0, 1, 2] if args.qos == "all" else [int(args.qos)]:
-        one_way, comp = measure(args, q)
+        try:
+            one_way, comp = measure(args, q)
+        except (OSError, TimeoutError, RuntimeError, Timeout) as e:
+            # A refused port, a broker that stops answering, a bridge that does not carry the
+            # topic (nothing arrives on B within --timeout): one line, exit 1.
+            sys.exit("bridge_floor: qos %d: %s: %s" % (q, type(e).__name__, e))
         if args.json:
             print(json.dumps({"label": args.label, "port": args.port_a, "to_port": args.port_b, "qos": q,
                               "in_flight": args.in_flight, "client_nodelay": not args.no_nodelay,
