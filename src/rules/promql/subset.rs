@@ -109,7 +109,7 @@ pub fn parse(text: &str) -> Result<Expr, String> {
     if let Some(e) = super::parse_error::describe(text) {
         return Err(e);
     }
-    let expr = promql_parser::parser::parse(text)?;
+    let expr = promql_parser::parser::parse(&super::parse_error::raw_strings_quoted(text))?;
     check(&expr)?;
     Ok(expr)
 }
