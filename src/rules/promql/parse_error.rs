@@ -58,30 +58,18 @@ struct ParseErr {
 /// `lexRawString`). Only for a text [`describe`] accepted (its lexer finds the strings);
 /// borrowed unchanged when it has none.
 pub fn raw_strings_quoted(text: &str) -> std::borrow::Cow<'_, str> {
-    let raws: Vec<Tok> = lex(text)
-        .into_iter()
-        .filter(|t| matches!(t.kind, Kind::Str) && t.val.starts_with('`'))
-        .collect();
-    if raws.is_empty() {
+    if !text.contains('`') {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     let mut at = 0;
-    for t in raws {
-        out.push_str(&text[at..t.pos]);
-        out.push('"');
-        for c in t.val[1..t.val.len().saturating_sub(1).max(1)].chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c => out.push(c),
-            }
+    for t in lex(text) {
+        if matches!(t.kind, Kind::Str) && t.val.starts_with('`') {
+            out.push_str(&text[at..t.pos]);
+            // A raw string holds no backquote: its value is what lies between the two.
+            out.push_str(&go_quote(t.val.trim_matches('`')));
+            at = t.pos + t.val.len();
         }
-        out.push('"');
-        at = t.pos + t.val.len();
     }
     out.push_str(&text[at..]);
     std::borrow::Cow::Owned(out)
@@ -2352,9 +2340,12 @@ mod tests {
         assert_eq!(q(r#"x{a="b"}"#), r#"x{a="b"}"#);
         assert_eq!(q(r"x{a=~`v\d+`}"), r#"x{a=~"v\\d+"}"#);
         assert_eq!(q("f(`a\"b`, `c`) + `d`"), r#"f("a\"b", "c") + "d""#);
+        assert_eq!(q("x{a=`\t\x01`}"), r#"x{a="\t\x01"}"#);
         // what promql-parser reads is the value Prometheus reads from the raw string
         let e = crate::rules::promql::subset::parse(r"x{a=~`v\d+`}").unwrap();
         assert!(format!("{e:?}").contains(r"v\\d+"), "{e:?}");
+        let e = crate::rules::promql::subset::parse("x{a=`\t\x01`}").unwrap();
+        assert!(format!("{e:?}").contains(r#""\t\u{1}""#), "{e:?}");
     }
 
     #[test]
